@@ -1,0 +1,50 @@
+# The two commands: `make demo` and `make test`. Both create .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export DO_NOT_TRACK := 1
+export RUNTIME__DLTHUB_TELEMETRY := false
+export GX_ANALYTICS_ENABLED := False
+export DAGSTER_DISABLE_TELEMETRY := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install demo test lint unit e2e bench clean lock
+
+install: $(STAMP)
+
+# Pinned: pyproject.toml names the direct dependencies, requirements.lock every transitive one.
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lakepulse demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest -m "not integration and not e2e"
+
+lint: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+# Re-resolve the lock after changing pyproject.toml: `make lock`, then commit requirements.lock.
+lock:
+	rm -rf /tmp/lakepulse-lock && $(PYTHON) -m venv /tmp/lakepulse-lock
+	/tmp/lakepulse-lock/bin/pip install --quiet --upgrade "pip==26.3" && /tmp/lakepulse-lock/bin/pip install --quiet -e ".[dev]"
+	/tmp/lakepulse-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache dbt_project/target dbt_project/logs

@@ -1,0 +1,79 @@
+-- One row per event: bronze deduplicated on (tenant_id, message_id), typed and renamed for
+-- the models downstream. The latest load of a message wins.
+
+with
+
+source as (
+
+    select * from {{ source('raw', 'events') }}
+
+),
+
+deduplicated as (
+
+    select *
+    from source
+    qualify row_number() over (
+        partition by tenant_id, message_id
+        order by loaded_at desc
+    ) = 1
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        tenant_id,
+        message_id,
+        coalesce(user_id, anonymous_id) as visitor_id,
+        user_id,
+        anonymous_id,
+
+        -- what happened
+        type as event_type,
+        coalesce(event, type) as event_name,
+
+        -- when (UTC)
+        "timestamp"::timestamptz as event_at,
+        original_timestamp::timestamptz as original_at,
+        sent_at::timestamptz as sent_at,
+        received_at::timestamptz as received_at,
+        loaded_at::timestamptz as loaded_at,
+        event_date,
+
+        -- where from
+        page_path,
+        page_url,
+        page_referrer,
+        page_title,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        utm_term,
+        utm_content,
+        device_class,
+        locale,
+        library,
+
+        -- commerce and experiments
+        order_id,
+        cast(revenue as decimal(18, 2)) as revenue,
+        currency,
+        product_id,
+        experiment_id,
+        variation_id,
+
+        -- identity
+        group_id,
+        previous_id,
+
+        -- payloads (JSON)
+        properties,
+        traits
+
+    from deduplicated
+
+)
+
+select * from renamed

@@ -1,0 +1,262 @@
+"""The bronze event contract: one Segment message in, one flat, PII-free bronze row out.
+
+The collector calls :func:`normalize` for every message before it writes the landing log, so
+the loader downstream only moves Arrow data. A message that breaks the contract raises
+:class:`ContractError` with a reason an app developer can act on; the collector quarantines it
+(PII-stripped) instead of dropping it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from ingestion.privacy import device_class, scrub, strip_url
+
+EVENT_TYPES = frozenset({"track", "page", "screen", "identify", "group", "alias"})
+MAX_EVENT_BYTES = 32 * 1024
+MAX_BATCH_BYTES = 500 * 1024
+MAX_FUTURE_SKEW = timedelta(days=1)
+"""A corrected timestamp later than this past receipt is a broken client clock: quarantined."""
+
+UTM_FIELDS = ("source", "medium", "campaign", "term", "content")
+
+# Column order and types of bronze rows as written to the landing log. Timestamps travel as
+# epoch microseconds; the loader casts them. Changing this is a schema change of raw.events.
+LANDING_SCHEMA = pa.schema(
+    [
+        pa.field("tenant_id", pa.string(), nullable=False),
+        pa.field("message_id", pa.string(), nullable=False),
+        pa.field("type", pa.string(), nullable=False),
+        ("event", pa.string()),
+        ("user_id", pa.string()),
+        ("anonymous_id", pa.string()),
+        pa.field("timestamp", pa.int64(), nullable=False),
+        ("original_timestamp", pa.int64()),
+        ("sent_at", pa.int64()),
+        pa.field("received_at", pa.int64(), nullable=False),
+        ("page_path", pa.string()),
+        ("page_url", pa.string()),
+        ("page_referrer", pa.string()),
+        ("page_title", pa.string()),
+        ("utm_source", pa.string()),
+        ("utm_medium", pa.string()),
+        ("utm_campaign", pa.string()),
+        ("utm_term", pa.string()),
+        ("utm_content", pa.string()),
+        ("device_class", pa.string()),
+        ("locale", pa.string()),
+        ("library", pa.string()),
+        ("properties", pa.string()),
+        ("traits", pa.string()),
+        ("order_id", pa.string()),
+        ("revenue", pa.float64()),
+        ("currency", pa.string()),
+        ("product_id", pa.string()),
+        ("experiment_id", pa.string()),
+        ("variation_id", pa.string()),
+        ("group_id", pa.string()),
+        ("previous_id", pa.string()),
+    ]
+)
+
+REJECTED_SCHEMA = pa.schema(
+    [
+        pa.field("tenant_id", pa.string(), nullable=False),
+        pa.field("rejection_id", pa.string(), nullable=False),
+        ("message_id", pa.string()),
+        pa.field("received_at", pa.int64(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        ("payload", pa.string()),
+    ]
+)
+
+
+class ContractError(ValueError):
+    """A message that breaks the event contract; the text is the reason shown to the sender."""
+
+
+def _micros(ts: datetime) -> int:
+    return int(ts.timestamp() * 1_000_000)
+
+
+def parse_time(value: Any, field: str) -> datetime | None:
+    """Parse an ISO 8601 timestamp (Segment's format); naive values are taken as UTC."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ContractError(f"'{field}' must be an ISO 8601 string, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ContractError(f"'{field}' is not a valid ISO 8601 timestamp: {value[:40]!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def corrected_timestamp(
+    original: datetime | None, sent_at: datetime | None, received_at: datetime
+) -> datetime:
+    """Segment's clock-skew correction: ``receivedAt - (sentAt - originalTimestamp)``."""
+    if original is None:
+        return received_at
+    if sent_at is None:
+        return original
+    return received_at - (sent_at - original)
+
+
+def _id(value: Any, field: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ContractError(f"'{field}' must be a string or number, got {type(value).__name__}")
+    text = str(value)
+    if len(text) > 512:
+        raise ContractError(f"'{field}' is longer than 512 characters")
+    return text
+
+
+def _obj(message: dict, field: str) -> dict:
+    value = message.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ContractError(f"'{field}' must be an object, got {type(value).__name__}")
+    return value
+
+
+def _str(value: Any) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value)
+
+
+def _number(value: Any, field: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ContractError(f"'properties.{field}' must be a number, got {type(value).__name__}")
+    return float(value)
+
+
+def message_id_for(message: dict) -> str:
+    """Segment SDKs always send a messageId; a hand-made call without one gets a content hash,
+    so retrying the same payload still deduplicates."""
+    return "h_" + hashlib.sha256(orjson.dumps(message, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+def normalize(
+    message: Any,
+    *,
+    tenant_id: str,
+    secret: bytes,
+    received_at: datetime,
+    batch_context: dict | None = None,
+    batch_sent_at: Any = None,
+    default_type: str | None = None,
+) -> dict[str, Any]:
+    """Validate one message and flatten it into a bronze row (see ``LANDING_SCHEMA``)."""
+    if not isinstance(message, dict):
+        raise ContractError(f"each event must be a JSON object, got {type(message).__name__}")
+    kind = message.get("type", default_type)
+    if kind not in EVENT_TYPES:
+        raise ContractError(
+            f"'type' must be one of {', '.join(sorted(EVENT_TYPES))}; got {str(kind)[:40]!r}"
+        )
+    user_id = _id(message.get("userId"), "userId")
+    anonymous_id = _id(message.get("anonymousId"), "anonymousId")
+    if user_id is None and anonymous_id is None:
+        raise ContractError("either 'userId' or 'anonymousId' is required")
+    event = message.get("event")
+    if kind == "track":
+        if not isinstance(event, str) or not event.strip():
+            raise ContractError("'event' (a non-empty string) is required for track calls")
+    elif kind in {"page", "screen"}:
+        event = _str(message.get("name"))
+    else:
+        event = None
+    group_id = _id(message.get("groupId"), "groupId")
+    if kind == "group" and group_id is None:
+        raise ContractError("'groupId' is required for group calls")
+    previous_id = _id(message.get("previousId"), "previousId")
+    if kind == "alias" and (previous_id is None or user_id is None):
+        raise ContractError("'previousId' and 'userId' are required for alias calls")
+
+    properties = _obj(message, "properties")
+    traits = _obj(message, "traits")
+    context = _obj(message, "context") or (batch_context or {})
+    if not isinstance(context, dict):
+        raise ContractError("'context' must be an object")
+
+    original = parse_time(message.get("originalTimestamp") or message.get("timestamp"), "timestamp")
+    sent_at = parse_time(message.get("sentAt", batch_sent_at), "sentAt")
+    timestamp = corrected_timestamp(original, sent_at, received_at)
+    if timestamp - received_at > MAX_FUTURE_SKEW:
+        raise ContractError(
+            f"timestamp {timestamp.isoformat()} is more than a day after it was received"
+        )
+
+    page = context.get("page") if isinstance(context.get("page"), dict) else {}
+    if kind == "page":
+        page = {**page, **{k: v for k, v in properties.items() if k in {"path", "url", "referrer", "title"}}}
+    campaign = context.get("campaign") if isinstance(context.get("campaign"), dict) else {}
+    device = context.get("device") if isinstance(context.get("device"), dict) else {}
+    library = context.get("library") if isinstance(context.get("library"), dict) else {}
+    products = properties.get("products")
+    first_product = products[0] if isinstance(products, list) and products and isinstance(products[0], dict) else {}
+
+    row: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "message_id": _id(message.get("messageId"), "messageId") or message_id_for(message),
+        "type": kind,
+        "event": event,
+        "user_id": user_id,
+        "anonymous_id": anonymous_id,
+        "timestamp": _micros(timestamp),
+        "original_timestamp": _micros(original) if original else None,
+        "sent_at": _micros(sent_at) if sent_at else None,
+        "received_at": _micros(received_at),
+        "page_path": _str(page.get("path")),
+        "page_url": strip_url(page["url"]) if isinstance(page.get("url"), str) else None,
+        "page_referrer": strip_url(page["referrer"]) if isinstance(page.get("referrer"), str) else None,
+        "page_title": _str(page.get("title")),
+        "device_class": device_class(_str(context.get("userAgent")), _str(device.get("type"))),
+        "locale": _str(context.get("locale")),
+        "library": _str(library.get("name")),
+        "properties": orjson.dumps(scrub(properties, secret)).decode() if properties else None,
+        "traits": orjson.dumps(scrub(traits, secret)).decode() if traits else None,
+        "order_id": _id(properties.get("order_id"), "properties.order_id"),
+        "revenue": _number(properties.get("revenue", properties.get("total")), "revenue"),
+        "currency": _str(properties.get("currency")),
+        "product_id": _id(properties.get("product_id", first_product.get("product_id")), "product_id"),
+        "experiment_id": _id(properties.get("experiment_id"), "properties.experiment_id"),
+        "variation_id": _id(properties.get("variation_id"), "properties.variation_id"),
+        "group_id": group_id,
+        "previous_id": previous_id,
+    }
+    for field in UTM_FIELDS:
+        row[f"utm_{field}"] = _str(campaign.get(field if field != "campaign" else "name"))
+    if row["revenue"] is not None and row["revenue"] < 0:
+        raise ContractError("'properties.revenue' must not be negative")
+    return row
+
+
+def rejection(
+    *, tenant_id: str, secret: bytes, received_at: datetime, payload: Any, reason: str, index: int
+) -> dict[str, Any]:
+    """A quarantine row: the reason and the PII-scrubbed original payload."""
+    message_id = payload.get("messageId") if isinstance(payload, dict) else None
+    body = orjson.dumps(scrub(payload, secret), option=orjson.OPT_SORT_KEYS)
+    return {
+        "tenant_id": tenant_id,
+        "rejection_id": hashlib.sha256(
+            f"{tenant_id}|{message_id}|{_micros(received_at)}|{index}".encode() + body
+        ).hexdigest()[:32],
+        "message_id": _str(message_id),
+        "received_at": _micros(received_at),
+        "reason": reason,
+        "payload": body.decode()[:MAX_EVENT_BYTES],
+    }

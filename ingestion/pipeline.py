@@ -1,0 +1,148 @@
+"""dlt source and pipeline: landing log -> Delta bronze (``raw.events``, ``raw.events_rejected``).
+
+Each resource reads only landing files it has not loaded, through Arrow (no Python per event),
+and upserts into Delta on its key, so a retried load, a file offered twice or an SDK retry all
+land once. The cursor lives in dlt state and is committed with the load; if a load dies after
+Delta committed but before the state did, the files are read again and the upsert absorbs them.
+
+Cursor per landing partition: a watermark (newest file name loaded) plus the names loaded in
+the last ``LOOKBACK_MICROS``. Files are named when published, but two writers can publish out of
+name order by a few milliseconds; the lookback keeps such a file from being skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingestion.contract import LANDING_SCHEMA, REJECTED_SCHEMA
+from ingestion.landing import LandingFile, LandingLog, read_files
+from lakepulse.config import Settings
+
+PIPELINE_NAME = "lakepulse_bronze"
+DATASET_NAME = "raw"
+LOOKBACK_MICROS = 10 * 60 * 1_000_000
+MAX_FILES_PER_CHUNK = 500
+"""Files read into one Arrow table; bounds memory when a backlog has built up."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    kind: str
+    schema: pa.Schema
+    key: tuple[str, str]
+
+
+EVENTS = TableSpec("events", "events", LANDING_SCHEMA, ("tenant_id", "message_id"))
+REJECTED = TableSpec("events_rejected", "rejected", REJECTED_SCHEMA, ("tenant_id", "rejection_id"))
+
+
+def _micros_to_ts(column: pa.Array) -> pa.Array:
+    return column.cast(pa.timestamp("us", tz="UTC"))
+
+
+def to_bronze(table: pa.Table, spec: TableSpec, loaded_at_micros: int) -> pa.Table:
+    """Cast landing rows to bronze types, add load metadata, keep the last copy of each key."""
+    for name in ("timestamp", "original_timestamp", "sent_at", "received_at"):
+        if name in table.column_names:
+            idx = table.column_names.index(name)
+            table = table.set_column(idx, pa.field(name, pa.timestamp("us", tz="UTC"), table.schema.field(name).nullable), _micros_to_ts(table[name]))
+    table = table.append_column(
+        pa.field("loaded_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.array([loaded_at_micros] * table.num_rows, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+    )
+    time_column = "timestamp" if spec is EVENTS else "received_at"
+    table = table.append_column(
+        pa.field("event_date", pa.date32(), nullable=False), pc.cast(table[time_column], pa.date32())
+    )
+    return dedupe_last(table, spec.key)
+
+
+def dedupe_last(table: pa.Table, key: tuple[str, ...]) -> pa.Table:
+    """dlt's Delta upsert does not deduplicate within a batch: keep one row per key."""
+    if table.num_rows == 0:
+        return table
+    indexed = table.select(list(key)).append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+    keep = indexed.group_by(list(key), use_threads=False).aggregate([("_row", "max")])["_row_max"]
+    if len(keep) == table.num_rows:
+        return table
+    return table.take(pc.take(keep, pc.sort_indices(keep)))
+
+
+def _pending(files: list[LandingFile], cursor: dict) -> list[LandingFile]:
+    watermark = cursor.get("watermark", "")
+    recent = set(cursor.get("recent", []))
+    floor = _name_minus(watermark, LOOKBACK_MICROS)
+    return [f for f in files if f.name > watermark or (f.name >= floor and f.name not in recent)]
+
+
+def _name_minus(name: str, micros: int) -> str:
+    if not name:
+        return ""
+    return f"{max(int(name.split('-', 1)[0]) - micros, 0):016d}"
+
+
+def _advance(cursor: dict, loaded: list[LandingFile]) -> dict:
+    names = set(cursor.get("recent", [])) | {f.name for f in loaded}
+    watermark = max([cursor.get("watermark", ""), *names])
+    floor = _name_minus(watermark, LOOKBACK_MICROS)
+    return {"watermark": watermark, "recent": sorted(n for n in names if n >= floor)}
+
+
+def _landing_resource(spec: TableSpec, landing: LandingLog):
+    columns = {"event_date": {"partition": True}} if spec is EVENTS else None
+
+    @dlt.resource(
+        name=spec.name,
+        primary_key=list(spec.key),
+        write_disposition={"disposition": "merge", "strategy": "upsert"},
+        table_format="delta",
+        columns=columns,
+    )
+    def read_landing() -> Iterator[pa.Table]:
+        state = dlt.current.resource_state()
+        cursors: dict = state.setdefault("cursors", {})
+        by_partition: dict[str, list[LandingFile]] = {}
+        for f in landing.files(spec.kind):
+            by_partition.setdefault(f.partition, []).append(f)
+        loaded_at = time.time_ns() // 1000
+        for partition, files in sorted(by_partition.items()):
+            pending = _pending(files, cursors.get(partition, {}))
+            for start in range(0, len(pending), MAX_FILES_PER_CHUNK):
+                chunk = pending[start : start + MAX_FILES_PER_CHUNK]
+                table = read_files([f.path for f in chunk], spec.schema)
+                if table.num_rows:
+                    yield to_bronze(table, spec, loaded_at)
+                cursors[partition] = _advance(cursors.get(partition, {}), chunk)
+
+    return read_landing
+
+
+@dlt.source(name="landing_log", max_table_nesting=0)
+def landing_log(landing_dir: str):
+    """Both bronze tables from one landing log; resources keep separate cursors."""
+    landing = LandingLog(landing_dir)
+    return [_landing_resource(EVENTS, landing), _landing_resource(REJECTED, landing)]
+
+
+def bronze_pipeline(settings: Settings) -> dlt.Pipeline:
+    """The dlt pipeline writing Delta tables under ``$LAKEPULSE_HOME/lake/raw``."""
+    settings.ensure_dirs()
+    return dlt.pipeline(
+        pipeline_name=PIPELINE_NAME,
+        destination=dlt.destinations.filesystem(bucket_url=settings.lake_dir.as_uri()),
+        dataset_name=DATASET_NAME,
+        pipelines_dir=str(settings.dlt_pipelines_dir),
+    )
+
+
+def run_ingest(settings: Settings):
+    """One landing-to-bronze load without Dagster (``lakepulse ingest``)."""
+    pipeline = bronze_pipeline(settings)
+    return pipeline.run(landing_log(str(settings.landing_dir)))

@@ -1,0 +1,153 @@
+"""Privacy rules: the one place that decides what personal data may be stored.
+
+Everything the collector writes to the landing log passes through :func:`scrub`, so no raw PII
+reaches disk: IP addresses are dropped, emails and phone numbers are replaced by a per-tenant
+HMAC (joinable within a tenant, useless across tenants or without the secret), direct
+identifiers such as names and addresses are dropped, PII query parameters are stripped from
+URLs, and user agents are reduced to a device class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+HASHED_KEYS = frozenset({"email", "phone", "mobile", "phone_number", "phonenumber", "email_address"})
+"""Keys whose values are HMAC-hashed: stable pseudonyms let analysts join on them."""
+
+DROPPED_KEYS = frozenset(
+    {
+        "ip",
+        "ipaddress",
+        "ip_address",
+        "name",
+        "firstname",
+        "first_name",
+        "lastname",
+        "last_name",
+        "address",
+        "street",
+        "birthday",
+        "dateofbirth",
+        "date_of_birth",
+        "ssn",
+        "password",
+        "creditcard",
+        "credit_card",
+        "card_number",
+    }
+)
+"""Keys removed outright: no analytics question needs them."""
+
+PII_QUERY_PARAMS = frozenset(
+    {
+        "email",
+        "e-mail",
+        "mail",
+        "phone",
+        "tel",
+        "name",
+        "firstname",
+        "first_name",
+        "lastname",
+        "last_name",
+        "address",
+        "token",
+        "access_token",
+        "auth",
+        "password",
+        "ssn",
+        "zip",
+        "postcode",
+    }
+)
+"""Query parameters stripped from every URL (page url, referrer, search strings)."""
+
+URL_KEYS = frozenset({"url", "referrer", "search", "href", "referringurl"})
+
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_MOBILE_RE = re.compile(r"Mobi|iPhone|iPod|Android.*Mobile|Windows Phone|BlackBerry", re.I)
+_TABLET_RE = re.compile(r"iPad|Tablet|Android(?!.*Mobile)|Kindle|Silk", re.I)
+_BOT_RE = re.compile(r"bot|crawl|spider|slurp|headless|monitor", re.I)
+
+
+def _norm_key(key: str) -> str:
+    return key.lower().replace("-", "").replace(" ", "")
+
+
+def hash_pii(value: Any, secret: bytes) -> str:
+    """HMAC-SHA256 of a normalised email or phone, so the same person hashes the same way."""
+    text = str(value).strip()
+    text = text.lower() if "@" in text else re.sub(r"[^\d+]", "", text) or text.lower()
+    return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()
+
+
+def strip_url(url: str) -> str:
+    """Remove PII query parameters (and any e-mail address-looking value) from a URL."""
+    if "?" not in url and "@" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if _norm_key(k) not in PII_QUERY_PARAMS and not _EMAIL_RE.fullmatch(v)
+    ]
+    netloc = parts.netloc.rsplit("@", 1)[-1]  # credentials in the authority part
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
+
+
+def strip_search(search: str) -> str:
+    """Strip a bare ``?a=b`` search string the way :func:`strip_url` strips a URL's query."""
+    stripped = strip_url("x:" + (search if search.startswith("?") else "?" + search))
+    return stripped[2:]
+
+
+def device_class(user_agent: str | None, device_type: str | None = None) -> str:
+    """Reduce a user agent to mobile / tablet / desktop / bot / unknown."""
+    if device_type:
+        kind = str(device_type).lower()
+        if kind in {"mobile", "phone", "ios", "android"}:
+            return "mobile"
+        if kind in {"tablet", "ipad"}:
+            return "tablet"
+        if kind in {"desktop", "computer", "web"}:
+            return "desktop"
+    if not user_agent:
+        return "unknown"
+    if _BOT_RE.search(user_agent):
+        return "bot"
+    if _TABLET_RE.search(user_agent):
+        return "tablet"
+    if _MOBILE_RE.search(user_agent):
+        return "mobile"
+    return "desktop"
+
+
+def scrub(value: Any, secret: bytes) -> Any:
+    """Return a copy of a JSON value with every privacy rule applied, recursively."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            norm = _norm_key(key)
+            if norm in DROPPED_KEYS:
+                continue
+            if norm in HASHED_KEYS and item is not None and not isinstance(item, dict | list):
+                out[key] = hash_pii(item, secret)
+            elif norm == "useragent" and isinstance(item, str):
+                out["device_class"] = device_class(item)
+            elif norm in URL_KEYS and isinstance(item, str):
+                out[key] = strip_search(item) if norm == "search" else strip_url(item)
+            else:
+                out[key] = scrub(item, secret)
+        return out
+    if isinstance(value, list):
+        return [scrub(item, secret) for item in value]
+    if isinstance(value, str) and _EMAIL_RE.fullmatch(value.strip()):
+        return hash_pii(value, secret)
+    return value

@@ -1,0 +1,253 @@
+"""Seeded storefront traffic in Segment format, for demos, tests and benchmarks.
+
+Visitors arrive through a channel (direct, search, social, email, paid, referral), browse, add
+to cart, check out and buy with realistic drop-off, identify at checkout, and see experiments
+whose variations have a configurable true effect on conversion. The same seed yields the same
+events, so a test can assert exact counts.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+CHANNELS: dict[str, dict[str, Any]] = {
+    "direct": {"weight": 30, "referrer": None, "utm": None},
+    "search": {"weight": 25, "referrer": "https://www.google.com/", "utm": None},
+    "social": {"weight": 15, "referrer": "https://www.instagram.com/", "utm": None},
+    "email": {"weight": 10, "referrer": None, "utm": ("newsletter", "email")},
+    "paid": {"weight": 12, "referrer": "https://www.google.com/", "utm": ("google", "cpc")},
+    "referral": {"weight": 8, "referrer": "https://blog.example.org/gift-guide", "utm": None},
+}
+DEVICES = {
+    "desktop": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36",
+    "mobile": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1",
+    "tablet": "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1",
+}
+PRODUCTS = [(f"sku-{i:03d}", round(9.0 + i * 3.5, 2)) for i in range(40)]
+
+
+@dataclass
+class Experiment:
+    experiment_id: str
+    variations: dict[str, float]
+    """variation id -> multiplier on purchase probability (1.0 = no effect)."""
+
+
+@dataclass
+class SimConfig:
+    seed: int = 42
+    tenants: dict[str, str] = field(default_factory=dict)
+    """tenant name -> write key."""
+    purchase_rate: float = 0.35
+    """Probability that a visitor who starts checkout completes the order."""
+    returning_share: float = 0.3
+    experiments: list[Experiment] = field(
+        default_factory=lambda: [Experiment("checkout_button", {"control": 1.0, "green": 1.15})]
+    )
+
+
+class TrafficGenerator:
+    """Yields ``(tenant, write_key, message)`` in visit order; deterministic for a seed."""
+
+    def __init__(self, config: SimConfig, clock: datetime | None = None):
+        if not config.tenants:
+            raise ValueError("the simulator needs at least one tenant write key")
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.clock = clock
+        self.visitors: dict[str, list[str]] = {t: [] for t in config.tenants}
+        self.users: dict[str, str] = {}
+
+    def _now(self) -> datetime:
+        return self.clock or datetime.now(UTC)
+
+    def _id(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def visits(self) -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
+        """Each item is one visit's events, in order."""
+        tenants = sorted(self.config.tenants)
+        while True:
+            tenant = self.rng.choice(tenants)
+            yield self._visit(tenant, self.config.tenants[tenant])
+
+    def events(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        for visit in self.visits():
+            yield from visit
+
+    def _visit(self, tenant: str, key: str) -> list[tuple[str, str, dict[str, Any]]]:
+        rng = self.rng
+        known = self.visitors[tenant]
+        if known and rng.random() < self.config.returning_share:
+            anonymous_id = rng.choice(known)
+        else:
+            anonymous_id = self._id()
+            known.append(anonymous_id)
+            if len(known) > 5000:
+                known.pop(0)
+        user_id = self.users.get(anonymous_id)
+        channel = rng.choices(list(CHANNELS), weights=[c["weight"] for c in CHANNELS.values()])[0]
+        device = rng.choices(list(DEVICES), weights=[50, 42, 8])[0]
+        spec = CHANNELS[channel]
+        context: dict[str, Any] = {
+            "userAgent": DEVICES[device],
+            "locale": rng.choice(["en-US", "en-GB", "de-DE", "fr-FR"]),
+            "library": {"name": "lakepulse-simulator", "version": "1"},
+            "ip": f"203.0.113.{rng.randrange(1, 255)}",
+        }
+        query = ""
+        if spec["utm"]:
+            source, medium = spec["utm"]
+            campaign = rng.choice(["spring_launch", "weekly_deals"])
+            context["campaign"] = {"source": source, "medium": medium, "name": campaign}
+            query = f"?utm_source={source}&utm_medium={medium}&utm_campaign={campaign}"
+        start = self._now()
+        clock = [start]
+        out: list[tuple[str, str, dict[str, Any]]] = []
+
+        def emit(kind: str, **fields: Any) -> None:
+            clock[0] += timedelta(seconds=rng.uniform(2, 40))
+            page = {"path": fields.pop("path", "/"), "referrer": spec["referrer"] or ""}
+            page["url"] = f"https://shop.{tenant}.example{page['path']}{query}"
+            message = {
+                "type": kind,
+                "messageId": self._id(),
+                "anonymousId": anonymous_id,
+                "timestamp": clock[0],
+                "context": {**context, "page": page},
+                **fields,
+            }
+            if user_id:
+                message["userId"] = user_id
+            out.append((tenant, key, message))
+
+        product, price = rng.choice(PRODUCTS)
+        emit("page", name="Home", properties={"path": "/"}, path="/")
+        exposure = None
+        if self.config.experiments and rng.random() < 0.6:
+            experiment = rng.choice(self.config.experiments)
+            variation = sorted(experiment.variations)[
+                int(uuid.UUID(anonymous_id).int % len(experiment.variations))
+            ]
+            exposure = experiment.variations[variation]
+            emit(
+                "track",
+                event="Experiment Viewed",
+                properties={"experiment_id": experiment.experiment_id, "variation_id": variation},
+            )
+        emit("track", event="Product Viewed", properties={"product_id": product, "price": price}, path=f"/p/{product}")
+        if rng.random() < 0.45:
+            quantity = rng.randint(1, 3)
+            emit("track", event="Product Added", properties={"product_id": product, "price": price, "quantity": quantity}, path=f"/p/{product}")
+            emit("track", event="Cart Viewed", properties={"products": [{"product_id": product, "quantity": quantity}]}, path="/cart")
+            if rng.random() < 0.6:
+                emit("track", event="Checkout Started", properties={"value": price * quantity}, path="/checkout")
+                if user_id is None:
+                    user_id = "u_" + self._id()[:12]
+                    self.users[anonymous_id] = user_id
+                    emit("identify", traits={"email": f"{user_id}@example.com", "plan": "guest"}, path="/checkout")
+                if rng.random() < self.config.purchase_rate * (exposure or 1.0):
+                    emit(
+                        "track",
+                        event="Order Completed",
+                        properties={
+                            "order_id": "o_" + self._id()[:16],
+                            "revenue": round(price * quantity, 2),
+                            "currency": "USD",
+                            "products": [{"product_id": product, "price": price, "quantity": quantity}],
+                        },
+                        path="/checkout/thanks",
+                    )
+        # The visit ends now: events carry past timestamps, as a real SDK's buffered ones would.
+        shift = clock[0] - start
+        for _, _, message in out:
+            message["timestamp"] = (message["timestamp"] - shift).isoformat()
+        return out
+
+
+def _auth(write_key: str) -> str:
+    return "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+
+
+class Sender:
+    """Posts batches to a collector; retries a batch unchanged (same messageIds) on failure."""
+
+    def __init__(self, base_url: str, timeout: float = 10.0, retries: int = 5):
+        self.client = httpx.Client(base_url=base_url, timeout=timeout)
+        self.retries = retries
+
+    def send(self, write_key: str, messages: list[dict[str, Any]]) -> httpx.Response:
+        body = {"batch": messages, "sentAt": datetime.now(UTC).isoformat()}
+        delay = 0.2
+        for attempt in range(self.retries + 1):
+            try:
+                response = self.client.post("/v1/batch", json=body, headers={"Authorization": _auth(write_key)})
+                if response.status_code < 500:
+                    return response
+            except httpx.TransportError:
+                if attempt == self.retries:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        return response
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def run(
+    generator: TrafficGenerator,
+    sender: Sender,
+    *,
+    rate: float,
+    total: int | None = None,
+    duration: float | None = None,
+    batch_size: int = 50,
+    on_progress: Any = None,
+) -> int:
+    """Send events at about ``rate`` per second until ``total`` events or ``duration`` seconds.
+
+    Returns the number of events the collector accepted.
+    """
+    started = time.monotonic()
+    sent = accepted = 0
+    pending: dict[str, list[dict[str, Any]]] = {}
+    keys: dict[str, str] = {}
+
+    def flush(tenant: str) -> None:
+        nonlocal accepted
+        batch = pending.pop(tenant, [])
+        if batch:
+            response = sender.send(keys[tenant], batch)
+            if response.status_code == 200:
+                accepted += len(batch) - len(response.json().get("rejected", []))
+
+    for tenant, key, message in generator.events():
+        if total is not None and sent >= total:
+            break
+        if duration is not None and time.monotonic() - started >= duration:
+            break
+        keys[tenant] = key
+        pending.setdefault(tenant, []).append(message)
+        sent += 1
+        if len(pending[tenant]) >= batch_size:
+            flush(tenant)
+            if on_progress:
+                on_progress(sent, accepted)
+            ahead = sent / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+    for tenant in list(pending):
+        flush(tenant)
+    if on_progress:
+        on_progress(sent, accepted)
+    return accepted

@@ -1,0 +1,164 @@
+"""``lakepulse``: what operators do by hand. Each command says what it did and what to do next."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from lakepulse.config import Settings, disable_telemetry
+
+
+def _settings() -> Settings:
+    disable_telemetry()
+    return Settings.from_env()
+
+
+@click.group(help="Real-time commerce analytics on a lakehouse. Data lives in $LAKEPULSE_HOME.")
+def main() -> None:
+    pass
+
+
+@main.command(help="Start collector, traffic simulator and Dagster UI on localhost; Ctrl-C stops all.")
+@click.option("--rate", default=20.0, show_default=True, help="Simulated events per second.")
+def demo(rate: float) -> None:
+    from lakepulse.demo import run_demo
+
+    sys.exit(run_demo(_settings(), rate, click.echo))
+
+
+@main.command(help="Serve the Segment-compatible collector (LAKEPULSE_COLLECTOR_PORT, default 8088).")
+def collect() -> None:
+    from ingestion.collector import serve
+
+    settings = _settings()
+    settings.ensure_dirs()
+    click.echo(f"collector listening on {settings.collector_url} (POST /v1/batch); landing log: {settings.landing_dir}")
+    serve(settings)
+
+
+@main.command(help="Send seeded storefront traffic to a collector.")
+@click.option("--rate", default=50.0, show_default=True, help="Events per second.")
+@click.option("--events", "total", type=int, default=None, help="Stop after this many events.")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--seed", default=42, show_default=True)
+@click.option("--url", default=None, help="Collector base URL (default: the local collector).")
+@click.option("--write-key", "write_keys", multiple=True, help="TENANT=KEY; default: the demo tenants.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def simulate(rate, total, duration, seed, url, write_keys, quiet) -> None:  # noqa: ANN001
+    from ingestion.simulator import Sender, SimConfig, TrafficGenerator, run
+    from lakepulse.demo import DEMO_TENANTS
+
+    settings = _settings()
+    tenants = dict(pair.split("=", 1) for pair in write_keys) if write_keys else dict(DEMO_TENANTS)
+    generator = TrafficGenerator(SimConfig(seed=seed, tenants=tenants))
+    sender = Sender(url or settings.collector_url)
+    progress = None
+    if not quiet:
+        from rich.progress import Progress
+
+        bar = Progress(transient=False)
+        task = bar.add_task(f"sending at {rate:g} events/s", total=total)
+        bar.start()
+
+        def progress(sent: int, accepted: int) -> None:
+            bar.update(task, completed=sent, description=f"sent {sent}, accepted {accepted}")
+
+    try:
+        accepted = run(generator, sender, rate=rate, total=total, duration=duration, on_progress=progress)
+    except KeyboardInterrupt:
+        accepted = None
+    finally:
+        if not quiet:
+            bar.stop()
+        sender.close()
+    if accepted is not None:
+        click.echo(f"{accepted} events accepted. Next: `lakepulse ingest` then `lakepulse build`.")
+
+
+@main.command(help="Load new landing files into Delta bronze once (no Dagster needed).")
+def ingest() -> None:
+    from deltalake import DeltaTable
+
+    from ingestion.pipeline import run_ingest
+
+    settings = _settings()
+    with click.progressbar(length=1, label="loading landing log into raw.events") as bar:
+        info = run_ingest(settings)
+        bar.update(1)
+    rows = DeltaTable(str(settings.bronze_events_path)).count() if settings.bronze_events_path.exists() else 0
+    click.echo(f"load {info.loads_ids[-1] if info.loads_ids else '-'} done; raw.events holds {rows} events.")
+    click.echo("Next: `lakepulse build` to rebuild the marts.")
+
+
+@main.command(help="dbt build: staging, intermediate and marts, with their tests.")
+@click.argument("dbt_args", nargs=-1)
+def build(dbt_args: tuple[str, ...]) -> None:
+    import subprocess
+
+    from lakepulse.transform import run_dbt
+
+    settings = _settings()
+    try:
+        run_dbt(settings, "build", *dbt_args)
+    except subprocess.CalledProcessError as err:
+        click.echo("dbt build failed; the lines above name the model or test. Fix it and rerun.", err=True)
+        sys.exit(err.returncode)
+    click.echo('Marts rebuilt. Query them: lakepulse sql "select * from marts.mart_event_volume limit 10"')
+
+
+@main.command(help='Read-only SQL over bronze (raw.events) and marts, e.g. lakepulse sql "select 1".')
+@click.argument("query")
+@click.option("--max-rows", default=100, show_default=True)
+def sql(query: str, max_rows: int) -> None:
+    import duckdb
+
+    from lakepulse.query import explorer
+
+    conn, notes = explorer(_settings())
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    try:
+        result = conn.sql(query)
+    except duckdb.Error as err:
+        click.echo(f"query failed: {err}", err=True)
+        sys.exit(2)
+    if result is None:
+        return
+    click.echo(result.limit(max_rows).df().to_string(index=False))
+
+
+@main.group(help="Tenants (merchants) and their write keys.")
+def tenants() -> None:
+    pass
+
+
+@tenants.command("add", help="Register a tenant and print a new write key for its SDKs.")
+@click.argument("name")
+def tenants_add(name: str) -> None:
+    from ingestion.tenants import TenantError, TenantRegistry
+
+    settings = _settings()
+    try:
+        key = TenantRegistry(settings.tenants_file).add(name)
+    except TenantError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    click.echo(key)
+    click.echo(
+        f"Tenant {name!r} can now send events: point a Segment SDK at {settings.collector_url} "
+        "with this write key (shown once; it is stored hashed).",
+        err=True,
+    )
+
+
+@tenants.command("list", help="List registered tenants.")
+def tenants_list() -> None:
+    from ingestion.tenants import TenantRegistry
+
+    for name in TenantRegistry(_settings().tenants_file).tenants():
+        click.echo(name)
+
+
+if __name__ == "__main__":
+    main()

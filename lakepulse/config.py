@@ -1,0 +1,132 @@
+"""Settings read from the environment, with local defaults under one data directory.
+
+Every process (collector, loader, dbt, Dagster, CLI, tests) derives its paths from
+``LAKEPULSE_HOME`` so that pointing one variable elsewhere moves the whole platform, and a test
+gets an isolated platform by setting it to a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+# Telemetry off everywhere: privacy, and no network waits on a machine without internet.
+TELEMETRY_OFF = {
+    "DO_NOT_TRACK": "1",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+    "RUNTIME__DLTHUB_TELEMETRY": "false",
+    "GX_ANALYTICS_ENABLED": "False",
+    "DAGSTER_DISABLE_TELEMETRY": "1",
+}
+
+LANDING_PARTITIONS = 16
+"""Landing-log partitions: a tenant always hashes to the same one, so its order is kept."""
+
+
+def disable_telemetry() -> None:
+    """Set the opt-out variables unless the operator chose otherwise."""
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where everything lives and how to reach it; build with :meth:`from_env`."""
+
+    home: Path
+    collector_host: str = "127.0.0.1"
+    collector_port: int = 8088
+    dagster_port: int = 3000
+    pg_url: str | None = None
+    dagster_home_override: Path | None = None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("LAKEPULSE_HOME") or PROJECT_ROOT / ".lakepulse").expanduser()
+        dagster_home = env.get("DAGSTER_HOME")
+        return cls(
+            home=home.resolve(),
+            collector_host=env.get("LAKEPULSE_COLLECTOR_HOST", "127.0.0.1"),
+            collector_port=int(env.get("LAKEPULSE_COLLECTOR_PORT", "8088")),
+            dagster_port=int(env.get("LAKEPULSE_DAGSTER_PORT", "3000")),
+            pg_url=env.get("LAKEPULSE_PG_URL") or None,
+            dagster_home_override=Path(dagster_home).resolve() if dagster_home else None,
+        )
+
+    # Layout of LAKEPULSE_HOME --------------------------------------------------------------
+    @property
+    def landing_dir(self) -> Path:
+        """Immutable micro-batch files written by the collector."""
+        return self.home / "landing"
+
+    @property
+    def lake_dir(self) -> Path:
+        """Delta tables; ``raw`` is the dlt dataset holding bronze."""
+        return self.home / "lake"
+
+    @property
+    def bronze_events_path(self) -> Path:
+        return self.lake_dir / "raw" / "events"
+
+    @property
+    def bronze_rejected_path(self) -> Path:
+        return self.lake_dir / "raw" / "events_rejected"
+
+    @property
+    def warehouse_path(self) -> Path:
+        """DuckDB file dbt builds into; only the pipeline writes it."""
+        return self.home / "warehouse" / "lakepulse.duckdb"
+
+    @property
+    def dlt_pipelines_dir(self) -> Path:
+        return self.home / "dlt"
+
+    @property
+    def tenants_file(self) -> Path:
+        return self.home / "tenants.json"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.dagster_home_override or self.home / "dagster"
+
+    @property
+    def dbt_target_dir(self) -> Path:
+        """dbt artifacts per data directory, so parallel homes never share a manifest."""
+        return self.home / "dbt" / "target"
+
+    @property
+    def collector_url(self) -> str:
+        return f"http://{self.collector_host}:{self.collector_port}"
+
+    def ensure_dirs(self) -> None:
+        for path in (
+            self.landing_dir,
+            self.lake_dir,
+            self.warehouse_path.parent,
+            self.dlt_pipelines_dir,
+            self.dagster_home,
+            self.dbt_target_dir,
+        ):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def process_env(self) -> dict[str, str]:
+        """Environment for child processes (dbt, Dagster, collector) pointing at this home."""
+        env = dict(os.environ)
+        env.update(TELEMETRY_OFF | {k: v for k, v in os.environ.items() if k in TELEMETRY_OFF})
+        env["LAKEPULSE_HOME"] = str(self.home)
+        env["DAGSTER_HOME"] = str(self.dagster_home)
+        env["LAKEPULSE_COLLECTOR_PORT"] = str(self.collector_port)
+        env["LAKEPULSE_COLLECTOR_HOST"] = self.collector_host
+        env["LAKEPULSE_DAGSTER_PORT"] = str(self.dagster_port)
+        if self.pg_url:
+            env["LAKEPULSE_PG_URL"] = self.pg_url
+        return env
+
+
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,1 @@
+"""Dagster code location for lakepulse; the entry point is ``orchestration.definitions``."""

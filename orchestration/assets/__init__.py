@@ -1,0 +1,1 @@
+"""Asset factories, one module per layer."""

@@ -1,0 +1,62 @@
+"""Bronze layer: the dlt load from the landing log into Delta ``raw.events`` and
+``raw.events_rejected``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, AssetsDefinition
+from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
+from dagster_dlt.translator import DltResourceTranslatorData
+
+from ingestion.pipeline import bronze_pipeline, landing_log
+from lakepulse.config import Settings
+
+LANDING_LOG_KEY = AssetKey(["landing", "log"])
+OWNER = "team:data-platform"
+
+DESCRIPTIONS = {
+    "events": "Accepted Segment events, unique on (tenant_id, message_id), partitioned by "
+    "event_date. PII-free. Loaded by dlt from the landing log (Delta upsert).",
+    "events_rejected": "Events that broke the contract, with the reason and the PII-scrubbed "
+    "payload; nothing is dropped silently.",
+}
+
+landing_log_spec = AssetSpec(
+    key=LANDING_LOG_KEY,
+    description="Immutable micro-batch files written by the collector (fsync + rename before "
+    "the 200 OK), partitioned by a hash of the tenant.",
+    group_name="landing",
+    kinds={"file"},
+    owners=[OWNER],
+)
+
+
+class BronzeTranslator(DagsterDltTranslator):
+    """Names dlt resources ``raw/<table>`` so they match the dbt sources downstream."""
+
+    def get_asset_spec(self, data: DltResourceTranslatorData) -> AssetSpec:
+        spec = super().get_asset_spec(data)
+        name = data.resource.name
+        return spec.replace_attributes(
+            key=AssetKey(["raw", name]),
+            deps=[LANDING_LOG_KEY],
+            group_name="bronze",
+            description=DESCRIPTIONS.get(name, spec.description),
+            owners=[OWNER],
+            kinds={"dlt", "delta"},
+        )
+
+
+def build_bronze_assets(settings: Settings) -> AssetsDefinition:
+    @dlt_assets(
+        dlt_source=landing_log(str(settings.landing_dir)),
+        dlt_pipeline=bronze_pipeline(settings),
+        name="bronze_load",
+        dagster_dlt_translator=BronzeTranslator(),
+        op_tags={"lakepulse/stage": "ingest"},
+    )
+    def bronze_load(context: AssetExecutionContext, dlt: DagsterDltResource) -> Iterator:
+        yield from dlt.run(context=context)
+
+    return bronze_load

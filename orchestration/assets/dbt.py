@@ -1,0 +1,44 @@
+"""Silver and gold layers: every dbt model as an asset, dbt tests as asset checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+OWNER = "team:analytics-engineering"
+
+
+class LakepulseDbtTranslator(DagsterDbtTranslator):
+    """Groups dbt models by layer folder (staging, intermediate, marts); sources keep their
+    ``<source>/<table>`` keys so ``raw/events`` joins the dlt asset upstream."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] != "model":
+            return None
+        fqn = dbt_resource_props.get("fqn", [])
+        return fqn[1] if len(fqn) > 2 else "marts"
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
+        return AssetKey([dbt_resource_props["name"]])
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
+        return [OWNER]
+
+
+def build_dbt_assets(project: DbtProject) -> AssetsDefinition:
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=LakepulseDbtTranslator(),
+        name="dbt_models",
+        op_tags={"lakepulse/stage": "transform"},
+    )
+    def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator:
+        yield from dbt.cli(["build"], context=context).stream()
+
+    return dbt_models
