@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dagster import ConfigurableResource
 from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt.dbt_project import using_dagster_dev
 
 from lakepulse.config import DBT_PROJECT_DIR, Settings
+from lakepulse.transform import dbt_executable, run_dbt
 
 
 class LakepulseResource(ConfigurableResource):
@@ -25,12 +27,15 @@ def dbt_project_for(settings: Settings) -> DbtProject:
         profiles_dir=DBT_PROJECT_DIR,
         target_path=settings.dbt_target_dir,
     )
-    if not project.manifest_path.exists():
-        project.preparer.prepare(project)
-    else:
-        project.prepare_if_dev()
+    # Parsed with our own dbt invocation (dagster-dbt's preparer needs `dbt` on PATH); under
+    # `dagster dev` on every load, so model edits show up on a code-location reload.
+    if using_dagster_dev() or not project.manifest_path.exists():
+        run_dbt(settings, "parse", "--quiet", capture=True)
     return project
 
 
 def dbt_resource(project: DbtProject) -> DbtCliResource:
-    return DbtCliResource(project_dir=project, profiles_dir=str(DBT_PROJECT_DIR))
+    # The dbt next to this interpreter: the venv's, whether or not it is on PATH.
+    return DbtCliResource(
+        project_dir=project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
+    )

@@ -1,7 +1,5 @@
 """Sensors: the minute cadence of the pipeline."""
 
-from __future__ import annotations
-
 from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -10,9 +8,10 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    UnresolvedAssetJobDefinition,
     sensor,
 )
+
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ingestion.landing import LandingLog
 from lakepulse.config import Settings
@@ -24,7 +23,6 @@ ACTIVE = [
     DagsterRunStatus.STARTED,
     DagsterRunStatus.CANCELING,
 ]
-
 
 def build_landing_sensor(job: UnresolvedAssetJobDefinition, settings: Settings):
     landing = LandingLog(settings.landing_dir)

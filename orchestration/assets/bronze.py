@@ -1,8 +1,6 @@
 """Bronze layer: the dlt load from the landing log into Delta ``raw.events`` and
 ``raw.events_rejected``."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, AssetsDefinition
@@ -31,7 +29,6 @@ landing_log_spec = AssetSpec(
     owners=[OWNER],
 )
 
-
 class BronzeTranslator(DagsterDltTranslator):
     """Names dlt resources ``raw/<table>`` so they match the dbt sources downstream."""
 
@@ -47,7 +44,6 @@ class BronzeTranslator(DagsterDltTranslator):
             kinds={"dlt", "delta"},
         )
 
-
 def build_bronze_assets(settings: Settings) -> AssetsDefinition:
     @dlt_assets(
         dlt_source=landing_log(str(settings.landing_dir)),
@@ -57,6 +53,8 @@ def build_bronze_assets(settings: Settings) -> AssetsDefinition:
         op_tags={"lakepulse/stage": "ingest"},
     )
     def bronze_load(context: AssetExecutionContext, dlt: DagsterDltResource) -> Iterator:
-        yield from dlt.run(context=context)
+        # A fresh source per run: a dlt source's schema is mutated by a run and must not be
+        # reused by the next one in the same process.
+        yield from dlt.run(context=context, dlt_source=landing_log(str(settings.landing_dir)))
 
     return bronze_load

@@ -1,7 +1,5 @@
 """Silver and gold layers: every dbt model as an asset, dbt tests as asset checks."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -9,7 +7,6 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 OWNER = "team:analytics-engineering"
-
 
 class LakepulseDbtTranslator(DagsterDbtTranslator):
     """Groups dbt models by layer folder (staging, intermediate, marts); sources keep their
@@ -28,7 +25,6 @@ class LakepulseDbtTranslator(DagsterDbtTranslator):
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
         return [OWNER]
-
 
 def build_dbt_assets(project: DbtProject) -> AssetsDefinition:
     @dbt_assets(

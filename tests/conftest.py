@@ -1,0 +1,142 @@
+"""Fixtures every layer's tests reuse: an isolated LAKEPULSE_HOME, a tenant, a real collector
+over HTTP, a Delta/DuckDB workspace, and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lakepulse.config import PROJECT_ROOT, Settings, disable_telemetry
+
+disable_telemetry()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A fresh, empty LAKEPULSE_HOME for this test; every process it starts inherits it."""
+    home = tmp_path / "lakepulse"
+    monkeypatch.setenv("LAKEPULSE_HOME", str(home))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("LAKEPULSE_COLLECTOR_PORT", str(free_port()))
+    result = Settings.from_env()
+    result.ensure_dirs()
+    monkeypatch.setenv("DAGSTER_HOME", str(result.dagster_home))
+    return result
+
+
+@dataclass(frozen=True)
+class TenantKey:
+    tenant_id: str
+    write_key: str
+
+
+@pytest.fixture
+def tenant(settings: Settings) -> TenantKey:
+    from ingestion.tenants import TenantRegistry
+
+    key = TenantRegistry(settings.tenants_file).add("acme")
+    return TenantKey("acme", key)
+
+
+@pytest.fixture
+def second_tenant(settings: Settings) -> TenantKey:
+    from ingestion.tenants import TenantRegistry
+
+    key = TenantRegistry(settings.tenants_file).add("globex")
+    return TenantKey("globex", key)
+
+
+def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+@pytest.fixture
+def collector(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """The real collector (``lakepulse collect``) in its own process; yields its base URL."""
+    log = open(tmp_path / "collector.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lakepulse.cli", "collect"],
+        env=settings.process_env(),
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_http(f"{settings.collector_url}/health", process=proc)
+        yield settings.collector_url
+    finally:
+        proc.kill()
+        proc.wait()
+        log.close()
+
+
+@dataclass
+class Workspace:
+    """Delta bronze and the DuckDB warehouse of one LAKEPULSE_HOME, loaded by the real code."""
+
+    settings: Settings
+
+    def ingest(self):
+        from ingestion.pipeline import run_ingest
+
+        return run_ingest(self.settings)
+
+    def bronze(self, table: str = "events"):
+        from deltalake import DeltaTable
+
+        return DeltaTable(str(self.settings.lake_dir / "raw" / table)).to_pyarrow_table()
+
+    def build(self, *args: str) -> None:
+        from lakepulse.transform import run_dbt
+
+        run_dbt(self.settings, "build", *args, capture=True)
+
+    def sql(self, query: str) -> list[tuple]:
+        from lakepulse.query import explorer
+
+        conn, _ = explorer(self.settings)
+        try:
+            return conn.sql(query).fetchall()
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def workspace(settings: Settings) -> Workspace:
+    return Workspace(settings)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server for the whole session (system binaries, else embedded wheel)."""
+    from lakepulse.pg import temporary_postgres
+
+    base = Path(tempfile.mkdtemp(prefix="lakepulse-pg-"))
+    os.chmod(base, 0o755)
+    with temporary_postgres(base / "data") as url:
+        yield url

@@ -1,0 +1,65 @@
+"""One test per privacy rule (ingestion/privacy.py)."""
+
+import json
+
+from ingestion.privacy import device_class, hash_pii, scrub, strip_url
+
+SECRET = b"tenant-secret"
+
+
+def test_ip_is_dropped():
+    assert "ip" not in scrub({"ip": "203.0.113.9", "locale": "en-US"}, SECRET)
+
+
+def test_email_and_phone_traits_are_hmac_hashed_with_tenant_secret():
+    traits = scrub({"email": "Ada@Example.com ", "phone": "+44 (20) 7946-0958", "plan": "pro"}, SECRET)
+    assert traits["plan"] == "pro"
+    assert traits["email"] == hash_pii("ada@example.com", SECRET)
+    assert traits["phone"] == hash_pii("+442079460958", SECRET)
+    assert "Ada" not in json.dumps(traits) and "7946" not in json.dumps(traits)
+
+
+def test_same_email_hashes_differently_for_another_tenant():
+    assert hash_pii("a@b.co", b"one") != hash_pii("a@b.co", b"two")
+
+
+def test_names_and_addresses_are_dropped():
+    out = scrub({"firstName": "Ada", "last_name": "L", "address": {"city": "x"}, "age": 36}, SECRET)
+    assert out == {"age": 36}
+
+
+def test_pii_query_parameters_are_stripped_from_urls():
+    url = "https://shop.example/p?email=ada%40x.com&utm_source=news&token=abc&q=shoes"
+    assert strip_url(url) == "https://shop.example/p?utm_source=news&q=shoes"
+
+
+def test_email_values_in_any_query_parameter_are_stripped():
+    assert strip_url("https://s.example/?ref=ada@example.com&x=1") == "https://s.example/?x=1"
+
+
+def test_credentials_in_url_are_removed():
+    assert strip_url("https://user:pw@s.example/a") == "https://s.example/a"
+
+
+def test_urls_nested_in_payloads_are_stripped():
+    out = scrub({"context": {"page": {"url": "https://s.example/?phone=123&a=1", "search": "?email=x@y.z"}}}, SECRET)
+    assert out["context"]["page"] == {"url": "https://s.example/?a=1", "search": ""}
+
+
+def test_user_agent_is_reduced_to_device_class():
+    out = scrub({"userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148"}, SECRET)
+    assert out == {"device_class": "mobile"}
+
+
+def test_device_classes():
+    assert device_class("Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)") == "tablet"
+    assert device_class("Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0") == "desktop"
+    assert device_class("Googlebot/2.1 (+http://www.google.com/bot.html)") == "bot"
+    assert device_class(None) == "unknown"
+    assert device_class(None, "ios") == "mobile"
+
+
+def test_bare_email_strings_anywhere_are_hashed():
+    out = scrub({"note": "ada@example.com", "tags": ["x", "bob@example.org"]}, SECRET)
+    assert out["note"] == hash_pii("ada@example.com", SECRET)
+    assert out["tags"][1] == hash_pii("bob@example.org", SECRET)
