@@ -25,7 +25,9 @@ from ingestion.landing import LandingLog
 from ingestion.tenants import TenantRegistry
 from lakepulse.config import Settings
 
-SINGLE_ROUTES = {f"/v1/{kind}": kind for kind in ("track", "page", "screen", "identify", "group", "alias")}
+SINGLE_ROUTES = {
+    f"/v1/{kind}": kind for kind in ("track", "page", "screen", "identify", "group", "alias")
+}
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-allow-methods", b"POST, OPTIONS, GET"),
@@ -47,7 +49,9 @@ def write_key_from(headers: dict[bytes, bytes], body: dict | None) -> str:
         try:
             user = base64.b64decode(auth[6:].strip(), validate=True).decode().split(":", 1)[0]
         except (binascii.Error, UnicodeDecodeError):
-            raise HttpError(401, "invalid_auth", "Authorization header is not valid Basic auth") from None
+            raise HttpError(
+                401, "invalid_auth", "Authorization header is not valid Basic auth"
+            ) from None
         if user:
             return user
     if isinstance(body, dict) and isinstance(body.get("writeKey"), str):
@@ -77,7 +81,9 @@ class Collector:
             if method == "OPTIONS":
                 await self._respond(send, 204, None)
             elif method == "GET" and path == "/health":
-                await self._respond(send, 200, {"status": "ok", "uptime_s": round(time.time() - self.started, 1)})
+                await self._respond(
+                    send, 200, {"status": "ok", "uptime_s": round(time.time() - self.started, 1)}
+                )
             elif method == "GET" and path == "/metrics":
                 await self._respond(send, 200, self.metrics())
             elif method == "POST" and (path == "/v1/batch" or path in SINGLE_ROUTES):
@@ -86,10 +92,14 @@ class Collector:
                 status, payload = await self.ingest(path, headers, raw)
                 await self._respond(send, status, payload)
             else:
-                raise HttpError(404, "not_found", f"no route for {method} {path}; events go to POST /v1/batch")
+                raise HttpError(
+                    404, "not_found", f"no route for {method} {path}; events go to POST /v1/batch"
+                )
         except HttpError as err:
             self.counters[f"http_{err.status}"] += 1
-            await self._respond(send, err.status, {"success": False, "code": err.code, "message": err.message})
+            await self._respond(
+                send, err.status, {"success": False, "code": err.code, "message": err.message}
+            )
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -108,7 +118,9 @@ class Collector:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > MAX_BATCH_BYTES:
-                raise HttpError(413, "body_too_large", f"request body exceeds {MAX_BATCH_BYTES} bytes")
+                raise HttpError(
+                    413, "body_too_large", f"request body exceeds {MAX_BATCH_BYTES} bytes"
+                )
             chunks.append(chunk)
             if not message.get("more_body"):
                 break
@@ -121,9 +133,15 @@ class Collector:
             except (zlib.error, gzip.BadGzipFile):
                 raise HttpError(400, "invalid_gzip", "body is not valid gzip") from None
             if len(body) > MAX_BATCH_BYTES:
-                raise HttpError(413, "body_too_large", f"decompressed body exceeds {MAX_BATCH_BYTES} bytes")
+                raise HttpError(
+                    413, "body_too_large", f"decompressed body exceeds {MAX_BATCH_BYTES} bytes"
+                )
         elif encoding not in (b"", b"identity"):
-            raise HttpError(415, "unsupported_encoding", f"Content-Encoding {encoding.decode()!r} is not supported; use gzip")
+            raise HttpError(
+                415,
+                "unsupported_encoding",
+                f"Content-Encoding {encoding.decode()!r} is not supported; use gzip",
+            )
         return body
 
     async def ingest(self, path: str, headers: dict[bytes, bytes], raw: bytes) -> tuple[int, dict]:
@@ -135,7 +153,11 @@ class Collector:
             raise HttpError(400, "invalid_body", "body must be a JSON object")
         tenant = self.tenants.resolve(write_key_from(headers, body))
         if tenant is None:
-            raise HttpError(401, "invalid_write_key", "missing or unknown write key (send it as the Basic-auth username)")
+            raise HttpError(
+                401,
+                "invalid_write_key",
+                "missing or unknown write key (send it as the Basic-auth username)",
+            )
         if path == "/v1/batch":
             messages = body.get("batch")
             if not isinstance(messages, list):
@@ -172,7 +194,9 @@ class Collector:
                         index=index,
                     )
                 )
-                report.append({"index": index, "messageId": bad[-1]["message_id"], "reason": str(err)})
+                report.append(
+                    {"index": index, "messageId": bad[-1]["message_id"], "reason": str(err)}
+                )
         await asyncio.to_thread(self._persist, tenant.tenant_id, good, bad)
         self.counters["requests"] += 1
         self.counters["events_accepted"] += len(good)
@@ -196,15 +220,29 @@ class Collector:
 
     def metrics(self) -> dict[str, Any]:
         return {
-            **{key: self.counters.get(key, 0) for key in (
-                "requests", "events_accepted", "events_rejected", "events_stored", "events_quarantined")},
+            **{
+                key: self.counters.get(key, 0)
+                for key in (
+                    "requests",
+                    "events_accepted",
+                    "events_rejected",
+                    "events_stored",
+                    "events_quarantined",
+                )
+            },
             "http_errors": {k: v for k, v in self.counters.items() if k.startswith("http_")},
-            "last_write_age_s": None if self.last_write is None else round(time.time() - self.last_write, 3),
+            "last_write_age_s": None
+            if self.last_write is None
+            else round(time.time() - self.last_write, 3),
         }
 
     async def _respond(self, send: Any, status: int, payload: dict | None) -> None:
         body = b"" if payload is None else orjson.dumps(payload)
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *CORS_HEADERS]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *CORS_HEADERS,
+        ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -93,7 +93,9 @@ def parse_time(value: Any, field: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise ContractError(f"'{field}' is not a valid ISO 8601 timestamp: {value[:40]!r}") from None
+        raise ContractError(
+            f"'{field}' is not a valid ISO 8601 timestamp: {value[:40]!r}"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -145,7 +147,9 @@ def _number(value: Any, field: str) -> float | None:
 def message_id_for(message: dict) -> str:
     """Segment SDKs always send a messageId; a hand-made call without one gets a content hash,
     so retrying the same payload still deduplicates."""
-    return "h_" + hashlib.sha256(orjson.dumps(message, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    return (
+        "h_" + hashlib.sha256(orjson.dumps(message, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    )
 
 
 def normalize(
@@ -201,12 +205,19 @@ def normalize(
 
     page = context.get("page") if isinstance(context.get("page"), dict) else {}
     if kind == "page":
-        page = {**page, **{k: v for k, v in properties.items() if k in {"path", "url", "referrer", "title"}}}
+        page = {
+            **page,
+            **{k: v for k, v in properties.items() if k in {"path", "url", "referrer", "title"}},
+        }
     campaign = context.get("campaign") if isinstance(context.get("campaign"), dict) else {}
     device = context.get("device") if isinstance(context.get("device"), dict) else {}
     library = context.get("library") if isinstance(context.get("library"), dict) else {}
     products = properties.get("products")
-    first_product = products[0] if isinstance(products, list) and products and isinstance(products[0], dict) else {}
+    first_product = (
+        products[0]
+        if isinstance(products, list) and products and isinstance(products[0], dict)
+        else {}
+    )
 
     row: dict[str, Any] = {
         "tenant_id": tenant_id,
@@ -221,7 +232,9 @@ def normalize(
         "received_at": _micros(received_at),
         "page_path": _str(page.get("path")),
         "page_url": strip_url(page["url"]) if isinstance(page.get("url"), str) else None,
-        "page_referrer": strip_url(page["referrer"]) if isinstance(page.get("referrer"), str) else None,
+        "page_referrer": strip_url(page["referrer"])
+        if isinstance(page.get("referrer"), str)
+        else None,
         "page_title": _str(page.get("title")),
         "device_class": device_class(_str(context.get("userAgent")), _str(device.get("type"))),
         "locale": _str(context.get("locale")),
@@ -231,7 +244,9 @@ def normalize(
         "order_id": _id(properties.get("order_id"), "properties.order_id"),
         "revenue": _number(properties.get("revenue", properties.get("total")), "revenue"),
         "currency": _str(properties.get("currency")),
-        "product_id": _id(properties.get("product_id", first_product.get("product_id")), "product_id"),
+        "product_id": _id(
+            properties.get("product_id", first_product.get("product_id")), "product_id"
+        ),
         "experiment_id": _id(properties.get("experiment_id"), "properties.experiment_id"),
         "variation_id": _id(properties.get("variation_id"), "properties.variation_id"),
         "group_id": group_id,

@@ -98,7 +98,9 @@ class LandingLog:
             names = sorted(
                 n
                 for n in os.listdir(part)
-                if n.endswith(".ndjson") and not n.startswith(".") and (kind is None or f".{kind}." in n)
+                if n.endswith(".ndjson")
+                and not n.startswith(".")
+                and (kind is None or f".{kind}." in n)
             )
             for name in names:
                 yield LandingFile(part.name, name, part / name)

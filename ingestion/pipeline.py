@@ -52,14 +52,21 @@ def to_bronze(table: pa.Table, spec: TableSpec, loaded_at_micros: int) -> pa.Tab
     for name in ("timestamp", "original_timestamp", "sent_at", "received_at"):
         if name in table.column_names:
             idx = table.column_names.index(name)
-            table = table.set_column(idx, pa.field(name, pa.timestamp("us", tz="UTC"), table.schema.field(name).nullable), _micros_to_ts(table[name]))
+            table = table.set_column(
+                idx,
+                pa.field(name, pa.timestamp("us", tz="UTC"), table.schema.field(name).nullable),
+                _micros_to_ts(table[name]),
+            )
     table = table.append_column(
         pa.field("loaded_at", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.array([loaded_at_micros] * table.num_rows, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        pa.array([loaded_at_micros] * table.num_rows, pa.int64()).cast(
+            pa.timestamp("us", tz="UTC")
+        ),
     )
     time_column = "timestamp" if spec is EVENTS else "received_at"
     table = table.append_column(
-        pa.field("event_date", pa.date32(), nullable=False), pc.cast(table[time_column], pa.date32())
+        pa.field("event_date", pa.date32(), nullable=False),
+        pc.cast(table[time_column], pa.date32()),
     )
     return dedupe_last(table, spec.key)
 
@@ -68,7 +75,9 @@ def dedupe_last(table: pa.Table, key: tuple[str, ...]) -> pa.Table:
     """dlt's Delta upsert does not deduplicate within a batch: keep one row per key."""
     if table.num_rows == 0:
         return table
-    indexed = table.select(list(key)).append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+    indexed = table.select(list(key)).append_column(
+        "_row", pa.array(range(table.num_rows), pa.int64())
+    )
     keep = indexed.group_by(list(key), use_threads=False).aggregate([("_row", "max")])["_row_max"]
     if len(keep) == table.num_rows:
         return table

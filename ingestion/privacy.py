@@ -15,7 +15,9 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-HASHED_KEYS = frozenset({"email", "phone", "mobile", "phone_number", "phonenumber", "email_address"})
+HASHED_KEYS = frozenset(
+    {"email", "phone", "mobile", "phone_number", "phonenumber", "email_address"}
+)
 """Keys whose values are HMAC-hashed: stable pseudonyms let analysts join on them."""
 
 DROPPED_KEYS = frozenset(

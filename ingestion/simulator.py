@@ -144,17 +144,41 @@ class TrafficGenerator:
                 event="Experiment Viewed",
                 properties={"experiment_id": experiment.experiment_id, "variation_id": variation},
             )
-        emit("track", event="Product Viewed", properties={"product_id": product, "price": price}, path=f"/p/{product}")
+        emit(
+            "track",
+            event="Product Viewed",
+            properties={"product_id": product, "price": price},
+            path=f"/p/{product}",
+        )
         if rng.random() < 0.45:
             quantity = rng.randint(1, 3)
-            emit("track", event="Product Added", properties={"product_id": product, "price": price, "quantity": quantity}, path=f"/p/{product}")
-            emit("track", event="Cart Viewed", properties={"products": [{"product_id": product, "quantity": quantity}]}, path="/cart")
+            emit(
+                "track",
+                event="Product Added",
+                properties={"product_id": product, "price": price, "quantity": quantity},
+                path=f"/p/{product}",
+            )
+            emit(
+                "track",
+                event="Cart Viewed",
+                properties={"products": [{"product_id": product, "quantity": quantity}]},
+                path="/cart",
+            )
             if rng.random() < 0.6:
-                emit("track", event="Checkout Started", properties={"value": price * quantity}, path="/checkout")
+                emit(
+                    "track",
+                    event="Checkout Started",
+                    properties={"value": price * quantity},
+                    path="/checkout",
+                )
                 if user_id is None:
                     user_id = "u_" + self._id()[:12]
                     self.users[anonymous_id] = user_id
-                    emit("identify", traits={"email": f"{user_id}@example.com", "plan": "guest"}, path="/checkout")
+                    emit(
+                        "identify",
+                        traits={"email": f"{user_id}@example.com", "plan": "guest"},
+                        path="/checkout",
+                    )
                 if rng.random() < self.config.purchase_rate * (exposure or 1.0):
                     emit(
                         "track",
@@ -163,7 +187,9 @@ class TrafficGenerator:
                             "order_id": "o_" + self._id()[:16],
                             "revenue": round(price * quantity, 2),
                             "currency": "USD",
-                            "products": [{"product_id": product, "price": price, "quantity": quantity}],
+                            "products": [
+                                {"product_id": product, "price": price, "quantity": quantity}
+                            ],
                         },
                         path="/checkout/thanks",
                     )
@@ -190,7 +216,9 @@ class Sender:
         delay = 0.2
         for attempt in range(self.retries + 1):
             try:
-                response = self.client.post("/v1/batch", json=body, headers={"Authorization": _auth(write_key)})
+                response = self.client.post(
+                    "/v1/batch", json=body, headers={"Authorization": _auth(write_key)}
+                )
                 if response.status_code < 500:
                     return response
             except httpx.TransportError:

@@ -19,7 +19,9 @@ def main() -> None:
     pass
 
 
-@main.command(help="Start collector, traffic simulator and Dagster UI on localhost; Ctrl-C stops all.")
+@main.command(
+    help="Start collector, traffic simulator and Dagster UI on localhost; Ctrl-C stops all."
+)
 @click.option("--rate", default=20.0, show_default=True, help="Simulated events per second.")
 def demo(rate: float) -> None:
     from lakepulse.demo import run_demo
@@ -27,13 +29,17 @@ def demo(rate: float) -> None:
     sys.exit(run_demo(_settings(), rate, click.echo))
 
 
-@main.command(help="Serve the Segment-compatible collector (LAKEPULSE_COLLECTOR_PORT, default 8088).")
+@main.command(
+    help="Serve the Segment-compatible collector (LAKEPULSE_COLLECTOR_PORT, default 8088)."
+)
 def collect() -> None:
     from ingestion.collector import serve
 
     settings = _settings()
     settings.ensure_dirs()
-    click.echo(f"collector listening on {settings.collector_url} (POST /v1/batch); landing log: {settings.landing_dir}")
+    click.echo(
+        f"collector listening on {settings.collector_url} (POST /v1/batch); landing log: {settings.landing_dir}"
+    )
     serve(settings)
 
 
@@ -43,9 +49,11 @@ def collect() -> None:
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--seed", default=42, show_default=True)
 @click.option("--url", default=None, help="Collector base URL (default: the local collector).")
-@click.option("--write-key", "write_keys", multiple=True, help="TENANT=KEY; default: the demo tenants.")
+@click.option(
+    "--write-key", "write_keys", multiple=True, help="TENANT=KEY; default: the demo tenants."
+)
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def simulate(rate, total, duration, seed, url, write_keys, quiet) -> None:  # noqa: ANN001
+def simulate(rate, total, duration, seed, url, write_keys, quiet) -> None:
     from ingestion.simulator import Sender, SimConfig, TrafficGenerator, run
     from lakepulse.demo import DEMO_TENANTS
 
@@ -65,7 +73,9 @@ def simulate(rate, total, duration, seed, url, write_keys, quiet) -> None:  # no
             bar.update(task, completed=sent, description=f"sent {sent}, accepted {accepted}")
 
     try:
-        accepted = run(generator, sender, rate=rate, total=total, duration=duration, on_progress=progress)
+        accepted = run(
+            generator, sender, rate=rate, total=total, duration=duration, on_progress=progress
+        )
     except KeyboardInterrupt:
         accepted = None
     finally:
@@ -86,8 +96,14 @@ def ingest() -> None:
     with click.progressbar(length=1, label="loading landing log into raw.events") as bar:
         info = run_ingest(settings)
         bar.update(1)
-    rows = DeltaTable(str(settings.bronze_events_path)).count() if settings.bronze_events_path.exists() else 0
-    click.echo(f"load {info.loads_ids[-1] if info.loads_ids else '-'} done; raw.events holds {rows} events.")
+    rows = (
+        DeltaTable(str(settings.bronze_events_path)).count()
+        if settings.bronze_events_path.exists()
+        else 0
+    )
+    click.echo(
+        f"load {info.loads_ids[-1] if info.loads_ids else '-'} done; raw.events holds {rows} events."
+    )
     click.echo("Next: `lakepulse build` to rebuild the marts.")
 
 
@@ -102,12 +118,18 @@ def build(dbt_args: tuple[str, ...]) -> None:
     try:
         run_dbt(settings, "build", *dbt_args)
     except subprocess.CalledProcessError as err:
-        click.echo("dbt build failed; the lines above name the model or test. Fix it and rerun.", err=True)
+        click.echo(
+            "dbt build failed; the lines above name the model or test. Fix it and rerun.", err=True
+        )
         sys.exit(err.returncode)
-    click.echo('Marts rebuilt. Query them: lakepulse sql "select * from marts.mart_event_volume limit 10"')
+    click.echo(
+        'Marts rebuilt. Query them: lakepulse sql "select * from marts.mart_event_volume limit 10"'
+    )
 
 
-@main.command(help='Read-only SQL over bronze (raw.events) and marts, e.g. lakepulse sql "select 1".')
+@main.command(
+    help='Read-only SQL over bronze (raw.events) and marts, e.g. lakepulse sql "select 1".'
+)
 @click.argument("query")
 @click.option("--max-rows", default=100, show_default=True)
 def sql(query: str, max_rows: int) -> None:

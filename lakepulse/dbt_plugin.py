@@ -11,5 +11,5 @@ from lakepulse.duck import load_delta
 
 
 class Plugin(BasePlugin):
-    def configure_connection(self, conn) -> None:  # noqa: ANN001 - dbt passes a DuckDB connection
+    def configure_connection(self, conn) -> None:
         load_delta(conn)

@@ -7,7 +7,9 @@ SIGTERM to every process of every group, waits, then SIGKILLs whatever is left.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -88,7 +90,9 @@ def services(settings: Settings, rate: float) -> list[Service]:
             ],
             logs / "dagster.log",
         ),
-        Service("simulator", [*cli, "simulate", "--rate", str(rate), "--quiet"], logs / "simulator.log"),
+        Service(
+            "simulator", [*cli, "simulate", "--rate", str(rate), "--quiet"], logs / "simulator.log"
+        ),
     ]
 
 
@@ -116,26 +120,40 @@ def stop_all(running: list[Service], grace: float = 10.0) -> None:
         except psutil.NoSuchProcess:
             continue
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.send_signal(signal.SIGTERM)
-        except psutil.NoSuchProcess:
-            pass
     _, alive = psutil.wait_procs(procs, timeout=grace)
     for proc in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(alive, timeout=5)
     for service in running:
         if service.process is not None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 service.process.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
 
 
-def run_demo(settings: Settings, rate: float, echo) -> int:  # noqa: ANN001 - echo is click.echo-like
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def run_demo(settings: Settings, rate: float, echo) -> int:
+    for name, port, variable in (
+        ("collector", settings.collector_port, "LAKEPULSE_COLLECTOR_PORT"),
+        ("Dagster UI", settings.dagster_port, "LAKEPULSE_DAGSTER_PORT"),
+    ):
+        if port_in_use("127.0.0.1", port):
+            echo(
+                f"port {port} for the {name} is in use (another demo still running?). "
+                f"Stop it, or pick another port: {variable}=<port> make demo"
+            )
+            return 1
     settings.ensure_dirs()
     ensure_instance(settings)
     keys = register_demo_tenants(settings)
@@ -143,7 +161,7 @@ def run_demo(settings: Settings, rate: float, echo) -> int:  # noqa: ANN001 - ec
     env["DAGSTER_IS_DEV_CLI"] = "1"
     stopping = False
 
-    def on_signal(signum, frame):  # noqa: ANN001, ARG001
+    def on_signal(signum, frame):
         nonlocal stopping
         stopping = True
 
@@ -164,7 +182,9 @@ def run_demo(settings: Settings, rate: float, echo) -> int:  # noqa: ANN001 - ec
         ui = f"http://127.0.0.1:{settings.dagster_port}"
         echo("")
         echo("lakepulse demo is starting:")
-        echo(f"  collector   {settings.collector_url}/v1/batch   (health: {settings.collector_url}/health)")
+        echo(
+            f"  collector   {settings.collector_url}/v1/batch   (health: {settings.collector_url}/health)"
+        )
         echo(f"  Dagster UI  {ui}   (asset graph: {ui}/asset-groups)")
         echo(f"  data        {settings.home}")
         echo(f"  logs        {settings.home / 'logs'}")
@@ -172,14 +192,18 @@ def run_demo(settings: Settings, rate: float, echo) -> int:  # noqa: ANN001 - ec
         echo("")
         echo("The simulator sends storefront traffic; every 60 s the landing_log_sensor loads it")
         echo("into Delta and dbt rebuilds the marts. Explore with:")
-        echo('  lakepulse sql "select * from marts.mart_event_volume order by event_minute desc limit 10"')
+        echo(
+            '  lakepulse sql "select * from marts.mart_event_volume order by event_minute desc limit 10"'
+        )
         echo("Press Ctrl-C to stop everything.")
         ui_ready = False
         while not stopping:
             for service in started:
                 service.remember_tree()
                 if not service.alive():
-                    echo(f"{service.name} exited (code {service.process.returncode}); see {service.log}")
+                    echo(
+                        f"{service.name} exited (code {service.process.returncode}); see {service.log}"
+                    )
                     stopping = True
             if not ui_ready and wait_http(ui + "/server_info", 0.5):
                 ui_ready = True

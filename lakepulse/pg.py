@@ -12,8 +12,8 @@ import shutil
 import socket
 import subprocess
 import warnings
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -42,11 +42,17 @@ def _system_server(pgdata: Path, bin_dir: Path) -> Iterator[str]:
     )
     log = pgdata / "server.log"
     opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {pgdata}"
-    subprocess.run([bin_dir / "pg_ctl", "-D", pgdata, "-l", log, "-o", opts, "-w", "start"], check=True, capture_output=True)
+    subprocess.run(
+        [bin_dir / "pg_ctl", "-D", pgdata, "-l", log, "-o", opts, "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([bin_dir / "pg_ctl", "-D", pgdata, "-m", "immediate", "-w", "stop"], capture_output=True)
+        subprocess.run(
+            [bin_dir / "pg_ctl", "-D", pgdata, "-m", "immediate", "-w", "stop"], capture_output=True
+        )
 
 
 @contextmanager

@@ -28,7 +28,9 @@ def explorer(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
             conn.execute(f"attach '{settings.warehouse_path}' as warehouse (read_only)")
             conn.execute("use warehouse")
         except duckdb.IOException:
-            notes.append("the marts are being rebuilt right now (warehouse locked); try again in a few seconds")
+            notes.append(
+                "the marts are being rebuilt right now (warehouse locked); try again in a few seconds"
+            )
     else:
         notes.append("no marts yet: run `lakepulse build` first")
     return conn, notes

@@ -8,6 +8,7 @@ from dagster_dlt import DagsterDltResource
 from lakepulse.config import Settings, disable_telemetry
 from orchestration.assets.bronze import build_bronze_assets, landing_log_spec
 from orchestration.assets.dbt import build_dbt_assets
+from orchestration.checks import bronze_events_quality
 from orchestration.jobs import build_ingest_and_build_job
 from orchestration.resources import LakepulseResource, dbt_project_for, dbt_resource
 from orchestration.sensors import build_landing_sensor
@@ -24,6 +25,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     ingest_and_build = build_ingest_and_build_job(bronze)
     return dg.Definitions(
         assets=[landing_log_spec, bronze, models],
+        asset_checks=[bronze_events_quality],
         jobs=[ingest_and_build],
         sensors=[build_landing_sensor(ingest_and_build, settings)],
         resources={

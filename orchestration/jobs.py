@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, AssetsDefinition, define_asset_job
+from dagster import AssetsDefinition, AssetSelection, define_asset_job
 
 PIPELINE_TAG = "lakepulse/pipeline"
 """Runs carrying this tag never overlap (a run-queue limit in dagster.yaml, and the sensor)."""

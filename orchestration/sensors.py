@@ -10,7 +10,6 @@ from dagster import (
     SkipReason,
     sensor,
 )
-
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ingestion.landing import LandingLog
@@ -23,6 +22,7 @@ ACTIVE = [
     DagsterRunStatus.STARTED,
     DagsterRunStatus.CANCELING,
 ]
+
 
 def build_landing_sensor(job: UnresolvedAssetJobDefinition, settings: Settings):
     landing = LandingLog(settings.landing_dir)

@@ -78,21 +78,20 @@ def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | N
 @pytest.fixture
 def collector(settings: Settings, tmp_path: Path) -> Iterator[str]:
     """The real collector (``lakepulse collect``) in its own process; yields its base URL."""
-    log = open(tmp_path / "collector.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lakepulse.cli", "collect"],
-        env=settings.process_env(),
-        cwd=PROJECT_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_http(f"{settings.collector_url}/health", process=proc)
-        yield settings.collector_url
-    finally:
-        proc.kill()
-        proc.wait()
-        log.close()
+    with open(tmp_path / "collector.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lakepulse.cli", "collect"],
+            env=settings.process_env(),
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for_http(f"{settings.collector_url}/health", process=proc)
+            yield settings.collector_url
+        finally:
+            proc.kill()
+            proc.wait()
 
 
 @dataclass

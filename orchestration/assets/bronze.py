@@ -3,7 +3,7 @@
 
 from collections.abc import Iterator
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, AssetsDefinition
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, AssetSpec
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
@@ -29,6 +29,7 @@ landing_log_spec = AssetSpec(
     owners=[OWNER],
 )
 
+
 class BronzeTranslator(DagsterDltTranslator):
     """Names dlt resources ``raw/<table>`` so they match the dbt sources downstream."""
 
@@ -43,6 +44,7 @@ class BronzeTranslator(DagsterDltTranslator):
             owners=[OWNER],
             kinds={"dlt", "delta"},
         )
+
 
 def build_bronze_assets(settings: Settings) -> AssetsDefinition:
     @dlt_assets(

@@ -8,6 +8,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 OWNER = "team:analytics-engineering"
 
+
 class LakepulseDbtTranslator(DagsterDbtTranslator):
     """Groups dbt models by layer folder (staging, intermediate, marts); sources keep their
     ``<source>/<table>`` keys so ``raw/events`` joins the dlt asset upstream."""
@@ -25,6 +26,7 @@ class LakepulseDbtTranslator(DagsterDbtTranslator):
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
         return [OWNER]
+
 
 def build_dbt_assets(project: DbtProject) -> AssetsDefinition:
     @dbt_assets(

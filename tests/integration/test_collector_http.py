@@ -19,8 +19,13 @@ def auth(key: str) -> dict[str, str]:
 
 
 def event(**extra):
-    return {"type": "track", "event": "Product Viewed", "anonymousId": "anon-1",
-            "messageId": str(uuid.uuid4()), **extra}
+    return {
+        "type": "track",
+        "event": "Product Viewed",
+        "anonymousId": "anon-1",
+        "messageId": str(uuid.uuid4()),
+        **extra,
+    }
 
 
 def landed(settings, kind="events"):
@@ -32,16 +37,23 @@ def landed(settings, kind="events"):
 
 def test_batch_is_acknowledged_after_it_is_on_disk(settings, tenant, collector):
     batch = [event(), event(properties={"revenue": 10})]
-    response = httpx.post(f"{collector}/v1/batch", json={"batch": batch}, headers=auth(tenant.write_key))
+    response = httpx.post(
+        f"{collector}/v1/batch", json={"batch": batch}, headers=auth(tenant.write_key)
+    )
     assert response.status_code == 200 and response.json() == {"success": True}
-    assert sorted(r["message_id"] for r in landed(settings)) == sorted(e["messageId"] for e in batch)
+    assert sorted(r["message_id"] for r in landed(settings)) == sorted(
+        e["messageId"] for e in batch
+    )
     assert {r["tenant_id"] for r in landed(settings)} == {"acme"}
 
 
 def test_write_key_in_body_and_single_event_routes(settings, tenant, collector):
     r1 = httpx.post(f"{collector}/v1/track", json={**event(), "writeKey": tenant.write_key})
-    r2 = httpx.post(f"{collector}/v1/page", json={"anonymousId": "a", "name": "Home", "messageId": "p1"},
-                    headers=auth(tenant.write_key))
+    r2 = httpx.post(
+        f"{collector}/v1/page",
+        json={"anonymousId": "a", "name": "Home", "messageId": "p1"},
+        headers=auth(tenant.write_key),
+    )
     assert (r1.status_code, r2.status_code) == (200, 200)
     assert {r["type"] for r in landed(settings)} == {"track", "page"}
 
@@ -56,26 +68,43 @@ def test_missing_or_unknown_key_is_401_and_nothing_is_stored(settings, tenant, c
 
 
 def test_malformed_json_is_a_clear_400(settings, tenant, collector):
-    response = httpx.post(f"{collector}/v1/batch", content=b'{"batch": [', headers=auth(tenant.write_key))
+    response = httpx.post(
+        f"{collector}/v1/batch", content=b'{"batch": [', headers=auth(tenant.write_key)
+    )
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_json"
 
 
 def test_gzip_bodies_are_accepted(settings, tenant, collector):
     body = gzip.compress(json.dumps({"batch": [event()]}).encode())
-    response = httpx.post(f"{collector}/v1/batch", content=body,
-                          headers={**auth(tenant.write_key), "Content-Encoding": "gzip"})
+    response = httpx.post(
+        f"{collector}/v1/batch",
+        content=body,
+        headers={**auth(tenant.write_key), "Content-Encoding": "gzip"},
+    )
     assert response.status_code == 200
     assert len(landed(settings)) == 1
 
 
 def test_bad_events_in_a_batch_are_quarantined_and_reported(settings, tenant, collector):
     good = event()
-    bad = {"type": "track", "anonymousId": "a", "messageId": "bad-1", "traits": {"email": "ada@example.com"}}
-    response = httpx.post(f"{collector}/v1/batch", json={"batch": [good, bad]}, headers=auth(tenant.write_key))
+    bad = {
+        "type": "track",
+        "anonymousId": "a",
+        "messageId": "bad-1",
+        "traits": {"email": "ada@example.com"},
+    }
+    response = httpx.post(
+        f"{collector}/v1/batch", json={"batch": [good, bad]}, headers=auth(tenant.write_key)
+    )
     assert response.status_code == 200
     assert response.json()["rejected"] == [
-        {"index": 1, "messageId": "bad-1", "reason": "'event' (a non-empty string) is required for track calls"}]
+        {
+            "index": 1,
+            "messageId": "bad-1",
+            "reason": "'event' (a non-empty string) is required for track calls",
+        }
+    ]
     assert [r["message_id"] for r in landed(settings)] == [good["messageId"]]
     quarantined = landed(settings, "rejected")
     assert [r["message_id"] for r in quarantined] == ["bad-1"]
@@ -95,7 +124,11 @@ def test_cors_preflight_allows_browser_sdks(collector):
 
 
 def test_health_and_metrics(settings, tenant, collector):
-    httpx.post(f"{collector}/v1/batch", json={"batch": [event(), {"type": "nope"}]}, headers=auth(tenant.write_key))
+    httpx.post(
+        f"{collector}/v1/batch",
+        json={"batch": [event(), {"type": "nope"}]},
+        headers=auth(tenant.write_key),
+    )
     assert httpx.get(f"{collector}/health").json()["status"] == "ok"
     metrics = httpx.get(f"{collector}/metrics").json()
     assert (metrics["events_stored"], metrics["events_quarantined"]) == (1, 1)
@@ -104,12 +137,20 @@ def test_health_and_metrics(settings, tenant, collector):
 def test_unmodified_segment_python_sdk_delivers(settings, tenant, collector):
     import segment.analytics as analytics
 
-    client = analytics.Client(write_key=tenant.write_key, host=collector, sync_mode=True, max_retries=1)
-    client.track(user_id="u-1", event="Order Completed", properties={"order_id": "o-1", "revenue": 12.5})
+    client = analytics.Client(
+        write_key=tenant.write_key, host=collector, sync_mode=True, max_retries=1
+    )
+    client.track(
+        user_id="u-1", event="Order Completed", properties={"order_id": "o-1", "revenue": 12.5}
+    )
     client.identify(user_id="u-1", traits={"email": "ada@example.com"})
     client.flush()
     rows = landed(settings)
     assert sorted(r["type"] for r in rows) == ["identify", "track"]
     order = next(r for r in rows if r["type"] == "track")
-    assert (order["order_id"], order["revenue"], order["library"]) == ("o-1", 12.5, "analytics-python")
+    assert (order["order_id"], order["revenue"], order["library"]) == (
+        "o-1",
+        12.5,
+        "analytics-python",
+    )
     assert "ada@example.com" not in json.dumps(rows)

@@ -4,7 +4,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingestion.contract import ContractError, corrected_timestamp, message_id_for, normalize, rejection
+from ingestion.contract import (
+    ContractError,
+    corrected_timestamp,
+    message_id_for,
+    normalize,
+    rejection,
+)
 
 RECEIVED = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 SECRET = b"s"
@@ -23,8 +29,14 @@ def test_clock_skew_is_corrected_the_segment_way():
     original = RECEIVED + timedelta(minutes=10) - timedelta(seconds=30)
     sent = RECEIVED + timedelta(minutes=10)
     row = norm(
-        {"type": "track", "event": "X", "anonymousId": "a", "messageId": "m1",
-         "timestamp": original.isoformat(), "sentAt": sent.isoformat()}
+        {
+            "type": "track",
+            "event": "X",
+            "anonymousId": "a",
+            "messageId": "m1",
+            "timestamp": original.isoformat(),
+            "sentAt": sent.isoformat(),
+        }
     )
     assert row["timestamp"] == micros(RECEIVED - timedelta(seconds=30))
     assert row["original_timestamp"] == micros(original)
@@ -40,25 +52,47 @@ def test_missing_timestamps_fall_back_to_receipt():
 def test_track_flattens_commerce_and_context():
     row = norm(
         {
-            "type": "track", "event": "Order Completed", "userId": 42, "messageId": "m2",
-            "properties": {"order_id": "o1", "revenue": 19.5, "currency": "USD",
-                           "products": [{"product_id": "sku-1"}], "email": "a@b.co"},
-            "context": {"userAgent": "Mozilla/5.0 (iPhone) Mobile", "ip": "1.2.3.4",
-                        "campaign": {"source": "news", "medium": "email", "name": "spring"},
-                        "page": {"url": "https://s.example/c?email=a@b.co&x=1", "path": "/c"}},
+            "type": "track",
+            "event": "Order Completed",
+            "userId": 42,
+            "messageId": "m2",
+            "properties": {
+                "order_id": "o1",
+                "revenue": 19.5,
+                "currency": "USD",
+                "products": [{"product_id": "sku-1"}],
+                "email": "a@b.co",
+            },
+            "context": {
+                "userAgent": "Mozilla/5.0 (iPhone) Mobile",
+                "ip": "1.2.3.4",
+                "campaign": {"source": "news", "medium": "email", "name": "spring"},
+                "page": {"url": "https://s.example/c?email=a@b.co&x=1", "path": "/c"},
+            },
         }
     )
     assert row["user_id"] == "42"
-    assert (row["order_id"], row["revenue"], row["currency"], row["product_id"]) == ("o1", 19.5, "USD", "sku-1")
-    assert (row["utm_source"], row["utm_medium"], row["utm_campaign"]) == ("news", "email", "spring")
+    assert (row["order_id"], row["revenue"], row["currency"], row["product_id"]) == (
+        "o1",
+        19.5,
+        "USD",
+        "sku-1",
+    )
+    assert (row["utm_source"], row["utm_medium"], row["utm_campaign"]) == (
+        "news",
+        "email",
+        "spring",
+    )
     assert row["device_class"] == "mobile"
     assert row["page_url"] == "https://s.example/c?x=1"
     assert "a@b.co" not in row["properties"] and "1.2.3.4" not in str(row)
 
 
 def test_batch_context_applies_when_event_has_none():
-    row = norm({"type": "page", "anonymousId": "a", "messageId": "m", "properties": {"path": "/x"}},
-               batch_context={"locale": "de-DE"})
+    row = norm(
+        {"type": "page", "anonymousId": "a", "messageId": "m", "properties": {"path": "/x"}},
+        batch_context={"locale": "de-DE"},
+    )
     assert (row["locale"], row["page_path"]) == ("de-DE", "/x")
 
 
@@ -69,15 +103,41 @@ def test_batch_context_applies_when_event_has_none():
         ({"type": "launch", "anonymousId": "a"}, "'type' must be one of"),
         ({"type": "track", "event": "X"}, "either 'userId' or 'anonymousId' is required"),
         ({"type": "track", "anonymousId": "a"}, "'event' (a non-empty string) is required"),
-        ({"type": "track", "event": "X", "anonymousId": {"a": 1}}, "'anonymousId' must be a string or number"),
-        ({"type": "track", "event": "X", "anonymousId": "a", "properties": [1]}, "'properties' must be an object"),
-        ({"type": "track", "event": "X", "anonymousId": "a", "timestamp": "yesterday"}, "not a valid ISO 8601"),
-        ({"type": "track", "event": "X", "anonymousId": "a", "timestamp": 17}, "must be an ISO 8601 string"),
-        ({"type": "track", "event": "X", "anonymousId": "a", "properties": {"revenue": "12"}}, "must be a number"),
-        ({"type": "track", "event": "X", "anonymousId": "a", "properties": {"revenue": -1}}, "must not be negative"),
+        (
+            {"type": "track", "event": "X", "anonymousId": {"a": 1}},
+            "'anonymousId' must be a string or number",
+        ),
+        (
+            {"type": "track", "event": "X", "anonymousId": "a", "properties": [1]},
+            "'properties' must be an object",
+        ),
+        (
+            {"type": "track", "event": "X", "anonymousId": "a", "timestamp": "yesterday"},
+            "not a valid ISO 8601",
+        ),
+        (
+            {"type": "track", "event": "X", "anonymousId": "a", "timestamp": 17},
+            "must be an ISO 8601 string",
+        ),
+        (
+            {"type": "track", "event": "X", "anonymousId": "a", "properties": {"revenue": "12"}},
+            "must be a number",
+        ),
+        (
+            {"type": "track", "event": "X", "anonymousId": "a", "properties": {"revenue": -1}},
+            "must not be negative",
+        ),
         ({"type": "group", "anonymousId": "a"}, "'groupId' is required"),
         ({"type": "alias", "userId": "u"}, "'previousId' and 'userId' are required"),
-        ({"type": "track", "event": "X", "anonymousId": "a", "timestamp": "2030-01-01T00:00:00Z"}, "more than a day after"),
+        (
+            {
+                "type": "track",
+                "event": "X",
+                "anonymousId": "a",
+                "timestamp": "2030-01-01T00:00:00Z",
+            },
+            "more than a day after",
+        ),
     ],
 )
 def test_contract_violations_name_the_problem(message, reason):
@@ -88,12 +148,19 @@ def test_contract_violations_name_the_problem(message, reason):
 
 def test_message_without_id_gets_a_stable_content_hash():
     message = {"type": "track", "event": "X", "anonymousId": "a", "timestamp": RECEIVED.isoformat()}
-    assert norm(message)["message_id"] == norm(dict(message))["message_id"] == message_id_for(message)
+    assert (
+        norm(message)["message_id"] == norm(dict(message))["message_id"] == message_id_for(message)
+    )
 
 
 def test_rejection_keeps_reason_and_scrubbed_payload():
-    row = rejection(tenant_id="acme", secret=SECRET, received_at=RECEIVED,
-                    payload={"messageId": "m", "traits": {"email": "a@b.co"}, "context": {"ip": "1.2.3.4"}},
-                    reason="bad", index=3)
+    row = rejection(
+        tenant_id="acme",
+        secret=SECRET,
+        received_at=RECEIVED,
+        payload={"messageId": "m", "traits": {"email": "a@b.co"}, "context": {"ip": "1.2.3.4"}},
+        reason="bad",
+        index=3,
+    )
     assert row["reason"] == "bad" and row["message_id"] == "m"
     assert "a@b.co" not in row["payload"] and "1.2.3.4" not in row["payload"]

@@ -15,7 +15,10 @@ def test_dedupe_keeps_the_last_copy_of_each_key():
     table = pa.table({"t": ["a", "a", "b", "a"], "m": ["1", "2", "1", "1"], "v": [1, 2, 3, 4]})
     out = dedupe_last(table, ("t", "m"))
     assert sorted(out.to_pylist(), key=lambda r: (r["t"], r["m"])) == [
-        {"t": "a", "m": "1", "v": 4}, {"t": "a", "m": "2", "v": 2}, {"t": "b", "m": "1", "v": 3}]
+        {"t": "a", "m": "1", "v": 4},
+        {"t": "a", "m": "2", "v": 2},
+        {"t": "b", "m": "1", "v": 3},
+    ]
 
 
 def test_cursor_skips_loaded_files_and_catches_late_published_ones():

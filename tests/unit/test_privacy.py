@@ -12,7 +12,9 @@ def test_ip_is_dropped():
 
 
 def test_email_and_phone_traits_are_hmac_hashed_with_tenant_secret():
-    traits = scrub({"email": "Ada@Example.com ", "phone": "+44 (20) 7946-0958", "plan": "pro"}, SECRET)
+    traits = scrub(
+        {"email": "Ada@Example.com ", "phone": "+44 (20) 7946-0958", "plan": "pro"}, SECRET
+    )
     assert traits["plan"] == "pro"
     assert traits["email"] == hash_pii("ada@example.com", SECRET)
     assert traits["phone"] == hash_pii("+442079460958", SECRET)
@@ -42,7 +44,14 @@ def test_credentials_in_url_are_removed():
 
 
 def test_urls_nested_in_payloads_are_stripped():
-    out = scrub({"context": {"page": {"url": "https://s.example/?phone=123&a=1", "search": "?email=x@y.z"}}}, SECRET)
+    out = scrub(
+        {
+            "context": {
+                "page": {"url": "https://s.example/?phone=123&a=1", "search": "?email=x@y.z"}
+            }
+        },
+        SECRET,
+    )
     assert out["context"]["page"] == {"url": "https://s.example/?a=1", "search": ""}
 
 

@@ -1,0 +1,1 @@
+"""Reproducible benchmarks; each prints a ratio against a baseline measured in the same run."""
