@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import gzip
+import logging
 import time
 import zlib
 from collections import Counter
@@ -24,6 +25,8 @@ from ingestion.contract import MAX_BATCH_BYTES, MAX_EVENT_BYTES, ContractError, 
 from ingestion.landing import LandingLog
 from ingestion.tenants import TenantRegistry
 from lakepulse.config import Settings
+
+log = logging.getLogger("lakepulse.collector")
 
 SINGLE_ROUTES = {
     f"/v1/{kind}": kind for kind in ("track", "page", "screen", "identify", "group", "alias")
@@ -183,7 +186,11 @@ class Collector:
                         default_type=default_type,
                     )
                 )
-            except ContractError as err:
+            except Exception as err:  # a ContractError, or a bug: quarantine, never a 5xx
+                if not isinstance(err, ContractError):
+                    log.exception("unexpected error validating event %d", index)
+                    self.counters["validation_errors"] += 1
+                    err = ContractError(f"event could not be processed ({type(err).__name__})")
                 bad.append(
                     rejection(
                         tenant_id=tenant.tenant_id,

@@ -166,7 +166,7 @@ def normalize(
     if not isinstance(message, dict):
         raise ContractError(f"each event must be a JSON object, got {type(message).__name__}")
     kind = message.get("type", default_type)
-    if kind not in EVENT_TYPES:
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:
         raise ContractError(
             f"'type' must be one of {', '.join(sorted(EVENT_TYPES))}; got {str(kind)[:40]!r}"
         )

@@ -32,6 +32,7 @@ DEVICES = {
     "mobile": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1",
     "tablet": "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1",
 }
+LATE_VISITS = 200
 PRODUCTS = [(f"sku-{i:03d}", round(9.0 + i * 3.5, 2)) for i in range(40)]
 
 
@@ -40,6 +41,27 @@ class Experiment:
     experiment_id: str
     variations: dict[str, float]
     """variation id -> multiplier on purchase probability (1.0 = no effect)."""
+
+
+@dataclass
+class Faults:
+    """Faults on demand, each a share of events (0 = off), for tests and demos of robustness."""
+
+    duplicate_rate: float = 0.0
+    """Events sent again later with the same messageId (an SDK retry after a lost response)."""
+    late_rate: float = 0.0
+    late_seconds: float = 600.0
+    """Events held back and sent this much later (offline devices)."""
+    out_of_order: bool = False
+    """Shuffle the events inside each request."""
+    skew_rate: float = 0.0
+    skew_seconds: float = 3600.0
+    """Visitors whose device clock is off by this much (timestamps and sentAt alike)."""
+    malformed_rate: float = 0.0
+    """Events broken on purpose (missing event name, revenue as text): they must be rejected."""
+    conversion_drop_after: int | None = None
+    conversion_drop_factor: float = 0.2
+    """After this many visits, purchase probability is multiplied by the factor."""
 
 
 @dataclass
@@ -53,6 +75,7 @@ class SimConfig:
     experiments: list[Experiment] = field(
         default_factory=lambda: [Experiment("checkout_button", {"control": 1.0, "green": 1.15})]
     )
+    faults: Faults = field(default_factory=Faults)
 
 
 class TrafficGenerator:
@@ -66,9 +89,14 @@ class TrafficGenerator:
         self.clock = clock
         self.visitors: dict[str, list[str]] = {t: [] for t in config.tenants}
         self.users: dict[str, str] = {}
+        self.visit_count = 0
+        self.skews: dict[str, float] = {}
 
     def _now(self) -> datetime:
-        return self.clock or datetime.now(UTC)
+        """Real time, or for a fixed start clock simulated time advancing one second a visit."""
+        if self.clock is None:
+            return datetime.now(UTC)
+        return self.clock + timedelta(seconds=self.visit_count)
 
     def _id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -81,11 +109,44 @@ class TrafficGenerator:
             yield self._visit(tenant, self.config.tenants[tenant])
 
     def events(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """All events in send order, with the configured faults applied."""
+        faults, rng = self.config.faults, self.rng
+        held: list[tuple[float, int, tuple[str, str, dict[str, Any]]]] = []
         for visit in self.visits():
-            yield from visit
+            now = self._now().timestamp()
+            # Released after late_seconds of real time, or 200 visits (fast or fixed-clock runs).
+            while held and (held[0][0] <= now or held[0][1] + LATE_VISITS <= self.visit_count):
+                yield held.pop(0)[2]
+            for item in visit:
+                tenant, key, message = item
+                if faults.malformed_rate and rng.random() < faults.malformed_rate:
+                    message = self._break(message)
+                    item = (tenant, key, message)
+                if faults.late_rate and rng.random() < faults.late_rate:
+                    held.append((now + faults.late_seconds, self.visit_count, item))
+                    continue
+                yield item
+                if faults.duplicate_rate and rng.random() < faults.duplicate_rate:
+                    yield (tenant, key, dict(message))
+
+    def _break(self, message: dict[str, Any]) -> dict[str, Any]:
+        broken = dict(message)
+        if broken.get("type") == "track" and self.rng.random() < 0.5:
+            broken.pop("event", None)
+        else:
+            broken["properties"] = {**broken.get("properties", {}), "revenue": "twelve"}
+        return broken
 
     def _visit(self, tenant: str, key: str) -> list[tuple[str, str, dict[str, Any]]]:
         rng = self.rng
+        faults = self.config.faults
+        self.visit_count += 1
+        purchase_rate = self.config.purchase_rate
+        if (
+            faults.conversion_drop_after is not None
+            and self.visit_count > faults.conversion_drop_after
+        ):
+            purchase_rate *= faults.conversion_drop_factor
         known = self.visitors[tenant]
         if known and rng.random() < self.config.returning_share:
             anonymous_id = rng.choice(known)
@@ -179,7 +240,7 @@ class TrafficGenerator:
                         traits={"email": f"{user_id}@example.com", "plan": "guest"},
                         path="/checkout",
                     )
-                if rng.random() < self.config.purchase_rate * (exposure or 1.0):
+                if rng.random() < purchase_rate * (exposure or 1.0):
                     emit(
                         "track",
                         event="Order Completed",
@@ -194,9 +255,16 @@ class TrafficGenerator:
                         path="/checkout/thanks",
                     )
         # The visit ends now: events carry past timestamps, as a real SDK's buffered ones would.
+        # A skewed device clock shifts timestamp and sentAt alike; the collector corrects it.
+        if anonymous_id not in self.skews:
+            skewed = faults.skew_rate and rng.random() < faults.skew_rate
+            self.skews[anonymous_id] = rng.choice([-1, 1]) * faults.skew_seconds if skewed else 0.0
+        skew = timedelta(seconds=self.skews[anonymous_id])
         shift = clock[0] - start
         for _, _, message in out:
-            message["timestamp"] = (message["timestamp"] - shift).isoformat()
+            message["timestamp"] = (message["timestamp"] - shift + skew).isoformat()
+            if skew:
+                message["_clock_skew_s"] = skew.total_seconds()
         return out
 
 
@@ -212,7 +280,15 @@ class Sender:
         self.retries = retries
 
     def send(self, write_key: str, messages: list[dict[str, Any]]) -> httpx.Response:
-        body = {"batch": messages, "sentAt": datetime.now(UTC).isoformat()}
+        now = datetime.now(UTC)
+        batch = []
+        for message in messages:
+            skew = message.get("_clock_skew_s")
+            if skew is not None:
+                message = {k: v for k, v in message.items() if k != "_clock_skew_s"}
+                message["sentAt"] = (now + timedelta(seconds=skew)).isoformat()
+            batch.append(message)
+        body = {"batch": batch, "sentAt": now.isoformat()}
         delay = 0.2
         for attempt in range(self.retries + 1):
             try:
@@ -254,11 +330,14 @@ def run(
     def flush(tenant: str) -> None:
         nonlocal accepted
         batch = pending.pop(tenant, [])
+        if shuffle:
+            generator.rng.shuffle(batch)
         if batch:
             response = sender.send(keys[tenant], batch)
             if response.status_code == 200:
                 accepted += len(batch) - len(response.json().get("rejected", []))
 
+    shuffle = generator.config.faults.out_of_order
     for tenant, key, message in generator.events():
         if total is not None and sent >= total:
             break
