@@ -25,7 +25,13 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/lakepulse demo
 
-test: $(STAMP)
+# The official Segment Node SDK, for the collector's compatibility test (npm registry, pinned).
+NODE_SDK := tests/sdk_node/node_modules/.installed
+$(NODE_SDK): tests/sdk_node/package-lock.json
+	npm ci --prefix tests/sdk_node --no-audit --no-fund --loglevel=error
+	@touch $(NODE_SDK)
+
+test: $(STAMP) $(NODE_SDK)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

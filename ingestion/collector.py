@@ -16,13 +16,14 @@ import logging
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from ingestion.contract import MAX_BATCH_BYTES, MAX_EVENT_BYTES, ContractError, normalize, rejection
-from ingestion.landing import LandingLog
+from ingestion.landing import LandingLog, backlog, read_cursors
 from ingestion.tenants import TenantRegistry
 from lakepulse.config import Settings
 
@@ -62,6 +63,41 @@ def write_key_from(headers: dict[bytes, bytes], body: dict | None) -> str:
     return ""
 
 
+class GroupCommitter:
+    """Group commit: requests that arrive while a write is in flight are written together by
+    the next one, so fsyncs and files grow with write rounds, not with requests. Each caller
+    returns only when its own rows are durable."""
+
+    def __init__(self, write: Callable[[list[tuple[str, list[dict], list[dict]]]], None]):
+        self.write = write
+        self.pending: list[tuple[tuple[str, list[dict], list[dict]], asyncio.Future]] = []
+        self.flusher: asyncio.Task | None = None
+
+    async def persist(self, tenant_id: str, good: list[dict], bad: list[dict]) -> None:
+        if not good and not bad:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append(((tenant_id, good, bad), future))
+        if self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending, []
+            try:
+                await asyncio.to_thread(self.write, [item for item, _ in batch])
+            except Exception as err:
+                failure = err if isinstance(err, OSError) else OSError(str(err))
+                for _, future in batch:
+                    if not future.done():  # a caller whose client went away is cancelled
+                        future.set_exception(failure)
+            else:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+
 class Collector:
     """The ASGI application; counters are exposed on ``/metrics`` for operators."""
 
@@ -70,6 +106,7 @@ class Collector:
         self.landing = LandingLog(settings.landing_dir)
         self.tenants = TenantRegistry(settings.tenants_file)
         self.counters: Counter[str] = Counter()
+        self.committer = GroupCommitter(self._persist)
         self.started = time.time()
         self.last_write: float | None = None
 
@@ -204,7 +241,13 @@ class Collector:
                 report.append(
                     {"index": index, "messageId": bad[-1]["message_id"], "reason": str(err)}
                 )
-        await asyncio.to_thread(self._persist, tenant.tenant_id, good, bad)
+        try:
+            await self.committer.persist(tenant.tenant_id, good, bad)
+        except OSError as err:
+            log.exception("landing log write failed")
+            raise HttpError(
+                503, "storage_unavailable", f"events not stored ({err.strerror or err}); retry"
+            ) from None
         self.counters["requests"] += 1
         self.counters["events_accepted"] += len(good)
         self.counters["events_rejected"] += len(bad)
@@ -216,13 +259,18 @@ class Collector:
             payload["rejected"] = report
         return 200, payload
 
-    def _persist(self, tenant_id: str, good: list[dict], bad: list[dict]) -> None:
-        if good:
-            self.landing.write(tenant_id, "events", good)
-            self.counters["events_stored"] += len(good)
-        if bad:
-            self.landing.write(tenant_id, "rejected", bad)
-            self.counters["events_quarantined"] += len(bad)
+    def _persist(self, items: list[tuple[str, list[dict], list[dict]]]) -> None:
+        """One file per tenant and kind for everything that arrived during the last write."""
+        by_key: dict[tuple[str, str], list[dict]] = {}
+        for tenant_id, good, bad in items:
+            by_key.setdefault((tenant_id, "events"), []).extend(good)
+            by_key.setdefault((tenant_id, "rejected"), []).extend(bad)
+        for (tenant_id, kind), rows in by_key.items():
+            if rows:
+                self.landing.write(tenant_id, kind, rows)
+                self.counters["events_stored" if kind == "events" else "events_quarantined"] += len(
+                    rows
+                )
         self.last_write = time.time()
 
     def metrics(self) -> dict[str, Any]:
@@ -238,6 +286,9 @@ class Collector:
                 )
             },
             "http_errors": {k: v for k, v in self.counters.items() if k.startswith("http_")},
+            "landing_backlog": backlog(
+                self.landing, read_cursors(self.settings.loader_state_path, "events")
+            ),
             "last_write_age_s": None
             if self.last_write is None
             else round(time.time() - self.last_write, 3),

@@ -9,6 +9,7 @@ reader never sees a partial file.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
@@ -117,3 +118,60 @@ def read_files(paths: list[Path], schema: pa.Schema) -> pa.Table:
     if not tables:
         return schema.empty_table()
     return pa.concat_tables(tables).select(schema.names)
+
+
+# Reader cursors ------------------------------------------------------------------------------
+# Per partition: a watermark (newest file name consumed) plus the names consumed within the last
+# LOOKBACK_MICROS. Files are named when published, but two writers can publish out of name
+# order by a few milliseconds; the lookback keeps such a file from being skipped.
+LOOKBACK_MICROS = 60 * 1_000_000
+
+
+def pending_files(files: list[LandingFile], cursor: dict) -> list[LandingFile]:
+    """Files of one partition a reader with ``cursor`` has not consumed yet."""
+    watermark = cursor.get("watermark", "")
+    recent = set(cursor.get("recent", []))
+    floor = name_minus(watermark, LOOKBACK_MICROS)
+    return [f for f in files if f.name > watermark or (f.name >= floor and f.name not in recent)]
+
+
+def name_minus(name: str, micros: int) -> str:
+    if not name:
+        return ""
+    return f"{max(int(name.split('-', 1)[0]) - micros, 0):016d}"
+
+
+def advance_cursor(cursor: dict, loaded: list[LandingFile]) -> dict:
+    """The cursor after ``loaded`` were consumed."""
+    names = set(cursor.get("recent", [])) | {f.name for f in loaded}
+    watermark = max([cursor.get("watermark", ""), *names])
+    floor = name_minus(watermark, LOOKBACK_MICROS)
+    return {"watermark": watermark, "recent": sorted(n for n in names if n >= floor)}
+
+
+def read_cursors(state_path: Path, resource: str) -> dict[str, dict]:
+    """Cursors the loader committed, read from dlt's local pipeline state file as JSON (no dlt
+    import, so the collector can report lag cheaply)."""
+    try:
+        state = json.loads(state_path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    resources = state.get("sources", {}).get("landing_log", {}).get("resources", {})
+    return resources.get(resource, {}).get("cursors", {})
+
+
+def backlog(
+    log: LandingLog, cursors: dict[str, dict], kind: str = "events"
+) -> dict[str, float | int | None]:
+    """Files not consumed yet and the age of the oldest: the lag between a 200 OK and bronze."""
+    by_partition: dict[str, list[LandingFile]] = {}
+    for f in log.files(kind):
+        by_partition.setdefault(f.partition, []).append(f)
+    pending = [
+        f for p, files in by_partition.items() for f in pending_files(files, cursors.get(p, {}))
+    ]
+    oldest = min((f.published_micros for f in pending), default=None)
+    return {
+        "pending_files": len(pending),
+        "oldest_pending_age_s": None if oldest is None else round(time.time() - oldest / 1e6, 3),
+    }

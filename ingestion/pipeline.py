@@ -5,9 +5,7 @@ and upserts into Delta on its key, so a retried load, a file offered twice or an
 land once. The cursor lives in dlt state and is committed with the load; if a load dies after
 Delta committed but before the state did, the files are read again and the upsert absorbs them.
 
-Cursor per landing partition: a watermark (newest file name loaded) plus the names loaded in
-the last ``LOOKBACK_MICROS``. Files are named when published, but two writers can publish out of
-name order by a few milliseconds; the lookback keeps such a file from being skipped.
+The cursor per landing partition is ``ingestion.landing.pending_files`` / ``advance_cursor``.
 """
 
 from __future__ import annotations
@@ -21,12 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingestion.contract import LANDING_SCHEMA, REJECTED_SCHEMA
-from ingestion.landing import LandingFile, LandingLog, read_files
-from lakepulse.config import Settings
+from ingestion.landing import LandingFile, LandingLog, advance_cursor, pending_files, read_files
+from lakepulse.config import BRONZE_PIPELINE_NAME, Settings
 
-PIPELINE_NAME = "lakepulse_bronze"
 DATASET_NAME = "raw"
-LOOKBACK_MICROS = 10 * 60 * 1_000_000
 MAX_FILES_PER_CHUNK = 500
 """Files read into one Arrow table; bounds memory when a backlog has built up."""
 
@@ -84,26 +80,6 @@ def dedupe_last(table: pa.Table, key: tuple[str, ...]) -> pa.Table:
     return table.take(pc.take(keep, pc.sort_indices(keep)))
 
 
-def _pending(files: list[LandingFile], cursor: dict) -> list[LandingFile]:
-    watermark = cursor.get("watermark", "")
-    recent = set(cursor.get("recent", []))
-    floor = _name_minus(watermark, LOOKBACK_MICROS)
-    return [f for f in files if f.name > watermark or (f.name >= floor and f.name not in recent)]
-
-
-def _name_minus(name: str, micros: int) -> str:
-    if not name:
-        return ""
-    return f"{max(int(name.split('-', 1)[0]) - micros, 0):016d}"
-
-
-def _advance(cursor: dict, loaded: list[LandingFile]) -> dict:
-    names = set(cursor.get("recent", [])) | {f.name for f in loaded}
-    watermark = max([cursor.get("watermark", ""), *names])
-    floor = _name_minus(watermark, LOOKBACK_MICROS)
-    return {"watermark": watermark, "recent": sorted(n for n in names if n >= floor)}
-
-
 def _landing_resource(spec: TableSpec, landing: LandingLog):
     columns = {"event_date": {"partition": True}} if spec is EVENTS else None
 
@@ -122,13 +98,13 @@ def _landing_resource(spec: TableSpec, landing: LandingLog):
             by_partition.setdefault(f.partition, []).append(f)
         loaded_at = time.time_ns() // 1000
         for partition, files in sorted(by_partition.items()):
-            pending = _pending(files, cursors.get(partition, {}))
+            pending = pending_files(files, cursors.get(partition, {}))
             for start in range(0, len(pending), MAX_FILES_PER_CHUNK):
                 chunk = pending[start : start + MAX_FILES_PER_CHUNK]
                 table = read_files([f.path for f in chunk], spec.schema)
                 if table.num_rows:
                     yield to_bronze(table, spec, loaded_at)
-                cursors[partition] = _advance(cursors.get(partition, {}), chunk)
+                cursors[partition] = advance_cursor(cursors.get(partition, {}), chunk)
 
     return read_landing
 
@@ -144,7 +120,7 @@ def bronze_pipeline(settings: Settings) -> dlt.Pipeline:
     """The dlt pipeline writing Delta tables under ``$LAKEPULSE_HOME/lake/raw``."""
     settings.ensure_dirs()
     return dlt.pipeline(
-        pipeline_name=PIPELINE_NAME,
+        pipeline_name=BRONZE_PIPELINE_NAME,
         destination=dlt.destinations.filesystem(bucket_url=settings.lake_dir.as_uri()),
         dataset_name=DATASET_NAME,
         pipelines_dir=str(settings.dlt_pipelines_dir),

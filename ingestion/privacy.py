@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -87,6 +88,7 @@ def hash_pii(value: Any, secret: bytes) -> str:
     return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()
 
 
+@lru_cache(maxsize=16384)
 def strip_url(url: str) -> str:
     """Remove PII query parameters (and any e-mail address-looking value) from a URL."""
     if "?" not in url and "@" not in url:
@@ -110,6 +112,7 @@ def strip_search(search: str) -> str:
     return stripped[2:]
 
 
+@lru_cache(maxsize=4096)
 def device_class(user_agent: str | None, device_type: str | None = None) -> str:
     """Reduce a user agent to mobile / tablet / desktop / bot / unknown."""
     if device_type:

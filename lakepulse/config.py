@@ -23,6 +23,9 @@ TELEMETRY_OFF = {
     "DAGSTER_DISABLE_TELEMETRY": "1",
 }
 
+BRONZE_PIPELINE_NAME = "lakepulse_bronze"
+"""The dlt pipeline loading the landing log into bronze (its state holds the cursors)."""
+
 LANDING_PARTITIONS = 16
 """Landing-log partitions: a tenant always hashes to the same one, so its order is kept."""
 
@@ -85,6 +88,11 @@ class Settings:
     @property
     def dlt_pipelines_dir(self) -> Path:
         return self.home / "dlt"
+
+    @property
+    def loader_state_path(self) -> Path:
+        """dlt's local state of the bronze pipeline, holding the landing-log cursors."""
+        return self.dlt_pipelines_dir / BRONZE_PIPELINE_NAME / "state.json"
 
     @property
     def tenants_file(self) -> Path:

@@ -7,6 +7,7 @@ import yaml
 from lakepulse.config import Settings
 
 PIPELINE_TAG = "lakepulse/pipeline"
+"""Runs carrying this tag never overlap (a run-queue limit here, and the sensor skips)."""
 
 
 def dagster_yaml(settings: Settings) -> dict:

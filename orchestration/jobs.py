@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dagster import AssetsDefinition, AssetSelection, define_asset_job
+from dagster import AssetsDefinition, AssetSelection, define_asset_job, in_process_executor
 
-PIPELINE_TAG = "lakepulse/pipeline"
-"""Runs carrying this tag never overlap (a run-queue limit in dagster.yaml, and the sensor)."""
+from lakepulse.instance import PIPELINE_TAG
 
 
 def build_ingest_and_build_job(bronze: AssetsDefinition):
@@ -14,4 +13,7 @@ def build_ingest_and_build_job(bronze: AssetsDefinition):
         description="Load new landing files into bronze, then dbt build everything downstream.",
         selection=AssetSelection.assets(bronze).downstream(),
         tags={PIPELINE_TAG: "minute"},
+        # One process for the whole run: a subprocess per step re-imports Dagster, dlt and dbt
+        # (~5-10 s each), which the minute cadence cannot afford. Steps run in dependency order.
+        executor_def=in_process_executor,
     )

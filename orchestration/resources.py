@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dagster import ConfigurableResource
 from dagster_dbt import DbtCliResource, DbtProject
-from dagster_dbt.dbt_project import using_dagster_dev
 
 from lakepulse.config import DBT_PROJECT_DIR, Settings
 from lakepulse.transform import dbt_executable, run_dbt
@@ -27,11 +28,24 @@ def dbt_project_for(settings: Settings) -> DbtProject:
         profiles_dir=DBT_PROJECT_DIR,
         target_path=settings.dbt_target_dir,
     )
-    # Parsed with our own dbt invocation (dagster-dbt's preparer needs `dbt` on PATH); under
-    # `dagster dev` on every load, so model edits show up on a code-location reload.
-    if using_dagster_dev() or not project.manifest_path.exists():
+    # Parsed with our own dbt invocation (dagster-dbt's preparer needs `dbt` on PATH), and only
+    # when a project file changed: every run process loads these definitions, and a parse
+    # costs seconds of the minute budget.
+    if manifest_is_stale(project.manifest_path):
         run_dbt(settings, "parse", "--quiet", capture=True)
     return project
+
+
+def manifest_is_stale(manifest: Path) -> bool:
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    sources = (
+        p
+        for p in DBT_PROJECT_DIR.rglob("*")
+        if p.suffix in {".sql", ".yml", ".yaml", ".csv", ".md"} and "target" not in p.parts
+    )
+    return any(p.stat().st_mtime > built for p in sources)
 
 
 def dbt_resource(project: DbtProject) -> DbtCliResource:

@@ -154,3 +154,27 @@ def test_unmodified_segment_python_sdk_delivers(settings, tenant, collector):
         "analytics-python",
     )
     assert "ada@example.com" not in json.dumps(rows)
+
+
+def test_unmodified_segment_node_sdk_delivers(settings, tenant, collector):
+    import shutil
+    import subprocess
+
+    from lakepulse.config import PROJECT_ROOT
+
+    sdk_dir = PROJECT_ROOT / "tests" / "sdk_node"
+    assert shutil.which("node"), "node is needed for the npm SDK check (make test installs it)"
+    assert (sdk_dir / "node_modules" / "@segment" / "analytics-node").exists(), (
+        "run `make test` to npm ci"
+    )
+    subprocess.run(
+        ["node", "send.mjs", collector, tenant.write_key], cwd=sdk_dir, check=True, timeout=60
+    )
+    rows = landed(settings)
+    assert sorted(r["type"] for r in rows) == ["identify", "page", "track"]
+    order = next(r for r in rows if r["type"] == "track")
+    assert (order["order_id"], order["revenue"], order["currency"]) == ("node-o1", 30.5, "EUR")
+    assert order["library"] == "@segment/analytics-node"
+    page = next(r for r in rows if r["type"] == "page")
+    assert page["page_url"] == "https://s.example/"
+    assert "node@example.com" not in json.dumps(rows) and "x@y.z" not in json.dumps(rows)

@@ -2,8 +2,8 @@
 
 import pyarrow as pa
 
-from ingestion.landing import LandingFile
-from ingestion.pipeline import LOOKBACK_MICROS, _advance, _pending, dedupe_last
+from ingestion.landing import LOOKBACK_MICROS, LandingFile, advance_cursor, pending_files
+from ingestion.pipeline import dedupe_last
 
 
 def lf(micros: int, token: str = "aa") -> LandingFile:
@@ -23,15 +23,15 @@ def test_dedupe_keeps_the_last_copy_of_each_key():
 
 def test_cursor_skips_loaded_files_and_catches_late_published_ones():
     loaded = [lf(1_000_000), lf(2_000_000)]
-    cursor = _advance({}, loaded)
+    cursor = advance_cursor({}, loaded)
     late = lf(1_500_000, "bb")  # published after the load, with an earlier name
     newer = lf(3_000_000)
-    assert _pending([*loaded, late, newer], cursor) == [late, newer]
+    assert pending_files([*loaded, late, newer], cursor) == [late, newer]
 
 
 def test_cursor_forgets_names_older_than_the_lookback():
     old = lf(1_000_000)
-    cursor = _advance({}, [old])
-    cursor = _advance(cursor, [lf(1_000_000 + LOOKBACK_MICROS + 5)])
+    cursor = advance_cursor({}, [old])
+    cursor = advance_cursor(cursor, [lf(1_000_000 + LOOKBACK_MICROS + 5)])
     assert old.name not in cursor["recent"]
-    assert _pending([old], cursor) == []
+    assert pending_files([old], cursor) == []
