@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--clients", type=int, default=32, help="concurrent connections in all")
     parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="collector worker processes")
     args = parser.parse_args()
     chunks = bodies(args.events)
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,7 +89,7 @@ def main() -> None:
         base = baseline(Path(tmp) / "baseline.ndjson", chunks)
 
         server = subprocess.Popen(
-            [sys.executable, "-m", "lakepulse.cli", "collect"],
+            [sys.executable, "-m", "lakepulse.cli", "collect", "--workers", str(args.workers)],
             env=settings.process_env(),
             cwd=PROJECT_ROOT,
         )
@@ -118,7 +119,8 @@ def main() -> None:
             server.wait()
     total = len(chunks) * BATCH
     print(
-        f"collector benchmark: {total} events in batches of {BATCH}, {args.clients} concurrent connections"
+        f"collector benchmark: {total} events in batches of {BATCH}, {args.clients} concurrent "
+        f"connections from {args.client_procs} client processes, {args.workers} collector workers"
     )
     print(
         f"  lakepulse collector    {ours:7.2f} s  {accepted / ours:10.0f} events/s stored ({accepted} acknowledged)"

@@ -13,11 +13,13 @@ import base64
 import binascii
 import gzip
 import logging
+import os
 import time
 import zlib
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -146,6 +148,7 @@ class Collector:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.settings.landing_dir.mkdir(parents=True, exist_ok=True)
+                self._publisher = asyncio.create_task(self._publish_loop())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
@@ -208,9 +211,10 @@ class Collector:
         received = datetime.now(UTC)
         context = body.get("context") if isinstance(body.get("context"), dict) else None
         good, bad, report = [], [], []
+        check_size = len(raw) > MAX_EVENT_BYTES  # no event can be larger than its body
         for index, message in enumerate(messages):
             try:
-                if len(orjson.dumps(message)) > MAX_EVENT_BYTES:
+                if check_size and len(orjson.dumps(message)) > MAX_EVENT_BYTES:
                     raise ContractError(f"event exceeds {MAX_EVENT_BYTES} bytes")
                 good.append(
                     normalize(
@@ -273,10 +277,40 @@ class Collector:
                 )
         self.last_write = time.time()
 
+    @property
+    def _metrics_dir(self) -> Path:
+        return self.settings.home / "collector" / "metrics"
+
+    def _publish_counters(self) -> None:
+        """Each worker process publishes its counters; ``/metrics`` sums the live ones."""
+        self._metrics_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._metrics_dir / f".{os.getpid()}.tmp"
+        tmp.write_bytes(orjson.dumps(dict(self.counters)))
+        os.replace(tmp, self._metrics_dir / f"{os.getpid()}.json")
+
+    def _all_counters(self) -> Counter[str]:
+        total: Counter[str] = Counter(self.counters)
+        for path in self._metrics_dir.glob("*.json") if self._metrics_dir.exists() else []:
+            pid = int(path.stem)
+            if pid == os.getpid():
+                continue
+            try:
+                os.kill(pid, 0)
+                total.update(orjson.loads(path.read_bytes()))
+            except (ProcessLookupError, PermissionError, FileNotFoundError, orjson.JSONDecodeError):
+                continue
+        return total
+
+    async def _publish_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1)
+            await asyncio.to_thread(self._publish_counters)
+
     def metrics(self) -> dict[str, Any]:
+        counters = self._all_counters()
         return {
             **{
-                key: self.counters.get(key, 0)
+                key: counters.get(key, 0)
                 for key in (
                     "requests",
                     "events_accepted",
@@ -285,7 +319,7 @@ class Collector:
                     "events_quarantined",
                 )
             },
-            "http_errors": {k: v for k, v in self.counters.items() if k.startswith("http_")},
+            "http_errors": {k: v for k, v in counters.items() if k.startswith("http_")},
             "landing_backlog": backlog(
                 self.landing, read_cursors(self.settings.loader_state_path, "events")
             ),
@@ -309,12 +343,15 @@ def create_app(settings: Settings | None = None) -> Collector:
     return Collector(settings or Settings.from_env())
 
 
-def serve(settings: Settings) -> None:
-    """Run the collector in the foreground (``lakepulse collect``)."""
+def serve(settings: Settings, workers: int = 1) -> None:
+    """Run the collector in the foreground (``lakepulse collect``); ``workers`` processes share
+    the port, each with its own group commit."""
     import uvicorn
 
     uvicorn.run(
-        create_app(settings),
+        "ingestion.collector:create_app" if workers > 1 else create_app(settings),
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         host=settings.collector_host,
         port=settings.collector_port,
         log_level="warning",

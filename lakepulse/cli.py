@@ -32,7 +32,8 @@ def demo(rate: float) -> None:
 @main.command(
     help="Serve the Segment-compatible collector (LAKEPULSE_COLLECTOR_PORT, default 8088)."
 )
-def collect() -> None:
+@click.option("--workers", default=1, show_default=True, help="Processes sharing the port.")
+def collect(workers: int) -> None:
     from ingestion.collector import serve
 
     settings = _settings()
@@ -40,7 +41,7 @@ def collect() -> None:
     click.echo(
         f"collector listening on {settings.collector_url} (POST /v1/batch); landing log: {settings.landing_dir}"
     )
-    serve(settings)
+    serve(settings, workers)
 
 
 @main.command(help="Send seeded storefront traffic to a collector.")
