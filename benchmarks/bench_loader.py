@@ -54,7 +54,8 @@ def main() -> None:
         ours = time.perf_counter() - started
 
         started = time.perf_counter()
-        table = to_bronze(read_files(paths, LANDING_SCHEMA), EVENTS, time.time_ns() // 1000)
+        files = list(LandingLog(settings.landing_dir).files("events"))
+        table = to_bronze(read_files(files, LANDING_SCHEMA), EVENTS, time.time_ns() // 1000)
         write_deltalake(str(Path(tmp) / "baseline"), table, partition_by=["event_date"])
         baseline = time.perf_counter() - started
 

@@ -53,6 +53,7 @@ LANDING_SCHEMA = pa.schema(
         ("library", pa.string()),
         ("properties", pa.string()),
         ("traits", pa.string()),
+        ("context", pa.string()),
         ("order_id", pa.string()),
         ("revenue", pa.float64()),
         ("currency", pa.string()),
@@ -142,6 +143,16 @@ def _number(value: Any, field: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ContractError(f"'properties.{field}' must be a number, got {type(value).__name__}")
     return float(value)
+
+
+FLATTENED_CONTEXT = frozenset({"page", "campaign", "userAgent", "library", "locale", "ip"})
+
+
+def _rest_of_context(context: dict, secret: bytes) -> str | None:
+    """Context fields without a column of their own, kept (scrubbed) so new SDK fields flow
+    through to bronze without a schema change."""
+    rest = {k: v for k, v in context.items() if k not in FLATTENED_CONTEXT}
+    return orjson.dumps(scrub(rest, secret)).decode() if rest else None
 
 
 def message_id_for(message: dict) -> str:
@@ -241,6 +252,7 @@ def normalize(
         "library": _str(library.get("name")),
         "properties": orjson.dumps(scrub(properties, secret)).decode() if properties else None,
         "traits": orjson.dumps(scrub(traits, secret)).decode() if traits else None,
+        "context": _rest_of_context(context, secret),
         "order_id": _id(properties.get("order_id"), "properties.order_id"),
         "revenue": _number(properties.get("revenue", properties.get("total")), "revenue"),
         "currency": _str(properties.get("currency")),

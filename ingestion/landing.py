@@ -111,13 +111,49 @@ class LandingLog:
         return max((f.name for f in self.files()), default=None)
 
 
-def read_files(paths: list[Path], schema: pa.Schema) -> pa.Table:
-    """Read landing files into one Arrow table with ``schema`` (unknown fields ignored)."""
+@dataclass(frozen=True)
+class Conflict:
+    """A landing line that does not fit the schema (e.g. written by another version)."""
+
+    file: LandingFile
+    line_no: int
+    line: bytes
+    error: str
+
+
+def read_files(
+    files: list[LandingFile], schema: pa.Schema, conflicts: list[Conflict] | None = None
+) -> pa.Table:
+    """Read landing files into one Arrow table with ``schema`` (unknown fields ignored).
+
+    A file with a line that does not fit the schema is read line by line; the misfits go to
+    ``conflicts`` (raise when it is None) and the rest are kept.
+    """
     options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-    tables = [pajson.read_json(path, parse_options=options) for path in paths]
+    tables = []
+    for f in files:
+        try:
+            tables.append(pajson.read_json(f.path, parse_options=options))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            if conflicts is None:
+                raise
+            tables.append(_read_lines(f, schema, conflicts))
     if not tables:
         return schema.empty_table()
     return pa.concat_tables(tables).select(schema.names)
+
+
+def _read_lines(f: LandingFile, schema: pa.Schema, conflicts: list[Conflict]) -> pa.Table:
+    rows = []
+    for line_no, line in enumerate(f.path.read_bytes().splitlines()):
+        try:
+            row = orjson.loads(line)
+            pa.Table.from_pylist([row], schema=schema)
+        except (orjson.JSONDecodeError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as err:
+            conflicts.append(Conflict(f, line_no, line, str(err).splitlines()[0][:200]))
+            continue
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 # Reader cursors ------------------------------------------------------------------------------

@@ -10,16 +10,25 @@ The cursor per landing partition is ``ingestion.landing.pending_files`` / ``adva
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dlt
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingestion.contract import LANDING_SCHEMA, REJECTED_SCHEMA
-from ingestion.landing import LandingFile, LandingLog, advance_cursor, pending_files, read_files
+from ingestion.landing import (
+    Conflict,
+    LandingFile,
+    LandingLog,
+    advance_cursor,
+    pending_files,
+    read_files,
+)
 from lakepulse.config import BRONZE_PIPELINE_NAME, Settings
 
 DATASET_NAME = "raw"
@@ -80,13 +89,43 @@ def dedupe_last(table: pa.Table, key: tuple[str, ...]) -> pa.Table:
     return table.take(pc.take(keep, pc.sort_indices(keep)))
 
 
+def quarantine_conflicts(landing: LandingLog, conflicts: list[Conflict]) -> None:
+    """Lines that do not fit bronze's types become rejected landing rows (loaded into
+    ``raw.events_rejected`` by the next pass): never a crashed load, never a silent drop.
+    Their ids derive from file and line, so a retried load quarantines them only once."""
+    by_tenant: dict[str, list[dict]] = {}
+    for c in conflicts:
+        try:
+            row = orjson.loads(c.line)
+        except orjson.JSONDecodeError:
+            row = {}
+        row = row if isinstance(row, dict) else {}
+        tenant = str(row.get("tenant_id") or "unknown")
+        by_tenant.setdefault(tenant, []).append(
+            {
+                "tenant_id": tenant,
+                "rejection_id": hashlib.sha256(f"{c.file.name}:{c.line_no}".encode()).hexdigest()[
+                    :32
+                ],
+                "message_id": str(row["message_id"]) if row.get("message_id") is not None else None,
+                "received_at": row.get("received_at")
+                if isinstance(row.get("received_at"), int)
+                else c.file.published_micros,
+                "reason": f"type conflict in landing file {c.file.name} line {c.line_no}: {c.error}",
+                "payload": c.line.decode(errors="replace")[:32_768],
+            }
+        )
+    for tenant, rows in by_tenant.items():
+        landing.write(tenant, "rejected", rows)
+
+
 def _landing_resource(spec: TableSpec, landing: LandingLog):
     columns = {"event_date": {"partition": True}} if spec is EVENTS else None
 
     @dlt.resource(
         name=spec.name,
         primary_key=list(spec.key),
-        write_disposition={"disposition": "merge", "strategy": "upsert"},
+        write_disposition={"disposition": "merge", "strategy": "insert-only"},
         table_format="delta",
         columns=columns,
     )
@@ -101,7 +140,9 @@ def _landing_resource(spec: TableSpec, landing: LandingLog):
             pending = pending_files(files, cursors.get(partition, {}))
             for start in range(0, len(pending), MAX_FILES_PER_CHUNK):
                 chunk = pending[start : start + MAX_FILES_PER_CHUNK]
-                table = read_files([f.path for f in chunk], spec.schema)
+                conflicts: list[Conflict] = []
+                table = read_files(chunk, spec.schema, conflicts)
+                quarantine_conflicts(landing, conflicts)
                 if table.num_rows:
                     yield to_bronze(table, spec, loaded_at)
                 cursors[partition] = advance_cursor(cursors.get(partition, {}), chunk)

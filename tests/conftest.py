@@ -11,9 +11,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from lakepulse.config import PROJECT_ROOT, Settings, disable_telemetry
@@ -92,6 +95,46 @@ def collector(settings: Settings, tmp_path: Path) -> Iterator[str]:
         finally:
             proc.kill()
             proc.wait()
+
+
+SIM_CLOCK = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def landing_rows(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def land_simulated(
+    settings: Settings, events: int, per_file: int = 250, seed: int = 9, faults=None
+) -> int:
+    """Write simulated traffic (5% SDK retries by default) straight into the landing log, as
+    the collector would; returns the number of distinct events."""
+    from ingestion.contract import normalize
+    from ingestion.landing import LandingLog
+    from ingestion.simulator import Faults, SimConfig, TrafficGenerator
+
+    faults = faults or Faults(duplicate_rate=0.05)
+    gen = TrafficGenerator(
+        SimConfig(seed=seed, tenants={"acme": "k1", "globex": "k2"}, faults=faults), clock=SIM_CLOCK
+    )
+    log = LandingLog(settings.landing_dir)
+    pending: dict[str, list[dict]] = {}
+    for tenant, _, message in islice(gen.events(), events):
+        message = {k: v for k, v in message.items() if k != "_clock_skew_s"}
+        pending.setdefault(tenant, []).append(
+            normalize(message, tenant_id=tenant, secret=b"s", received_at=SIM_CLOCK)
+        )
+        if len(pending[tenant]) == per_file:
+            log.write(tenant, "events", pending.pop(tenant))
+    for tenant, rows in pending.items():
+        log.write(tenant, "events", rows)
+    return len(
+        {
+            (r["tenant_id"], r["message_id"])
+            for f in log.files("events")
+            for r in landing_rows(f.path)
+        }
+    )
 
 
 @dataclass

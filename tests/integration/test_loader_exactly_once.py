@@ -7,48 +7,15 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
-from itertools import islice
 
 import pyarrow.compute as pc
 import pytest
 
-from ingestion.contract import normalize
 from ingestion.landing import LandingLog
-from ingestion.simulator import Faults, SimConfig, TrafficGenerator
 from lakepulse.config import PROJECT_ROOT, Settings
+from tests.conftest import land_simulated, landing_rows
 
 pytestmark = pytest.mark.integration
-
-RECEIVED = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-
-def write_landing(settings: Settings, events: int, per_file: int = 250) -> int:
-    """Simulated traffic with 5% SDK retries (same messageId again), as landing files."""
-    gen = TrafficGenerator(
-        SimConfig(
-            seed=9, tenants={"acme": "k1", "globex": "k2"}, faults=Faults(duplicate_rate=0.05)
-        ),
-        clock=RECEIVED,
-    )
-    log = LandingLog(settings.landing_dir)
-    pending: dict[str, list[dict]] = {}
-    for tenant, _, message in islice(gen.events(), events):
-        message = {k: v for k, v in message.items() if k != "_clock_skew_s"}
-        pending.setdefault(tenant, []).append(
-            normalize(message, tenant_id=tenant, secret=b"s", received_at=RECEIVED)
-        )
-        if len(pending[tenant]) == per_file:
-            log.write(tenant, "events", pending.pop(tenant))
-    for tenant, rows in pending.items():
-        log.write(tenant, "events", rows)
-    return len({(r["tenant_id"], r["message_id"]) for f in log.files() for r in _rows(f.path)})
-
-
-def _rows(path):
-    import orjson
-
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
 def bronze_rows(settings: Settings) -> list[tuple]:
@@ -75,7 +42,7 @@ def test_killed_loader_converges_to_the_uninterrupted_result(tmp_path):
     crashed = Settings.from_env({"LAKEPULSE_HOME": str(tmp_path / "crashed")})
     for s in (reference, crashed):
         s.ensure_dirs()
-    unique = write_landing(reference, 60_000)
+    unique = land_simulated(reference, 60_000)
     shutil.copytree(reference.landing_dir, crashed.landing_dir, dirs_exist_ok=True)
 
     assert ingest_cmd(reference).wait() == 0
@@ -98,9 +65,9 @@ def test_killed_loader_converges_to_the_uninterrupted_result(tmp_path):
 
 
 def test_counts_reconcile_landing_equals_bronze_plus_rejected_plus_duplicates(settings, workspace):
-    unique = write_landing(settings, 5_000)
+    unique = land_simulated(settings, 5_000)
     log = LandingLog(settings.landing_dir)
-    landed = sum(len(_rows(f.path)) for f in log.files("events"))
+    landed = sum(len(landing_rows(f.path)) for f in log.files("events"))
     log.write(
         "acme",
         "rejected",

@@ -39,9 +39,18 @@ def test_temporary_files_are_invisible(tmp_path):
 
 def test_read_files_applies_schema_and_ignores_unknown_fields(tmp_path):
     log = LandingLog(tmp_path)
-    p1 = log.write("acme", "events", [{"a": 1, "b": "x", "zzz": 1}])
-    p2 = log.write("acme", "events", [{"a": 2}])
+    log.write("acme", "events", [{"a": 1, "b": "x", "zzz": 1}])
+    log.write("acme", "events", [{"a": 2}])
     schema = pa.schema([("a", pa.int64()), ("b", pa.string())])
-    table = read_files([p1, p2], schema)
+    table = read_files(list(log.files()), schema)
     assert table.schema == schema
     assert table.to_pylist() == [{"a": 1, "b": "x"}, {"a": 2, "b": None}]
+
+
+def test_lines_that_do_not_fit_the_schema_are_set_aside(tmp_path):
+    log = LandingLog(tmp_path)
+    log.write("acme", "events", [{"a": 1}, {"a": "not a number"}, {"a": 3}])
+    conflicts = []
+    table = read_files(list(log.files()), pa.schema([("a", pa.int64())]), conflicts)
+    assert table["a"].to_pylist() == [1, 3]
+    assert [(c.line_no, c.line) for c in conflicts] == [(1, b'{"a":"not a number"}')]
