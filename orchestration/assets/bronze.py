@@ -7,7 +7,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, AssetSpec
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from ingestion.pipeline import bronze_pipeline, landing_log
+from ingestion.pipeline import bronze_pipeline, bronze_source, loader_lock, prepare_pipeline
 from lakepulse.config import Settings
 
 LANDING_LOG_KEY = AssetKey(["landing", "log"])
@@ -48,7 +48,7 @@ class BronzeTranslator(DagsterDltTranslator):
 
 def build_bronze_assets(settings: Settings) -> AssetsDefinition:
     @dlt_assets(
-        dlt_source=landing_log(str(settings.landing_dir)),
+        dlt_source=bronze_source(settings),
         dlt_pipeline=bronze_pipeline(settings),
         name="bronze_load",
         dagster_dlt_translator=BronzeTranslator(),
@@ -57,6 +57,11 @@ def build_bronze_assets(settings: Settings) -> AssetsDefinition:
     def bronze_load(context: AssetExecutionContext, dlt: DagsterDltResource) -> Iterator:
         # A fresh source per run: a dlt source's schema is mutated by a run and must not be
         # reused by the next one in the same process.
-        yield from dlt.run(context=context, dlt_source=landing_log(str(settings.landing_dir)))
+        with loader_lock(settings):
+            pipeline = bronze_pipeline(settings)
+            prepare_pipeline(pipeline)
+            yield from dlt.run(
+                context=context, dlt_source=bronze_source(settings), dlt_pipeline=pipeline
+            )
 
     return bronze_load

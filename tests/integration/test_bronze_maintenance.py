@@ -126,7 +126,9 @@ def test_compaction_and_vacuum_keep_rows_and_drop_old_files(settings, workspace)
     on_disk = len(list(settings.bronze_events_path.rglob("*.parquet")))
     removed = vacuum(settings, retain=timedelta(0))
     assert (
-        removed["events"] == on_disk - len(DeltaTable(str(settings.bronze_events_path)).file_uris()) > 0
+        removed["events"]
+        == on_disk - len(DeltaTable(str(settings.bronze_events_path)).file_uris())
+        > 0
     )
     assert sorted_rows(workspace.bronze()) == before
 
