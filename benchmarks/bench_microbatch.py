@@ -23,14 +23,16 @@ from lakepulse.config import Settings, disable_telemetry
 CHUNK = 1_000_000
 
 
-def synthetic_history(template: pa.Table, rows: int, days: int = 10):
-    """Rows shaped like bronze, spread over ``days`` before today, in chunks."""
+def synthetic_history(template: pa.Table, rows: int, rate: float = 1000.0):
+    """Rows shaped like bronze, arriving at ``rate`` events/s up to now, in chunks (so at
+    1,000 events/s, 10 M events are the last 2.8 hours: one or two event-date partitions)."""
     rng = np.random.default_rng(0)
-    start = datetime.now(UTC) - timedelta(days=days)
+    span_us = int(rows / rate * 1_000_000)
+    start = datetime.now(UTC) - timedelta(microseconds=span_us)
     done = 0
     while done < rows:
         n = min(CHUNK, rows - done)
-        offsets = np.sort(rng.integers(0, days * 86_400_000_000, n))
+        offsets = np.sort(rng.integers(done * span_us // rows, (done + n) * span_us // rows, n))
         ts = pa.array(int(start.timestamp() * 1e6) + offsets, pa.int64()).cast(
             pa.timestamp("us", tz="UTC")
         )
