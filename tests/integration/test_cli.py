@@ -1,0 +1,52 @@
+"""The operator CLI: what it prints and what it does."""
+
+import subprocess
+import sys
+
+import pytest
+
+from ingestion.tenants import TenantRegistry
+from lakepulse.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def cli(settings, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "lakepulse.cli", *args],
+        env=settings.process_env(),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_tenants_add_prints_a_working_write_key(settings):
+    result = cli(settings, "tenants", "add", "shop-1")
+    assert result.returncode == 0
+    key = result.stdout.strip()
+    assert key.startswith("lp_") and "point a Segment SDK" in result.stderr
+    registry = TenantRegistry(settings.tenants_file)
+    assert registry.resolve(key).tenant_id == "shop-1"
+    assert key not in settings.tenants_file.read_text()  # stored hashed only
+    assert cli(settings, "tenants", "list").stdout.split() == ["shop-1"]
+
+
+def test_tenants_add_rejects_a_bad_name_clearly(settings):
+    result = cli(settings, "tenants", "add", "Bad Name!")
+    assert result.returncode == 2
+    assert "must be 1-63 characters" in result.stderr
+    assert not settings.tenants_file.exists()
+
+
+def test_sql_on_an_empty_home_says_what_to_do(settings):
+    result = cli(settings, "sql", "select 42 as answer")
+    assert result.returncode == 0
+    assert "42" in result.stdout
+    assert "lakepulse ingest" in result.stderr and "lakepulse build" in result.stderr
+
+
+def test_sql_reports_bad_queries(settings):
+    result = cli(settings, "sql", "select * from nowhere")
+    assert result.returncode == 2 and "query failed" in result.stderr
