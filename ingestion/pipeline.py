@@ -83,7 +83,11 @@ def to_bronze(table: pa.Table, spec: TableSpec, loaded_at_micros: int) -> pa.Tab
         pa.field("event_date", pa.date32(), nullable=False),
         pc.cast(table[time_column], pa.date32()),
     )
-    return dedupe_last(table, spec.key)
+    schema = table.schema
+    for name in spec.key:  # keys are never null (the contract guarantees it); say so to dlt
+        idx = schema.get_field_index(name)
+        schema = schema.set(idx, schema.field(idx).with_nullable(False))
+    return dedupe_last(table.cast(schema), spec.key)
 
 
 def dedupe_last(table: pa.Table, key: tuple[str, ...]) -> pa.Table:
