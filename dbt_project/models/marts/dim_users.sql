@@ -1,0 +1,37 @@
+-- One row per user (signed-in user, else anonymous device): when first and last seen, the
+-- channel that brought them, and what they have bought.
+
+with
+
+sessions as (
+
+    select * from {{ ref('fct_sessions') }}
+
+),
+
+users as (
+
+    select
+        tenant_id,
+        user_key,
+        max(user_id) as user_id,
+        min(session_start_at) as first_seen_at,
+        max(session_end_at) as last_seen_at,
+        arg_min(channel, session_start_at) as acquisition_channel,
+        arg_min(utm_campaign, session_start_at) as acquisition_campaign,
+        arg_min(device_class, session_start_at) as first_device_class,
+        count(*) as sessions,
+        count(distinct device_id) as devices,
+        sum(orders) as orders,
+        sum(revenue) as revenue,
+        min(session_start_at) filter (where converted) as first_order_session_at
+    from sessions
+    group by tenant_id, user_key
+
+)
+
+select
+    *,
+    user_id is not null as is_identified,
+    cast(first_seen_at as date) as first_seen_date
+from users
