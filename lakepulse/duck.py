@@ -6,19 +6,41 @@ cannot work offline; every DuckDB connection lakepulse opens goes through here.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import duckdb
 import duckdb_extension_delta
+import duckdb_extension_postgres
+
+
+def _extension_path(package, name: str) -> Path:
+    base = Path(package.__file__).parent / "extensions"
+    return base / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
 
 
 def delta_extension_path() -> Path:
-    base = Path(duckdb_extension_delta.__file__).parent / "extensions"
-    return base / f"v{duckdb.__version__}" / "delta.duckdb_extension"
+    return _extension_path(duckdb_extension_delta, "delta")
 
 
 def load_delta(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(f"LOAD '{delta_extension_path()}'")
+
+
+def load_postgres(conn: duckdb.DuckDBPyConnection) -> None:
+    """The wheel ships the extension as ``postgres.duckdb_extension`` but DuckDB derives the
+    entry point from the file name (``postgres_scanner``): load it through a link so named."""
+    source = _extension_path(duckdb_extension_postgres, "postgres")
+    link_dir = Path(tempfile.gettempdir()) / f"lakepulse-duckdb-{duckdb.__version__}-{os.getuid()}"
+    link = link_dir / "postgres_scanner.duckdb_extension"
+    if not link.exists():
+        link_dir.mkdir(parents=True, exist_ok=True)
+        tmp = link_dir / f".{os.getpid()}.link"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(source)
+        os.replace(tmp, link)
+    conn.execute(f"LOAD '{link}'")
 
 
 def connect(path: str | Path = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:

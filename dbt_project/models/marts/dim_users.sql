@@ -22,7 +22,7 @@ users as (
         arg_min(device_class, session_start_at) as first_device_class,
         count(*) as sessions,
         count(distinct device_id) as devices,
-        sum(orders) as orders,
+        cast(sum(orders) as bigint) as orders,
         sum(revenue) as revenue,
         min(session_start_at) filter (where converted) as first_order_session_at
     from sessions

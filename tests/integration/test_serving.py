@@ -1,0 +1,150 @@
+"""Serving marts to BI over PostgreSQL (a real server): atomic publish, least privilege and
+per-tenant row-level security."""
+
+import threading
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from lakepulse.config import Settings
+from lakepulse.publish import MARTS, create_tenant_login, publish
+from tests.conftest import Workspace, land_simulated
+
+pytestmark = pytest.mark.integration
+
+
+def with_db(url: str, dbname: str, user: str | None = None) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if user:
+        netloc = f"{user}@{netloc.split('@', 1)[-1]}"
+    return urlunsplit((parts.scheme, netloc, f"/{dbname}", parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, postgres_url):
+    """Marts built from simulated traffic of two tenants, and a fresh database to publish to."""
+    with pytest.MonkeyPatch.context() as mp:
+        home = tmp_path_factory.mktemp("serving") / "home"
+        mp.setenv("LAKEPULSE_HOME", str(home))
+        settings = Settings.from_env()
+        settings.ensure_dirs()
+        workspace = Workspace(settings)
+        land_simulated(settings, 3_000)
+        workspace.ingest()
+        workspace.build()
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("drop database if exists serving_test")
+            conn.execute("create database serving_test")
+        url = with_db(postgres_url, "serving_test")
+        result = publish(settings, url)
+        yield settings, workspace, url, result
+
+
+def tenant_conn(url: str, tenant: str, login: tuple[str, str] | None = None) -> psycopg.Connection:
+    role, password = login or create_tenant_login(url, tenant)
+    return psycopg.connect(
+        with_db(url, "serving_test", user=role), password=password, autocommit=True
+    )
+
+
+def test_publish_copies_every_mart_with_its_index(built):
+    _, workspace, url, result = built
+    assert set(result.rows) == set(MARTS) and not result.skipped
+    with psycopg.connect(url) as conn:
+        for mart in MARTS:
+            published = conn.execute(f"select count(*) from marts.{mart}").fetchone()[0]
+            assert (
+                published
+                == workspace.sql(f"select count(*) from marts.{mart}")[0][0]
+                == result.rows[mart]
+            )
+            index = conn.execute(
+                "select indexdef from pg_indexes where schemaname = 'marts' and tablename = %s",
+                [mart],
+            ).fetchone()[0]
+            assert "(tenant_id" in index
+        leftovers = conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts' and table_name like '%%\\_\\_%%'"
+        ).fetchall()
+        assert leftovers == []
+
+
+def test_a_tenant_login_sees_only_its_own_rows(built):
+    _, workspace, url, _ = built
+    with tenant_conn(url, "acme") as conn:
+        for mart in MARTS:
+            expected = workspace.sql(f"select count(*) from marts.{mart} where tenant_id = 'acme'")[
+                0
+            ][0]
+            assert (
+                conn.execute(f"select count(*) from marts.{mart}").fetchone()[0] == expected > 0
+            ), mart
+            assert (
+                conn.execute(
+                    f"select count(*) from marts.{mart} where tenant_id = 'globex'"
+                ).fetchone()[0]
+                == 0
+            )
+        tenants = conn.execute("select distinct tenant_id from marts.fct_sessions").fetchall()
+        assert tenants == [("acme",)]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "insert into marts.fct_sessions (tenant_id, session_id, user_key) values ('acme', 'x', 'y')",
+        "update marts.dim_users set revenue = 0",
+        "delete from marts.mart_campaign_kpis",
+        "create table marts.mine (x int)",
+        "create table public.mine (x int)",
+        "select * from lakepulse_admin.tenant_logins",
+        "select * from serving_secret.raw_events",
+        "alter table marts.fct_sessions disable row level security",
+        "drop table marts.fct_sessions",
+        "set role postgres",
+    ],
+)
+def test_a_tenant_login_cannot_write_escalate_or_read_outside_marts(built, statement):
+    url = built[2]
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("create schema if not exists serving_secret")
+        admin.execute("create table if not exists serving_secret.raw_events as select 1 as x")
+    with tenant_conn(url, "globex") as conn, pytest.raises(psycopg.Error):
+        conn.execute(statement)
+
+
+def test_readers_never_see_a_partial_or_missing_table_during_publish(built):
+    settings, workspace, url, _ = built
+    expected = workspace.sql(
+        "select count(*) from marts.mart_conversion_windows where tenant_id = 'acme'"
+    )[0][0]
+    errors, counts = [], []
+    stop = threading.Event()
+    login = create_tenant_login(url, "acme")
+
+    def reader() -> None:
+        with tenant_conn(url, "acme", login) as conn:
+            while not stop.is_set():
+                try:
+                    counts.append(
+                        conn.execute(
+                            "select count(*) from marts.mart_conversion_windows"
+                        ).fetchone()[0]
+                    )
+                except psycopg.Error as err:
+                    errors.append(repr(err))
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(3):
+            publish(settings, url)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    assert len(counts) > 10 and set(counts) == {expected}
