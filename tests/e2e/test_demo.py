@@ -2,6 +2,8 @@
 has loaded simulated traffic into Delta and dbt has built the marts; Dagster shows the asset
 graph with materializations; Ctrl-C stops every process it started."""
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -9,6 +11,7 @@ import time
 
 import httpx
 import psutil
+import psycopg
 import pytest
 
 from lakepulse.config import PROJECT_ROOT, Settings
@@ -39,6 +42,8 @@ def test_demo_builds_marts_within_three_minutes_and_stops_cleanly(tmp_path, monk
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.setenv("LAKEPULSE_COLLECTOR_PORT", str(free_port()))
     monkeypatch.setenv("LAKEPULSE_DAGSTER_PORT", str(free_port()))
+    monkeypatch.setenv("LAKEPULSE_PG_PORT", str(free_port()))
+    monkeypatch.delenv("LAKEPULSE_PG_URL", raising=False)
     settings = Settings.from_env()
     ui = f"http://127.0.0.1:{settings.dagster_port}"
     out_path = tmp_path / "demo.out"
@@ -62,7 +67,12 @@ def test_demo_builds_marts_within_three_minutes_and_stops_cleanly(tmp_path, monk
             try:
                 ok = all(
                     materialized(ui, *key)
-                    for key in (["raw", "events"], ["stg_events"], ["mart_event_volume"])
+                    for key in (
+                        ["raw", "events"],
+                        ["stg_events"],
+                        ["mart_event_volume"],
+                        ["postgres", "marts"],
+                    )
                 )
             except httpx.HTTPError:
                 ok = False
@@ -94,6 +104,22 @@ def test_demo_builds_marts_within_three_minutes_and_stops_cleanly(tmp_path, monk
         total = conn.sql("select sum(events) from marts.mart_event_volume").fetchone()[0]
         conn.close()
         assert total > 0
+
+        # BI reads the published marts over TCP with a tenant login, and sees only its tenant.
+        logins = json.loads((settings.home / "postgres" / "bi_logins.json").read_text())
+        port = int(os.environ["LAKEPULSE_PG_PORT"])
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=port,
+            dbname="postgres",
+            user=logins["acme"]["user"],
+            password=logins["acme"]["password"],
+        ) as pg:
+            tenants = pg.execute(
+                "select distinct tenant_id from marts.mart_event_volume"
+            ).fetchall()
+        assert tenants == [("acme",)]
+        assert f"port {port}" in banner and logins["acme"]["password"] in banner
     finally:
         seen |= (
             {p.pid for p in psutil.Process(demo.pid).children(recursive=True)}
@@ -110,3 +136,8 @@ def test_demo_builds_marts_within_three_minutes_and_stops_cleanly(tmp_path, monk
         if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
     ]
     assert leftovers == [], f"processes still running after Ctrl-C: {leftovers}"
+    pgdata = str(settings.home / "postgres" / "data")
+    servers = [
+        p for p in psutil.process_iter(["cmdline"]) if pgdata in " ".join(p.info["cmdline"] or [])
+    ]
+    assert servers == [], "the demo's PostgreSQL is still running"
