@@ -161,7 +161,9 @@ def publish() -> None:
             "error: set LAKEPULSE_PG_URL to the serving PostgreSQL (postgresql://...)", err=True
         )
         sys.exit(2)
-    if not settings.warehouse_path.exists():
+    from lakepulse.query import replica_path
+
+    if not replica_path(settings).exists():
         click.echo("error: no marts yet: run `lakepulse build` first", err=True)
         sys.exit(2)
     result = publish_marts(settings, settings.pg_url)

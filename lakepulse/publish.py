@@ -15,13 +15,13 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from lakepulse.config import Settings
 from lakepulse.duck import connect, load_postgres
+from lakepulse.query import replica_path
 
 SCHEMA = "marts"
 ADMIN_SCHEMA = "lakepulse_admin"
@@ -127,7 +127,8 @@ def publish(
     ensure_serving(pg_url)
     duck = connect()
     load_postgres(duck)
-    duck.execute(f"attach '{settings.warehouse_path}' as wh (read_only)")
+    # The read replica: a consistent copy of the last build that no build ever locks.
+    duck.execute(f"attach '{replica_path(settings)}' as wh (read_only)")
     duck.execute(f"attach '{pg_url}' as pg (type postgres)")
     available = {
         row[0]
@@ -196,7 +197,3 @@ def create_tenant_login(
             )
         )
     return role, password
-
-
-def warehouse_exists(settings: Settings) -> bool:
-    return Path(settings.warehouse_path).exists()

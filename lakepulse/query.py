@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import os
+
 import duckdb
 
 from lakepulse.config import Settings
 from lakepulse.duck import connect
 
 BRONZE_TABLES = ("events", "events_rejected")
+
+
+def replica_path(settings: Settings):
+    return settings.warehouse_path.with_name("lakepulse.read.duckdb")
+
+
+def refresh_replica(settings: Settings) -> None:
+    """Copy the freshly built warehouse to a read replica and swap it in by rename. Ad-hoc
+    readers open the replica, so they never hold a lock the next build needs, and a build in
+    progress never makes them wait or fail; a reader keeps the copy it opened."""
+    replica = replica_path(settings)
+    tmp = replica.with_name(f".{replica.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    conn = duckdb.connect()
+    try:
+        conn.execute(f"attach '{settings.warehouse_path}' as wh (read_only)")
+        conn.execute(f"attach '{tmp}' as replica")
+        conn.execute("copy from database wh to replica")
+        conn.execute("detach replica")
+    finally:
+        conn.close()
+    os.replace(tmp, replica)
 
 
 def explorer(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
@@ -23,14 +47,10 @@ def explorer(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
             conn.execute(f"create view raw.main.{table} as select * from delta_scan('{path}')")
         elif table == "events":
             notes.append("raw.events does not exist yet: send events, then run `lakepulse ingest`")
-    if settings.warehouse_path.exists():
-        try:
-            conn.execute(f"attach '{settings.warehouse_path}' as warehouse (read_only)")
-            conn.execute("use warehouse")
-        except duckdb.IOException:
-            notes.append(
-                "the marts are being rebuilt right now (warehouse locked); try again in a few seconds"
-            )
+    replica = replica_path(settings)
+    if replica.exists():
+        conn.execute(f"attach '{replica}' as warehouse (read_only)")
+        conn.execute("use warehouse")
     else:
         notes.append("no marts yet: run `lakepulse build` first")
     return conn, notes

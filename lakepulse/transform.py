@@ -27,9 +27,10 @@ def dbt_command(settings: Settings, *args: str) -> list[str]:
 
 
 def run_dbt(settings: Settings, *args: str, capture: bool = False) -> subprocess.CompletedProcess:
-    """Run a dbt command against this data directory; raises on failure."""
+    """Run a dbt command against this data directory; raises on failure. After a build the
+    read replica for ad-hoc queries is refreshed."""
     settings.ensure_dirs()
-    return subprocess.run(
+    result = subprocess.run(
         dbt_command(settings, *args),
         env=settings.process_env(),
         cwd=DBT_PROJECT_DIR,
@@ -37,3 +38,8 @@ def run_dbt(settings: Settings, *args: str, capture: bool = False) -> subprocess
         text=True,
         capture_output=capture,
     )
+    if args and args[0] in {"build", "run", "seed"}:
+        from lakepulse.query import refresh_replica
+
+        refresh_replica(settings)
+    return result

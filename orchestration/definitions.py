@@ -22,7 +22,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings.ensure_dirs()
     project = dbt_project_for(settings)
     bronze = build_bronze_assets(settings)
-    models = build_dbt_assets(project)
+    models = build_dbt_assets(project, settings)
     pipeline_assets = [bronze, models]
     if settings.pg_url:
         pipeline_assets.append(build_publish_asset(settings.pg_url))

@@ -6,6 +6,9 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from lakepulse.config import Settings
+from lakepulse.query import refresh_replica
+
 OWNER = "team:analytics-engineering"
 
 
@@ -28,7 +31,7 @@ class LakepulseDbtTranslator(DagsterDbtTranslator):
         return [OWNER]
 
 
-def build_dbt_assets(project: DbtProject) -> AssetsDefinition:
+def build_dbt_assets(project: DbtProject, settings: Settings) -> AssetsDefinition:
     @dbt_assets(
         manifest=project.manifest_path,
         project=project,
@@ -38,5 +41,6 @@ def build_dbt_assets(project: DbtProject) -> AssetsDefinition:
     )
     def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator:
         yield from dbt.cli(["build"], context=context).stream()
+        refresh_replica(settings)  # ad-hoc `lakepulse sql` reads this copy, never the live file
 
     return dbt_models

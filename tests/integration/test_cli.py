@@ -50,3 +50,30 @@ def test_sql_on_an_empty_home_says_what_to_do(settings):
 def test_sql_reports_bad_queries(settings):
     result = cli(settings, "sql", "select * from nowhere")
     assert result.returncode == 2 and "query failed" in result.stderr
+
+
+def test_sql_answers_while_a_build_is_running(settings, workspace):
+    from tests.conftest import land_simulated
+
+    land_simulated(settings, 2_000)
+    workspace.ingest()
+    workspace.build()
+    before = cli(settings, "sql", "select count(*) as n from marts.fct_sessions")
+    assert before.returncode == 0, before.stderr
+    build = subprocess.Popen(
+        [sys.executable, "-m", "lakepulse.cli", "build"],
+        env=settings.process_env(),
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    answers = []
+    while build.poll() is None:
+        result = cli(settings, "sql", "select count(*) as n from marts.fct_sessions")
+        answers.append(
+            (result.returncode, result.stdout.split()[-1] if result.stdout else result.stderr)
+        )
+    assert build.returncode == 0, "the build must not be blocked by readers"
+    assert len(answers) >= 2
+    assert all(code == 0 for code, _ in answers), answers
+    assert {value for _, value in answers} == {before.stdout.split()[-1]}
