@@ -1,6 +1,12 @@
-"""Run every benchmark: ``python -m benchmarks`` (or ``make bench``)."""
+"""Run every benchmark: ``python -m benchmarks`` (or ``make bench``). Each prints its figure and
+a ratio against a baseline measured in the same run; none is part of the test suite."""
 
-from benchmarks import bench_loader
+import sys
+
+from benchmarks import bench_collector, bench_loader, bench_microbatch, bench_serving
 
 if __name__ == "__main__":
-    bench_loader.main()
+    for bench in (bench_collector, bench_loader, bench_microbatch, bench_serving):
+        print(f"\n== {bench.__name__} ==", flush=True)
+        sys.argv = [bench.__name__]
+        bench.main()
