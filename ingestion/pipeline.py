@@ -191,7 +191,10 @@ def _landing_resource(spec: TableSpec, landing: LandingLog, lake_dir: Path):
         for f in landing.files(spec.kind):
             by_partition.setdefault(f.partition, []).append(f)
         loaded_at = time.time_ns() // 1000
-        seen: list[pa.Table] = []
+        # Keys yielded earlier in this run (not in Delta yet), with their partitions and latest
+        # receive time: a copy can only be in the same landing partition (same tenant) and
+        # within DEDUPE_WINDOW, so a long backlog is not compared against all of itself.
+        seen: list[tuple[set[str], object, pa.Table]] = []
         pending = [
             f
             for partition, files in sorted(by_partition.items())
@@ -205,11 +208,15 @@ def _landing_resource(spec: TableSpec, landing: LandingLog, lake_dir: Path):
             quarantine_conflicts(landing, conflicts)
             if table.num_rows:
                 table = to_bronze(table, spec, loaded_at)
-                for earlier in seen:
-                    table = _without(table, earlier, spec.key)
+                partitions = {f.partition for f in chunk}
+                window_start = pc.min(table["received_at"]).as_py() - DEDUPE_WINDOW
+                for earlier_partitions, latest, keys in seen:
+                    if earlier_partitions & partitions and latest >= window_start:
+                        table = _without(table, keys, spec.key)
                 table = _without(table, _existing_keys(table_path, table, spec), spec.key)
                 if table.num_rows:
-                    seen.append(table.select(list(spec.key)))
+                    latest = pc.max(table["received_at"]).as_py()
+                    seen.append((partitions, latest, table.select(list(spec.key))))
                     yield table
             for partition in {f.partition for f in chunk}:
                 loaded = [f for f in chunk if f.partition == partition]

@@ -94,3 +94,19 @@ def test_counts_reconcile_landing_equals_bronze_plus_rejected_plus_duplicates(se
         ).as_py()
         == bronze.num_rows
     )
+
+
+def test_a_copy_in_a_later_chunk_of_the_same_load_is_dropped(settings, workspace, monkeypatch):
+    import ingestion.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "MAX_FILES_PER_CHUNK", 1)  # every file its own chunk
+    land_simulated(settings, 300, per_file=100)
+    log = LandingLog(settings.landing_dir)
+    first = next(iter(log.files("events")))
+    log.write(
+        landing_rows(first.path)[0]["tenant_id"], "events", landing_rows(first.path)
+    )  # an SDK retry
+    workspace.ingest()
+    bronze = workspace.bronze()
+    keys = pc.binary_join_element_wise(bronze["tenant_id"], bronze["message_id"], "|")
+    assert pc.count_distinct(keys).as_py() == bronze.num_rows > 0
