@@ -16,9 +16,7 @@ from pathlib import Path
 from deltalake import DeltaTable
 
 from ingestion.landing import LandingLog, pending_files, read_cursors
-from lakepulse.config import Settings
-
-BRONZE_TABLES = ("events", "events_rejected")
+from lakepulse.config import BRONZE_TABLES, Settings
 
 
 def _table(settings: Settings, name: str) -> DeltaTable | None:

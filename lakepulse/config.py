@@ -26,6 +26,9 @@ TELEMETRY_OFF = {
 BRONZE_PIPELINE_NAME = "lakepulse_bronze"
 """The dlt pipeline loading the landing log into bronze (its state holds the cursors)."""
 
+BRONZE_TABLES = ("events", "events_rejected")
+"""Delta tables of the bronze layer, under ``$LAKEPULSE_HOME/lake/raw``."""
+
 LANDING_PARTITIONS = 16
 """Landing-log partitions: a tenant always hashes to the same one, so its order is kept."""
 

@@ -6,10 +6,8 @@ import os
 
 import duckdb
 
-from lakepulse.config import Settings
+from lakepulse.config import BRONZE_TABLES, Settings
 from lakepulse.duck import connect
-
-BRONZE_TABLES = ("events", "events_rejected")
 
 
 def replica_path(settings: Settings):
