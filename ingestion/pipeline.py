@@ -1,11 +1,10 @@
 """dlt source and pipeline: landing log -> Delta bronze (``raw.events``, ``raw.events_rejected``).
 
-Each resource reads only landing files it has not loaded, through Arrow (no Python per event),
-and upserts into Delta on its key, so a retried load, a file offered twice or an SDK retry all
-land once. The cursor lives in dlt state and is committed with the load; if a load dies after
-Delta committed but before the state did, the files are read again and the upsert absorbs them.
-
-The cursor per landing partition is ``ingestion.landing.pending_files`` / ``advance_cursor``.
+Each resource reads only landing files it has not loaded (a cursor per landing partition in
+dlt state, see ``ingestion.landing.pending_files``), through Arrow (no Python per event), drops
+rows whose key is already in bronze or earlier in the load, and appends. A load that died
+half-way is aborted, not re-applied, so its files are read again and what it did commit is
+dropped as already present: every event lands once. docs/bronze.md has the reasoning.
 """
 
 from __future__ import annotations
