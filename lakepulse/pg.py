@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -34,7 +35,7 @@ def system_bin_dir() -> Path | None:
 
 @contextmanager
 def _system_server(pgdata: Path, bin_dir: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     subprocess.run(
         [bin_dir / "initdb", "-D", pgdata, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
         check=True,

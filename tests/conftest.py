@@ -4,7 +4,6 @@ over HTTP, a Delta/DuckDB workspace, and a real PostgreSQL server."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,14 +19,9 @@ import orjson
 import pytest
 
 from lakepulse.config import PROJECT_ROOT, Settings, disable_telemetry
+from lakepulse.pg import free_port
 
 disable_telemetry()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
