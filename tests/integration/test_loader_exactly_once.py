@@ -37,30 +37,47 @@ def ingest_cmd(settings: Settings) -> subprocess.Popen:
     )
 
 
+def timed_ingest(settings: Settings) -> float:
+    started = time.monotonic()
+    assert ingest_cmd(settings).wait() == 0
+    return time.monotonic() - started
+
+
 def test_killed_loader_converges_to_the_uninterrupted_result(tmp_path):
     reference = Settings.from_env({"LAKEPULSE_HOME": str(tmp_path / "reference")})
     crashed = Settings.from_env({"LAKEPULSE_HOME": str(tmp_path / "crashed")})
     for s in (reference, crashed):
         s.ensure_dirs()
     unique = land_simulated(reference, 150_000)
-    shutil.copytree(reference.landing_dir, crashed.landing_dir, dirs_exist_ok=True)
 
-    assert ingest_cmd(reference).wait() == 0
+    startup = timed_ingest(crashed)  # nothing landed yet: interpreter, imports, an empty run
+    full = timed_ingest(reference)
     expected = bronze_rows(reference)
     assert len(expected) == unique
 
+    # The landing log reaches the crashing loader in tranches (in publication order, as the
+    # collector would write it), so every round has real work to be killed in. Each kill lands
+    # at a random moment inside that round's expected working time, measured on this machine
+    # in this run rather than guessed, so a faster or slower machine still kills mid-load.
+    files = sorted(LandingLog(reference.landing_dir).files(), key=lambda f: f.name)
+    rounds = 6
+    per_round = max((full - startup) / rounds, 0.2)
     rng = random.Random(5)
     kills = 0
-    for _ in range(6):
+    for i in range(rounds):
+        for f in files[i * len(files) // rounds : (i + 1) * len(files) // rounds]:
+            target = crashed.landing_dir / f.path.relative_to(reference.landing_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f.path, target)
         proc = ingest_cmd(crashed)
-        time.sleep(rng.uniform(1.5, 5.0))
+        time.sleep(startup + rng.uniform(0.1, 0.9) * per_round)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.wait()
     assert ingest_cmd(crashed).wait() == 0
     assert ingest_cmd(crashed).wait() == 0  # and once more with nothing new
-    assert kills >= 2, "the loader finished before any kill: make the data larger"
+    assert kills >= rounds // 2, f"only {kills} of {rounds} rounds were killed mid-load"
     assert bronze_rows(crashed) == expected
 
 
