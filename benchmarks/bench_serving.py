@@ -41,6 +41,12 @@ QUERIES = {
         "where tenant_id = 'acme') - interval '1 hour' order by 1"
     ),
     "campaign KPIs": "select * from marts.mart_campaign_kpis where tenant_id = 'acme'",
+    "experiment results": (
+        "select variation_id, metric, users, relative_lift, always_valid_relative_ci_low, "
+        "always_valid_relative_ci_high, always_valid_p_value, decision "
+        "from marts.mart_experiment_results "
+        "where tenant_id = 'acme' and experiment_id = 'checkout_button' order by 1, 2"
+    ),
 }
 
 

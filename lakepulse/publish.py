@@ -36,6 +36,8 @@ MARTS: dict[str, tuple[str, ...]] = {
     "mart_cohort_retention": ("tenant_id", "cohort_grain", "cohort_start"),
     "mart_campaign_kpis": ("tenant_id", "campaign"),
     "mart_event_volume": ("tenant_id", "event_minute"),
+    "mart_experiment_results": ("tenant_id", "experiment_id"),
+    "fct_experiment_snapshots": ("tenant_id", "experiment_id", "snapshot_at"),
 }
 """Published marts and the index each gets for dashboard filters (tenant, then date)."""
 

@@ -99,7 +99,12 @@ def landing_rows(path: Path) -> list[dict]:
 
 
 def land_simulated(
-    settings: Settings, events: int, per_file: int = 250, seed: int = 9, faults=None
+    settings: Settings,
+    events: int,
+    per_file: int = 250,
+    seed: int = 9,
+    faults=None,
+    experiments=None,
 ) -> int:
     """Write simulated traffic (5% SDK retries by default) straight into the landing log, as
     the collector would; returns the number of distinct events."""
@@ -108,9 +113,10 @@ def land_simulated(
     from ingestion.simulator import Faults, SimConfig, TrafficGenerator
 
     faults = faults or Faults(duplicate_rate=0.05)
-    gen = TrafficGenerator(
-        SimConfig(seed=seed, tenants={"acme": "k1", "globex": "k2"}, faults=faults), clock=SIM_CLOCK
-    )
+    config = SimConfig(seed=seed, tenants={"acme": "k1", "globex": "k2"}, faults=faults)
+    if experiments is not None:
+        config.experiments = experiments
+    gen = TrafficGenerator(config, clock=SIM_CLOCK)
     log = LandingLog(settings.landing_dir)
     pending: dict[str, list[dict]] = {}
     for tenant, _, message in islice(gen.events(), events):
