@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -263,6 +264,9 @@ _shorten_load_polling()
 def bronze_pipeline(settings: Settings) -> dlt.Pipeline:
     """The dlt pipeline writing Delta tables under ``$LAKEPULSE_HOME/lake/raw``."""
     settings.ensure_dirs()
+    # dlt keeps a copy of every loaded file in its package archive unless told otherwise: a
+    # second, unbounded copy of bronze that retention and erasure would have to chase.
+    os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
     return dlt.pipeline(
         pipeline_name=BRONZE_PIPELINE_NAME,
         destination=dlt.destinations.filesystem(bucket_url=settings.lake_dir.as_uri()),

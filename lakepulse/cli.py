@@ -221,6 +221,97 @@ def publish() -> None:
     )
 
 
+@main.command(help="Erase one user's events from the landing log, bronze and every mart.")
+@click.option("--tenant", "tenant_id", required=True)
+@click.option("--user", "user_id", required=True, help="The user_id the SDK sends.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def erase(tenant_id: str, user_id: str, yes: bool) -> None:
+    from ingestion.erasure import erase_user
+    from ingestion.tenants import TenantError
+    from lakepulse.transform import rebuild_marts
+
+    settings = _settings()
+    if not yes:
+        click.confirm(
+            f"Erase every event of user {user_id!r} of tenant {tenant_id!r}? This cannot be undone",
+            abort=True,
+        )
+    try:
+        report = erase_user(
+            settings,
+            tenant_id,
+            user_id,
+            rebuild_marts=lambda: rebuild_marts(settings, capture=True),
+            progress=lambda step: click.echo(f"  ... {step}"),
+        )
+    except TenantError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    click.echo(
+        f"erased {report.identities} identities: {report.landing_lines_removed} landing lines "
+        f"({report.landing_files_rewritten} files rewritten), {report.bronze_rows_removed} bronze "
+        f"rows, {report.rejected_rows_removed} rejected rows; marts rebuilt"
+        + (" and republished." if settings.pg_url else ".")
+    )
+    click.echo(
+        f"Audit record (user as keyed hash {report.user_hash[:12]}...) appended to "
+        f"{settings.home / 'audit' / 'erasures.jsonl'}."
+    )
+
+
+@main.command(help="Drop data older than its retention policy (LAKEPULSE_RETENTION_*_DAYS).")
+def retention() -> None:
+    from ingestion.retention import apply_retention
+    from lakepulse.config import RetentionPolicy
+
+    settings = _settings()
+    policy = RetentionPolicy.from_env()
+    for name, result in apply_retention(settings, policy).items():
+        details = ", ".join(f"{k}={v}" for k, v in result.items())
+        click.echo(f"  {name:<22} keep {getattr(policy, name):>4} days: {details}")
+    click.echo("Retention applied. Old file versions go at the next `lakepulse compact`.")
+
+
+@main.command(help="Compact bronze's small files (OPTIMIZE) and VACUUM old versions.")
+@click.option(
+    "--retain-hours",
+    default=168,
+    show_default=True,
+    help="Keep file versions younger than this (time travel window).",
+)
+def compact(retain_hours: int) -> None:
+    from datetime import timedelta
+
+    from ingestion.maintenance import compact as compact_tables
+    from ingestion.maintenance import vacuum
+    from ingestion.pipeline import loader_lock
+
+    settings = _settings()
+    with loader_lock(settings):
+        compacted = compact_tables(settings)
+        vacuumed = vacuum(settings, timedelta(hours=retain_hours))
+    for table, result in compacted.items():
+        click.echo(
+            f"  raw.{table:<16} {result['files_removed']} files compacted into "
+            f"{result['files_added']}, {vacuumed.get(table, 0)} old files vacuumed"
+        )
+
+
+@main.command(help="Rebuild every mart from bronze (dbt full refresh), then republish.")
+def replay() -> None:
+    import subprocess
+
+    from lakepulse.transform import rebuild_marts
+
+    settings = _settings()
+    try:
+        rebuild_marts(settings, full_refresh=True)
+    except subprocess.CalledProcessError as err:
+        click.echo("replay failed; the dbt output above names the model.", err=True)
+        sys.exit(err.returncode)
+    click.echo("Every mart rebuilt from bronze" + (" and republished." if settings.pg_url else "."))
+
+
 @main.group(help="Tenants (merchants) and their write keys.")
 def tenants() -> None:
     pass

@@ -33,6 +33,32 @@ LANDING_PARTITIONS = 16
 """Landing-log partitions: a tenant always hashes to the same one, so its order is kept."""
 
 
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long each kind of data is kept, in days; each from
+    ``LAKEPULSE_RETENTION_<NAME>_DAYS``. Bronze is the event database from the beginning of
+    time, so its default is long; the landing log is only a buffer and an archive for replay."""
+
+    bronze_events: int = 400
+    rejected_events: int = 30
+    landing_files: int = 14
+    experiment_snapshots: int = 180
+    loader_packages: int = 7
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> RetentionPolicy:
+        env = dict(os.environ if env is None else env)
+        values = {}
+        for name in cls.__dataclass_fields__:
+            raw = env.get(f"LAKEPULSE_RETENTION_{name.upper()}_DAYS")
+            if raw is not None:
+                days = int(raw)
+                if days < 1:
+                    raise ValueError(f"LAKEPULSE_RETENTION_{name.upper()}_DAYS must be >= 1")
+                values[name] = days
+        return cls(**values)
+
+
 def disable_telemetry() -> None:
     """Set the opt-out variables unless the operator chose otherwise."""
     for key, value in TELEMETRY_OFF.items():

@@ -51,3 +51,21 @@ def connect(path: str | Path = ":memory:", read_only: bool = False) -> duckdb.Du
     )
     load_delta(conn)
     return conn
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """Copy a DuckDB database into a fresh file and swap it in by rename. The copy holds only
+    live data: DuckDB does not zero the blocks it frees, so this is also how deleted rows leave
+    the disk."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    conn = duckdb.connect()
+    try:
+        conn.execute(f"attach '{source}' as source (read_only)")
+        conn.execute(f"attach '{tmp}' as target")
+        conn.execute("copy from database source to target")
+        conn.execute("detach target")
+        conn.execute("detach source")
+    finally:
+        conn.close()
+    os.replace(tmp, target)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import duckdb
 
 from lakepulse.config import BRONZE_TABLES, Settings
-from lakepulse.duck import connect
+from lakepulse.duck import connect, copy_database
 
 
 def replica_path(settings: Settings):
@@ -18,18 +16,7 @@ def refresh_replica(settings: Settings) -> None:
     """Copy the freshly built warehouse to a read replica and swap it in by rename. Ad-hoc
     readers open the replica, so they never hold a lock the next build needs, and a build in
     progress never makes them wait or fail; a reader keeps the copy it opened."""
-    replica = replica_path(settings)
-    tmp = replica.with_name(f".{replica.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    conn = duckdb.connect()
-    try:
-        conn.execute(f"attach '{settings.warehouse_path}' as wh (read_only)")
-        conn.execute(f"attach '{tmp}' as replica")
-        conn.execute("copy from database wh to replica")
-        conn.execute("detach replica")
-    finally:
-        conn.close()
-    os.replace(tmp, replica)
+    copy_database(settings.warehouse_path, replica_path(settings))
 
 
 def explorer(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, list[str]]:

@@ -43,3 +43,26 @@ def run_dbt(settings: Settings, *args: str, capture: bool = False) -> subprocess
 
         refresh_replica(settings)
     return result
+
+
+def rewrite_warehouse(settings: Settings) -> None:
+    """Compact the warehouse into a fresh file (old blocks, and any deleted rows in them, are
+    gone), then refresh the replica from it. Takes the warehouse's write lock: run it when no
+    build is running."""
+    from lakepulse.duck import copy_database
+    from lakepulse.query import refresh_replica
+
+    if settings.warehouse_path.exists():
+        copy_database(settings.warehouse_path, settings.warehouse_path)
+        refresh_replica(settings)
+
+
+def rebuild_marts(settings: Settings, full_refresh: bool = False, capture: bool = False) -> None:
+    """dbt build of every model (``--full-refresh`` rebuilds incremental models from bronze;
+    the experiment snapshot history is kept), then publish to PostgreSQL when configured."""
+    args = ["build", "--full-refresh"] if full_refresh else ["build"]
+    run_dbt(settings, *args, capture=capture)
+    if settings.pg_url:
+        from lakepulse.publish import publish
+
+        publish(settings, settings.pg_url)

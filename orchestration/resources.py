@@ -43,7 +43,7 @@ def manifest_is_stale(manifest: Path) -> bool:
     sources = (
         p
         for p in DBT_PROJECT_DIR.rglob("*")
-        if p.suffix in {".sql", ".yml", ".yaml", ".csv", ".md"} and "target" not in p.parts
+        if p.suffix in {".sql", ".py", ".yml", ".yaml", ".csv", ".md"} and "target" not in p.parts
     )
     return any(p.stat().st_mtime > built for p in sources)
 

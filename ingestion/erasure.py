@@ -1,0 +1,214 @@
+"""Erasure of one user (GDPR art. 17, CCPA deletion): every event of the user and of the
+devices that identified as the user goes from the landing log, bronze and every mart, and no
+old copy stays on disk. What remains is an audit record holding a keyed hash of the user id,
+never the id.
+
+Where copies hide, and how each goes:
+- landing log: each file holding the user's lines is rewritten without them (same name, so
+  the loader's cursors stay right; tmp + fsync + rename as the collector writes);
+- bronze Delta tables: a delete, then VACUUM with zero retention (the rewritten-away files
+  go) and a checkpoint with the older log entries removed (their column statistics could
+  name the user);
+- dlt's package archive: completed jobs are deleted after each load (see bronze_pipeline);
+- the DuckDB warehouse and its read replica: rebuilt, then copied into fresh files (DuckDB
+  does not zero freed blocks);
+- PostgreSQL: republished by the caller; the swap drops the old tables and their files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from deltalake import DeltaTable
+
+from ingestion.landing import LandingLog, _fsync_dir
+from lakepulse.config import Settings
+
+
+@dataclass
+class ErasureReport:
+    tenant_id: str
+    user_hash: str
+    erased_at: str
+    identities: int = 0
+    landing_files_rewritten: int = 0
+    landing_lines_removed: int = 0
+    bronze_rows_removed: int = 0
+    rejected_rows_removed: int = 0
+    files_vacuumed: int = 0
+    steps: list[str] = field(default_factory=list)
+
+
+def user_hash(settings: Settings, tenant_id: str, user_id: str) -> str:
+    """The audit trail's name for the user: a keyed hash with the tenant's secret, so the
+    record proves which request was served without keeping who it was about."""
+    from ingestion.tenants import TenantError, TenantRegistry
+
+    tenant = TenantRegistry(settings.tenants_file).get(tenant_id)
+    if tenant is None:
+        raise TenantError(f"unknown tenant {tenant_id!r}; `lakepulse tenants list` shows them")
+    return hmac.new(tenant.secret, user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def _sql_list(values: set[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(values))
+
+
+def identities(settings: Settings, tenant_id: str, user_id: str) -> set[str]:
+    """The user id and every anonymous id seen with it (identify, calls carrying both, alias)."""
+    from lakepulse.duck import connect
+
+    found = {user_id}
+    path = settings.bronze_events_path
+    if not (path / "_delta_log").exists():
+        return found
+    conn = connect()
+    try:
+        rows = conn.execute(
+            f"select distinct anonymous_id, previous_id from delta_scan('{path}') "
+            "where tenant_id = ? and user_id = ?",
+            [tenant_id, user_id],
+        ).fetchall()
+    finally:
+        conn.close()
+    for anonymous_id, previous_id in rows:
+        found |= {v for v in (anonymous_id, previous_id) if v}
+    return found
+
+
+def _mentions(line: bytes, needles: list[bytes]) -> bool:
+    return any(n in line for n in needles)
+
+
+def scrub_landing(settings: Settings, tenant_id: str, ids: set[str]) -> tuple[int, int]:
+    """Rewrite the tenant's landing files without any line naming one of ``ids`` (as a JSON
+    string value, which covers events and the payloads of rejected ones)."""
+    log = LandingLog(settings.landing_dir)
+    directory = log.partition_dir(tenant_id)
+    needles = [orjson.dumps(i) for i in ids]
+    tenant = orjson.dumps(tenant_id)
+    files = lines_removed = 0
+    for f in log.files():
+        if f.path.parent != directory:
+            continue
+        body = f.path.read_bytes()
+        if not _mentions(body, needles):
+            continue
+        kept, removed = [], 0
+        for line in body.splitlines(keepends=True):
+            if tenant in line and _mentions(line, needles):
+                removed += 1
+            else:
+                kept.append(line)
+        if not removed:
+            continue
+        tmp = directory / f".tmp-erase-{f.name}"
+        with open(tmp, "wb") as handle:
+            handle.write(b"".join(kept))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, f.path)
+        _fsync_dir(directory)
+        files += 1
+        lines_removed += removed
+    return files, lines_removed
+
+
+def purge_old_versions(path: Path) -> int:
+    """VACUUM with no retention, then a checkpoint and removal of the log entries before it:
+    after this the table's directory holds only what its current version needs."""
+    table = DeltaTable(str(path))
+    removed = table.vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False)
+    table.create_checkpoint()
+    version = table.version()
+    log = path / "_delta_log"
+    for entry in log.iterdir():
+        stem = entry.name.split(".", 1)[0]
+        if stem.isdigit() and int(stem) < version:
+            entry.unlink()
+    return len(removed)
+
+
+def erase_bronze(settings: Settings, tenant_id: str, ids: set[str]) -> tuple[int, int, int]:
+    listed = _sql_list(ids)
+    tenant = "'" + tenant_id.replace("'", "''") + "'"
+    events = rejected = vacuumed = 0
+    path = settings.bronze_events_path
+    if (path / "_delta_log").exists():
+        metrics = DeltaTable(str(path)).delete(
+            f"tenant_id = {tenant} and (user_id in ({listed}) or anonymous_id in ({listed}) "
+            f"or previous_id in ({listed}))"
+        )
+        events = int(metrics.get("num_deleted_rows", 0))
+        vacuumed += purge_old_versions(path)
+    path = settings.bronze_rejected_path
+    if (path / "_delta_log").exists():
+        mentions = " or ".join(
+            f"payload like '%{orjson.dumps(i).decode().replace(chr(39), chr(39) * 2)}%'"
+            for i in sorted(ids)
+        )
+        metrics = DeltaTable(str(path)).delete(f"tenant_id = {tenant} and ({mentions})")
+        rejected = int(metrics.get("num_deleted_rows", 0))
+        vacuumed += purge_old_versions(path)
+    return events, rejected, vacuumed
+
+
+def audit(settings: Settings, report: ErasureReport) -> Path:
+    path = settings.home / "audit" / "erasures.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as handle:
+        handle.write(orjson.dumps(asdict(report)) + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return path
+
+
+def erase_user(
+    settings: Settings,
+    tenant_id: str,
+    user_id: str,
+    rebuild_marts: Callable[[], None] | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> ErasureReport:
+    """Remove one user everywhere. Loads what is pending first (so no load package holds the
+    user's rows), then works under the loader lock; ``rebuild_marts`` rebuilds the warehouse
+    (and republishes) once bronze is clean."""
+    from ingestion.pipeline import loader_lock, run_ingest
+    from lakepulse.transform import rewrite_warehouse
+
+    report = ErasureReport(
+        tenant_id=tenant_id,
+        user_hash=user_hash(settings, tenant_id, user_id),
+        erased_at=datetime.now(UTC).isoformat(),
+    )
+    progress("loading pending landing files into bronze")
+    run_ingest(settings)
+    with loader_lock(settings):
+        ids = identities(settings, tenant_id, user_id)
+        report.identities = len(ids)
+        progress(f"removing {len(ids)} identities from the landing log")
+        report.landing_files_rewritten, report.landing_lines_removed = scrub_landing(
+            settings, tenant_id, ids
+        )
+        report.steps.append("landing")
+        progress("deleting from bronze and vacuuming old versions")
+        report.bronze_rows_removed, report.rejected_rows_removed, report.files_vacuumed = (
+            erase_bronze(settings, tenant_id, ids)
+        )
+        report.steps.append("bronze")
+    if rebuild_marts is not None:
+        progress("rebuilding the marts")
+        rebuild_marts()
+        report.steps.append("marts")
+    progress("rewriting the warehouse and its replica into fresh files")
+    rewrite_warehouse(settings)
+    report.steps.append("warehouse")
+    audit(settings, report)
+    return report
