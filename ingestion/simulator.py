@@ -60,8 +60,10 @@ class Faults:
     malformed_rate: float = 0.0
     """Events broken on purpose (missing event name, revenue as text): they must be rejected."""
     conversion_drop_after: int | None = None
+    conversion_drop_at: datetime | None = None
     conversion_drop_factor: float = 0.2
-    """After this many visits, purchase probability is multiplied by the factor."""
+    """After this many visits, or for checkouts from this (simulated) time on, purchase
+    probability is multiplied by the factor: a broken checkout deploy."""
 
 
 @dataclass
@@ -72,6 +74,8 @@ class SimConfig:
     purchase_rate: float = 0.35
     """Probability that a visitor who starts checkout completes the order."""
     returning_share: float = 0.3
+    visits_per_second: float = 1.0
+    """Pace of simulated time when the generator runs on a fixed start clock."""
     experiments: list[Experiment] = field(
         default_factory=lambda: [Experiment("checkout_button", {"control": 1.0, "green": 1.15})]
     )
@@ -93,10 +97,10 @@ class TrafficGenerator:
         self.skews: dict[str, float] = {}
 
     def _now(self) -> datetime:
-        """Real time, or for a fixed start clock simulated time advancing one second a visit."""
+        """Real time, or for a fixed start clock simulated time advancing ``visits_per_second``."""
         if self.clock is None:
             return datetime.now(UTC)
-        return self.clock + timedelta(seconds=self.visit_count)
+        return self.clock + timedelta(seconds=self.visit_count / self.config.visits_per_second)
 
     def _id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -240,6 +244,8 @@ class TrafficGenerator:
                         traits={"email": f"{user_id}@example.com", "plan": "guest"},
                         path="/checkout",
                     )
+                if faults.conversion_drop_at is not None and clock[0] >= faults.conversion_drop_at:
+                    purchase_rate = self.config.purchase_rate * faults.conversion_drop_factor
                 if rng.random() < purchase_rate * (exposure or 1.0):
                     emit(
                         "track",

@@ -38,6 +38,7 @@ MARTS: dict[str, tuple[str, ...]] = {
     "mart_event_volume": ("tenant_id", "event_minute"),
     "mart_experiment_results": ("tenant_id", "experiment_id"),
     "fct_experiment_snapshots": ("tenant_id", "experiment_id", "snapshot_at"),
+    "mart_anomaly_alerts": ("tenant_id", "minute_at"),
 }
 """Published marts and the index each gets for dashboard filters (tenant, then date)."""
 

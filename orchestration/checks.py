@@ -1,20 +1,31 @@
-"""Asset checks wrapping the great-expectations suites in ``quality/``.
+"""Asset checks: the great-expectations suites in ``quality/`` and freshness.
 
 Blocking: when bronze fails its suite, the dbt models downstream do not build in that run, so
-a bad load never reaches the marts BI reads.
+a bad load never reaches the marts BI reads; when a key mart fails its suite, the publish to
+PostgreSQL does not run, so BI keeps the last good tables.
 """
 
+from datetime import timedelta
+
+import duckdb
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
+    AssetKey,
+    DefaultSensorStatus,
     MetadataValue,
     asset_check,
+    build_last_update_freshness_checks,
+    build_sensor_for_freshness_checks,
 )
 
 from ingestion.tenants import TenantRegistry
 from lakepulse.config import Settings
 from lakepulse.duck import connect
+from lakepulse.publish import MARTS
+from lakepulse.query import replica_path
 from orchestration.resources import LakepulseResource
 
 BRONZE_EVENTS = ["raw", "events"]
@@ -50,6 +61,12 @@ def bronze_events_quality(
     df = latest_load(settings)
     result = check_events(df, TenantRegistry(settings.tenants_file).tenants())
     context.log.info(result.summary())
+    return check_result(result)
+
+
+def check_result(result) -> AssetCheckResult:
+    """A quality result as Dagster shows it: pass/fail, and per failed expectation the count
+    of failing rows and a sample of them."""
     return AssetCheckResult(
         passed=result.success,
         severity=AssetCheckSeverity.ERROR,
@@ -69,4 +86,62 @@ def bronze_events_quality(
                 ]
             ),
         },
+    )
+
+
+# What each mart check reads: recent rows only, so the check stays cheap as history grows.
+MART_CHECK_QUERIES = {
+    "mart_funnel_conversion": "select * from marts.mart_funnel_conversion "
+    "where entry_date >= (select max(entry_date) - 7 from marts.mart_funnel_conversion)",
+    "mart_cohort_retention": "select * from marts.mart_cohort_retention",
+    "mart_conversion_windows": "select * from marts.mart_conversion_windows "
+    "where window_end_at >= (select max(window_end_at) - interval 1 day "
+    "from marts.mart_conversion_windows)",
+}
+
+
+def mart_quality_check(mart: str, suite) -> AssetChecksDefinition:
+    @asset_check(
+        asset=AssetKey([mart]),
+        name=f"{mart}_quality",
+        blocking=True,
+        description=f"great-expectations suite quality.marts for {mart} (rates in [0, 1], "
+        "funnels never grow, period 0 = 100 %). Blocking: a failure stops the publish.",
+    )
+    def check(lakepulse: LakepulseResource) -> AssetCheckResult:
+        conn = duckdb.connect(str(replica_path(lakepulse.settings)), read_only=True)
+        try:
+            df = conn.sql(MART_CHECK_QUERIES[mart]).df()
+        finally:
+            conn.close()
+        return check_result(suite(df))
+
+    return check
+
+
+def build_mart_quality_checks() -> list[AssetChecksDefinition]:
+    from quality.marts import MART_SUITES
+
+    return [mart_quality_check(mart, suite) for mart, suite in MART_SUITES.items()]
+
+
+FRESHNESS_MINUTES = 5
+
+
+def build_freshness_checks() -> list[AssetChecksDefinition]:
+    """A mart more than 5 minutes behind is shown stale (a warning on its check)."""
+    return list(
+        build_last_update_freshness_checks(
+            assets=[AssetKey([mart]) for mart in MARTS],
+            lower_bound_delta=timedelta(minutes=FRESHNESS_MINUTES),
+        )
+    )
+
+
+def build_freshness_sensor(checks: list[AssetChecksDefinition]):
+    return build_sensor_for_freshness_checks(
+        freshness_checks=checks,
+        minimum_interval_seconds=60,
+        name="freshness_checks_sensor",
+        default_status=DefaultSensorStatus.RUNNING,
     )

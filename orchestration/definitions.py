@@ -5,14 +5,28 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dlt import DagsterDltResource
 
+from lakepulse.anomaly import ensure_alerts_table
 from lakepulse.config import Settings, disable_telemetry
 from orchestration.assets.bronze import build_bronze_assets, landing_log_spec
 from orchestration.assets.dbt import build_dbt_assets
+from orchestration.assets.maintenance import compaction, retention
 from orchestration.assets.serving import build_publish_asset
-from orchestration.checks import bronze_events_quality
-from orchestration.jobs import build_ingest_and_build_job
+from orchestration.checks import (
+    bronze_events_quality,
+    build_freshness_checks,
+    build_freshness_sensor,
+    build_mart_quality_checks,
+)
+from orchestration.jobs import (
+    build_ingest_and_build_job,
+    build_replay_job,
+    compaction_job,
+    erase_user_job,
+    retention_job,
+)
 from orchestration.resources import LakepulseResource, dbt_project_for, dbt_resource
-from orchestration.sensors import build_landing_sensor
+from orchestration.schedules import compaction_schedule, retention_schedule
+from orchestration.sensors import alerts_spec, build_anomaly_sensor, build_landing_sensor
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
@@ -20,18 +34,30 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     disable_telemetry()
     settings = settings or Settings.from_env()
     settings.ensure_dirs()
+    ensure_alerts_table(settings)
     project = dbt_project_for(settings)
     bronze = build_bronze_assets(settings)
     models = build_dbt_assets(project, settings)
-    pipeline_assets = [bronze, models]
-    if settings.pg_url:
-        pipeline_assets.append(build_publish_asset(settings.pg_url))
+    serving = [build_publish_asset(settings.pg_url)] if settings.pg_url else []
+    pipeline_assets = [bronze, models, *serving]
     ingest_and_build = build_ingest_and_build_job(*pipeline_assets)
+    freshness = build_freshness_checks()
     return dg.Definitions(
-        assets=[landing_log_spec, *pipeline_assets],
-        asset_checks=[bronze_events_quality],
-        jobs=[ingest_and_build],
-        sensors=[build_landing_sensor(ingest_and_build, settings)],
+        assets=[landing_log_spec, alerts_spec, *pipeline_assets, retention, compaction],
+        asset_checks=[bronze_events_quality, *build_mart_quality_checks(), *freshness],
+        jobs=[
+            ingest_and_build,
+            build_replay_job(models, *serving),
+            retention_job,
+            compaction_job,
+            erase_user_job,
+        ],
+        schedules=[retention_schedule, compaction_schedule],
+        sensors=[
+            build_landing_sensor(ingest_and_build, settings),
+            build_freshness_sensor(freshness),
+            build_anomaly_sensor(settings),
+        ],
         resources={
             "dlt": DagsterDltResource(),
             "dbt": dbt_resource(project),

@@ -1,10 +1,19 @@
-"""Jobs: what the sensor and schedules launch."""
+"""Jobs: what the sensor, the schedules and operators launch. Every job that writes the lake
+or the warehouse carries the pipeline tag, so none overlaps another (run-queue limit)."""
 
 from __future__ import annotations
 
-from dagster import AssetsDefinition, AssetSelection, define_asset_job, in_process_executor
+from dagster import (
+    AssetKey,
+    AssetsDefinition,
+    AssetSelection,
+    define_asset_job,
+    in_process_executor,
+    job,
+)
 
 from lakepulse.instance import PIPELINE_TAG
+from orchestration.ops import erase_user_op
 
 
 def build_ingest_and_build_job(*assets: AssetsDefinition):
@@ -19,3 +28,44 @@ def build_ingest_and_build_job(*assets: AssetsDefinition):
         # (~5-10 s each), which the minute cadence cannot afford. Steps run in dependency order.
         executor_def=in_process_executor,
     )
+
+
+def build_replay_job(dbt_models: AssetsDefinition, *downstream: AssetsDefinition):
+    """Every mart rebuilt from bronze (dbt --full-refresh), then republished."""
+    return define_asset_job(
+        name="replay_marts",
+        description="Rebuild every mart from bronze with a dbt full refresh, then republish. "
+        "The experiment snapshot history is kept (it cannot be recomputed).",
+        selection=AssetSelection.assets(dbt_models, *downstream),
+        config={"ops": {dbt_models.op.name: {"config": {"full_refresh": True}}}},
+        tags={PIPELINE_TAG: "replay"},
+        executor_def=in_process_executor,
+    )
+
+
+retention_job = define_asset_job(
+    name="retention",
+    description="Apply the retention policies (see the maintenance/retention asset).",
+    selection=AssetSelection.keys(AssetKey(["maintenance", "retention"])),
+    tags={PIPELINE_TAG: "retention"},
+    executor_def=in_process_executor,
+)
+
+compaction_job = define_asset_job(
+    name="compaction",
+    description="OPTIMIZE and VACUUM the bronze tables.",
+    selection=AssetSelection.keys(AssetKey(["maintenance", "compaction"])),
+    tags={PIPELINE_TAG: "compaction"},
+    executor_def=in_process_executor,
+)
+
+
+@job(
+    name="erase_user",
+    description="Erase one user everywhere (config: tenant_id, user_id); same as `lakepulse "
+    "erase`. An audit record with a keyed hash of the user id is kept.",
+    tags={PIPELINE_TAG: "erasure"},
+    executor_def=in_process_executor,
+)
+def erase_user_job() -> None:
+    erase_user_op()

@@ -3,7 +3,7 @@
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from lakepulse.config import Settings
@@ -31,6 +31,12 @@ class LakepulseDbtTranslator(DagsterDbtTranslator):
         return [OWNER]
 
 
+class DbtBuildConfig(Config):
+    """`full_refresh`: rebuild incremental models from bronze (the replay job sets it)."""
+
+    full_refresh: bool = False
+
+
 def build_dbt_assets(project: DbtProject, settings: Settings) -> AssetsDefinition:
     @dbt_assets(
         manifest=project.manifest_path,
@@ -39,8 +45,11 @@ def build_dbt_assets(project: DbtProject, settings: Settings) -> AssetsDefinitio
         name="dbt_models",
         op_tags={"lakepulse/stage": "transform"},
     )
-    def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator:
-        yield from dbt.cli(["build"], context=context).stream()
+    def dbt_models(
+        context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
+    ) -> Iterator:
+        args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
+        yield from dbt.cli(args, context=context).stream()
         refresh_replica(settings)  # ad-hoc `lakepulse sql` reads this copy, never the live file
 
     return dbt_models

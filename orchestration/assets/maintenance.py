@@ -1,0 +1,55 @@
+"""Upkeep of the lake as assets: retention per policy and compaction + VACUUM. Each
+materialization's metadata says what was removed, so the Dagster UI is the operator's log."""
+
+from datetime import timedelta
+
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+
+from ingestion.maintenance import compact, vacuum
+from ingestion.pipeline import loader_lock
+from ingestion.retention import apply_retention
+from lakepulse.config import BRONZE_TABLES, RetentionPolicy
+from orchestration.resources import LakepulseResource
+
+BRONZE_KEYS = [AssetKey(["raw", table]) for table in BRONZE_TABLES]
+OWNER = "team:data-platform"
+
+
+@asset(
+    key=AssetKey(["maintenance", "retention"]),
+    deps=[AssetKey(["landing", "log"]), *BRONZE_KEYS, AssetKey(["fct_experiment_snapshots"])],
+    group_name="maintenance",
+    owners=[OWNER],
+    description="Drops what is older than its policy (LAKEPULSE_RETENTION_<NAME>_DAYS): bronze "
+    "event-date partitions, rejected events, loaded landing files, dlt's load records and old "
+    "experiment snapshots. Metadata: what was removed per table.",
+)
+def retention(context: AssetExecutionContext, lakepulse: LakepulseResource) -> MaterializeResult:
+    policy = RetentionPolicy.from_env()
+    removed = apply_retention(lakepulse.settings, policy)
+    context.log.info(f"retention: {removed}")
+    metadata: dict = {"policy_days": MetadataValue.json(vars(policy))}
+    for name, result in removed.items():
+        metadata[name] = MetadataValue.json(result)
+    return MaterializeResult(metadata=metadata)
+
+
+@asset(
+    key=AssetKey(["maintenance", "compaction"]),
+    deps=BRONZE_KEYS,
+    group_name="maintenance",
+    owners=[OWNER],
+    description="OPTIMIZE bronze's small files (one per load and partition) into large ones, "
+    "then VACUUM files no version of the last 7 days needs.",
+)
+def compaction(context: AssetExecutionContext, lakepulse: LakepulseResource) -> MaterializeResult:
+    settings = lakepulse.settings
+    with loader_lock(settings):
+        compacted = compact(settings)
+        vacuumed = vacuum(settings, timedelta(days=7))
+    return MaterializeResult(
+        metadata={
+            "compacted": MetadataValue.json(compacted),
+            "files_vacuumed": MetadataValue.json(vacuumed),
+        }
+    )
