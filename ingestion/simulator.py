@@ -244,7 +244,8 @@ class TrafficGenerator:
                         traits={"email": f"{user_id}@example.com", "plan": "guest"},
                         path="/checkout",
                     )
-                if faults.conversion_drop_at is not None and clock[0] >= faults.conversion_drop_at:
+                # Events are re-timed below so the visit ends at `start`: its order happens then.
+                if faults.conversion_drop_at is not None and start >= faults.conversion_drop_at:
                     purchase_rate = self.config.purchase_rate * faults.conversion_drop_factor
                 if rng.random() < purchase_rate * (exposure or 1.0):
                     emit(

@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 
@@ -100,34 +100,56 @@ def landing_rows(path: Path) -> list[dict]:
 
 def land_simulated(
     settings: Settings,
-    events: int,
+    events: int | None,
     per_file: int = 250,
     seed: int = 9,
     faults=None,
     experiments=None,
-) -> int:
+    visits_per_second: float = 1.0,
+    until: datetime | None = None,
+    count: bool = True,
+) -> int | None:
     """Write simulated traffic (5% SDK retries by default) straight into the landing log, as
-    the collector would; returns the number of distinct events."""
+    the collector would; returns the number of distinct events (unless ``count`` is False).
+
+    Stops after ``events`` events or, with ``until``, when simulated time reaches it; then
+    each event is received one second after it happened (a live stream), else all at
+    SIM_CLOCK (a backlog arriving at once)."""
     from ingestion.contract import normalize
     from ingestion.landing import LandingLog
     from ingestion.simulator import Faults, SimConfig, TrafficGenerator
 
     faults = faults or Faults(duplicate_rate=0.05)
-    config = SimConfig(seed=seed, tenants={"acme": "k1", "globex": "k2"}, faults=faults)
+    config = SimConfig(
+        seed=seed,
+        tenants={"acme": "k1", "globex": "k2"},
+        faults=faults,
+        visits_per_second=visits_per_second,
+    )
     if experiments is not None:
         config.experiments = experiments
     gen = TrafficGenerator(config, clock=SIM_CLOCK)
     log = LandingLog(settings.landing_dir)
     pending: dict[str, list[dict]] = {}
-    for tenant, _, message in islice(gen.events(), events):
+    stream = gen.events() if events is None else islice(gen.events(), events)
+    for tenant, _, message in stream:
+        if until is not None and gen._now() >= until:
+            break
         message = {k: v for k, v in message.items() if k != "_clock_skew_s"}
+        received_at = (
+            datetime.fromisoformat(message["timestamp"]) + timedelta(seconds=1)
+            if until
+            else SIM_CLOCK
+        )
         pending.setdefault(tenant, []).append(
-            normalize(message, tenant_id=tenant, secret=b"s", received_at=SIM_CLOCK)
+            normalize(message, tenant_id=tenant, secret=b"s", received_at=received_at)
         )
         if len(pending[tenant]) == per_file:
             log.write(tenant, "events", pending.pop(tenant))
     for tenant, rows in pending.items():
         log.write(tenant, "events", rows)
+    if not count:
+        return None
     return len(
         {
             (r["tenant_id"], r["message_id"])
