@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import yaml
 
 from lakepulse.config import Settings
@@ -10,9 +12,18 @@ PIPELINE_TAG = "lakepulse/pipeline"
 """Runs carrying this tag never overlap (a run-queue limit here, and the sensor skips)."""
 
 
-def dagster_yaml(settings: Settings) -> dict:
-    """SQLite storage by default (Dagster's own default when no storage is configured)."""
+MARKER = "# Written by lakepulse from the environment; remove this line to keep your edits.\n"
+PG_URL_VAR = "LAKEPULSE_DAGSTER_PG_URL"
+
+
+def dagster_yaml(settings: Settings, env: dict[str, str] | None = None) -> dict:
+    """SQLite storage under ``$DAGSTER_HOME`` by default; PostgreSQL run, event-log and
+    schedule storage when ``LAKEPULSE_DAGSTER_PG_URL`` is set (the URL itself stays in the
+    environment, not in the file)."""
+    env = os.environ if env is None else env
+    storage = {"storage": {"postgres": {"postgres_url": {"env": PG_URL_VAR}}}}
     return {
+        **(storage if env.get(PG_URL_VAR) else {}),
         "telemetry": {"enabled": False},
         "concurrency": {
             "runs": {
@@ -25,12 +36,22 @@ def dagster_yaml(settings: Settings) -> dict:
     }
 
 
+def sqlalchemy_pg_url(url: str) -> str:
+    """dagster-postgres speaks psycopg2, but SQLAlchemy 2.1 maps a bare ``postgresql://`` to
+    psycopg 3, whose server-side parameters break Dagster's ``NOTIFY``: name the driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
 def ensure_instance(settings: Settings) -> None:
-    """Write ``dagster.yaml`` if the operator has not provided one."""
+    """Write ``dagster.yaml`` from the environment, unless the operator owns the file (it
+    lacks our first line). A PostgreSQL URL in the environment is given its driver here, for
+    this process and the Dagster processes it starts."""
+    if os.environ.get(PG_URL_VAR):
+        os.environ[PG_URL_VAR] = sqlalchemy_pg_url(os.environ[PG_URL_VAR])
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     path = settings.dagster_home / "dagster.yaml"
-    if not path.exists():
-        path.write_text(
-            "# Written by lakepulse; edit freely, it is not overwritten.\n"
-            + yaml.safe_dump(dagster_yaml(settings), sort_keys=False)
-        )
+    if not path.exists() or path.read_text().startswith(MARKER):
+        path.write_text(MARKER + yaml.safe_dump(dagster_yaml(settings), sort_keys=False))
