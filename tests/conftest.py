@@ -108,6 +108,7 @@ def land_simulated(
     visits_per_second: float = 1.0,
     until: datetime | None = None,
     count: bool = True,
+    start: datetime = SIM_CLOCK,
 ) -> int | None:
     """Write simulated traffic (5% SDK retries by default) straight into the landing log, as
     the collector would; returns the number of distinct events (unless ``count`` is False).
@@ -128,7 +129,7 @@ def land_simulated(
     )
     if experiments is not None:
         config.experiments = experiments
-    gen = TrafficGenerator(config, clock=SIM_CLOCK)
+    gen = TrafficGenerator(config, clock=start)
     log = LandingLog(settings.landing_dir)
     pending: dict[str, list[dict]] = {}
     stream = gen.events() if events is None else islice(gen.events(), events)
@@ -137,9 +138,7 @@ def land_simulated(
             break
         message = {k: v for k, v in message.items() if k != "_clock_skew_s"}
         received_at = (
-            datetime.fromisoformat(message["timestamp"]) + timedelta(seconds=1)
-            if until
-            else SIM_CLOCK
+            datetime.fromisoformat(message["timestamp"]) + timedelta(seconds=1) if until else start
         )
         pending.setdefault(tenant, []).append(
             normalize(message, tenant_id=tenant, secret=b"s", received_at=received_at)

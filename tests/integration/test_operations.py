@@ -1,0 +1,167 @@
+"""Operations in Dagster, in process against the real definitions: retention with metadata,
+compaction, the erasure job, replay equal to the minute-maintained marts, blocking mart checks
+and freshness."""
+
+import datetime as dt
+import time
+import warnings
+
+import dagster as dg
+import pytest
+from dagster import _time
+from deltalake import DeltaTable
+
+from ingestion.landing import LandingLog
+from ingestion.simulator import Faults
+from ingestion.tenants import TenantRegistry
+from lakepulse.publish import MARTS
+from orchestration.checks import build_freshness_checks
+from orchestration.definitions import build_definitions
+from tests.conftest import SIM_CLOCK, land_simulated
+
+pytestmark = pytest.mark.integration
+
+NOW = dt.datetime.now(dt.UTC)
+OLD = NOW - dt.timedelta(days=40)
+# Time-dependent columns: a replay appends a new experiment snapshot, alerts carry their time.
+VOLATILE = {
+    "mart_experiment_results": ["snapshot_at", "snapshots"],
+    "fct_experiment_snapshots": None,
+    "mart_anomaly_alerts": None,
+}
+
+
+def materializations(result, key: list[str]) -> dict:
+    [event] = [
+        e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(key)
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def mart_rows(workspace, mart: str) -> list[tuple]:
+    drop = VOLATILE.get(mart, [])
+    columns = f"* exclude ({', '.join(drop)})" if drop else "*"
+    return sorted(workspace.sql(f"select {columns} from marts.{mart}"), key=repr)
+
+
+@pytest.fixture
+def ops(settings, workspace):
+    registry = TenantRegistry(settings.tenants_file)
+    registry.add("acme")
+    registry.add("globex")
+    # 40-day-old traffic and today's, received as it happened, plus old and new rejections.
+    for start, seed in ((OLD, 3), (SIM_CLOCK, 4)):
+        land_simulated(
+            settings,
+            None,
+            seed=seed,
+            per_file=500,
+            visits_per_second=2,
+            start=start,
+            until=start + dt.timedelta(minutes=20),
+            faults=Faults(),
+            count=False,
+        )
+    log = LandingLog(settings.landing_dir)
+    for received, name in ((OLD, "old"), (NOW, "new")):
+        log.write(
+            "acme",
+            "rejected",
+            [
+                {
+                    "tenant_id": "acme",
+                    "rejection_id": f"r-{name}",
+                    "message_id": None,
+                    "received_at": int(received.timestamp() * 1_000_000),
+                    "reason": "missing event",
+                    "payload": "{}",
+                }
+            ],
+        )
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        assert (
+            defs.resolve_job_def("ingest_and_build").execute_in_process(instance=instance).success
+        )
+        yield defs, instance
+
+
+def test_retention_compaction_erasure_and_replay(settings, workspace, ops, monkeypatch):
+    defs, instance = ops
+    monkeypatch.setenv("LAKEPULSE_RETENTION_BRONZE_EVENTS_DAYS", "30")
+    old_rows = workspace.sql(
+        f"select count(*) from raw.events where event_date < '{(NOW - dt.timedelta(days=30)).date()}'"
+    )[0][0]
+    total = workspace.sql("select count(*) from raw.events")[0][0]
+    assert 0 < old_rows < total
+
+    # Replay: every mart rebuilt from bronze with a full refresh equals what the minute run built.
+    before = {
+        mart: mart_rows(workspace, mart) for mart in MARTS if VOLATILE.get(mart, []) is not None
+    }
+    replay = defs.resolve_job_def("replay_marts").execute_in_process(instance=instance)
+    assert replay.success
+    for mart, rows in before.items():
+        assert mart_rows(workspace, mart) == rows, mart
+    assert workspace.sql("select max(snapshots) from marts.mart_experiment_results")[0][0] == 2
+
+    # Retention (policy 30 days for bronze): the 40-day-old day goes, metadata says how much.
+    retention = defs.resolve_job_def("retention").execute_in_process(instance=instance)
+    meta = materializations(retention, ["maintenance", "retention"])
+    assert meta["bronze_events"]["rows_removed"] == old_rows
+    assert meta["rejected_events"]["rows_removed"] == 1
+    assert workspace.sql("select count(*) from raw.events")[0][0] == total - old_rows
+    assert workspace.sql("select count(*) from raw.events_rejected")[0][0] == 1
+
+    # Compaction: the loads' small files (one per load and day) become fewer, larger ones.
+    land_simulated(settings, 3_000, seed=5, faults=Faults(), count=False)
+    workspace.ingest()
+    files_before = len(DeltaTable(str(settings.bronze_events_path)).file_uris())
+    compaction = defs.resolve_job_def("compaction").execute_in_process(instance=instance)
+    meta = materializations(compaction, ["maintenance", "compaction"])
+    assert meta["compacted"]["events"]["files_removed"] > 0
+    assert len(DeltaTable(str(settings.bronze_events_path)).file_uris()) < files_before
+
+    # Erasure from the Launchpad: same code as the CLI.
+    (user_id,) = workspace.sql(
+        "select user_id from raw.events where tenant_id = 'acme' and user_id is not null limit 1"
+    )[0]
+    erase = defs.resolve_job_def("erase_user").execute_in_process(
+        instance=instance,
+        run_config={
+            "ops": {"erase_user_op": {"config": {"tenant_id": "acme", "user_id": user_id}}}
+        },
+    )
+    assert erase.success
+    assert workspace.sql(f"select count(*) from raw.events where user_id = '{user_id}'")[0][0] == 0
+    assert (
+        workspace.sql(f"select count(*) from marts.dim_users where user_key = '{user_id}'")[0][0]
+        == 0
+    )
+
+
+def test_freshness_check_shows_a_mart_stale_after_five_minutes(monkeypatch):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        checks = build_freshness_checks()
+    job = dg.define_asset_job("freshness", selection=dg.AssetSelection.all_asset_checks())
+    defs = dg.Definitions(
+        assets=[dg.AssetSpec(mart) for mart in MARTS], asset_checks=checks, jobs=[job]
+    )
+    with dg.instance_for_test() as instance:
+        for mart in MARTS:
+            instance.report_runless_asset_event(dg.AssetMaterialization(mart))
+        fresh = defs.resolve_job_def("freshness").execute_in_process(instance=instance)
+        assert all(e.passed for e in fresh.get_asset_check_evaluations())
+        later = time.time() + 6 * 60
+        monkeypatch.setattr(_time, "_mockable_get_current_timestamp", lambda: later)
+        monkeypatch.setattr(
+            _time,
+            "_mockable_get_current_datetime",
+            lambda: dt.datetime.fromtimestamp(later, dt.UTC),
+        )
+        stale = defs.resolve_job_def("freshness").execute_in_process(instance=instance)
+        evaluations = stale.get_asset_check_evaluations()
+        assert len(evaluations) == len(MARTS)
+        assert not any(e.passed for e in evaluations)
+        assert all(e.severity == dg.AssetCheckSeverity.WARN for e in evaluations)
