@@ -31,10 +31,19 @@ $(NODE_SDK): tests/sdk_node/package-lock.json
 	npm ci --prefix tests/sdk_node --no-audit --no-fund --loglevel=error
 	@touch $(NODE_SDK)
 
-test: $(STAMP) $(NODE_SDK)
+# Debian's Chromium for the Dagster UI test: Playwright drives it, no browser is downloaded.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+	  || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+
+test: $(STAMP) $(NODE_SDK) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	@# Two workers for most tests; the timing-sensitive ones alone afterwards.
+	$(BIN)/pytest -m "not serial" -n 2 --dist loadfile
+	$(BIN)/pytest -m serial
 
 unit: $(STAMP)
 	$(BIN)/pytest -m "not integration and not e2e"

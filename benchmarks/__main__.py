@@ -3,10 +3,16 @@ a ratio against a baseline measured in the same run; none is part of the test su
 
 import sys
 
-from benchmarks import bench_collector, bench_loader, bench_microbatch, bench_serving
+from benchmarks import (
+    bench_collector,
+    bench_freshness,
+    bench_loader,
+    bench_microbatch,
+    bench_serving,
+)
 
 if __name__ == "__main__":
-    for bench in (bench_collector, bench_loader, bench_microbatch, bench_serving):
+    for bench in (bench_collector, bench_loader, bench_microbatch, bench_serving, bench_freshness):
         print(f"\n== {bench.__name__} ==", flush=True)
         sys.argv = [bench.__name__]
         bench.main()

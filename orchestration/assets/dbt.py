@@ -17,6 +17,8 @@ class LakepulseDbtTranslator(DagsterDbtTranslator):
     ``<source>/<table>`` keys so ``raw/events`` joins the dlt asset upstream."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "seed":
+            return "staging"  # seeds are built into the staging schema, beside stg_*
         if dbt_resource_props["resource_type"] != "model":
             return None
         fqn = dbt_resource_props.get("fqn", [])

@@ -17,7 +17,7 @@ import pytest
 from lakepulse.config import PROJECT_ROOT, Settings
 from tests.conftest import free_port
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 GRAPH = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
 LATEST = """query($path: [String!]!) { assetOrError(assetKey: {path: $path}) {

@@ -47,6 +47,7 @@ def start_collector(settings) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.serial
 def test_sigkill_under_load_loses_no_acknowledged_event(settings, tenant):
     rng = random.Random(11)
     acked: set[str] = set()

@@ -43,6 +43,7 @@ def timed_ingest(settings: Settings) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.serial
 def test_killed_loader_converges_to_the_uninterrupted_result(tmp_path):
     reference = Settings.from_env({"LAKEPULSE_HOME": str(tmp_path / "reference")})
     crashed = Settings.from_env({"LAKEPULSE_HOME": str(tmp_path / "crashed")})

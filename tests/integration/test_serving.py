@@ -7,9 +7,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from lakepulse.anomaly import Alert, record_alerts
 from lakepulse.config import Settings
 from lakepulse.publish import MARTS, create_tenant_login, publish
-from tests.conftest import Workspace, land_simulated
+from tests.conftest import SIM_CLOCK, Workspace, land_simulated
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +34,14 @@ def built(tmp_path_factory, postgres_url):
         workspace = Workspace(settings)
         land_simulated(settings, 3_000)
         workspace.ingest()
+        # An alert per tenant, so row-level security is tried on the alert mart too.
+        record_alerts(
+            settings,
+            [
+                Alert(tenant, "conversion_rate", SIM_CLOCK, 0.01, 0.05, -0.8, -6.0)
+                for tenant in ("acme", "globex")
+            ],
+        )
         workspace.build()
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute("drop database if exists serving_test")
