@@ -50,7 +50,7 @@ def new_delays(settings: Settings, after_loaded_us: int, visible_at: float):
     conn = connect()
     try:
         rows = conn.execute(
-            f"select epoch_us(loaded_at), received_at from delta_scan('{settings.bronze_events_path}') "
+            f"select epoch_us(loaded_at), epoch_us(received_at) from delta_scan('{settings.bronze_events_path}') "
             "where epoch_us(loaded_at) > ?",
             [after_loaded_us],
         ).fetchall()
