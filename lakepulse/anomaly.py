@@ -93,12 +93,15 @@ def detect(
     evaluated_until: dict[str, datetime] | None = None,
     quiet_until: dict[str, datetime] | None = None,
     cfg: DetectorSettings | None = None,
+    stats: dict[str, int] | None = None,
 ) -> tuple[list[Alert], dict[str, datetime], dict[str, datetime]]:
     """Alerts for every complete minute after ``evaluated_until[tenant]``.
 
     ``minutes``: one row per tenant and minute (`tenant_id`, `minute_at`, `visitors`,
     `converting_visitors`, `orders`, `revenue`), quiet minutes included. Returns the alerts
-    and the updated `evaluated_until` and `quiet_until` (cooldown per tenant|metric)."""
+    and the updated `evaluated_until` and `quiet_until` (cooldown per tenant|metric).
+    ``stats``, when given, counts the minutes evaluated and those with enough traffic that a
+    total loss of conversions would have raised an alert ("testable")."""
     cfg = cfg or DetectorSettings()
     evaluated_until = dict(evaluated_until or {})
     quiet_until = dict(quiet_until or {})
@@ -125,6 +128,14 @@ def detect(
             if n_b <= 0 or n_c <= 0:
                 continue
             ratio = n_c / n_b
+            if stats is not None:
+                expected = window("converting_visitors", *base) * ratio
+                stats["minutes"] = stats.get("minutes", 0) + 1
+                if (
+                    expected >= cfg.min_expected
+                    and _poisson_z(0, expected, ratio) < -cfg.z_threshold
+                ):
+                    stats["testable"] = stats.get("testable", 0) + 1
             for alert in (
                 _conversion_drop(tenant, minute, cfg, ratio, n_c, n_b, window, cur, base),
                 _revenue_drop(tenant, minute, cfg, ratio, window, cur, base),

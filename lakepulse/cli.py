@@ -282,14 +282,9 @@ def retention() -> None:
 def compact(retain_hours: int) -> None:
     from datetime import timedelta
 
-    from ingestion.maintenance import compact as compact_tables
-    from ingestion.maintenance import vacuum
-    from ingestion.pipeline import loader_lock
+    from ingestion.maintenance import compact_and_vacuum
 
-    settings = _settings()
-    with loader_lock(settings):
-        compacted = compact_tables(settings)
-        vacuumed = vacuum(settings, timedelta(hours=retain_hours))
+    compacted, vacuumed = compact_and_vacuum(_settings(), timedelta(hours=retain_hours))
     for table, result in compacted.items():
         click.echo(
             f"  raw.{table:<16} {result['files_removed']} files compacted into "

@@ -43,20 +43,24 @@ def build_replay_job(dbt_models: AssetsDefinition, *downstream: AssetsDefinition
     )
 
 
-retention_job = define_asset_job(
-    name="retention",
-    description="Apply the retention policies (see the maintenance/retention asset).",
-    selection=AssetSelection.keys(AssetKey(["maintenance", "retention"])),
-    tags={PIPELINE_TAG: "retention"},
-    executor_def=in_process_executor,
-)
+def maintenance_job(name: str, key: list[str], description: str):
+    """One maintenance asset as a job of its own, serialised with the minute runs."""
+    return define_asset_job(
+        name=name,
+        description=description,
+        selection=AssetSelection.keys(AssetKey(key)),
+        tags={PIPELINE_TAG: name},
+        executor_def=in_process_executor,
+    )
 
-compaction_job = define_asset_job(
-    name="compaction",
-    description="OPTIMIZE and VACUUM the bronze tables.",
-    selection=AssetSelection.keys(AssetKey(["maintenance", "compaction"])),
-    tags={PIPELINE_TAG: "compaction"},
-    executor_def=in_process_executor,
+
+retention_job = maintenance_job(
+    "retention",
+    ["maintenance", "retention"],
+    "Apply the retention policies (see the maintenance/retention asset).",
+)
+compaction_job = maintenance_job(
+    "compaction", ["maintenance", "compaction"], "OPTIMIZE and VACUUM the bronze tables."
 )
 
 

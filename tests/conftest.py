@@ -109,6 +109,8 @@ def land_simulated(
     until: datetime | None = None,
     count: bool = True,
     start: datetime = SIM_CLOCK,
+    tenants: dict[str, str] | None = None,
+    purchase_rate: float | None = None,
 ) -> int | None:
     """Write simulated traffic (5% SDK retries by default) straight into the landing log, as
     the collector would; returns the number of distinct events (unless ``count`` is False).
@@ -123,10 +125,12 @@ def land_simulated(
     faults = faults or Faults(duplicate_rate=0.05)
     config = SimConfig(
         seed=seed,
-        tenants={"acme": "k1", "globex": "k2"},
+        tenants=tenants or {"acme": "k1", "globex": "k2"},
         faults=faults,
         visits_per_second=visits_per_second,
     )
+    if purchase_rate is not None:
+        config.purchase_rate = purchase_rate
     if experiments is not None:
         config.experiments = experiments
     gen = TrafficGenerator(config, clock=start)

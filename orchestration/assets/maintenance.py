@@ -5,8 +5,7 @@ from datetime import timedelta
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from ingestion.maintenance import compact, vacuum
-from ingestion.pipeline import loader_lock
+from ingestion.maintenance import compact_and_vacuum
 from ingestion.retention import apply_retention
 from lakepulse.config import BRONZE_TABLES, RetentionPolicy
 from orchestration.resources import LakepulseResource
@@ -43,10 +42,7 @@ def retention(context: AssetExecutionContext, lakepulse: LakepulseResource) -> M
     "then VACUUM files no version of the last 7 days needs.",
 )
 def compaction(context: AssetExecutionContext, lakepulse: LakepulseResource) -> MaterializeResult:
-    settings = lakepulse.settings
-    with loader_lock(settings):
-        compacted = compact(settings)
-        vacuumed = vacuum(settings, timedelta(days=7))
+    compacted, vacuumed = compact_and_vacuum(lakepulse.settings, timedelta(days=7))
     return MaterializeResult(
         metadata={
             "compacted": MetadataValue.json(compacted),

@@ -20,7 +20,7 @@ from lakepulse.pg import free_port
 from orchestration.definitions import build_definitions
 from tests.conftest import land_simulated
 
-pytestmark = [pytest.mark.e2e, pytest.mark.serial]
+pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
