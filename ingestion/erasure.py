@@ -28,7 +28,7 @@ from pathlib import Path
 import orjson
 from deltalake import DeltaTable
 
-from ingestion.landing import LandingLog, _fsync_dir
+from ingestion.landing import LandingLog
 from lakepulse.config import Settings
 
 
@@ -109,13 +109,7 @@ def scrub_landing(settings: Settings, tenant_id: str, ids: set[str]) -> tuple[in
                 kept.append(line)
         if not removed:
             continue
-        tmp = directory / f".tmp-erase-{f.name}"
-        with open(tmp, "wb") as handle:
-            handle.write(b"".join(kept))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, f.path)
-        _fsync_dir(directory)
+        log.rewrite(f, b"".join(kept))
         files += 1
         lines_removed += removed
     return files, lines_removed

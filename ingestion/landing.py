@@ -14,7 +14,7 @@ import os
 import secrets
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,25 @@ class LandingFile:
         return int(self.name.split("-", 1)[0])
 
 
+def _publish(directory: Path, body: bytes, name: Callable[[], str]) -> Path:
+    """Write to a temporary name, fsync, rename to ``name()`` (asked for only once the bytes
+    are on disk), fsync the directory: a reader sees no file, the old one or the whole new one,
+    and a crash loses nothing acknowledged."""
+    tmp = directory / f".tmp-{secrets.token_hex(6)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    try:
+        view = memoryview(body)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    final = directory / name()
+    os.rename(tmp, final)
+    _fsync_dir(directory)
+    return final
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -76,20 +95,15 @@ class LandingLog:
         directory = self.partition_dir(tenant_id)
         directory.mkdir(parents=True, exist_ok=True)
         token = secrets.token_hex(6)
-        tmp = directory / f".tmp-{token}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        try:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         # Named at publish time, so names sort (nearly) in publication order.
-        final = directory / f"{time.time_ns() // 1000:016d}-{token}.{kind}.ndjson"
-        os.rename(tmp, final)
-        _fsync_dir(directory)
-        return final
+        return _publish(
+            directory, body, lambda: f"{time.time_ns() // 1000:016d}-{token}.{kind}.ndjson"
+        )
+
+    def rewrite(self, f: LandingFile, body: bytes) -> None:
+        """Replace a published file's content under the same name (erasure), as durably and
+        atomically as it was first written; the loader's cursors stay valid."""
+        _publish(f.path.parent, body, lambda: f.name)
 
     def files(self, kind: str | None = None) -> Iterator[LandingFile]:
         """Published files, per partition in name (publication) order."""

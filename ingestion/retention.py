@@ -54,9 +54,7 @@ def expire_landing_files(settings: Settings, days: int) -> dict:
 
 def expire_loader_packages(settings: Settings, days: int) -> dict:
     """dlt's record of finished loads (one folder per load, data files already deleted)."""
-    from lakepulse.config import BRONZE_PIPELINE_NAME
-
-    loaded = settings.dlt_pipelines_dir / BRONZE_PIPELINE_NAME / "load" / "loaded"
+    loaded = settings.loader_state_path.parent / "load" / "loaded"
     horizon = time.time() - days * 86400
     removed = 0
     if loaded.exists():

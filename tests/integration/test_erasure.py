@@ -79,11 +79,10 @@ def test_erase_leaves_nothing_of_the_user_on_disk(settings, workspace, postgres_
         )
     }
     bronze_before = workspace.sql("select count(*) from raw.events")[0][0]
+    listed = ", ".join(f"'{i}'" for i in sorted(ids))
     user_rows = workspace.sql(
         f"select count(*) from raw.events where tenant_id = 'acme' and "
-        f"(user_id = '{user_id}' or anonymous_id in (select unnest(?::varchar[])))".replace(
-            "?::varchar[]", "['" + "','".join(sorted(ids)) + "']::varchar[]"
-        )
+        f"(user_id = '{user_id}' or anonymous_id in ({listed}))"
     )[0][0]
 
     served = dataclasses.replace(settings, pg_url=postgres_url)

@@ -31,7 +31,7 @@ in_window as (
         exposures.variation_id,
         exposures.exposed_at,
         exposures.message_id,
-        coalesce(exposures.user_id, identity.user_id, exposures.anonymous_id) as user_key
+        {{ stitched_user_key('exposures.user_id', 'exposures.anonymous_id') }} as user_key
     from exposures
     inner join experiments
         on exposures.experiment_id = experiments.experiment_id

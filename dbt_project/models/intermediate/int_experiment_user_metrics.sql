@@ -35,7 +35,7 @@ keyed_orders as (
         orders.order_id,
         orders.ordered_at,
         orders.revenue,
-        coalesce(orders.user_id, identity.user_id, orders.anonymous_id) as user_key
+        {{ stitched_user_key('orders.user_id', 'orders.anonymous_id') }} as user_key
     from orders
     left join identity
         on orders.tenant_id = identity.tenant_id

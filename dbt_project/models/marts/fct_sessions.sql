@@ -81,7 +81,7 @@ final as (
         attributed.session_id,
         attributed.device_id,
         coalesce(attributed.user_id_seen, identity.user_id) as user_id,
-        coalesce(attributed.user_id_seen, identity.user_id, attributed.device_id) as user_key,
+        {{ stitched_user_key('attributed.user_id_seen', 'attributed.device_id') }} as user_key,
         attributed.session_start_at,
         attributed.session_end_at,
         cast(attributed.session_start_at as date) as session_date,
