@@ -173,7 +173,8 @@ def erase_user(
 ) -> ErasureReport:
     """Remove one user everywhere. Loads what is pending first (so no load package holds the
     user's rows), then works under the loader lock; ``rebuild_marts`` rebuilds the warehouse
-    (and republishes) once bronze is clean."""
+    (and republishes) once bronze is clean: a full refresh, as incremental models would keep
+    the user's rows."""
     from ingestion.pipeline import loader_lock, run_ingest
     from lakepulse.transform import rewrite_warehouse
 

@@ -241,7 +241,7 @@ def erase(tenant_id: str, user_id: str, yes: bool) -> None:
             settings,
             tenant_id,
             user_id,
-            rebuild_marts=lambda: rebuild_marts(settings, capture=True),
+            rebuild_marts=lambda: rebuild_marts(settings, full_refresh=True, capture=True),
             progress=lambda step: click.echo(f"  ... {step}"),
         )
     except TenantError as err:

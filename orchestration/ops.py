@@ -31,7 +31,7 @@ def erase_user_op(
         settings,
         config.tenant_id,
         config.user_id,
-        rebuild_marts=lambda: rebuild_marts(settings, capture=True),
+        rebuild_marts=lambda: rebuild_marts(settings, full_refresh=True, capture=True),
         progress=context.log.info,
     )
     context.log.info(

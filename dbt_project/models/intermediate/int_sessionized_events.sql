@@ -1,6 +1,22 @@
 -- Visits (page, screen, track calls) cut into sessions per device: a new session starts with a
 -- device's first event or after `session_timeout_minutes` without one. A session can run
 -- across midnight; it belongs to the day it started.
+--
+-- Incremental by device: for each device with newly loaded events, the sessions from the first
+-- one those events can touch are recomputed (the session holding the device's events within
+-- the timeout before its earliest new event, or that event itself). Earlier sessions cannot
+-- change: more than a timeout separates them from anything new. A late event that bridges two
+-- sessions merges them; the scope `since session_start_at` removes the old pieces.
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        replace_scope=[{'keys': ['tenant_id', 'device_id'], 'since': 'session_start_at'}],
+    )
+}}
+
+{%- set timeout = "to_minutes(" ~ var('session_timeout_minutes') ~ "::bigint)" %}
 
 with
 
@@ -11,14 +27,48 @@ events as (
 
 ),
 
-with_device as (
+{% if is_incremental() -%}
+new_events as (
 
-    select
-        *,
-        coalesce(anonymous_id, user_id) as device_id
+    select tenant_id, device_id, min(event_at) as first_new_at
     from events
+    where loaded_at > {{ incremental_watermark('loaded_at') }}
+    group by tenant_id, device_id
 
 ),
+
+recompute_from as (
+
+    select
+        new_events.tenant_id,
+        new_events.device_id,
+        least(new_events.first_new_at, min(kept.session_start_at)) as cut_at
+    from new_events
+    left join {{ this }} as kept
+        on new_events.tenant_id = kept.tenant_id
+        and new_events.device_id = kept.device_id
+        and kept.event_at >= new_events.first_new_at - {{ timeout }}
+    group by new_events.tenant_id, new_events.device_id, new_events.first_new_at
+
+),
+
+scoped as (
+
+    select events.*
+    from events
+    inner join recompute_from
+        on events.tenant_id = recompute_from.tenant_id
+        and events.device_id = recompute_from.device_id
+        and events.event_at >= recompute_from.cut_at
+
+),
+{%- else -%}
+scoped as (
+
+    select * from events
+
+),
+{%- endif %}
 
 gaps as (
 
@@ -27,7 +77,7 @@ gaps as (
         lag(event_at) over (
             partition by tenant_id, device_id order by event_at, message_id
         ) as previous_event_at
-    from with_device
+    from scoped
 
 ),
 
@@ -38,8 +88,7 @@ numbered as (
         sum(
             case
                 when previous_event_at is null then 1
-                when event_at - previous_event_at
-                    > to_minutes({{ var('session_timeout_minutes') }}::bigint) then 1
+                when event_at - previous_event_at > {{ timeout }} then 1
                 else 0
             end
         ) over (
@@ -63,7 +112,7 @@ sessionized as (
 )
 
 select
-    *,
+    * exclude (previous_event_at, session_number),
     md5(tenant_id || '|' || device_id || '|' || strftime(session_start_at, '%Y-%m-%dT%H:%M:%S.%f'))
         as session_id
 from sessionized

@@ -1,9 +1,22 @@
 -- One row per session: where it came from (channel, campaign, landing page), on what device,
 -- what it did (events, page views, orders, revenue) and for whom (stitched user).
+--
+-- Incremental by device, like int_sessionized_events: the sessions of a device from the first
+-- one that changed are rebuilt; every session of a device whose user changed (it identified)
+-- is rebuilt, so its user_key follows.
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        replace_scope=[{'keys': ['tenant_id', 'device_id'], 'since': 'session_start_at'}],
+        on_schema_change='fail',
+    )
+}}
 
 with
 
-events as (
+all_events as (
 
     select * from {{ ref('int_sessionized_events') }}
 
@@ -14,6 +27,44 @@ identity as (
     select * from {{ ref('int_identity_map') }}
 
 ),
+
+{% if is_incremental() -%}
+changed as (
+
+    select tenant_id, device_id, min(session_start_at) as changed_from
+    from all_events
+    where loaded_at > {{ incremental_watermark() }}
+    group by tenant_id, device_id
+
+    union all
+
+    select tenant_id, anonymous_id as device_id, '-infinity'::timestamptz as changed_from
+    from identity
+    where last_loaded_at > {{ incremental_watermark() }}
+
+),
+
+events as (
+
+    select all_events.*
+    from all_events
+    inner join (
+        select tenant_id, device_id, min(changed_from) as changed_from
+        from changed
+        group by tenant_id, device_id
+    ) as changed_devices
+        on all_events.tenant_id = changed_devices.tenant_id
+        and all_events.device_id = changed_devices.device_id
+        and all_events.session_start_at >= changed_devices.changed_from
+
+),
+{%- else -%}
+events as (
+
+    select * from all_events
+
+),
+{%- endif %}
 
 utm_channels as (
 
@@ -46,7 +97,8 @@ sessions as (
         arg_min(utm_campaign, event_at) as utm_campaign,
         arg_min(device_class, event_at) as device_class,
         count(distinct order_id) filter (where event_name = 'Order Completed') as orders,
-        coalesce(sum(revenue) filter (where event_name = 'Order Completed'), 0) as revenue
+        coalesce(sum(revenue) filter (where event_name = 'Order Completed'), 0) as revenue,
+        max(loaded_at) as events_loaded_at
     from events
     group by tenant_id, session_id, device_id
 
@@ -97,7 +149,8 @@ final as (
         attributed.device_class,
         attributed.orders,
         attributed.revenue,
-        attributed.orders > 0 as converted
+        attributed.orders > 0 as converted,
+        greatest(attributed.events_loaded_at, identity.last_loaded_at) as last_loaded_at
     from attributed
     left join identity
         on attributed.tenant_id = identity.tenant_id

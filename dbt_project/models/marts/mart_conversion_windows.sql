@@ -2,13 +2,79 @@
 -- orders and revenue of the window ending with that minute, for each size in
 -- var('conversion_windows') (1, 5 and 60 minutes). Minutes without traffic are included, so a
 -- drop to zero shows.
+--
+-- Distinct visitors in a sliding window without a distinct count per window: a visitor active
+-- at minute a counts in the windows ending at a .. a + size - 1, until their next active
+-- minute takes over, so each activity adds +1 at a and -1 at least(a + size, next activity),
+-- and a running sum of these steps is the distinct count. The same for converting visitors.
+--
+-- Incremental per tenant: windows are recomputed from the first minute that newly loaded
+-- events touch (or the minute after the last one kept, for new minutes) to the latest minute;
+-- activity from one longest window earlier is enough to get them exactly.
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        replace_scope=[{'keys': ['tenant_id'], 'since': 'window_end_at'}],
+        on_schema_change='fail',
+    )
+}}
+
+{%- set sizes = var('conversion_windows') %}
+{%- set longest = sizes | max %}
 
 with
 
-events as (
+all_events as (
 
     select * from {{ ref('stg_events') }}
     where event_type in ('page', 'screen', 'track')
+
+),
+
+bounds as (
+
+    {% if is_incremental() -%}
+    select
+        new.tenant_id,
+        least(new.first_minute, kept.last_minute + interval 1 minute) as recompute_from,
+        least(new.first_minute, kept.first_minute) as first_minute,
+        greatest(new.last_minute, kept.last_minute) as last_minute
+    from (
+        select
+            tenant_id,
+            min(date_trunc('minute', event_at)) as first_minute,
+            max(date_trunc('minute', event_at)) as last_minute
+        from all_events
+        where loaded_at > {{ incremental_watermark() }}
+        group by tenant_id
+    ) as new
+    left join (
+        select tenant_id, min(window_end_at) as first_minute, max(window_end_at) as last_minute
+        from {{ this }}
+        group by tenant_id
+    ) as kept
+        on new.tenant_id = kept.tenant_id
+    {%- else -%}
+    select
+        tenant_id,
+        min(date_trunc('minute', event_at)) as recompute_from,
+        min(date_trunc('minute', event_at)) as first_minute,
+        max(date_trunc('minute', event_at)) as last_minute
+    from all_events
+    group by tenant_id
+    {%- endif %}
+
+),
+
+events as (
+
+    select all_events.*
+    from all_events
+    inner join bounds
+        on all_events.tenant_id = bounds.tenant_id
+        and all_events.event_at >= bounds.recompute_from - to_minutes({{ longest - 1 }})
 
 ),
 
@@ -20,9 +86,87 @@ activity as (
         visitor_id,
         bool_or(event_name = 'Order Completed') as converted,
         count(distinct order_id) filter (where event_name = 'Order Completed') as orders,
-        coalesce(sum(revenue) filter (where event_name = 'Order Completed'), 0) as revenue
+        coalesce(sum(revenue) filter (where event_name = 'Order Completed'), 0) as revenue,
+        max(loaded_at) as loaded_at
     from events
     group by tenant_id, date_trunc('minute', event_at), visitor_id
+
+),
+
+with_next as (
+
+    select
+        *,
+        lead(minute_at) over (
+            partition by tenant_id, visitor_id order by minute_at
+        ) as next_active_at,
+        lead(minute_at) over (
+            partition by tenant_id, visitor_id, converted order by minute_at
+        ) as next_converted_at
+    from activity
+
+),
+
+steps as (
+
+    {%- for size in sizes %}
+    select tenant_id, {{ size }} as window_minutes, minute_at, 1 as visitors, 0 as converting
+    from with_next
+
+    union all
+
+    select
+        tenant_id,
+        {{ size }},
+        least(minute_at + to_minutes({{ size }}), coalesce(next_active_at, 'infinity')),
+        -1,
+        0
+    from with_next
+
+    union all
+
+    select tenant_id, {{ size }}, minute_at, 0, 1
+    from with_next
+    where converted
+
+    union all
+
+    select
+        tenant_id,
+        {{ size }},
+        least(minute_at + to_minutes({{ size }}), coalesce(next_converted_at, 'infinity')),
+        0,
+        -1
+    from with_next
+    where converted
+    {{ "union all" if not loop.last }}
+    {%- endfor %}
+
+),
+
+step_totals as (
+
+    select
+        tenant_id,
+        window_minutes,
+        minute_at,
+        sum(visitors) as visitors,
+        sum(converting) as converting
+    from steps
+    group by all
+
+),
+
+minute_totals as (
+
+    select
+        tenant_id,
+        minute_at,
+        sum(orders) as orders,
+        sum(revenue) as revenue,
+        max(loaded_at) as loaded_at
+    from activity
+    group by all
 
 ),
 
@@ -30,72 +174,62 @@ spine as (
 
     select
         tenant_id,
-        unnest(range(min(minute_at), max(minute_at) + interval 1 minute, interval 1 minute))
-            as minute_at
-    from activity
-    group by tenant_id
+        recompute_from,
+        first_minute,
+        unnest(range(
+            recompute_from - to_minutes({{ longest - 1 }}),
+            last_minute + interval 1 minute,
+            interval 1 minute
+        )) as minute_at
+    from bounds
 
 ),
 
-filled as (
+sizes as (
 
-    select
-        spine.tenant_id,
-        spine.minute_at,
-        activity.visitor_id,
-        activity.converted,
-        coalesce(activity.orders, 0) as orders,
-        coalesce(activity.revenue, 0) as revenue
-    from spine
-    left join activity
-        on spine.tenant_id = activity.tenant_id
-        and spine.minute_at = activity.minute_at
+    select unnest({{ sizes }}) as window_minutes
 
 ),
 
 windowed as (
 
     select
-        tenant_id,
-        minute_at
-        {%- for size in var('conversion_windows') %},
-        count(distinct visitor_id) over w{{ size }} as visitors_{{ size }},
-        count(distinct case when converted then visitor_id end) over w{{ size }} as converting_{{ size }},
-        sum(orders) over w{{ size }} as orders_{{ size }},
-        sum(revenue) over w{{ size }} as revenue_{{ size }}
-        {%- endfor %}
-    from filled
-    window
-        {%- for size in var('conversion_windows') %}
-        w{{ size }} as (
-            partition by tenant_id order by minute_at
-            range between interval {{ size - 1 }} minute preceding and current row
-        ){{ "," if not loop.last }}
-        {%- endfor %}
-
-),
-
-per_minute as (
-
-    select * from windowed
-    qualify row_number() over (partition by tenant_id, minute_at) = 1
-
-),
-
-unpivoted as (
-
-    {%- for size in var('conversion_windows') %}
-    select
-        tenant_id,
-        minute_at as window_end_at,
-        {{ size }} as window_minutes,
-        visitors_{{ size }} as visitors,
-        converting_{{ size }} as converting_visitors,
-        orders_{{ size }} as orders,
-        revenue_{{ size }} as revenue
-    from per_minute
-    {{ "union all" if not loop.last }}
-    {%- endfor %}
+        spine.tenant_id,
+        spine.recompute_from,
+        spine.first_minute,
+        spine.minute_at as window_end_at,
+        sizes.window_minutes,
+        sum(coalesce(step_totals.visitors, 0)) over running as visitors,
+        sum(coalesce(step_totals.converting, 0)) over running as converting_visitors,
+        sum(coalesce(minute_totals.orders, 0)) over (
+            partition by spine.tenant_id, sizes.window_minutes
+            order by spine.minute_at
+            range between to_minutes(sizes.window_minutes - 1) preceding and current row
+        ) as orders,
+        sum(coalesce(minute_totals.revenue, 0)) over (
+            partition by spine.tenant_id, sizes.window_minutes
+            order by spine.minute_at
+            range between to_minutes(sizes.window_minutes - 1) preceding and current row
+        ) as revenue,
+        max(minute_totals.loaded_at) over (
+            partition by spine.tenant_id, sizes.window_minutes
+            order by spine.minute_at
+            range between to_minutes(sizes.window_minutes - 1) preceding and current row
+        ) as last_loaded_at
+    from spine
+    cross join sizes
+    left join step_totals
+        on spine.tenant_id = step_totals.tenant_id
+        and sizes.window_minutes = step_totals.window_minutes
+        and spine.minute_at = step_totals.minute_at
+    left join minute_totals
+        on spine.tenant_id = minute_totals.tenant_id
+        and spine.minute_at = minute_totals.minute_at
+    window running as (
+        partition by spine.tenant_id, sizes.window_minutes
+        order by spine.minute_at
+        rows between unbounded preceding and current row
+    )
 
 )
 
@@ -103,9 +237,11 @@ select
     tenant_id,
     window_end_at,
     cast(window_minutes as integer) as window_minutes,
-    visitors,
-    converting_visitors,
+    cast(visitors as bigint) as visitors,
+    cast(converting_visitors as bigint) as converting_visitors,
     cast(orders as bigint) as orders,
     cast(revenue as decimal(38, 2)) as revenue,
-    case when visitors > 0 then converting_visitors / visitors end as conversion_rate
-from unpivoted
+    case when visitors > 0 then converting_visitors / visitors end as conversion_rate,
+    last_loaded_at
+from windowed
+where window_end_at >= recompute_from and window_end_at >= first_minute

@@ -1,11 +1,23 @@
 -- One row per event: bronze deduplicated on (tenant_id, message_id), typed and renamed for
--- the models downstream. The latest load of a message wins.
+-- the models downstream. The latest load of a message wins. Incremental: a run reads only the
+-- bronze rows loaded since the last one (Delta file statistics on loaded_at skip the rest).
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        replace_scope=[{'keys': ['tenant_id', 'message_id']}],
+    )
+}}
 
 with
 
 source as (
 
     select * from {{ source('raw', 'events') }}
+    {% if is_incremental() -%}
+    where loaded_at > {{ incremental_watermark('loaded_at') }}
+    {%- endif %}
 
 ),
 
@@ -27,6 +39,7 @@ renamed as (
         tenant_id,
         message_id,
         coalesce(user_id, anonymous_id) as visitor_id,
+        coalesce(anonymous_id, user_id) as device_id,
         user_id,
         anonymous_id,
 

@@ -1,0 +1,154 @@
+"""The minute's dbt run against history: one minute of traffic (default 60,000 events =
+1,000 events/s) built incrementally on top of 1 M and of 10 M events of history, in the same
+run; the ratio (10 M / 1 M) shows how a minute's cost grows with history. Also prints the full
+refresh's events/s at each size.
+
+    python -m benchmarks.bench_incremental --sizes 1000000 10000000
+
+History is simulated storefront traffic (the real simulator, seeded), loaded by the real
+loader, then tiled back in time with fresh ids (each copy is other visitors, users and orders
+on earlier days), so sessions, funnels, identities and cohorts look like a shop's, not like one
+repeated row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
+
+from ingestion.contract import normalize
+from ingestion.landing import LandingLog
+from ingestion.pipeline import run_ingest
+from ingestion.simulator import SimConfig, TrafficGenerator
+from lakepulse.config import Settings, disable_telemetry
+from lakepulse.transform import run_dbt
+
+TENANTS = {"acme": "k1", "globex": "k2"}
+# About 4 events per visit: 240 visits/s is ~1,000 events/s.
+VISITS_PER_SECOND = 240.0
+ID_COLUMNS = ("message_id", "anonymous_id", "user_id", "order_id", "previous_id")
+TIME_COLUMNS = ("timestamp", "original_timestamp", "sent_at", "received_at", "loaded_at")
+
+
+def land_traffic(settings: Settings, events: int, start: datetime, seed: int) -> datetime:
+    """Simulated traffic from ``start`` into the landing log, received as it happens; returns
+    the simulated time reached."""
+    generator = TrafficGenerator(
+        SimConfig(seed=seed, tenants=TENANTS, visits_per_second=VISITS_PER_SECOND), clock=start
+    )
+    landing = LandingLog(settings.landing_dir)
+    batches: dict[str, list[dict]] = {}
+    for tenant, _, message in islice(generator.events(), events):
+        message = {k: v for k, v in message.items() if not k.startswith("_")}
+        received = datetime.fromisoformat(message["timestamp"]) + timedelta(seconds=1)
+        batches.setdefault(tenant, []).append(
+            normalize(message, tenant_id=tenant, secret=b"s", received_at=received)
+        )
+        if len(batches[tenant]) == 1_000:
+            landing.write(tenant, "events", batches.pop(tenant))
+    for tenant, rows in batches.items():
+        landing.write(tenant, "events", rows)
+    return generator._now()
+
+
+def _shifted(table: pa.Table, copy: int, span: timedelta) -> pa.Table:
+    """The same traffic ``copy`` spans earlier, by other people (ids suffixed)."""
+    shift = pa.scalar(span * copy, pa.duration("us"))
+    columns = {}
+    for field in table.schema:
+        column = table[field.name]
+        if field.name in ID_COLUMNS:
+            column = pc.binary_join_element_wise(column, pa.scalar(f"~{copy}"), "")
+        elif field.name in TIME_COLUMNS:
+            column = pc.subtract(column, shift).cast(field.type)
+        elif field.name == "event_date":
+            column = pc.subtract(table["timestamp"], shift).cast(pa.date32())
+        columns[field.name] = column
+    return pa.table(columns, schema=table.schema)
+
+
+def make_history(settings: Settings, base: pa.Table, events: int, span: timedelta) -> None:
+    """Bronze with ``events`` rows: ``base`` (already loaded) plus copies further back."""
+    path = str(settings.bronze_events_path)
+    copy = 1
+    written = base.num_rows
+    while written < events:
+        chunk = _shifted(base.slice(0, events - written), copy, span)
+        write_deltalake(path, chunk, mode="append", partition_by=["event_date"])
+        written += chunk.num_rows
+        copy += 1
+
+
+def timed_dbt(settings: Settings, *args: str) -> float:
+    started = time.perf_counter()
+    run_dbt(settings, *args, capture=True)
+    return time.perf_counter() - started
+
+
+def slowest_nodes(settings: Settings, top: int = 6) -> str:
+    """The nodes the last dbt command spent most time on, from dbt's run_results.json."""
+    results = json.loads((settings.dbt_target_dir / "run_results.json").read_text())["results"]
+    ranked = sorted(results, key=lambda r: r["execution_time"], reverse=True)[:top]
+    return ", ".join(f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.1f}" for r in ranked)
+
+
+def measure(size: int, base_dir: Path, minute: int, base_events: int) -> dict:
+    with tempfile.TemporaryDirectory(dir=base_dir) as tmp:
+        settings = Settings.from_env({"LAKEPULSE_HOME": tmp})
+        settings.ensure_dirs()
+        start = datetime(2026, 11, 1, tzinfo=UTC)
+        reached = land_traffic(settings, min(base_events, size), start, seed=1)
+        run_ingest(settings)
+        base = DeltaTable(str(settings.bronze_events_path)).to_pyarrow_table()
+        make_history(settings, base, size, span=reached - start + timedelta(minutes=1))
+        full = timed_dbt(settings, "build", "--full-refresh")
+        full_nodes = slowest_nodes(settings)
+        land_traffic(settings, minute, reached + timedelta(seconds=1), seed=2)
+        run_ingest(settings)
+        minute_run = timed_dbt(settings, "build")
+        return {
+            "size": size,
+            "full_refresh_s": full,
+            "minute_s": minute_run,
+            "full_nodes": full_nodes,
+            "minute_nodes": slowest_nodes(settings),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--minute", type=int, default=60_000)
+    parser.add_argument("--base", type=int, default=1_000_000, help="simulated events per copy")
+    parser.add_argument("--dir", type=Path, default=None, help="where to build (default: /tmp)")
+    args = parser.parse_args()
+    disable_telemetry()
+    results = [measure(size, args.dir, args.minute, args.base) for size in args.sizes]
+    print(f"incremental dbt benchmark: one minute of {args.minute} events on top of history")
+    for r in results:
+        print(
+            f"  history {r['size']:>10,}  full refresh {r['full_refresh_s']:6.1f} s"
+            f" ({r['size'] / r['full_refresh_s']:,.0f} events/s)"
+            f"  minute run {r['minute_s']:6.1f} s"
+        )
+        print(f"    slowest in the full refresh (s): {r['full_nodes']}")
+        print(f"    slowest in the minute run (s):   {r['minute_nodes']}")
+    if len(results) > 1:
+        ratio = results[-1]["minute_s"] / results[0]["minute_s"]
+        print(
+            f"  ratio (minute run at {results[-1]['size']:,} / at {results[0]['size']:,}):"
+            f" {ratio:.2f}   (target <= 1.5)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+{#-
+    Incremental strategy `replace_scope`: the batch a model computes replaces, in the existing
+    table, every row in the batch's scope, then is inserted. A model names its scopes in
+    `config(replace_scope=[...])`, each a dict:
+
+      keys   the columns that identify a unit of recomputation (a device, a user, a minute)
+      since  optional: only the unit's rows at or after the batch's earliest value of this
+             column are replaced (a device's sessions from the first one a new event touched)
+
+    Rows are deleted when they match any scope. Unlike `delete+insert`, a unit whose rows
+    disappear (two sessions merged by a late event, an anonymous device now counted under its
+    user) is removed as long as the batch recomputes that unit, and nothing is merged row by
+    row: the batch is the truth for its scope.
+-#}
+{% macro get_incremental_replace_scope_sql(arg_dict) %}
+    {%- set target = arg_dict["target_relation"] -%}
+    {%- set batch = arg_dict["temp_relation"] -%}
+    {%- set columns = get_quoted_csv(arg_dict["dest_columns"] | map(attribute="name")) -%}
+    {%- set scopes = config.require("replace_scope") -%}
+    {%- for scope in scopes %}
+    delete from {{ target }} as existing
+    where exists (
+        select 1
+        from (
+            select {{ scope["keys"] | join(", ") }}
+            {%- if scope.get("since") %}, min({{ scope["since"] }}) as replace_since{% endif %}
+            from {{ batch }}
+            group by all
+        ) as scope
+        where
+            {%- for key in scope["keys"] %}
+            existing.{{ key }} = scope.{{ key }} and
+            {%- endfor %}
+            {%- if scope.get("since") %}
+            existing.{{ scope["since"] }} >= scope.replace_since
+            {%- else %}
+            true
+            {%- endif %}
+    );
+    {%- endfor %}
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }} from {{ batch }};
+{% endmacro %}
