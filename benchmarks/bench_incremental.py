@@ -14,6 +14,7 @@ repeated row.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
@@ -101,8 +102,15 @@ def slowest_nodes(settings: Settings, top: int = 6) -> str:
     return ", ".join(f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.1f}" for r in ranked)
 
 
-def measure(size: int, base_dir: Path, minute: int, base_events: int) -> dict:
-    with tempfile.TemporaryDirectory(dir=base_dir) as tmp:
+def measure(size: int, base_dir: Path | None, minute: int, base_events: int, keep: bool) -> dict:
+    directory = (
+        contextlib.nullcontext(tempfile.mkdtemp(dir=base_dir))
+        if keep
+        else tempfile.TemporaryDirectory(dir=base_dir)
+    )
+    with directory as tmp:
+        if keep:
+            print(f"keeping LAKEPULSE_HOME={tmp}", flush=True)
         settings = Settings.from_env({"LAKEPULSE_HOME": tmp})
         settings.ensure_dirs()
         start = datetime(2026, 11, 1, tzinfo=UTC)
@@ -130,9 +138,10 @@ def main() -> None:
     parser.add_argument("--minute", type=int, default=60_000)
     parser.add_argument("--base", type=int, default=1_000_000, help="simulated events per copy")
     parser.add_argument("--dir", type=Path, default=None, help="where to build (default: /tmp)")
+    parser.add_argument("--keep", action="store_true", help="keep the data directories")
     args = parser.parse_args()
     disable_telemetry()
-    results = [measure(size, args.dir, args.minute, args.base) for size in args.sizes]
+    results = [measure(size, args.dir, args.minute, args.base, args.keep) for size in args.sizes]
     print(f"incremental dbt benchmark: one minute of {args.minute} events on top of history")
     for r in results:
         print(

@@ -8,9 +8,13 @@
              column are replaced (a device's sessions from the first one a new event touched)
 
     Rows are deleted when they match any scope. Unlike `delete+insert`, a unit whose rows
-    disappear (two sessions merged by a late event, an anonymous device now counted under its
-    user) is removed as long as the batch recomputes that unit, and nothing is merged row by
-    row: the batch is the truth for its scope.
+    disappear (two sessions merged by a late event) is removed as long as the batch recomputes
+    that unit, and nothing is merged row by row: the batch is the truth for its scope.
+
+    A unit can also vanish altogether (an anonymous device's user_key once it signs in: its
+    rows now belong to the user). The batch then carries a *tombstone* for it, a row with only
+    the keys set; `config(tombstone_if='<condition>')` tells them apart (e.g. `sessions is
+    null`). Tombstones delete their scope and are not inserted.
 -#}
 {% macro get_incremental_replace_scope_sql(arg_dict) %}
     {%- set target = arg_dict["target_relation"] -%}
@@ -39,5 +43,8 @@
     );
     {%- endfor %}
     insert into {{ target }} ({{ columns }})
-    select {{ columns }} from {{ batch }};
+    select {{ columns }} from {{ batch }}
+    {%- if config.get("tombstone_if") %}
+    where not coalesce({{ config.get("tombstone_if") }}, false)
+    {%- endif %};
 {% endmacro %}

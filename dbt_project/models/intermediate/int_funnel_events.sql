@@ -1,6 +1,18 @@
 -- The events funnels are computed on: every page, screen and track event with its user (as
 -- stitched in fct_sessions), its position in the user's stream, and the channel and device of
--- its session.
+-- its session. Incremental by user: every event of each user whose sessions changed (and of
+-- every key their devices had before) is renumbered.
+
+-- depends_on: {{ ref('int_identity_map') }}, {{ ref('fct_sessions') }}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        replace_scope=[{'keys': ['tenant_id', 'user_key']}],
+        tombstone_if='message_id is null',
+    )
+}}
 
 with
 
@@ -10,12 +22,36 @@ events as (
 
 ),
 
-sessions as (
+all_sessions as (
 
-    select tenant_id, session_id, user_key, channel, device_class
+    select tenant_id, session_id, user_key, channel, device_class, last_loaded_at
     from {{ ref('fct_sessions') }}
 
 ),
+
+{% if is_incremental() -%}
+affected as (
+
+    {{ affected_user_keys(incremental_watermark()) }}
+
+),
+
+sessions as (
+
+    select all_sessions.*
+    from all_sessions
+    semi join affected
+        on all_sessions.tenant_id = affected.tenant_id
+        and all_sessions.user_key = affected.user_key
+
+),
+{%- else -%}
+sessions as (
+
+    select * from all_sessions
+
+),
+{%- endif %}
 
 joined as (
 
@@ -26,17 +62,31 @@ joined as (
         events.event_name,
         events.event_at,
         sessions.channel,
-        sessions.device_class
+        sessions.device_class,
+        sessions.last_loaded_at
     from events
     inner join sessions
         on events.tenant_id = sessions.tenant_id
         and events.session_id = sessions.session_id
 
+),
+
+numbered as (
+
+    select
+        *,
+        row_number() over (
+            partition by tenant_id, user_key order by event_at, message_id
+        ) as event_seq
+    from joined
+
 )
 
-select
-    *,
-    row_number() over (
-        partition by tenant_id, user_key order by event_at, message_id
-    ) as event_seq
-from joined
+select * from numbered
+{%- if is_incremental() %}
+
+-- a tombstone per affected user: keys a device no longer has are emptied too
+union all by name
+
+select tenant_id, user_key from affected
+{%- endif %}

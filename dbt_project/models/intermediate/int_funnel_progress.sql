@@ -2,6 +2,21 @@
 -- the earliest matching event after the previous step (ordered) or the very next event
 -- (strict), within the conversion window from step 1. Per user, funnel and day the attempt
 -- that got furthest (then the earliest) is kept.
+--
+-- Incremental by user, like int_funnel_events. `last_loaded_at` is the latest load among the
+-- attempt's events and the user's events that day, so mart_funnel_conversion recounts only
+-- the days whose best attempts may have changed.
+
+-- depends_on: {{ ref('int_identity_map') }}, {{ ref('fct_sessions') }}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        replace_scope=[{'keys': ['tenant_id', 'user_key']}],
+        tombstone_if='funnel_id is null',
+    )
+}}
 
 with recursive
 
@@ -17,15 +32,39 @@ steps as (
 
 ),
 
-events as (
+all_events as (
 
     select * from {{ ref('int_funnel_events') }}
 
 ),
 
+{% if is_incremental() -%}
+affected as (
+
+    {{ affected_user_keys(incremental_watermark()) }}
+
+),
+
+events as (
+
+    select all_events.*
+    from all_events
+    semi join affected
+        on all_events.tenant_id = affected.tenant_id
+        and all_events.user_key = affected.user_key
+
+),
+{%- else -%}
+events as (
+
+    select * from all_events
+
+),
+{%- endif %}
+
 progress (
     tenant_id, funnel_id, user_key, entry_message_id, entry_at, channel, device_class,
-    step_number, reached_at, reached_seq
+    step_number, reached_at, reached_seq, loaded_at
 ) as (
 
     select
@@ -38,7 +77,8 @@ progress (
         events.device_class,
         1,
         events.event_at,
-        events.event_seq
+        events.event_seq,
+        events.last_loaded_at
     from events
     inner join steps
         on steps.step_number = 1 and events.event_name = steps.event_name
@@ -55,7 +95,8 @@ progress (
         progress.device_class,
         progress.step_number + 1,
         min(events.event_at),
-        arg_min(events.event_seq, events.event_at)
+        arg_min(events.event_seq, events.event_at),
+        greatest(any_value(progress.loaded_at), arg_min(events.last_loaded_at, events.event_at))
     from progress
     inner join funnels
         on progress.funnel_id = funnels.funnel_id
@@ -85,7 +126,8 @@ attempts as (
         any_value(channel) as channel,
         any_value(device_class) as device_class,
         max(step_number) as steps_reached,
-        map_from_entries(list((step_number, reached_at))) as reached_at_by_step
+        map_from_entries(list((step_number, reached_at))) as reached_at_by_step,
+        max(loaded_at) as attempt_loaded_at
     from progress
     group by tenant_id, funnel_id, user_key, entry_message_id
 
@@ -102,6 +144,32 @@ best_per_day as (
         order by steps_reached desc, entry_at, entry_message_id
     ) = 1
 
+),
+
+day_loads as (
+
+    select
+        tenant_id,
+        user_key,
+        cast(event_at as date) as entry_date,
+        max(last_loaded_at) as day_loaded_at
+    from events
+    group by all
+
 )
 
-select * from best_per_day
+select
+    best_per_day.* exclude (attempt_loaded_at),
+    greatest(best_per_day.attempt_loaded_at, day_loads.day_loaded_at) as last_loaded_at
+from best_per_day
+inner join day_loads
+    on best_per_day.tenant_id = day_loads.tenant_id
+    and best_per_day.user_key = day_loads.user_key
+    and best_per_day.entry_date = day_loads.entry_date
+{%- if is_incremental() %}
+
+-- a tombstone per affected user: keys a device no longer has are emptied too
+union all by name
+
+select tenant_id, user_key from affected
+{%- endif %}

@@ -25,13 +25,13 @@ events as (
 
 new_pairs as (
 
-    select tenant_id, anonymous_id, user_id, event_at, loaded_at
+    select tenant_id, anonymous_id, user_id, event_at, loaded_at, [user_id] as paired
     from events
     where anonymous_id is not null and user_id is not null
 
     union all
 
-    select tenant_id, previous_id as anonymous_id, user_id, event_at, loaded_at
+    select tenant_id, previous_id as anonymous_id, user_id, event_at, loaded_at, [user_id]
     from events
     where event_type = 'alias' and previous_id is not null
 
@@ -45,7 +45,13 @@ pairs as (
     union all
 
     -- the pairing already kept for the same anonymous ids
-    select kept.tenant_id, kept.anonymous_id, kept.user_id, kept.identified_at, kept.last_loaded_at
+    select
+        kept.tenant_id,
+        kept.anonymous_id,
+        kept.user_id,
+        kept.identified_at,
+        kept.last_loaded_at,
+        kept.paired_user_ids
     from {{ this }} as kept
     semi join new_pairs
         on kept.tenant_id = new_pairs.tenant_id
@@ -61,7 +67,8 @@ first_user as (
         anonymous_id,
         arg_min(user_id, (event_at, user_id)) as user_id,
         min(event_at) as identified_at,
-        max(loaded_at) as last_loaded_at
+        max(loaded_at) as last_loaded_at,
+        list_sort(list_distinct(flatten(list(paired)))) as paired_user_ids
     from pairs
     group by tenant_id, anonymous_id
 

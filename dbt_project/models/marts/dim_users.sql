@@ -1,13 +1,50 @@
 -- One row per user (signed-in user, else anonymous device): when first and last seen, the
--- channel that brought them, and what they have bought.
+-- channel that brought them, and what they have bought. Incremental by user: the users whose
+-- sessions changed are re-aggregated, and a device that signed in leaves its anonymous row.
+
+-- depends_on: {{ ref('int_identity_map') }}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        replace_scope=[{'keys': ['tenant_id', 'user_key']}],
+        tombstone_if='sessions is null',
+        on_schema_change='fail',
+    )
+}}
 
 with
 
-sessions as (
+all_sessions as (
 
     select * from {{ ref('fct_sessions') }}
 
 ),
+
+{% if is_incremental() -%}
+affected as (
+
+    {{ affected_user_keys(incremental_watermark()) }}
+
+),
+
+sessions as (
+
+    select all_sessions.*
+    from all_sessions
+    semi join affected
+        on all_sessions.tenant_id = affected.tenant_id
+        and all_sessions.user_key = affected.user_key
+
+),
+{%- else -%}
+sessions as (
+
+    select * from all_sessions
+
+),
+{%- endif %}
 
 users as (
 
@@ -24,14 +61,23 @@ users as (
         count(distinct device_id) as devices,
         cast(sum(orders) as bigint) as orders,
         sum(revenue) as revenue,
-        min(session_start_at) filter (where converted) as first_order_session_at
+        min(session_start_at) filter (where converted) as first_order_session_at,
+        max(last_loaded_at) as last_loaded_at
     from sessions
     group by tenant_id, user_key
 
 )
 
 select
-    *,
+    * exclude (last_loaded_at),
     user_id is not null as is_identified,
-    cast(first_seen_at as date) as first_seen_date
+    cast(first_seen_at as date) as first_seen_date,
+    last_loaded_at
 from users
+{%- if is_incremental() %}
+
+-- a tombstone per affected user: keys a device no longer has are emptied too
+union all by name
+
+select tenant_id, user_key from affected
+{%- endif %}

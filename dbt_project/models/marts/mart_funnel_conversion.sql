@@ -31,6 +31,7 @@ reached as (
         progress.device_class,
         steps.step_number,
         steps.event_name as step_event,
+        progress.last_loaded_at,
         date_diff(
             'second', progress.entry_at, progress.reached_at_by_step[steps.step_number]
         ) as seconds_to_step
@@ -53,7 +54,8 @@ per_step as (
         step_event,
         count(*) as users,
         quantile_cont(seconds_to_step, 0.5) as median_seconds_to_step,
-        quantile_cont(seconds_to_step, 0.9) as p90_seconds_to_step
+        quantile_cont(seconds_to_step, 0.9) as p90_seconds_to_step,
+        max(last_loaded_at) as last_loaded_at
     from reached
     group by all
 
@@ -88,7 +90,8 @@ select
         as step_conversion,
     cast(with_rates.users as double) / with_rates.entrants as overall_conversion,
     with_rates.median_seconds_to_step,
-    with_rates.p90_seconds_to_step
+    with_rates.p90_seconds_to_step,
+    with_rates.last_loaded_at
 from with_rates
 inner join funnels
     on with_rates.funnel_id = funnels.funnel_id

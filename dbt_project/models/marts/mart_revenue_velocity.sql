@@ -1,6 +1,22 @@
 -- Revenue per minute since each campaign's launch, and cumulative, from sessions carrying the
 -- campaign's utm_campaign (session attribution). Campaign '(all)' is the tenant's whole
 -- traffic since its first event.
+--
+-- Incremental per campaign: minutes are recomputed from the first one a changed session can
+-- affect (its start; every campaign seen in it, since a merged session may have moved its
+-- orders from one campaign to another), or from the minute after the last one kept, to the
+-- latest minute; the cumulative revenue continues from the kept minute before. A campaign
+-- whose launch moved is rebuilt whole.
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        replace_scope=[{'keys': ['tenant_id', 'campaign'], 'since': 'minute_at'}],
+        tombstone_if='orders is null',
+        on_schema_change='fail',
+    )
+}}
 
 with
 
@@ -16,41 +32,6 @@ campaigns as (
 
 ),
 
-orders as (
-
-    select
-        events.tenant_id,
-        events.session_id,
-        date_trunc('minute', events.event_at) as minute_at,
-        count(distinct events.order_id) as orders,
-        sum(events.revenue) as revenue
-    from {{ ref('int_sessionized_events') }} as events
-    where events.event_name = 'Order Completed'
-    group by all
-
-),
-
-campaign_orders as (
-
-    select
-        sessions.tenant_id,
-        sessions.utm_campaign as campaign,
-        orders.minute_at,
-        orders.orders,
-        orders.revenue
-    from orders
-    inner join sessions
-        on orders.tenant_id = sessions.tenant_id
-        and orders.session_id = sessions.session_id
-    where sessions.utm_campaign is not null
-
-    union all
-
-    select tenant_id, '(all)' as campaign, minute_at, orders, revenue
-    from orders
-
-),
-
 all_campaigns as (
 
     select tenant_id, campaign, launched_at from campaigns
@@ -63,18 +44,179 @@ all_campaigns as (
 
 ),
 
-spine as (
+{% if is_incremental() -%}
+kept as (
+
+    select
+        tenant_id,
+        campaign,
+        any_value(launched_at) as launched_at,
+        max(minute_at) as last_minute
+    from {{ this }}
+    group by tenant_id, campaign
+
+),
+
+changed_sessions as (
+
+    select tenant_id, session_id, session_start_at, session_end_at, last_loaded_at
+    from sessions
+    where last_loaded_at > {{ incremental_watermark() }}
+
+),
+
+changed_campaigns as (
+
+    select events.tenant_id, events.utm_campaign as campaign, min(changed.session_start_at) as since
+    from {{ ref('int_sessionized_events') }} as events
+    inner join changed_sessions as changed
+        on events.tenant_id = changed.tenant_id
+        and events.session_id = changed.session_id
+    where events.utm_campaign is not null
+        and events.event_at >= (select min(session_start_at) from changed_sessions)
+    group by all
+
+    union all
+
+    select tenant_id, '(all)', min(session_start_at)
+    from changed_sessions
+    group by tenant_id
+
+),
+
+last_minute as (
+
+    select
+        greatest(
+            (select max(last_minute) from kept),
+            (select date_trunc('minute', max(session_end_at)) from changed_sessions)
+        ) as last_minute
+
+),
+
+bounds as (
+
+    select
+        all_campaigns.tenant_id,
+        all_campaigns.campaign,
+        all_campaigns.launched_at,
+        kept.launched_at as kept_launched_at,
+        case
+            when kept.launched_at is distinct from all_campaigns.launched_at
+                then date_trunc('minute', all_campaigns.launched_at)
+            else greatest(
+                date_trunc('minute', all_campaigns.launched_at),
+                least(
+                    kept.last_minute + interval 1 minute,
+                    date_trunc('minute', changed_campaigns.since)
+                )
+            )
+        end as recompute_from
+    from all_campaigns
+    left join kept
+        on all_campaigns.tenant_id = kept.tenant_id
+        and all_campaigns.campaign = kept.campaign
+    left join (
+        select tenant_id, campaign, min(since) as since
+        from changed_campaigns
+        group by tenant_id, campaign
+    ) as changed_campaigns
+        on all_campaigns.tenant_id = changed_campaigns.tenant_id
+        and all_campaigns.campaign = changed_campaigns.campaign
+
+),
+
+carried as (
+
+    select bounds.tenant_id, bounds.campaign, previous.cumulative_revenue
+    from bounds
+    inner join {{ this }} as previous
+        on bounds.tenant_id = previous.tenant_id
+        and bounds.campaign = previous.campaign
+        and previous.minute_at = bounds.recompute_from - interval 1 minute
+    where bounds.kept_launched_at is not distinct from bounds.launched_at
+
+),
+{%- else -%}
+last_minute as (
+
+    select date_trunc('minute', max(session_end_at)) as last_minute from sessions
+
+),
+
+bounds as (
 
     select
         tenant_id,
         campaign,
         launched_at,
+        date_trunc('minute', launched_at) as recompute_from
+    from all_campaigns
+
+),
+
+carried as (
+
+    select
+        null::varchar as tenant_id,
+        null::varchar as campaign,
+        null::decimal(38, 2) as cumulative_revenue
+    where false
+
+),
+{%- endif %}
+
+orders as (
+
+    select
+        events.tenant_id,
+        sessions.utm_campaign,
+        sessions.last_loaded_at,
+        date_trunc('minute', events.event_at) as minute_at,
+        count(distinct events.order_id) as orders,
+        sum(events.revenue) as revenue
+    from {{ ref('int_sessionized_events') }} as events
+    inner join sessions
+        on events.tenant_id = sessions.tenant_id
+        and events.session_id = sessions.session_id
+    where events.event_name = 'Order Completed'
+        and events.event_at >= (select min(recompute_from) from bounds)
+    group by all
+
+),
+
+campaign_orders as (
+
+    select
+        tenant_id,
+        utm_campaign as campaign,
+        minute_at,
+        orders,
+        revenue,
+        last_loaded_at
+    from orders
+    where utm_campaign is not null
+
+    union all
+
+    select tenant_id, '(all)' as campaign, minute_at, orders, revenue, last_loaded_at
+    from orders
+
+),
+
+spine as (
+
+    select
+        bounds.tenant_id,
+        bounds.campaign,
+        bounds.launched_at,
         unnest(range(
-            date_trunc('minute', launched_at),
-            date_trunc('minute', (select max(session_end_at) from sessions)) + interval 1 minute,
+            bounds.recompute_from,
+            last_minute.last_minute + interval 1 minute,
             interval 1 minute
         )) as minute_at
-    from all_campaigns
+    from bounds
+    cross join last_minute
 
 ),
 
@@ -86,7 +228,8 @@ per_minute as (
         spine.launched_at,
         spine.minute_at,
         coalesce(sum(campaign_orders.orders), 0) as orders,
-        coalesce(sum(campaign_orders.revenue), 0) as revenue
+        coalesce(sum(campaign_orders.revenue), 0) as revenue,
+        max(campaign_orders.last_loaded_at) as last_loaded_at
     from spine
     left join campaign_orders
         on spine.tenant_id = campaign_orders.tenant_id
@@ -97,16 +240,34 @@ per_minute as (
 )
 
 select
-    tenant_id,
-    campaign,
-    launched_at,
-    minute_at,
-    cast(date_diff('minute', date_trunc('minute', launched_at), minute_at) as integer)
-        as minutes_since_launch,
-    cast(orders as bigint) as orders,
-    cast(revenue as decimal(38, 2)) as revenue,
-    cast(sum(revenue) over (
-        partition by tenant_id, campaign order by minute_at
-        rows between unbounded preceding and current row
-    ) as decimal(38, 2)) as cumulative_revenue
+    per_minute.tenant_id,
+    per_minute.campaign,
+    per_minute.launched_at,
+    per_minute.minute_at,
+    cast(date_diff('minute', date_trunc('minute', per_minute.launched_at), per_minute.minute_at)
+        as integer) as minutes_since_launch,
+    cast(per_minute.orders as bigint) as orders,
+    cast(per_minute.revenue as decimal(38, 2)) as revenue,
+    cast(
+        coalesce(carried.cumulative_revenue, 0)
+        + sum(per_minute.revenue) over (
+            partition by per_minute.tenant_id, per_minute.campaign
+            order by per_minute.minute_at
+            rows between unbounded preceding and current row
+        )
+        as decimal(38, 2)
+    ) as cumulative_revenue,
+    per_minute.last_loaded_at
 from per_minute
+left join carried
+    on per_minute.tenant_id = carried.tenant_id
+    and per_minute.campaign = carried.campaign
+{%- if is_incremental() %}
+
+-- a campaign whose launch moved: its rows from the earlier launch go too
+union all by name
+
+select tenant_id, campaign, date_trunc('minute', kept_launched_at) as minute_at
+from bounds
+where kept_launched_at < launched_at
+{%- endif %}

@@ -1,0 +1,29 @@
+{#-
+    The users an incremental user-level model must recompute: the users of sessions changed
+    since `watermark` (fct_sessions.last_loaded_at), and every user_key those sessions' devices
+    may have had before (the device itself while anonymous, and each user_id it was ever seen
+    with), so rows kept under a key a device no longer has are replaced too.
+-#}
+{% macro affected_user_keys(watermark) -%}
+    with changed_sessions as (
+
+        select tenant_id, device_id, user_key
+        from {{ ref('fct_sessions') }}
+        where last_loaded_at > {{ watermark }}
+
+    )
+
+    select tenant_id, user_key from changed_sessions
+
+    union
+
+    select tenant_id, device_id from changed_sessions
+
+    union
+
+    select identity.tenant_id, unnest(identity.paired_user_ids)
+    from {{ ref('int_identity_map') }} as identity
+    semi join changed_sessions
+        on identity.tenant_id = changed_sessions.tenant_id
+        and identity.anonymous_id = changed_sessions.device_id
+{%- endmacro %}
