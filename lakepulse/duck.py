@@ -53,17 +53,31 @@ def connect(path: str | Path = ":memory:", read_only: bool = False) -> duckdb.Du
     return conn
 
 
-def copy_database(source: Path, target: Path) -> None:
-    """Copy a DuckDB database into a fresh file and swap it in by rename. The copy holds only
-    live data: DuckDB does not zero the blocks it frees, so this is also how deleted rows leave
-    the disk."""
+def copy_database(source: Path, target: Path, schemas: tuple[str, ...] | None = None) -> None:
+    """Copy a DuckDB database (or only the tables of ``schemas``) into a fresh file and swap it
+    in by rename. The copy holds only live data: DuckDB does not zero the blocks it frees, so
+    this is also how deleted rows leave the disk."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     conn = duckdb.connect()
     try:
         conn.execute(f"attach '{source}' as source (read_only)")
         conn.execute(f"attach '{tmp}' as target")
-        conn.execute("copy from database source to target")
+        if schemas is None:
+            conn.execute("copy from database source to target")
+        else:
+            tables = conn.execute(
+                "select schema_name, table_name from duckdb_tables() "
+                "where database_name = 'source' and list_contains(?, schema_name)",
+                [list(schemas)],
+            ).fetchall()
+            for schema in schemas:
+                conn.execute(f'create schema if not exists target."{schema}"')
+            for schema, table in tables:
+                conn.execute(
+                    f'create table target."{schema}"."{table}" as '
+                    f'select * from source."{schema}"."{table}"'
+                )
         conn.execute("detach target")
         conn.execute("detach source")
     finally:

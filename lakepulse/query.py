@@ -12,11 +12,18 @@ def replica_path(settings: Settings):
     return settings.warehouse_path.with_name("lakepulse.read.duckdb")
 
 
+# What readers outside a build see: the marts. Staging and intermediate tables are dbt's
+# working state (event-level, as large as the history), so copying them every minute would
+# make the minute's cost grow with history.
+REPLICA_SCHEMAS = ("marts",)
+
+
 def refresh_replica(settings: Settings) -> None:
-    """Copy the freshly built warehouse to a read replica and swap it in by rename. Ad-hoc
-    readers open the replica, so they never hold a lock the next build needs, and a build in
-    progress never makes them wait or fail; a reader keeps the copy it opened."""
-    copy_database(settings.warehouse_path, replica_path(settings))
+    """Copy the freshly built marts to a read replica and swap it in by rename. Ad-hoc readers,
+    publishing, checks and sensors open the replica, so they never hold a lock the next build
+    needs, and a build in progress never makes them wait or fail; a reader keeps the copy it
+    opened."""
+    copy_database(settings.warehouse_path, replica_path(settings), schemas=REPLICA_SCHEMAS)
 
 
 def explorer(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, list[str]]:

@@ -9,6 +9,7 @@ import base64
 
 import dagster as dg
 import httpx
+import duckdb
 import pytest
 from deltalake import DeltaTable
 
@@ -77,7 +78,8 @@ def test_events_flow_through_every_layer_with_exact_counts(
                 "select tenant_id, sum(events)::bigint from marts.mart_event_volume group by 1"
             ).fetchall()
         )
-        stg = conn.sql("select count(*) from staging.stg_events").fetchone()[0]
+        with duckdb.connect(str(settings.warehouse_path), read_only=True) as warehouse:
+            stg = warehouse.sql("select count(*) from staging.stg_events").fetchone()[0]
         orders = conn.sql(
             "select count(*) from raw.events where event = 'Order Completed'"
         ).fetchone()[0]

@@ -17,38 +17,70 @@
 }}
 
 {%- set timeout = "to_minutes(" ~ var('session_timeout_minutes') ~ "::bigint)" %}
+{%- set visits = "event_type in ('page', 'screen', 'track')" %}
 
-with
-
-events as (
-
-    select * from {{ ref('stg_events') }}
-    where event_type in ('page', 'screen', 'track')
-
-),
-
-{% if is_incremental() -%}
-new_events as (
-
-    select tenant_id, device_id, min(event_at) as first_new_at
-    from events
-    where loaded_at > {{ incremental_watermark('loaded_at') }}
-    group by tenant_id, device_id
-
-),
-
-recompute_from as (
-
+{%- if is_incremental() %}
+{%- set watermark = incremental_watermark('loaded_at') %}
+{%- set recompute_from %}
+    -- per device with new events: the first session they can touch
     select
         new_events.tenant_id,
         new_events.device_id,
         least(new_events.first_new_at, min(kept.session_start_at)) as cut_at
-    from new_events
+    from (
+        select tenant_id, device_id, min(event_at) as first_new_at
+        from {{ ref('stg_events') }}
+        where loaded_at > {{ watermark }} and {{ visits }}
+        group by tenant_id, device_id
+    ) as new_events
     left join {{ this }} as kept
         on new_events.tenant_id = kept.tenant_id
         and new_events.device_id = kept.device_id
         and kept.event_at >= new_events.first_new_at - {{ timeout }}
     group by new_events.tenant_id, new_events.device_id, new_events.first_new_at
+{%- endset %}
+{%- set scan_from = query_literal(
+    "select cast(min(cut_at) as varchar) from (" ~ recompute_from ~ ")", "timestamptz"
+) %}
+{%- endif %}
+
+with
+
+events as (
+
+    select
+        tenant_id,
+        message_id,
+        device_id,
+        visitor_id,
+        user_id,
+        anonymous_id,
+        event_type,
+        event_name,
+        event_at,
+        loaded_at,
+        page_path,
+        page_url,
+        page_referrer,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        device_class,
+        order_id,
+        revenue,
+        product_id
+    from {{ ref('stg_events') }}
+    where {{ visits }}
+    {%- if is_incremental() %}
+        and event_at >= {{ scan_from }}
+    {%- endif %}
+
+),
+
+{% if is_incremental() -%}
+recompute_from as (
+
+    {{ recompute_from }}
 
 ),
 
@@ -116,3 +148,7 @@ select
     md5(tenant_id || '|' || device_id || '|' || strftime(session_start_at, '%Y-%m-%dT%H:%M:%S.%f'))
         as session_id
 from sessionized
+{%- if not is_incremental() %}
+-- in time order, so the small time ranges later runs read skip most row groups
+order by event_at
+{%- endif %}

@@ -2,8 +2,9 @@
 -- what it did (events, page views, orders, revenue) and for whom (stitched user).
 --
 -- Incremental by device, like int_sessionized_events: the sessions of a device from the first
--- one that changed are rebuilt; every session of a device whose user changed (it identified)
--- is rebuilt, so its user_key follows.
+-- one that changed are rebuilt from its events. A device whose user changed (it identified)
+-- has its other sessions restamped with the user from the row already kept, without reading
+-- their events again.
 
 {{
     config(
@@ -16,11 +17,18 @@
 
 with
 
-all_events as (
-
-    select * from {{ ref('int_sessionized_events') }}
-
-),
+{%- if is_incremental() %}
+{%- set watermark = incremental_watermark() %}
+{%- set changed_by_events %}
+    select tenant_id, device_id, min(session_start_at) as changed_from
+    from {{ ref('int_sessionized_events') }}
+    where loaded_at > {{ watermark }}
+    group by tenant_id, device_id
+{%- endset %}
+{%- set scan_from = query_literal(
+    "select cast(min(changed_from) as varchar) from (" ~ changed_by_events ~ ")", "timestamptz"
+) %}
+{%- endif %}
 
 identity as (
 
@@ -29,39 +37,59 @@ identity as (
 ),
 
 {% if is_incremental() -%}
-changed as (
+changed_by_events as (
 
-    select tenant_id, device_id, min(session_start_at) as changed_from
-    from all_events
-    where loaded_at > {{ incremental_watermark() }}
-    group by tenant_id, device_id
+    {{ changed_by_events }}
 
-    union all
+),
 
-    select tenant_id, anonymous_id as device_id, '-infinity'::timestamptz as changed_from
+changed_by_identity as (
+
+    select tenant_id, anonymous_id as device_id
     from identity
-    where last_loaded_at > {{ incremental_watermark() }}
+    where last_loaded_at > {{ watermark }}
 
 ),
 
 events as (
 
     select all_events.*
-    from all_events
-    inner join (
-        select tenant_id, device_id, min(changed_from) as changed_from
-        from changed
-        group by tenant_id, device_id
-    ) as changed_devices
-        on all_events.tenant_id = changed_devices.tenant_id
-        and all_events.device_id = changed_devices.device_id
-        and all_events.session_start_at >= changed_devices.changed_from
+    from {{ ref('int_sessionized_events') }} as all_events
+    inner join changed_by_events
+        on all_events.tenant_id = changed_by_events.tenant_id
+        and all_events.device_id = changed_by_events.device_id
+        and all_events.session_start_at >= changed_by_events.changed_from
+    where all_events.session_start_at >= {{ scan_from }}
+
+),
+
+restamped as (
+
+    -- sessions of a device whose user changed, not rebuilt from events above
+    select
+        kept.* replace (
+            coalesce(kept.session_user_id, identity.user_id) as user_id,
+            {{ stitched_user_key('kept.session_user_id', 'kept.device_id') }} as user_key,
+            greatest(kept.last_loaded_at, identity.last_loaded_at) as last_loaded_at
+        )
+    from {{ this }} as kept
+    inner join changed_by_identity
+        on kept.tenant_id = changed_by_identity.tenant_id
+        and kept.device_id = changed_by_identity.device_id
+    left join changed_by_events
+        on kept.tenant_id = changed_by_events.tenant_id
+        and kept.device_id = changed_by_events.device_id
+    left join identity
+        on kept.tenant_id = identity.tenant_id
+        and kept.device_id = identity.anonymous_id
+    where changed_by_events.changed_from is null
+        or kept.session_start_at < changed_by_events.changed_from
 
 ),
 {%- else -%}
 events as (
 
-    select * from all_events
+    select * from {{ ref('int_sessionized_events') }}
 
 ),
 {%- endif %}
@@ -133,6 +161,7 @@ final as (
         attributed.session_id,
         attributed.device_id,
         coalesce(attributed.user_id_seen, identity.user_id) as user_id,
+        attributed.user_id_seen as session_user_id,
         {{ stitched_user_key('attributed.user_id_seen', 'attributed.device_id') }} as user_key,
         attributed.session_start_at,
         attributed.session_end_at,
@@ -159,3 +188,12 @@ final as (
 )
 
 select * from final
+{%- if is_incremental() %}
+
+union all by name
+
+select * from restamped
+{%- else %}
+-- in time order, so the small time ranges later runs read skip most row groups
+order by session_start_at
+{%- endif %}

@@ -24,6 +24,37 @@
 {%- set sizes = var('conversion_windows') %}
 {%- set longest = sizes | max %}
 
+{%- if is_incremental() %}
+{%- set bounds %}
+    select
+        new.tenant_id,
+        least(new.first_minute, kept.last_minute + interval 1 minute) as recompute_from,
+        least(new.first_minute, kept.first_minute) as first_minute,
+        greatest(new.last_minute, kept.last_minute) as last_minute
+    from (
+        select
+            tenant_id,
+            min(date_trunc('minute', event_at)) as first_minute,
+            max(date_trunc('minute', event_at)) as last_minute
+        from {{ ref('stg_events') }}
+        where loaded_at > {{ incremental_watermark() }}
+            and event_type in ('page', 'screen', 'track')
+        group by tenant_id
+    ) as new
+    left join (
+        select tenant_id, min(window_end_at) as first_minute, max(window_end_at) as last_minute
+        from {{ this }}
+        group by tenant_id
+    ) as kept
+        on new.tenant_id = kept.tenant_id
+{%- endset %}
+{%- set scan_from = query_literal(
+    "select cast(min(recompute_from) - to_minutes(" ~ (longest - 1) ~ ") as varchar) from ("
+    ~ bounds ~ ")",
+    "timestamptz"
+) %}
+{%- endif %}
+
 with
 
 all_events as (
@@ -36,26 +67,7 @@ all_events as (
 bounds as (
 
     {% if is_incremental() -%}
-    select
-        new.tenant_id,
-        least(new.first_minute, kept.last_minute + interval 1 minute) as recompute_from,
-        least(new.first_minute, kept.first_minute) as first_minute,
-        greatest(new.last_minute, kept.last_minute) as last_minute
-    from (
-        select
-            tenant_id,
-            min(date_trunc('minute', event_at)) as first_minute,
-            max(date_trunc('minute', event_at)) as last_minute
-        from all_events
-        where loaded_at > {{ incremental_watermark() }}
-        group by tenant_id
-    ) as new
-    left join (
-        select tenant_id, min(window_end_at) as first_minute, max(window_end_at) as last_minute
-        from {{ this }}
-        group by tenant_id
-    ) as kept
-        on new.tenant_id = kept.tenant_id
+    {{ bounds }}
     {%- else -%}
     select
         tenant_id,
@@ -75,6 +87,9 @@ events as (
     inner join bounds
         on all_events.tenant_id = bounds.tenant_id
         and all_events.event_at >= bounds.recompute_from - to_minutes({{ longest - 1 }})
+    {%- if is_incremental() %}
+    where all_events.event_at >= {{ scan_from }}
+    {%- endif %}
 
 ),
 

@@ -11,6 +11,17 @@
     )
 }}
 
+{%- if is_incremental() %}
+{%- set changed_minutes %}
+    select distinct tenant_id, date_trunc('minute', event_at) as event_minute
+    from {{ ref('stg_events') }}
+    where loaded_at > {{ incremental_watermark() }}
+{%- endset %}
+{%- set scan_from = query_literal(
+    "select cast(min(event_minute) as varchar) from (" ~ changed_minutes ~ ")", "timestamptz"
+) %}
+{%- endif %}
+
 with
 
 all_events as (
@@ -22,9 +33,7 @@ all_events as (
 {% if is_incremental() -%}
 changed_minutes as (
 
-    select distinct tenant_id, date_trunc('minute', event_at) as event_minute
-    from all_events
-    where loaded_at > {{ incremental_watermark() }}
+    {{ changed_minutes }}
 
 ),
 
@@ -35,7 +44,7 @@ events as (
     semi join changed_minutes
         on all_events.tenant_id = changed_minutes.tenant_id
         and date_trunc('minute', all_events.event_at) = changed_minutes.event_minute
-    where all_events.event_at >= (select min(event_minute) from changed_minutes)
+    where all_events.event_at >= {{ scan_from }}
 
 ),
 {%- else -%}

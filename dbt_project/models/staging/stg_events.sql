@@ -90,3 +90,7 @@ renamed as (
 )
 
 select * from renamed
+{%- if not is_incremental() %}
+-- in time order, so the small time ranges later runs read skip most row groups
+order by event_at
+{%- endif %}
