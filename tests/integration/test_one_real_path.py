@@ -8,8 +8,8 @@ with exact counts at every layer.
 import base64
 
 import dagster as dg
-import httpx
 import duckdb
+import httpx
 import pytest
 from deltalake import DeltaTable
 

@@ -1,13 +1,48 @@
 -- Funnel conversion per tenant, funnel, entry day, channel and device: users reaching each
 -- step, step-to-step and overall conversion, and time from step 1 to each step.
 
+-- Incremental by day: the (tenant, funnel, entry day) groups whose best attempts may have
+-- changed since the last run (int_funnel_progress.last_loaded_at) are recounted.
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        replace_scope=[{'keys': ['tenant_id', 'funnel_id', 'entry_date']}],
+        on_schema_change='fail',
+    )
+}}
+
 with
 
-progress as (
+all_progress as (
 
     select * from {{ ref('int_funnel_progress') }}
 
 ),
+
+{% if is_incremental() -%}
+progress as (
+
+    select all_progress.*
+    from all_progress
+    semi join (
+        select distinct tenant_id, funnel_id, entry_date
+        from all_progress
+        where last_loaded_at > {{ incremental_watermark() }}
+    ) as changed_days
+        on all_progress.tenant_id = changed_days.tenant_id
+        and all_progress.funnel_id = changed_days.funnel_id
+        and all_progress.entry_date = changed_days.entry_date
+
+),
+{%- else -%}
+progress as (
+
+    select * from all_progress
+
+),
+{%- endif %}
 
 steps as (
 
