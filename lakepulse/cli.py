@@ -264,11 +264,16 @@ def retention() -> None:
     from ingestion.retention import apply_retention
     from lakepulse.config import RetentionPolicy
 
+    from lakepulse.transform import rebuild_after_retention
+
     settings = _settings()
     policy = RetentionPolicy.from_env()
-    for name, result in apply_retention(settings, policy).items():
+    removed = apply_retention(settings, policy)
+    for name, result in removed.items():
         details = ", ".join(f"{k}={v}" for k, v in result.items())
         click.echo(f"  {name:<22} keep {getattr(policy, name):>4} days: {details}")
+    if rebuild_after_retention(settings, removed):
+        click.echo("  marts                  rebuilt from bronze (events were dropped)")
     click.echo("Retention applied. Old file versions go at the next `lakepulse compact`.")
 
 

@@ -60,12 +60,30 @@ def rewrite_warehouse(settings: Settings) -> None:
         refresh_replica(settings)
 
 
+def build_args(full_refresh: bool = False) -> list[str]:
+    """The pipeline's dbt build: every model, seed and data test. Unit tests check model logic
+    on fixed inputs, not the data: they run in development and CI (`dbt build`, `dbt test
+    --select test_type:unit`), not every minute. ``full_refresh`` rebuilds the incremental
+    models from bronze (the experiment snapshot history is kept)."""
+    return ["build", "--exclude-resource-type", "unit_test"] + (
+        ["--full-refresh"] if full_refresh else []
+    )
+
+
 def rebuild_marts(settings: Settings, full_refresh: bool = False, capture: bool = False) -> None:
-    """dbt build of every model (``--full-refresh`` rebuilds incremental models from bronze;
-    the experiment snapshot history is kept), then publish to PostgreSQL when configured."""
-    args = ["build", "--full-refresh"] if full_refresh else ["build"]
-    run_dbt(settings, *args, capture=capture)
+    """dbt build of every model, then publish to PostgreSQL when configured."""
+    run_dbt(settings, *build_args(full_refresh), capture=capture)
     if settings.pg_url:
         from lakepulse.publish import publish
 
         publish(settings, settings.pg_url)
+
+
+def rebuild_after_retention(settings: Settings, removed: dict[str, dict]) -> bool:
+    """Incremental models keep what they were built from, so bronze events dropped by
+    retention would live on in the warehouse: when any were dropped, rebuild from bronze (a
+    full refresh; nightly, with the retention schedule). Returns whether it rebuilt."""
+    if not removed.get("bronze_events", {}).get("rows_removed"):
+        return False
+    rebuild_marts(settings, full_refresh=True, capture=True)
+    return True

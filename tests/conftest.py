@@ -179,9 +179,10 @@ class Workspace:
         return DeltaTable(str(self.settings.lake_dir / "raw" / table)).to_pyarrow_table()
 
     def build(self, *args: str) -> None:
-        from lakepulse.transform import run_dbt
+        """The pipeline's build (``build_args``); ``--full-refresh`` among ``args`` as well."""
+        from lakepulse.transform import build_args, run_dbt
 
-        run_dbt(self.settings, "build", *args, capture=True)
+        run_dbt(self.settings, *build_args(), *args, capture=True)
 
     def sql(self, query: str) -> list[tuple]:
         from lakepulse.query import explorer

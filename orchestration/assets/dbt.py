@@ -8,6 +8,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from lakepulse.config import Settings
 from lakepulse.query import refresh_replica
+from lakepulse.transform import build_args
 
 OWNER = "team:analytics-engineering"
 
@@ -50,8 +51,7 @@ def build_dbt_assets(project: DbtProject, settings: Settings) -> AssetsDefinitio
     def dbt_models(
         context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
     ) -> Iterator:
-        args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
-        yield from dbt.cli(args, context=context).stream()
+        yield from dbt.cli(build_args(config.full_refresh), context=context).stream()
         refresh_replica(settings)  # ad-hoc `lakepulse sql` reads this copy, never the live file
 
     return dbt_models

@@ -8,6 +8,7 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 from ingestion.maintenance import compact_and_vacuum
 from ingestion.retention import apply_retention
 from lakepulse.config import BRONZE_TABLES, RetentionPolicy
+from lakepulse.transform import rebuild_after_retention
 from orchestration.resources import LakepulseResource
 
 BRONZE_KEYS = [AssetKey(["raw", table]) for table in BRONZE_TABLES]
@@ -21,13 +22,17 @@ OWNER = "team:data-platform"
     owners=[OWNER],
     description="Drops what is older than its policy (LAKEPULSE_RETENTION_<NAME>_DAYS): bronze "
     "event-date partitions, rejected events, loaded landing files, dlt's load records and old "
-    "experiment snapshots. Metadata: what was removed per table.",
+    "experiment snapshots; rebuilds the models from bronze when events were dropped (incremental "
+    "models would keep them). Metadata: what was removed per table.",
 )
 def retention(context: AssetExecutionContext, lakepulse: LakepulseResource) -> MaterializeResult:
     policy = RetentionPolicy.from_env()
     removed = apply_retention(lakepulse.settings, policy)
     context.log.info(f"retention: {removed}")
-    metadata: dict = {"policy_days": MetadataValue.json(vars(policy))}
+    metadata: dict = {
+        "policy_days": MetadataValue.json(vars(policy)),
+        "marts_rebuilt": rebuild_after_retention(lakepulse.settings, removed),
+    }
     for name, result in removed.items():
         metadata[name] = MetadataValue.json(result)
     return MaterializeResult(metadata=metadata)

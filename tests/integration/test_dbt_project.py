@@ -52,6 +52,9 @@ def test_build_and_docs_on_simulated_traffic(settings, workspace):
     land_simulated(settings, 4_000)
     workspace.ingest()
     workspace.build()
+    # The pipeline's build leaves unit tests to development and CI: here they run.
+    unit = run_dbt(settings, "test", "--select", "test_type:unit", capture=True).stdout
+    assert "PASS=9" in unit.replace(" ", "")
     run_dbt(settings, "docs", "generate", capture=True)
     catalog = json.loads((settings.dbt_target_dir / "catalog.json").read_text())
     built = {node["metadata"]["name"] for node in catalog["nodes"].values()}

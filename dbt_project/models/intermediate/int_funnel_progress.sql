@@ -5,7 +5,8 @@
 --
 -- Incremental by user, like int_funnel_events. `last_loaded_at` is the latest load among the
 -- attempt's events and the user's events that day, so mart_funnel_conversion recounts only
--- the days whose best attempts may have changed.
+-- the days whose best attempts may have changed. Editing, adding or removing a funnel in the
+-- seeds changes its `funnel_version`: the next run recomputes every user once.
 
 -- depends_on: {{ ref('int_identity_map') }}, {{ ref('fct_sessions') }}
 
@@ -17,6 +18,8 @@
         tombstone_if='funnel_id is null',
     )
 }}
+
+{%- set recompute_everyone = is_incremental() and funnel_definitions_changed(this) %}
 
 with recursive
 
@@ -32,6 +35,12 @@ steps as (
 
 ),
 
+versions as (
+
+    {{ funnel_versions() }}
+
+),
+
 all_events as (
 
     select * from {{ ref('int_funnel_events') }}
@@ -41,7 +50,11 @@ all_events as (
 {% if is_incremental() -%}
 affected as (
 
+    {% if recompute_everyone -%}
+    select distinct tenant_id, user_key from all_events
+    {%- else -%}
     {{ affected_user_keys(incremental_watermark()) }}
+    {%- endif %}
 
 ),
 
@@ -160,8 +173,11 @@ day_loads as (
 
 select
     best_per_day.* exclude (attempt_loaded_at),
-    greatest(best_per_day.attempt_loaded_at, day_loads.day_loaded_at) as last_loaded_at
+    greatest(best_per_day.attempt_loaded_at, day_loads.day_loaded_at) as last_loaded_at,
+    versions.funnel_version
 from best_per_day
+inner join versions
+    on best_per_day.funnel_id = versions.funnel_id
 inner join day_loads
     on best_per_day.tenant_id = day_loads.tenant_id
     and best_per_day.user_key = day_loads.user_key

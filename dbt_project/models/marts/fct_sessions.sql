@@ -126,6 +126,8 @@ sessions as (
         arg_min(device_class, event_at) as device_class,
         count(distinct order_id) filter (where event_name = 'Order Completed') as orders,
         coalesce(sum(revenue) filter (where event_name = 'Order Completed'), 0) as revenue,
+        min(event_at) filter (where event_name = 'Product Added') as first_product_added_at,
+        min(event_at) filter (where event_name = 'Order Completed') as first_order_at,
         max(loaded_at) as events_loaded_at
     from events
     group by tenant_id, session_id, device_id
@@ -179,6 +181,8 @@ final as (
         attributed.orders,
         attributed.revenue,
         attributed.orders > 0 as converted,
+        attributed.first_product_added_at,
+        attributed.first_order_at,
         greatest(attributed.events_loaded_at, identity.last_loaded_at) as last_loaded_at
     from attributed
     left join identity

@@ -27,12 +27,6 @@ users as (
 
 ),
 
-events as (
-
-    select * from {{ ref('int_sessionized_events') }}
-
-),
-
 early_velocity as (
 
     select
@@ -101,19 +95,11 @@ amplification as (
 cart_times as (
 
     select
-        events.tenant_id,
-        sessions.utm_campaign as campaign,
-        date_diff(
-            'second',
-            min(events.event_at) filter (where events.event_name = 'Product Added'),
-            min(events.event_at) filter (where events.event_name = 'Order Completed')
-        ) as seconds_to_complete
-    from events
-    inner join sessions
-        on events.tenant_id = sessions.tenant_id
-        and events.session_id = sessions.session_id
-    where sessions.utm_campaign is not null
-    group by events.tenant_id, sessions.utm_campaign, events.session_id
+        tenant_id,
+        utm_campaign as campaign,
+        date_diff('second', first_product_added_at, first_order_at) as seconds_to_complete
+    from sessions
+    where utm_campaign is not null
 
 ),
 

@@ -2,16 +2,20 @@
 -- step, step-to-step and overall conversion, and time from step 1 to each step.
 
 -- Incremental by day: the (tenant, funnel, entry day) groups whose best attempts may have
--- changed since the last run (int_funnel_progress.last_loaded_at) are recounted.
+-- changed since the last run (int_funnel_progress.last_loaded_at) are recounted; all of them
+-- after a funnel definition changed in the seeds.
 
 {{
     config(
         materialized='incremental',
         incremental_strategy='replace_scope',
         replace_scope=[{'keys': ['tenant_id', 'funnel_id', 'entry_date']}],
+        tombstone_if='step_number is null',
         on_schema_change='fail',
     )
 }}
+
+{%- set recount_everything = is_incremental() and funnel_definitions_changed(this) %}
 
 with
 
@@ -29,7 +33,9 @@ progress as (
     semi join (
         select distinct tenant_id, funnel_id, entry_date
         from all_progress
+        {%- if not recount_everything %}
         where last_loaded_at > {{ incremental_watermark() }}
+        {%- endif %}
     ) as changed_days
         on all_progress.tenant_id = changed_days.tenant_id
         and all_progress.funnel_id = changed_days.funnel_id
@@ -67,6 +73,7 @@ reached as (
         steps.step_number,
         steps.event_name as step_event,
         progress.last_loaded_at,
+        progress.funnel_version,
         date_diff(
             'second', progress.entry_at, progress.reached_at_by_step[steps.step_number]
         ) as seconds_to_step
@@ -90,7 +97,8 @@ per_step as (
         count(*) as users,
         quantile_cont(seconds_to_step, 0.5) as median_seconds_to_step,
         quantile_cont(seconds_to_step, 0.9) as p90_seconds_to_step,
-        max(last_loaded_at) as last_loaded_at
+        max(last_loaded_at) as last_loaded_at,
+        any_value(funnel_version) as funnel_version
     from reached
     group by all
 
@@ -126,7 +134,17 @@ select
     cast(with_rates.users as double) / with_rates.entrants as overall_conversion,
     with_rates.median_seconds_to_step,
     with_rates.p90_seconds_to_step,
-    with_rates.last_loaded_at
+    with_rates.last_loaded_at,
+    with_rates.funnel_version
 from with_rates
 inner join funnels
     on with_rates.funnel_id = funnels.funnel_id
+{%- if recount_everything %}
+
+-- a funnel removed from the seeds: its rows go
+union all by name
+
+select distinct tenant_id, funnel_id, entry_date
+from {{ this }}
+where funnel_id not in (select funnel_id from funnels)
+{%- endif %}
