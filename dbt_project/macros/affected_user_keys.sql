@@ -27,3 +27,31 @@
         on identity.tenant_id = changed_sessions.tenant_id
         and identity.anonymous_id = changed_sessions.device_id
 {%- endmacro %}
+
+{#-
+    The rows of `relation` (a model or a CTE name) that belong to the `affected` users (a CTE
+    of the calling model, built with `affected_user_keys`); all rows in a full build.
+-#}
+{% macro of_affected_users(relation) -%}
+    select {{ relation }}.*
+    from {{ relation }}
+    {%- if is_incremental() %}
+    semi join affected
+        on {{ relation }}.tenant_id = affected.tenant_id
+        and {{ relation }}.user_key = affected.user_key
+    {%- endif %}
+{%- endmacro %}
+
+{#-
+    Ends a user-level model's select in an incremental run: a tombstone (keys only) for every
+    affected user, so the keys a device no longer has are emptied too (see replace_scope).
+-#}
+{% macro affected_user_tombstones() -%}
+    {%- if is_incremental() %}
+
+-- a tombstone per affected user: keys a device no longer has are emptied too
+union all by name
+
+select tenant_id, user_key from affected
+    {%- endif %}
+{%- endmacro %}

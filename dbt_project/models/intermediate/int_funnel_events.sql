@@ -35,23 +35,13 @@ affected as (
     {{ affected_user_keys(incremental_watermark()) }}
 
 ),
-
-sessions as (
-
-    select all_sessions.*
-    from all_sessions
-    semi join affected
-        on all_sessions.tenant_id = affected.tenant_id
-        and all_sessions.user_key = affected.user_key
-
-),
-{%- else -%}
-sessions as (
-
-    select * from all_sessions
-
-),
 {%- endif %}
+
+sessions as (
+
+    {{ of_affected_users('all_sessions') }}
+
+),
 
 joined as (
 
@@ -83,10 +73,4 @@ numbered as (
 )
 
 select * from numbered
-{%- if is_incremental() %}
-
--- a tombstone per affected user: keys a device no longer has are emptied too
-union all by name
-
-select tenant_id, user_key from affected
-{%- endif %}
+{{- affected_user_tombstones() }}

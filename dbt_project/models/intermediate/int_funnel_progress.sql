@@ -57,23 +57,13 @@ affected as (
     {%- endif %}
 
 ),
-
-events as (
-
-    select all_events.*
-    from all_events
-    semi join affected
-        on all_events.tenant_id = affected.tenant_id
-        and all_events.user_key = affected.user_key
-
-),
-{%- else -%}
-events as (
-
-    select * from all_events
-
-),
 {%- endif %}
+
+events as (
+
+    {{ of_affected_users('all_events') }}
+
+),
 
 progress (
     tenant_id, funnel_id, user_key, entry_message_id, entry_at, channel, device_class,
@@ -182,10 +172,4 @@ inner join day_loads
     on best_per_day.tenant_id = day_loads.tenant_id
     and best_per_day.user_key = day_loads.user_key
     and best_per_day.entry_date = day_loads.entry_date
-{%- if is_incremental() %}
-
--- a tombstone per affected user: keys a device no longer has are emptied too
-union all by name
-
-select tenant_id, user_key from affected
-{%- endif %}
+{{- affected_user_tombstones() }}

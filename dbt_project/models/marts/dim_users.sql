@@ -28,23 +28,13 @@ affected as (
     {{ affected_user_keys(incremental_watermark()) }}
 
 ),
-
-sessions as (
-
-    select all_sessions.*
-    from all_sessions
-    semi join affected
-        on all_sessions.tenant_id = affected.tenant_id
-        and all_sessions.user_key = affected.user_key
-
-),
-{%- else -%}
-sessions as (
-
-    select * from all_sessions
-
-),
 {%- endif %}
+
+sessions as (
+
+    {{ of_affected_users('all_sessions') }}
+
+),
 
 users as (
 
@@ -74,10 +64,4 @@ select
     cast(first_seen_at as date) as first_seen_date,
     last_loaded_at
 from users
-{%- if is_incremental() %}
-
--- a tombstone per affected user: keys a device no longer has are emptied too
-union all by name
-
-select tenant_id, user_key from affected
-{%- endif %}
+{{- affected_user_tombstones() }}
