@@ -263,7 +263,6 @@ def erase(tenant_id: str, user_id: str, yes: bool) -> None:
 def retention() -> None:
     from ingestion.retention import apply_retention
     from lakepulse.config import RetentionPolicy
-
     from lakepulse.transform import rebuild_after_retention
 
     settings = _settings()

@@ -1,39 +1,68 @@
 -- One row per order: the first `Order Completed` event of each (tenant, order_id). SDK retries
--- and repeated confirmation pages can send an order twice; it counts once.
+-- and repeated confirmation pages can send an order twice; it counts once. Incremental: the
+-- orders that newly loaded completions mention are decided again, against the kept row.
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        replace_scope=[{'keys': ['tenant_id', 'order_id']}],
+    )
+}}
 
 with
 
-events as (
+completions as (
 
-    select * from {{ ref('stg_events') }}
+    select
+        tenant_id,
+        order_id,
+        message_id,
+        visitor_id,
+        user_id,
+        anonymous_id,
+        event_at as ordered_at,
+        cast(event_at as date) as order_date,
+        revenue,
+        currency,
+        product_id,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        device_class,
+        loaded_at
+    from {{ ref('stg_events') }}
     where event_name = 'Order Completed' and order_id is not null
+    {%- if is_incremental() %}
+        and loaded_at > {{ incremental_watermark('loaded_at') }}
+    {%- endif %}
+
+),
+
+candidates as (
+
+    select * from completions
+
+    {% if is_incremental() -%}
+    union all by name
+
+    select kept.*
+    from {{ this }} as kept
+    semi join completions
+        on kept.tenant_id = completions.tenant_id
+        and kept.order_id = completions.order_id
+    {%- endif %}
 
 ),
 
 first_completion as (
 
     select *
-    from events
+    from candidates
     qualify row_number() over (
-        partition by tenant_id, order_id order by event_at, message_id
+        partition by tenant_id, order_id order by ordered_at, message_id
     ) = 1
 
 )
 
-select
-    tenant_id,
-    order_id,
-    message_id,
-    visitor_id,
-    user_id,
-    anonymous_id,
-    event_at as ordered_at,
-    cast(event_at as date) as order_date,
-    revenue,
-    currency,
-    product_id,
-    utm_source,
-    utm_medium,
-    utm_campaign,
-    device_class
-from first_completion
+select * from first_completion
