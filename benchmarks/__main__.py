@@ -6,13 +6,21 @@ import sys
 from benchmarks import (
     bench_collector,
     bench_freshness,
+    bench_incremental,
     bench_loader,
     bench_microbatch,
     bench_serving,
 )
 
 if __name__ == "__main__":
-    for bench in (bench_collector, bench_loader, bench_microbatch, bench_serving, bench_freshness):
+    for bench in (
+        bench_collector,
+        bench_loader,
+        bench_microbatch,
+        bench_incremental,
+        bench_serving,
+        bench_freshness,
+    ):
         print(f"\n== {bench.__name__} ==", flush=True)
         sys.argv = [bench.__name__]
         bench.main()
