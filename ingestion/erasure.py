@@ -168,15 +168,14 @@ def erase_user(
     settings: Settings,
     tenant_id: str,
     user_id: str,
-    rebuild_marts: Callable[[], None] | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> ErasureReport:
     """Remove one user everywhere. Loads what is pending first (so no load package holds the
-    user's rows), then works under the loader lock; ``rebuild_marts`` rebuilds the warehouse
-    (and republishes) once bronze is clean: a full refresh, as incremental models would keep
-    the user's rows."""
+    user's rows), then works under the loader lock; once bronze is clean, rebuilds the
+    warehouse (and republishes) with a full refresh, as incremental models would keep the
+    user's rows."""
     from ingestion.pipeline import loader_lock, run_ingest
-    from lakepulse.transform import rewrite_warehouse
+    from lakepulse.transform import rebuild_marts, rewrite_warehouse
 
     report = ErasureReport(
         tenant_id=tenant_id,
@@ -198,10 +197,9 @@ def erase_user(
             erase_bronze(settings, tenant_id, ids)
         )
         report.steps.append("bronze")
-    if rebuild_marts is not None:
-        progress("rebuilding the marts")
-        rebuild_marts()
-        report.steps.append("marts")
+    progress("rebuilding the marts from bronze")
+    rebuild_marts(settings, full_refresh=True, capture=True)
+    report.steps.append("marts")
     progress("rewriting the warehouse and its replica into fresh files")
     rewrite_warehouse(settings)
     report.steps.append("warehouse")

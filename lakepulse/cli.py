@@ -228,7 +228,6 @@ def publish() -> None:
 def erase(tenant_id: str, user_id: str, yes: bool) -> None:
     from ingestion.erasure import erase_user
     from ingestion.tenants import TenantError
-    from lakepulse.transform import rebuild_marts
 
     settings = _settings()
     if not yes:
@@ -241,7 +240,6 @@ def erase(tenant_id: str, user_id: str, yes: bool) -> None:
             settings,
             tenant_id,
             user_id,
-            rebuild_marts=lambda: rebuild_marts(settings, full_refresh=True, capture=True),
             progress=lambda step: click.echo(f"  ... {step}"),
         )
     except TenantError as err:

@@ -8,7 +8,6 @@ or delete the run afterwards (`dagster run delete RUN_ID`)."""
 from dagster import Config, OpExecutionContext, op
 
 from ingestion.erasure import erase_user
-from lakepulse.transform import rebuild_marts
 from orchestration.resources import LakepulseResource
 
 
@@ -31,7 +30,6 @@ def erase_user_op(
         settings,
         config.tenant_id,
         config.user_id,
-        rebuild_marts=lambda: rebuild_marts(settings, full_refresh=True, capture=True),
         progress=context.log.info,
     )
     context.log.info(

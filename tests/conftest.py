@@ -184,6 +184,14 @@ class Workspace:
 
         run_dbt(self.settings, *build_args(), *args, capture=True)
 
+    def warehouse_sql(self, query: str) -> list[tuple]:
+        """A query on the warehouse itself (staging and intermediate included), which the
+        read replica behind ``sql`` leaves out."""
+        import duckdb
+
+        with duckdb.connect(str(self.settings.warehouse_path), read_only=True) as conn:
+            return conn.sql(query).fetchall()
+
     def sql(self, query: str) -> list[tuple]:
         from lakepulse.query import explorer
 

@@ -146,11 +146,6 @@ def warehouse_tables(settings) -> dict[str, list[tuple]]:
         }
 
 
-def query(settings, sql: str) -> list[tuple]:
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
-        return conn.sql(sql).fetchall()
-
-
 def ran_incrementally(settings, model: str) -> bool:
     """The model's last run applied the replace_scope strategy (a delete of the batch's scope,
     then an insert), not a rebuild."""
@@ -167,14 +162,12 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
         workspace.ingest()
         workspace.build()
         if i == 0:
-            before_late = query(
-                settings,
+            before_late = workspace.warehouse_sql(
                 "select count(*) from marts.fct_sessions where tenant_id = 'gold' "
                 "and device_id = 'd1'",
             )
             assert before_late == [(2,)]
-            assert query(
-                settings,
+            assert workspace.warehouse_sql(
                 "select user_key from marts.dim_users where tenant_id = 'gold' "
                 "and user_key like 'd2%'",
             ) == [("d2",)]
@@ -192,8 +185,7 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
     assert [m for m in sorted(INCREMENTAL) if not ran_incrementally(settings, m)] == []
 
     # Golden answers, after the increments.
-    sessions = query(
-        settings,
+    sessions = workspace.warehouse_sql(
         "select device_id, user_key, strftime(session_start_at at time zone 'UTC', '%d %H:%M'), "
         "events, orders, revenue "
         "from marts.fct_sessions where tenant_id = 'gold' order by device_id, session_start_at",
@@ -204,27 +196,23 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
         ("d2", "u2", "20 09:00", 1, 0, 0),
         ("d3", "d3", "20 10:00", 2, 1, 20),
     ]
-    assert query(
-        settings,
+    assert workspace.warehouse_sql(
         "select user_key, sessions, devices, first_seen_date::varchar from marts.dim_users "
         "where tenant_id = 'gold' order by user_key",
     ) == [("d1", 1, 1, "2026-11-20"), ("d3", 1, 1, "2026-11-20"), ("u2", 2, 1, "2026-11-19")]
     windows = dict(
         (minutes, (orders, revenue))
-        for minutes, orders, revenue in query(
-            settings,
+        for minutes, orders, revenue in workspace.warehouse_sql(
             "select window_minutes, orders, revenue from marts.mart_conversion_windows "
             "where tenant_id = 'gold' and window_end_at = '2026-11-20 10:01:00+00'",
         )
     )
     assert windows == {1: (1, 20), 5: (1, 20), 60: (1, 20)}
-    assert query(
-        settings,
+    assert workspace.warehouse_sql(
         "select funnel_id, steps_reached from intermediate.int_funnel_progress "
         "where tenant_id = 'gold' and user_key = 'd1' order by funnel_id",
     ) == [("purchase", 4), ("quick_checkout", 1)]
-    assert query(
-        settings,
+    assert workspace.warehouse_sql(
         "select sum(events)::int from marts.mart_event_volume where tenant_id = 'gold'",
     ) == [(12,)]
 

@@ -8,7 +8,6 @@ with exact counts at every layer.
 import base64
 
 import dagster as dg
-import duckdb
 import httpx
 import pytest
 from deltalake import DeltaTable
@@ -29,7 +28,7 @@ def send_one_bad_event(url: str, key: str) -> None:
 
 
 def test_events_flow_through_every_layer_with_exact_counts(
-    settings, tenant, second_tenant, collector
+    settings, workspace, tenant, second_tenant, collector
 ):
     keys = {tenant.tenant_id: tenant.write_key, second_tenant.tenant_id: second_tenant.write_key}
     generator = TrafficGenerator(SimConfig(seed=7, tenants=keys))
@@ -78,8 +77,7 @@ def test_events_flow_through_every_layer_with_exact_counts(
                 "select tenant_id, sum(events)::bigint from marts.mart_event_volume group by 1"
             ).fetchall()
         )
-        with duckdb.connect(str(settings.warehouse_path), read_only=True) as warehouse:
-            stg = warehouse.sql("select count(*) from staging.stg_events").fetchone()[0]
+        [(stg,)] = workspace.warehouse_sql("select count(*) from staging.stg_events")
         orders = conn.sql(
             "select count(*) from raw.events where event = 'Order Completed'"
         ).fetchone()[0]
