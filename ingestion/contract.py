@@ -112,6 +112,8 @@ def corrected_timestamp(
 
 
 def _id(value: Any, field: str) -> str | None:
+    if type(value) is str and 0 < len(value) <= 512:  # the common case, first
+        return value
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -132,6 +134,8 @@ def _obj(message: dict, field: str) -> dict:
 
 
 def _str(value: Any) -> str | None:
+    if type(value) is str:
+        return value
     if value is None or isinstance(value, dict | list):
         return None
     return str(value)
@@ -163,6 +167,16 @@ def message_id_for(message: dict) -> str:
     )
 
 
+_EMPTY: dict = {}
+_PAGE_PROPERTIES = ("path", "url", "referrer", "title")
+
+
+def _sub(parent: dict, field: str) -> dict:
+    """A nested object that is optional and ignored when it is not an object."""
+    value = parent.get(field)
+    return value if type(value) is dict else _EMPTY
+
+
 def normalize(
     message: Any,
     *,
@@ -173,66 +187,61 @@ def normalize(
     batch_sent_at: Any = None,
     default_type: str | None = None,
 ) -> dict[str, Any]:
-    """Validate one message and flatten it into a bronze row (see ``LANDING_SCHEMA``)."""
+    """Validate one message and flatten it into a bronze row (see ``LANDING_SCHEMA``).
+
+    This runs for every event before its request is acknowledged, so it is written for speed:
+    one lookup per field, and optional parts (campaign, products) skipped when absent.
+    """
     if not isinstance(message, dict):
         raise ContractError(f"each event must be a JSON object, got {type(message).__name__}")
-    kind = message.get("type", default_type)
+    get = message.get
+    kind = get("type", default_type)
     if not isinstance(kind, str) or kind not in EVENT_TYPES:
         raise ContractError(
             f"'type' must be one of {', '.join(sorted(EVENT_TYPES))}; got {str(kind)[:40]!r}"
         )
-    user_id = _id(message.get("userId"), "userId")
-    anonymous_id = _id(message.get("anonymousId"), "anonymousId")
+    user_id = _id(get("userId"), "userId")
+    anonymous_id = _id(get("anonymousId"), "anonymousId")
     if user_id is None and anonymous_id is None:
         raise ContractError("either 'userId' or 'anonymousId' is required")
-    event = message.get("event")
+    event = get("event")
     if kind == "track":
         if not isinstance(event, str) or not event.strip():
             raise ContractError("'event' (a non-empty string) is required for track calls")
-    elif kind in {"page", "screen"}:
-        event = _str(message.get("name"))
+    elif kind == "page" or kind == "screen":
+        event = _str(get("name"))
     else:
         event = None
-    group_id = _id(message.get("groupId"), "groupId")
+    group_id = _id(get("groupId"), "groupId")
     if kind == "group" and group_id is None:
         raise ContractError("'groupId' is required for group calls")
-    previous_id = _id(message.get("previousId"), "previousId")
+    previous_id = _id(get("previousId"), "previousId")
     if kind == "alias" and (previous_id is None or user_id is None):
         raise ContractError("'previousId' and 'userId' are required for alias calls")
 
     properties = _obj(message, "properties")
     traits = _obj(message, "traits")
-    context = _obj(message, "context") or (batch_context or {})
+    context = _obj(message, "context") or (batch_context or _EMPTY)
     if not isinstance(context, dict):
         raise ContractError("'context' must be an object")
 
-    original = parse_time(message.get("originalTimestamp") or message.get("timestamp"), "timestamp")
-    sent_at = parse_time(message.get("sentAt", batch_sent_at), "sentAt")
+    original = parse_time(get("originalTimestamp") or get("timestamp"), "timestamp")
+    sent_at = parse_time(get("sentAt", batch_sent_at), "sentAt")
     timestamp = corrected_timestamp(original, sent_at, received_at)
     if timestamp - received_at > MAX_FUTURE_SKEW:
         raise ContractError(
             f"timestamp {timestamp.isoformat()} is more than a day after it was received"
         )
 
-    page = context.get("page") if isinstance(context.get("page"), dict) else {}
-    if kind == "page":
-        page = {
-            **page,
-            **{k: v for k, v in properties.items() if k in {"path", "url", "referrer", "title"}},
-        }
-    campaign = context.get("campaign") if isinstance(context.get("campaign"), dict) else {}
-    device = context.get("device") if isinstance(context.get("device"), dict) else {}
-    library = context.get("library") if isinstance(context.get("library"), dict) else {}
-    products = properties.get("products")
-    first_product = (
-        products[0]
-        if isinstance(products, list) and products and isinstance(products[0], dict)
-        else {}
-    )
+    page = _sub(context, "page")
+    if kind == "page" and properties:
+        page = {**page, **{k: properties[k] for k in _PAGE_PROPERTIES if k in properties}}
+    url, referrer = page.get("url"), page.get("referrer")
+    campaign = _sub(context, "campaign")
 
     row: dict[str, Any] = {
         "tenant_id": tenant_id,
-        "message_id": _id(message.get("messageId"), "messageId") or message_id_for(message),
+        "message_id": _id(get("messageId"), "messageId") or message_id_for(message),
         "type": kind,
         "event": event,
         "user_id": user_id,
@@ -242,33 +251,56 @@ def normalize(
         "sent_at": _micros(sent_at) if sent_at else None,
         "received_at": _micros(received_at),
         "page_path": _str(page.get("path")),
-        "page_url": strip_url(page["url"]) if isinstance(page.get("url"), str) else None,
-        "page_referrer": strip_url(page["referrer"])
-        if isinstance(page.get("referrer"), str)
-        else None,
+        "page_url": strip_url(url) if isinstance(url, str) else None,
+        "page_referrer": strip_url(referrer) if isinstance(referrer, str) else None,
         "page_title": _str(page.get("title")),
-        "device_class": device_class(_str(context.get("userAgent")), _str(device.get("type"))),
+        "utm_source": None,
+        "utm_medium": None,
+        "utm_campaign": None,
+        "utm_term": None,
+        "utm_content": None,
+        "device_class": device_class(
+            _str(context.get("userAgent")), _str(_sub(context, "device").get("type"))
+        ),
         "locale": _str(context.get("locale")),
-        "library": _str(library.get("name")),
+        "library": _str(_sub(context, "library").get("name")),
         "properties": orjson.dumps(scrub(properties, secret)).decode() if properties else None,
         "traits": orjson.dumps(scrub(traits, secret)).decode() if traits else None,
         "context": _rest_of_context(context, secret),
-        "order_id": _id(properties.get("order_id"), "properties.order_id"),
-        "revenue": _number(properties.get("revenue", properties.get("total")), "revenue"),
-        "currency": _str(properties.get("currency")),
-        "product_id": _id(
-            properties.get("product_id", first_product.get("product_id")), "product_id"
-        ),
-        "experiment_id": _id(properties.get("experiment_id"), "properties.experiment_id"),
-        "variation_id": _id(properties.get("variation_id"), "properties.variation_id"),
+        "order_id": None,
+        "revenue": None,
+        "currency": None,
+        "product_id": None,
+        "experiment_id": None,
+        "variation_id": None,
         "group_id": group_id,
         "previous_id": previous_id,
     }
-    for field in UTM_FIELDS:
-        row[f"utm_{field}"] = _str(campaign.get(field if field != "campaign" else "name"))
-    if row["revenue"] is not None and row["revenue"] < 0:
-        raise ContractError("'properties.revenue' must not be negative")
+    if campaign:
+        for field in UTM_FIELDS:
+            row[f"utm_{field}"] = _str(campaign.get(field if field != "campaign" else "name"))
+    if properties:
+        _commerce_fields(properties, row)
     return row
+
+
+def _commerce_fields(properties: dict, row: dict[str, Any]) -> None:
+    """The Segment e-commerce and experiment properties that have columns of their own."""
+    get = properties.get
+    row["order_id"] = _id(get("order_id"), "properties.order_id")
+    revenue = _number(get("revenue", get("total")), "revenue")
+    if revenue is not None and revenue < 0:
+        raise ContractError("'properties.revenue' must not be negative")
+    row["revenue"] = revenue
+    row["currency"] = _str(get("currency"))
+    product_id = get("product_id")
+    if product_id is None:
+        products = get("products")
+        if isinstance(products, list) and products and isinstance(products[0], dict):
+            product_id = products[0].get("product_id")
+    row["product_id"] = _id(product_id, "product_id")
+    row["experiment_id"] = _id(get("experiment_id"), "properties.experiment_id")
+    row["variation_id"] = _id(get("variation_id"), "properties.variation_id")
 
 
 def rejection(

@@ -134,25 +134,50 @@ def device_class(user_agent: str | None, device_type: str | None = None) -> str:
     return "desktop"
 
 
+@lru_cache(maxsize=8192)
+def _rule(key: str) -> str:
+    """What :func:`scrub` does with a key's value; keys repeat across events, so cached."""
+    norm = _norm_key(key)
+    if norm in DROPPED_KEYS:
+        return "drop"
+    if norm in HASHED_KEYS:
+        return "hash"
+    if norm == "useragent":
+        return "user_agent"
+    if norm == "search":
+        return "search"
+    if norm in URL_KEYS:
+        return "url"
+    return ""
+
+
 def scrub(value: Any, secret: bytes) -> Any:
     """Return a copy of a JSON value with every privacy rule applied, recursively."""
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            norm = _norm_key(key)
-            if norm in DROPPED_KEYS:
+            rule = _rule(key)
+            if not rule:
+                out[key] = item if type(item) in _PLAIN else scrub(item, secret)
+            elif rule == "drop":
                 continue
-            if norm in HASHED_KEYS and item is not None and not isinstance(item, dict | list):
+            elif rule == "hash" and item is not None and not isinstance(item, dict | list):
                 out[key] = hash_pii(item, secret)
-            elif norm == "useragent" and isinstance(item, str):
+            elif rule == "user_agent" and isinstance(item, str):
                 out["device_class"] = device_class(item)
-            elif norm in URL_KEYS and isinstance(item, str):
-                out[key] = strip_search(item) if norm == "search" else strip_url(item)
+            elif rule == "url" and isinstance(item, str):
+                out[key] = strip_url(item)
+            elif rule == "search" and isinstance(item, str):
+                out[key] = strip_search(item)
             else:
                 out[key] = scrub(item, secret)
         return out
     if isinstance(value, list):
         return [scrub(item, secret) for item in value]
-    if isinstance(value, str) and _EMAIL_RE.fullmatch(value.strip()):
+    if isinstance(value, str) and "@" in value and _EMAIL_RE.fullmatch(value.strip()):
         return hash_pii(value, secret)
     return value
+
+
+_PLAIN = frozenset({int, float, bool, type(None)})
+"""Leaf types no rule applies to (strings are checked for e-mail addresses)."""
