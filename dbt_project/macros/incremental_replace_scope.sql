@@ -22,8 +22,19 @@
     {%- set columns = get_quoted_csv(arg_dict["dest_columns"] | map(attribute="name")) -%}
     {%- set scopes = config.require("replace_scope") -%}
     {%- for scope in scopes %}
+    {%- if scope.get("since") %}
+    {#- The batch's earliest `since` as a literal too: DuckDB then skips the row groups of the
+        table that end before it (by their min/max statistics) instead of reading them all. -#}
+    {%- set floor = query_literal(
+        "select cast(min(" ~ scope["since"] ~ ") as varchar) from " ~ batch, "timestamptz"
+    ) %}
+    {%- endif %}
     delete from {{ target }} as existing
-    where exists (
+    where
+    {%- if scope.get("since") %}
+        existing.{{ scope["since"] }} >= {{ floor }} and
+    {%- endif %}
+        exists (
         select 1
         from (
             select {{ scope["keys"] | join(", ") }}

@@ -25,12 +25,17 @@ NOT_REBUILT = {"fct_experiment_snapshots", "mart_anomaly_alerts"}
 SNAPSHOT_COLUMNS = {"mart_experiment_results": "* exclude (snapshot_at, snapshots)"}
 INCREMENTAL = {
     "stg_events",
+    "stg_orders",
+    "stg_experiment_exposures",
     "int_identity_map",
     "int_sessionized_events",
     "fct_sessions",
     "dim_users",
     "int_funnel_events",
     "int_funnel_progress",
+    "int_user_activity_days",
+    "int_experiment_assignments",
+    "int_experiment_user_metrics",
     "mart_funnel_conversion",
     "mart_event_volume",
     "mart_conversion_windows",

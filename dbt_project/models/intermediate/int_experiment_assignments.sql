@@ -2,6 +2,22 @@
 -- happened, and how many different variations the user saw. A user is the stitched person
 -- (user_id, else the user the anonymous id identified as, else the device), as in
 -- fct_sessions, so a visitor who signs in on a second device stays one unit.
+--
+-- Incremental by user, like dim_users: the users whose sessions changed since the last run
+-- are recomputed whole (a new exposure, or an identify that moves a device's exposures to a
+-- user), and keys a device no longer has are emptied (tombstones).
+
+-- depends_on: {{ ref('fct_sessions') }}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        replace_scope=[{'keys': ['tenant_id', 'user_key']}],
+        tombstone_if='experiment_id is null',
+        on_schema_change='fail',
+    )
+}}
 
 with
 
@@ -23,7 +39,15 @@ experiments as (
 
 ),
 
-in_window as (
+{% if is_incremental() -%}
+affected as (
+
+    {{ affected_user_keys(incremental_watermark()) }}
+
+),
+{%- endif %}
+
+all_in_window as (
 
     select
         exposures.tenant_id,
@@ -31,6 +55,7 @@ in_window as (
         exposures.variation_id,
         exposures.exposed_at,
         exposures.message_id,
+        exposures.loaded_at,
         {{ stitched_user_key('exposures.user_id', 'exposures.anonymous_id') }} as user_key
     from exposures
     inner join experiments
@@ -40,6 +65,12 @@ in_window as (
     left join identity
         on exposures.tenant_id = identity.tenant_id
         and exposures.anonymous_id = identity.anonymous_id
+
+),
+
+in_window as (
+
+    {{ of_affected_users('all_in_window') }}
 
 ),
 
@@ -60,7 +91,8 @@ seen as (
         experiment_id,
         user_key,
         count(*) as exposures,
-        count(distinct variation_id) as variations_seen
+        count(distinct variation_id) as variations_seen,
+        max(loaded_at) as last_loaded_at
     from in_window
     group by tenant_id, experiment_id, user_key
 
@@ -74,9 +106,11 @@ select
     first_exposure.exposed_at as first_exposed_at,
     seen.exposures,
     seen.variations_seen,
-    seen.variations_seen > 1 as is_multi_variation
+    seen.variations_seen > 1 as is_multi_variation,
+    seen.last_loaded_at
 from first_exposure
 inner join seen
     on first_exposure.tenant_id = seen.tenant_id
     and first_exposure.experiment_id = seen.experiment_id
     and first_exposure.user_key = seen.user_key
+{{- affected_user_tombstones() }}

@@ -1,10 +1,25 @@
 -- One row per assigned user: what they did after their first exposure (orders, revenue,
 -- converted, revenue capped at the experiment's cap) and the revenue they brought in the
 -- `experiment_pre_period_days` before it, the covariate CUPED uses to remove noise.
+--
+-- Incremental by user, like int_experiment_assignments: a new order or exposure, or an
+-- identify that moves a device's orders to a user, recomputes that user's rows.
+
+-- depends_on: {{ ref('fct_sessions') }}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        replace_scope=[{'keys': ['tenant_id', 'user_key']}],
+        tombstone_if='experiment_id is null',
+        on_schema_change='fail',
+    )
+}}
 
 with
 
-assignments as (
+all_assignments as (
 
     select * from {{ ref('int_experiment_assignments') }}
 
@@ -28,18 +43,39 @@ identity as (
 
 ),
 
-keyed_orders as (
+{% if is_incremental() -%}
+affected as (
+
+    {{ affected_user_keys(incremental_watermark()) }}
+
+),
+{%- endif %}
+
+assignments as (
+
+    {{ of_affected_users('all_assignments') }}
+
+),
+
+all_keyed_orders as (
 
     select
         orders.tenant_id,
         orders.order_id,
         orders.ordered_at,
         orders.revenue,
+        orders.loaded_at,
         {{ stitched_user_key('orders.user_id', 'orders.anonymous_id') }} as user_key
     from orders
     left join identity
         on orders.tenant_id = identity.tenant_id
         and orders.anonymous_id = identity.anonymous_id
+
+),
+
+keyed_orders as (
+
+    {{ of_affected_users('all_keyed_orders') }}
 
 ),
 
@@ -61,7 +97,8 @@ per_user as (
             where keyed_orders.ordered_at < assignments.first_exposed_at
             and keyed_orders.ordered_at >= assignments.first_exposed_at
                 - to_days({{ var('experiment_pre_period_days') }})
-        ), 0) as pre_exposure_revenue
+        ), 0) as pre_exposure_revenue,
+        max(keyed_orders.loaded_at) as last_order_loaded_at
     from assignments
     inner join experiments
         on assignments.experiment_id = experiments.experiment_id
@@ -88,7 +125,8 @@ select
             else least(per_user.revenue, experiments.revenue_cap)
         end as double
     ) as capped_revenue,
-    cast(per_user.pre_exposure_revenue as double) as pre_exposure_revenue
+    cast(per_user.pre_exposure_revenue as double) as pre_exposure_revenue,
+    greatest(assignments.last_loaded_at, per_user.last_order_loaded_at) as last_loaded_at
 from assignments
 inner join per_user
     on assignments.tenant_id = per_user.tenant_id
@@ -96,3 +134,4 @@ inner join per_user
     and assignments.user_key = per_user.user_key
 inner join experiments
     on assignments.experiment_id = experiments.experiment_id
+{{- affected_user_tombstones() }}

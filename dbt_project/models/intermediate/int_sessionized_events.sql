@@ -21,6 +21,12 @@
 
 {%- if is_incremental() %}
 {%- set watermark = incremental_watermark('loaded_at') %}
+{#- a literal lower bound on the kept events to look at, so old row groups are skipped -#}
+{%- set kept_from = query_literal(
+    "select cast(min(event_at) - " ~ timeout ~ " as varchar) from " ~ ref('stg_events')
+    ~ " where loaded_at > " ~ watermark ~ " and " ~ visits,
+    "timestamptz"
+) %}
 {%- set recompute_from %}
     -- per device with new events: the first session they can touch
     select
@@ -37,6 +43,7 @@
         on new_events.tenant_id = kept.tenant_id
         and new_events.device_id = kept.device_id
         and kept.event_at >= new_events.first_new_at - {{ timeout }}
+        and kept.event_at >= {{ kept_from }}
     group by new_events.tenant_id, new_events.device_id, new_events.first_new_at
 {%- endset %}
 {%- set scan_from = query_literal(

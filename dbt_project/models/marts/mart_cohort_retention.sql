@@ -2,17 +2,14 @@
 -- period after that, how many were active and what they spent. Periods with no activity are
 -- rows with zeros, so the grid has no holes; periods in the future are left out.
 
+-- Counted from int_user_activity_days (one row per user and active day), which is maintained
+-- incrementally; the grid itself is small and rebuilt each run.
+
 with
 
-users as (
+activity_days as (
 
-    select * from {{ ref('dim_users') }}
-
-),
-
-sessions as (
-
-    select * from {{ ref('fct_sessions') }}
+    select * from {{ ref('int_user_activity_days') }}
 
 ),
 
@@ -27,20 +24,21 @@ grains as (
 
 latest as (
 
-    select max(session_start_at) as latest_at from sessions
+    select max(activity_date) as latest_date from activity_days
 
 ),
 
 cohorts as (
 
     select
-        users.tenant_id,
+        activity_days.tenant_id,
         grains.cohort_grain,
         grains.periods,
-        date_trunc(grains.cohort_grain, users.first_seen_at) as cohort_start,
+        date_trunc(grains.cohort_grain, activity_days.cohort_date) as cohort_start,
         count(*) as cohort_users
-    from users
+    from activity_days
     cross join grains
+    where activity_days.activity_date = activity_days.cohort_date
     group by all
 
 ),
@@ -57,19 +55,17 @@ grid as (
 activity as (
 
     select
-        sessions.tenant_id,
+        activity_days.tenant_id,
         grains.cohort_grain,
-        date_trunc(grains.cohort_grain, users.first_seen_at) as cohort_start,
-        case grains.cohort_grain
-            when 'day' then date_diff('day', date_trunc('day', users.first_seen_at), date_trunc('day', sessions.session_start_at))
-            else date_diff('week', date_trunc('week', users.first_seen_at), date_trunc('week', sessions.session_start_at))
-        end as period_number,
-        count(distinct sessions.user_key) as active_users,
-        sum(sessions.revenue) as revenue
-    from sessions
-    inner join users
-        on sessions.tenant_id = users.tenant_id
-        and sessions.user_key = users.user_key
+        date_trunc(grains.cohort_grain, activity_days.cohort_date) as cohort_start,
+        date_diff(
+            grains.cohort_grain,
+            date_trunc(grains.cohort_grain, activity_days.cohort_date),
+            date_trunc(grains.cohort_grain, activity_days.activity_date)
+        ) as period_number,
+        count(distinct activity_days.user_key) as active_users,
+        sum(activity_days.revenue) as revenue
+    from activity_days
     cross join grains
     group by all
 
@@ -96,4 +92,4 @@ where
     case grid.cohort_grain
         when 'day' then grid.cohort_start + to_days(grid.period_number::integer)
         else grid.cohort_start + to_weeks(grid.period_number::integer)
-    end <= latest.latest_at
+    end <= latest.latest_date
