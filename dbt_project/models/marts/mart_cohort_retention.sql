@@ -54,20 +54,21 @@ grid as (
 
 activity as (
 
+    {%- for grain in var('retention_periods') %}
     select
-        activity_days.tenant_id,
-        grains.cohort_grain,
-        date_trunc(grains.cohort_grain, activity_days.cohort_date) as cohort_start,
+        tenant_id,
+        '{{ grain }}' as cohort_grain,
+        date_trunc('{{ grain }}', cohort_date) as cohort_start,
         date_diff(
-            grains.cohort_grain,
-            date_trunc(grains.cohort_grain, activity_days.cohort_date),
-            date_trunc(grains.cohort_grain, activity_days.activity_date)
+            '{{ grain }}', date_trunc('{{ grain }}', cohort_date), date_trunc('{{ grain }}', activity_date)
         ) as period_number,
-        count(distinct activity_days.user_key) as active_users,
-        sum(activity_days.revenue) as revenue
+        {#- a user has one row per day, so days need no distinct count #}
+        {{ 'count(*)' if grain == 'day' else 'count(distinct user_key)' }} as active_users,
+        sum(revenue) as revenue
     from activity_days
-    cross join grains
     group by all
+    {{ "union all" if not loop.last }}
+    {%- endfor %}
 
 )
 
