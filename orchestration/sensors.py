@@ -24,13 +24,8 @@ from lakepulse.anomaly import DetectorSettings, detect, post_webhook, read_minut
 from lakepulse.config import Settings
 from lakepulse.query import replica_path
 
-ACTIVE = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-    DagsterRunStatus.CANCELING,
-]
+WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
+"""Runs that have not begun loading: new landing files will be in their load anyway."""
 
 
 def build_landing_sensor(job: UnresolvedAssetJobDefinition, settings: Settings):
@@ -42,7 +37,8 @@ def build_landing_sensor(job: UnresolvedAssetJobDefinition, settings: Settings):
         minimum_interval_seconds=60,
         default_status=DefaultSensorStatus.RUNNING,
         description="Every 60 s: when the collector has published new landing files, load them "
-        "into bronze and rebuild the marts. Skips while a pipeline run is still going.",
+        "into bronze and rebuild the marts. While a run is going, the next one waits in the "
+        "queue (never two at once) and starts when it ends; at most one waits.",
     )
     def landing_log_sensor(context: SensorEvaluationContext):
         latest = landing.latest_name()
@@ -50,12 +46,16 @@ def build_landing_sensor(job: UnresolvedAssetJobDefinition, settings: Settings):
             return SkipReason(f"no landing files yet in {settings.landing_dir}")
         if context.cursor and latest <= context.cursor:
             return SkipReason(f"no new landing files since {context.cursor}")
-        active = context.instance.get_run_records(
-            RunsFilter(job_name=job.name, statuses=ACTIVE), limit=1
+        # A run still going may have loaded already: the next one is queued behind it (the
+        # pipeline tag's limit keeps them apart) and starts the moment it ends, rather than a
+        # tick later. One that has not started loading will take the new files with it.
+        waiting = context.instance.get_run_records(
+            RunsFilter(job_name=job.name, statuses=WAITING), limit=1
         )
-        if active:
+        if waiting:
             return SkipReason(
-                f"run {active[0].dagster_run.run_id[:8]} is still in progress; new files wait for the next tick"
+                f"run {waiting[0].dagster_run.run_id[:8]} has not started loading yet; "
+                "it will load the new files"
             )
         return SensorResult(run_requests=[RunRequest(run_key=latest)], cursor=latest)
 

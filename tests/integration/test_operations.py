@@ -9,6 +9,7 @@ import warnings
 import dagster as dg
 import pytest
 from dagster import _time
+from dagster._core.utils import make_new_run_id
 from deltalake import DeltaTable
 
 from ingestion.landing import LandingLog
@@ -161,3 +162,36 @@ def test_freshness_check_shows_a_mart_stale_after_five_minutes(monkeypatch):
         assert len(evaluations) == len(MARTS)
         assert not any(e.passed for e in evaluations)
         assert all(e.severity == dg.AssetCheckSeverity.WARN for e in evaluations)
+
+
+def test_sensor_queues_one_run_behind_a_running_one(settings, workspace):
+    """Runs never overlap, but new files do not wait a whole tick for a run that has already
+    loaded: behind a STARTED run one run is queued; while a run has not begun loading (queued,
+    starting) the sensor skips, since that run will load the new files."""
+    land_simulated(settings, events=50)
+    defs = build_definitions(settings)
+    sensor = defs.resolve_sensor_def("landing_log_sensor")
+    job = defs.resolve_job_def("ingest_and_build")
+    with dg.instance_for_test() as instance:
+
+        def tick() -> dg.SensorResult:
+            return sensor.evaluate_tick(
+                dg.build_sensor_context(instance=instance, definitions=defs)
+            )
+
+        def add_run(status: dg.DagsterRunStatus) -> str:
+            run = dg.DagsterRun(job_name=job.name, run_id=make_new_run_id(), status=status)
+            instance.add_run(run)
+            return run.run_id
+
+        waiting_run = add_run(dg.DagsterRunStatus.STARTING)
+        waiting = tick()
+        assert not waiting.run_requests
+        assert "has not started loading" in waiting.skip_message
+
+        instance.delete_run(waiting_run)
+        add_run(dg.DagsterRunStatus.STARTED)
+        queued = tick()
+        assert len(queued.run_requests) == 1, queued.skip_message
+        # The queued run carries the pipeline tag, whose limit of one keeps it behind the other.
+        assert job.tags.get("lakepulse/pipeline") == "minute"
