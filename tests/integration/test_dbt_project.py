@@ -75,3 +75,45 @@ def test_build_and_docs_on_simulated_traffic(settings, workspace):
         "select count(*) from (select users - lag(users) over (partition by tenant_id, funnel_id, entry_date, channel, device_class order by step_number) as growth "
         "from marts.mart_funnel_conversion) where growth > 0"
     ) == [(0,)]
+
+
+def test_uniqueness_tests_check_recent_keys_against_all_history(settings, workspace):
+    """The minute's uniqueness test on an incremental model looks at the keys loaded in the
+    last hour, against every row: a duplicate of an old row loaded now fails it; two old
+    duplicates are left to a full check (`data_tests_recent_minutes: null`, or a full refresh)."""
+    import subprocess
+
+    import duckdb
+
+    land_simulated(settings, 300)
+    workspace.ingest()
+    workspace.build()
+
+    def plant(loaded_at: str) -> None:
+        """A copy of a staging row with another load time (an SQL expression)."""
+        with duckdb.connect(str(settings.warehouse_path)) as conn:
+            conn.execute(
+                "insert into staging.stg_events select * replace "
+                f"({loaded_at} as loaded_at) from staging.stg_events limit 1"
+            )
+
+    def unique_test(*args: str) -> None:
+        run_dbt(
+            settings,
+            "test",
+            "--select",
+            "stg_events,test_name:lakepulse_unique_combination",
+            *args,
+            capture=True,
+        )
+
+    unique_test()  # clean
+    with duckdb.connect(str(settings.warehouse_path)) as conn:
+        conn.execute("update staging.stg_events set loaded_at = loaded_at - interval 3 day")
+    plant("timestamptz '2000-01-01 00:00:00+00'")  # old duplicates: not the minute's business
+    unique_test()
+    with pytest.raises(subprocess.CalledProcessError):
+        unique_test("--vars", "{data_tests_recent_minutes: null}")
+    plant("now()")  # a duplicate of an old row, loaded now
+    with pytest.raises(subprocess.CalledProcessError):
+        unique_test()
