@@ -39,7 +39,7 @@ from ingestion.simulator import SimConfig, TrafficGenerator
 from lakepulse.anomaly import ensure_alerts_table
 from lakepulse.config import DBT_PROJECT_DIR, Settings, disable_telemetry
 from lakepulse.query import refresh_replica
-from lakepulse.transform import build_args, dbt_command
+from lakepulse.transform import build_args, dbt_command, remember_seeds
 
 TENANTS = {"acme": "k1", "globex": "k2"}
 # About 4 events per visit: 240 visits/s is ~1,000 events/s.
@@ -140,6 +140,7 @@ def measure(
         make_history(settings, base, size, span=span)
         ensure_alerts_table(settings)
         full, _ = timed_dbt(settings, *build_args(full_refresh=True))
+        remember_seeds(settings, build_args(full_refresh=True))
         full_nodes = slowest_nodes(settings)
         # Two minutes of live traffic after the history, each loaded then built as the
         # sensor's run would; the figure is their mean.
@@ -147,7 +148,7 @@ def measure(
         for seed in (2, 3):
             reached = land_traffic(settings, minute, reached + timedelta(seconds=1), seed=seed)
             run_ingest(settings)
-            build, replica = timed_dbt(settings, *build_args())
+            build, replica = timed_dbt(settings, *build_args(settings=settings))
             runs.append(build)
             replicas.append(replica)
         return {

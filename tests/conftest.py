@@ -180,9 +180,14 @@ class Workspace:
 
     def build(self, *args: str) -> None:
         """The pipeline's build (``build_args``); ``--full-refresh`` among ``args`` as well."""
-        from lakepulse.transform import build_args, run_dbt
+        from lakepulse.transform import build_args, remember_seeds, run_dbt
 
-        run_dbt(self.settings, *build_args(), *args, capture=True)
+        full_refresh = "--full-refresh" in args
+        rest = [arg for arg in args if arg != "--full-refresh"]
+        pipeline_args = build_args(full_refresh, self.settings)
+        run_dbt(self.settings, *pipeline_args, *rest, capture=True)
+        if not rest:
+            remember_seeds(self.settings, pipeline_args)
 
     def warehouse_sql(self, query: str) -> list[tuple]:
         """A query on the warehouse itself (staging and intermediate included), which the

@@ -8,7 +8,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from lakepulse.config import Settings
 from lakepulse.query import refresh_replica
-from lakepulse.transform import build_args
+from lakepulse.transform import build_args, remember_seeds
 
 OWNER = "team:analytics-engineering"
 
@@ -51,7 +51,9 @@ def build_dbt_assets(project: DbtProject, settings: Settings) -> AssetsDefinitio
     def dbt_models(
         context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
     ) -> Iterator:
-        yield from dbt.cli(build_args(config.full_refresh), context=context).stream()
+        args = build_args(config.full_refresh, settings)
+        yield from dbt.cli(args, context=context).stream()
+        remember_seeds(settings, args)
         refresh_replica(settings)  # ad-hoc `lakepulse sql` reads this copy, never the live file
 
     return dbt_models
