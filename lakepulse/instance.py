@@ -32,6 +32,9 @@ def dagster_yaml(settings: Settings, env: dict[str, str] | None = None) -> dict:
                 "tag_concurrency_limits": [{"key": PIPELINE_TAG, "limit": 1}],
             }
         },
+        # The next minute run waits in the queue behind the current one: look every second
+        # (default 5) so it starts as soon as the other ends.
+        "run_queue": {"dequeue_interval_seconds": 1},
         "run_monitoring": {"enabled": True, "poll_interval_seconds": 30},
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from dagster_dbt import DbtCliResource, DbtProject
 
 from lakepulse.config import DBT_PROJECT_DIR, Settings
@@ -15,6 +15,12 @@ class LakepulseResource(ConfigurableResource):
     """Where the platform's data lives; assets and sensors read paths from here."""
 
     home: str
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        # great-expectations takes ~5 s to import. Imported here, as the run starts and before
+        # its first step lists the landing log, rather than inside the blocking bronze check,
+        # which stands between the load and the marts: there every second delays each event.
+        import great_expectations  # noqa: F401
 
     @property
     def settings(self) -> Settings:
