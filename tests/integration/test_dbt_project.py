@@ -117,3 +117,39 @@ def test_uniqueness_tests_check_recent_keys_against_all_history(settings, worksp
     plant("now()")  # a duplicate of an old row, loaded now
     with pytest.raises(subprocess.CalledProcessError):
         unique_test()
+
+
+def test_row_checks_on_event_tables_look_at_recent_loads(settings, workspace):
+    """Not-null and accepted-values tests on the event tables (`where: __recent_loads__`) check
+    the rows loaded in the last hour in the minute's build, and every row in a full check."""
+    import subprocess
+
+    import duckdb
+
+    land_simulated(settings, 200)
+    workspace.ingest()
+    workspace.build()
+
+    def accepted_values_tests(*args: str) -> None:
+        run_dbt(
+            settings,
+            "test",
+            "--select",
+            "stg_events,test_name:accepted_values",
+            *args,
+            capture=True,
+        )
+
+    accepted_values_tests()  # clean
+    with duckdb.connect(str(settings.warehouse_path)) as conn:
+        conn.execute(
+            "insert into staging.stg_events select * replace ('bogus' as event_type, "
+            "timestamptz '2000-01-01 00:00:00+00' as loaded_at) from staging.stg_events limit 1"
+        )
+    accepted_values_tests()  # an old bad row: not the minute's business
+    with pytest.raises(subprocess.CalledProcessError):
+        accepted_values_tests("--vars", "{data_tests_recent_minutes: null}")
+    with duckdb.connect(str(settings.warehouse_path)) as conn:
+        conn.execute("update staging.stg_events set loaded_at = now() where event_type = 'bogus'")
+    with pytest.raises(subprocess.CalledProcessError):
+        accepted_values_tests()
