@@ -51,7 +51,9 @@ def test_killed_loader_converges_to_the_uninterrupted_result(tmp_path):
         s.ensure_dirs()
     unique = land_simulated(reference, 150_000)
 
-    startup = timed_ingest(crashed)  # nothing landed yet: interpreter, imports, an empty run
+    # Nothing landed yet: interpreter, imports, an empty run. Warm (the faster of two): the
+    # first start compiles and caches, and a start measured cold lands kills after the load.
+    startup = min(timed_ingest(crashed), timed_ingest(crashed))
     full = timed_ingest(reference)
     expected = bronze_rows(reference)
     assert len(expected) == unique
