@@ -8,15 +8,7 @@
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where') -%}
     {%- if where and '__recent_loads__' in where -%}
-        {%- set minutes = var('data_tests_recent_minutes', none) -%}
-        {%- if minutes is none or flags.FULL_REFRESH -%}
-            {%- set where = where | replace('__recent_loads__', 'true') -%}
-        {%- else -%}
-            {%- set where = where | replace(
-                '__recent_loads__',
-                'loaded_at > now() - to_minutes(' ~ minutes ~ '::bigint)'
-            ) -%}
-        {%- endif -%}
+        {%- set where = where | replace('__recent_loads__', recent_loads() | trim) -%}
     {%- endif -%}
     {%- if where -%}
         {%- set filtered -%}

@@ -10,14 +10,15 @@
 -#}
 {% test lakepulse_unique_combination(model, columns, recent=none) %}
 {%- set keys = columns | join(', ') %}
-{%- set minutes = var('data_tests_recent_minutes', none) %}
 
-{%- if recent and minutes is not none and not flags.FULL_REFRESH %}
+{%- set window = (recent_loads(recent) | trim) if recent else 'true' %}
+
+{%- if window != 'true' %}
 with recent_keys as (
 
     select distinct {{ keys }}
     from {{ model }}
-    where {{ recent }} > now() - to_minutes({{ minutes }}::bigint)
+    where {{ window }}
 
 )
 
