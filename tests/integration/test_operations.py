@@ -15,6 +15,7 @@ from deltalake import DeltaTable
 from ingestion.landing import LandingLog
 from ingestion.simulator import Faults
 from ingestion.tenants import TenantRegistry
+from lakepulse.config import DBT_PROJECT_DIR
 from lakepulse.publish import MARTS
 from orchestration.checks import build_freshness_checks
 from orchestration.definitions import build_definitions
@@ -87,6 +88,14 @@ def ops(settings, workspace):
 
 def test_retention_compaction_erasure_and_replay(settings, workspace, ops, monkeypatch):
     defs, instance = ops
+    # The minute's dbt build re-read only what changed since this home's parse (a full parse
+    # costs seconds of every minute) and kept its artifacts here, not in a new folder per run.
+    dbt_log = (settings.dbt_target_dir / "dbt.log").read_text()
+    assert "Partial parsing enabled" in dbt_log
+    assert "Unable to do partial parsing" not in dbt_log
+    assert (settings.dbt_target_dir / "run_results.json").exists()
+    assert not list((DBT_PROJECT_DIR / "target").glob("dbt_models-*"))
+
     monkeypatch.setenv("LAKEPULSE_RETENTION_BRONZE_EVENTS_DAYS", "30")
     old_rows = workspace.sql(
         f"select count(*) from raw.events where event_date < '{(NOW - dt.timedelta(days=30)).date()}'"
