@@ -106,6 +106,26 @@ referrer_channels as (
 
 ),
 
+session_orders as (
+
+    -- An order counts once per session however often it was sent (a reloaded confirmation
+    -- page sends it again with a new messageId): its first completion's revenue. Completions
+    -- without an order_id each count in revenue, as before, but not as orders.
+    select
+        tenant_id,
+        session_id,
+        count(order_id) as orders,
+        sum(revenue) as revenue
+    from (
+        select tenant_id, session_id, order_id, arg_min(revenue, event_at) as revenue
+        from events
+        where event_name = 'Order Completed'
+        group by tenant_id, session_id, order_id, coalesce(order_id, message_id)
+    ) as completions
+    group by tenant_id, session_id
+
+),
+
 sessions as (
 
     select
@@ -124,8 +144,6 @@ sessions as (
         arg_min(utm_medium, event_at) as utm_medium,
         arg_min(utm_campaign, event_at) as utm_campaign,
         arg_min(device_class, event_at) as device_class,
-        count(distinct order_id) filter (where event_name = 'Order Completed') as orders,
-        coalesce(sum(revenue) filter (where event_name = 'Order Completed'), 0) as revenue,
         min(event_at) filter (where event_name = 'Product Added') as first_product_added_at,
         min(event_at) filter (where event_name = 'Order Completed') as first_order_at,
         max(loaded_at) as events_loaded_at
@@ -138,6 +156,8 @@ attributed as (
 
     select
         sessions.*,
+        coalesce(session_orders.orders, 0) as orders,
+        coalesce(session_orders.revenue, 0) as revenue,
         {{ url_domain('sessions.referrer') }} as referrer_domain,
         case
             when utm_channels.channel is not null then utm_channels.channel
@@ -149,6 +169,9 @@ attributed as (
             else 'referral'
         end as channel
     from sessions
+    left join session_orders
+        on sessions.tenant_id = session_orders.tenant_id
+        and sessions.session_id = session_orders.session_id
     left join utm_channels
         on lower(sessions.utm_medium) = utm_channels.utm_medium
     left join referrer_channels
