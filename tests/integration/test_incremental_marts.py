@@ -103,7 +103,18 @@ GOLDEN = [
             properties={"order_id": "o3", "revenue": 20},
         ),
     ],
-    [],
+    [
+        # d3's confirmation page reloaded: o3 sent again, a new messageId, a minute later. The
+        # order counts once, in its first minute and session.
+        event(
+            "g13",
+            "d3",
+            "track",
+            "Order Completed",
+            at("10:02:10"),
+            properties={"order_id": "o3", "revenue": 20},
+        ),
+    ],
 ]
 
 
@@ -199,7 +210,7 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
         ("d1", "d1", "20 10:00", 6, 1, 50),
         ("d2", "u2", "19 23:50", 2, 0, 0),
         ("d2", "u2", "20 09:00", 1, 0, 0),
-        ("d3", "d3", "20 10:00", 2, 1, 20),
+        ("d3", "d3", "20 10:00", 3, 1, 20),
     ]
     assert workspace.warehouse_sql(
         "select user_key, sessions, devices, first_seen_date::varchar from marts.dim_users "
@@ -213,13 +224,20 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
         )
     )
     assert windows == {1: (1, 20), 5: (1, 20), 60: (1, 20)}
+    reload_minute = workspace.warehouse_sql(
+        "select window_minutes, orders, revenue, converting_visitors "
+        "from marts.mart_conversion_windows "
+        "where tenant_id = 'gold' and window_end_at = '2026-11-20 10:02:00+00' "
+        "order by window_minutes",
+    )
+    assert reload_minute == [(1, 0, 0, 0), (5, 1, 20, 1), (60, 1, 20, 1)]
     assert workspace.warehouse_sql(
         "select funnel_id, steps_reached from intermediate.int_funnel_progress "
         "where tenant_id = 'gold' and user_key = 'd1' order by funnel_id",
     ) == [("purchase", 4), ("quick_checkout", 1)]
     assert workspace.warehouse_sql(
         "select sum(events)::int from marts.mart_event_volume where tenant_id = 'gold'",
-    ) == [(12,)]
+    ) == [(13,)]
 
     # And everything equals a rebuild from bronze.
     incremental = warehouse_tables(settings)

@@ -94,6 +94,16 @@ events as (
 ),
 {%- endif %}
 
+flagged_events as (
+
+    select
+        events.*,
+        {{ counted_completion('events') }} as completes_order
+    from events
+    {{ join_first_completions('events', scan_from if is_incremental() else none) }}
+
+),
+
 utm_channels as (
 
     select lower(utm_medium) as utm_medium, channel from {{ ref('channel_utm_mediums') }}
@@ -103,26 +113,6 @@ utm_channels as (
 referrer_channels as (
 
     select domain, channel from {{ ref('channel_referrer_domains') }}
-
-),
-
-session_orders as (
-
-    -- An order counts once per session however often it was sent (a reloaded confirmation
-    -- page sends it again with a new messageId): its first completion's revenue. Completions
-    -- without an order_id each count in revenue, as before, but not as orders.
-    select
-        tenant_id,
-        session_id,
-        count(order_id) as orders,
-        sum(revenue) as revenue
-    from (
-        select tenant_id, session_id, order_id, arg_min(revenue, event_at) as revenue
-        from events
-        where event_name = 'Order Completed'
-        group by tenant_id, session_id, order_id, coalesce(order_id, message_id)
-    ) as completions
-    group by tenant_id, session_id
 
 ),
 
@@ -144,10 +134,12 @@ sessions as (
         arg_min(utm_medium, event_at) as utm_medium,
         arg_min(utm_campaign, event_at) as utm_campaign,
         arg_min(device_class, event_at) as device_class,
+        count(distinct order_id) filter (where completes_order) as orders,
+        coalesce(sum(revenue) filter (where completes_order), 0) as revenue,
         min(event_at) filter (where event_name = 'Product Added') as first_product_added_at,
         min(event_at) filter (where event_name = 'Order Completed') as first_order_at,
         max(loaded_at) as events_loaded_at
-    from events
+    from flagged_events
     group by tenant_id, session_id, device_id
 
 ),
@@ -156,8 +148,6 @@ attributed as (
 
     select
         sessions.*,
-        coalesce(session_orders.orders, 0) as orders,
-        coalesce(session_orders.revenue, 0) as revenue,
         {{ url_domain('sessions.referrer') }} as referrer_domain,
         case
             when utm_channels.channel is not null then utm_channels.channel
@@ -169,9 +159,6 @@ attributed as (
             else 'referral'
         end as channel
     from sessions
-    left join session_orders
-        on sessions.tenant_id = session_orders.tenant_id
-        and sessions.session_id = session_orders.session_id
     left join utm_channels
         on lower(sessions.utm_medium) = utm_channels.utm_medium
     left join referrer_channels

@@ -82,11 +82,14 @@ bounds as (
 
 events as (
 
-    select all_events.*
+    select
+        all_events.*,
+        {{ counted_completion('all_events') }} as completes_order
     from all_events
     inner join bounds
         on all_events.tenant_id = bounds.tenant_id
         and all_events.event_at >= bounds.recompute_from - to_minutes({{ longest - 1 }})
+    {{ join_first_completions('all_events', scan_from if is_incremental() else none) }}
     {%- if is_incremental() %}
     where all_events.event_at >= {{ scan_from }}
     {%- endif %}
@@ -99,9 +102,9 @@ activity as (
         tenant_id,
         date_trunc('minute', event_at) as minute_at,
         visitor_id,
-        bool_or(event_name = 'Order Completed') as converted,
-        count(distinct order_id) filter (where event_name = 'Order Completed') as orders,
-        coalesce(sum(revenue) filter (where event_name = 'Order Completed'), 0) as revenue,
+        bool_or(completes_order) as converted,
+        count(distinct order_id) filter (where completes_order) as orders,
+        coalesce(sum(revenue) filter (where completes_order), 0) as revenue,
         max(loaded_at) as loaded_at
     from events
     group by tenant_id, date_trunc('minute', event_at), visitor_id

@@ -179,7 +179,8 @@ orders as (
     inner join sessions
         on events.tenant_id = sessions.tenant_id
         and events.session_id = sessions.session_id
-    where events.event_name = 'Order Completed'
+    {{ join_first_completions('events') }}
+    where {{ counted_completion('events') }}
         and events.event_at >= (select min(recompute_from) from bounds)
     group by all
 
