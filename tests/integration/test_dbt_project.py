@@ -2,13 +2,21 @@
 under contract, docs generate, and a full build passes on simulated traffic."""
 
 import json
+import subprocess
 
+import duckdb
 import pytest
 import yaml
 
 from lakepulse.config import DBT_PROJECT_DIR
 from lakepulse.transform import run_dbt
 from tests.conftest import land_simulated
+
+
+def stg_events_tests(settings, test_name: str, *args: str) -> None:
+    """Run one kind of data test on stg_events; raises CalledProcessError if any fails."""
+    run_dbt(settings, "test", "--select", f"stg_events,test_name:{test_name}", *args, capture=True)
+
 
 pytestmark = pytest.mark.integration
 
@@ -81,10 +89,6 @@ def test_uniqueness_tests_check_recent_keys_against_all_history(settings, worksp
     """The minute's uniqueness test on an incremental model looks at the keys loaded in the
     last hour, against every row: a duplicate of an old row loaded now fails it; two old
     duplicates are left to a full check (`data_tests_recent_minutes: null`, or a full refresh)."""
-    import subprocess
-
-    import duckdb
-
     land_simulated(settings, 300)
     workspace.ingest()
     workspace.build()
@@ -97,59 +101,37 @@ def test_uniqueness_tests_check_recent_keys_against_all_history(settings, worksp
                 f"({loaded_at} as loaded_at) from staging.stg_events limit 1"
             )
 
-    def unique_test(*args: str) -> None:
-        run_dbt(
-            settings,
-            "test",
-            "--select",
-            "stg_events,test_name:lakepulse_unique_combination",
-            *args,
-            capture=True,
-        )
-
-    unique_test()  # clean
+    stg_events_tests(settings, "lakepulse_unique_combination")  # clean
     with duckdb.connect(str(settings.warehouse_path)) as conn:
         conn.execute("update staging.stg_events set loaded_at = loaded_at - interval 3 day")
     plant("timestamptz '2000-01-01 00:00:00+00'")  # old duplicates: not the minute's business
-    unique_test()
+    stg_events_tests(settings, "lakepulse_unique_combination")
     with pytest.raises(subprocess.CalledProcessError):
-        unique_test("--vars", "{data_tests_recent_minutes: null}")
+        stg_events_tests(
+            settings, "lakepulse_unique_combination", "--vars", "{data_tests_recent_minutes: null}"
+        )
     plant("now()")  # a duplicate of an old row, loaded now
     with pytest.raises(subprocess.CalledProcessError):
-        unique_test()
+        stg_events_tests(settings, "lakepulse_unique_combination")
 
 
 def test_row_checks_on_event_tables_look_at_recent_loads(settings, workspace):
     """Not-null and accepted-values tests on the event tables (`where: __recent_loads__`) check
     the rows loaded in the last hour in the minute's build, and every row in a full check."""
-    import subprocess
-
-    import duckdb
-
     land_simulated(settings, 200)
     workspace.ingest()
     workspace.build()
 
-    def accepted_values_tests(*args: str) -> None:
-        run_dbt(
-            settings,
-            "test",
-            "--select",
-            "stg_events,test_name:accepted_values",
-            *args,
-            capture=True,
-        )
-
-    accepted_values_tests()  # clean
+    stg_events_tests(settings, "accepted_values")  # clean
     with duckdb.connect(str(settings.warehouse_path)) as conn:
         conn.execute(
             "insert into staging.stg_events select * replace ('bogus' as event_type, "
             "timestamptz '2000-01-01 00:00:00+00' as loaded_at) from staging.stg_events limit 1"
         )
-    accepted_values_tests()  # an old bad row: not the minute's business
+    stg_events_tests(settings, "accepted_values")  # an old bad row: not the minute's business
     with pytest.raises(subprocess.CalledProcessError):
-        accepted_values_tests("--vars", "{data_tests_recent_minutes: null}")
+        stg_events_tests(settings, "accepted_values", "--vars", "{data_tests_recent_minutes: null}")
     with duckdb.connect(str(settings.warehouse_path)) as conn:
         conn.execute("update staging.stg_events set loaded_at = now() where event_type = 'bogus'")
     with pytest.raises(subprocess.CalledProcessError):
-        accepted_values_tests()
+        stg_events_tests(settings, "accepted_values")
