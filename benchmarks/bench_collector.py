@@ -91,6 +91,32 @@ def baseline(path: Path, chunks: list[bytes]) -> float:
     return time.perf_counter() - started
 
 
+def _measure(
+    command: list[str], env: dict, url: str, key: str, chunks: list[bytes], args
+) -> tuple[float, int]:
+    """Serve ``command``, send every chunk from the client processes; (seconds, acknowledged)."""
+    server = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"{url}/health")
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        per = -(-len(chunks) // args.client_procs)
+        jobs = [
+            (url, key, chunks[i * per : (i + 1) * per], max(1, args.clients // args.client_procs))
+            for i in range(args.client_procs)
+        ]
+        started = time.perf_counter()
+        with mp.get_context("spawn").Pool(args.client_procs) as pool:
+            accepted = sum(pool.map(_run_client, jobs))
+        return time.perf_counter() - started, accepted
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
@@ -105,35 +131,38 @@ def main() -> None:
         key = TenantRegistry(settings.tenants_file).add("acme")
         base = baseline(Path(tmp) / "baseline.ndjson", chunks)
 
-        server = subprocess.Popen(
+        ours, accepted = _measure(
             [sys.executable, "-m", "lakepulse.cli", "collect", "--workers", str(args.workers)],
-            env=settings.process_env(),
-            cwd=PROJECT_ROOT,
+            settings.process_env(),
+            settings.collector_url,
+            key,
+            chunks,
+            args,
         )
-        try:
-            for _ in range(100):
-                try:
-                    httpx.get(f"{settings.collector_url}/health")
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            per = -(-len(chunks) // args.client_procs)
-            jobs = [
-                (
-                    settings.collector_url,
-                    key,
-                    chunks[i * per : (i + 1) * per],
-                    max(1, args.clients // args.client_procs),
-                )
-                for i in range(args.client_procs)
-            ]
-            started = time.perf_counter()
-            with mp.get_context("spawn").Pool(args.client_procs) as pool:
-                accepted = sum(pool.map(_run_client, jobs))
-            ours = time.perf_counter() - started
-        finally:
-            server.terminate()
-            server.wait()
+        port = settings.collector_port + 1
+        minimal, minimal_accepted = _measure(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "benchmarks.minimal_collector:create_app",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+                "--lifespan",
+                "off",
+            ],
+            {**os.environ, "MINIMAL_COLLECTOR_DIR": tmp},
+            f"http://127.0.0.1:{port}",
+            key,
+            chunks,
+            args,
+        )
     total = len(chunks) * BATCH
     print(
         f"collector benchmark: {total} events in batches of {BATCH}, {args.clients} concurrent "
@@ -141,6 +170,10 @@ def main() -> None:
     )
     print(
         f"  lakepulse collector    {ours:7.2f} s  {accepted / ours:10.0f} events/s stored ({accepted} acknowledged)"
+    )
+    print(
+        f"  minimal collector      {minimal:7.2f} s  {minimal_accepted / minimal:10.0f} events/s"
+        "  (uvicorn, parse + append + fsync per request: no auth, contract or privacy rules)"
     )
     print(f"  append+fsync baseline  {base:7.2f} s  {total / base:10.0f} events/s")
     print(
