@@ -13,8 +13,9 @@ By default each copy is one day earlier (`--spacing days`: a shop with `--base` 
 (10 M events in under 3 hours of one day), the worst case for units that are days or hours.
 
 The minute's figure is the `dbt build` the pipeline runs, the median of `--minutes` (3)
-consecutive minutes; the refresh of the read replica that follows it (a copy of the marts for
-readers) is timed and printed apart.
+minutes, the sizes' minutes alternating so that load on a shared machine falls on both sides;
+the refresh of the read replica that follows it (a copy of the marts for readers) is timed and
+printed apart.
 """
 
 from __future__ import annotations
@@ -121,54 +122,40 @@ def slowest_nodes(settings: Settings, top: int = 6) -> str:
     return ", ".join(f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.1f}" for r in ranked)
 
 
-def measure(
-    size: int,
-    base_dir: Path | None,
-    minute: int,
-    base_events: int,
-    keep: bool,
-    spacing: str,
-    minutes: int,
-) -> dict:
-    directory = (
-        contextlib.nullcontext(tempfile.mkdtemp(dir=base_dir))
-        if keep
-        else tempfile.TemporaryDirectory(dir=base_dir)
-    )
-    with directory as tmp:
-        if keep:
-            print(f"keeping LAKEPULSE_HOME={tmp}", flush=True)
-        settings = Settings.from_env({"LAKEPULSE_HOME": tmp})
+class History:
+    """A data directory with ``size`` events of history, fully built, ready for live minutes."""
+
+    def __init__(self, size: int, home: str, base_events: int, spacing: str) -> None:
+        self.size = size
+        self.settings = settings = Settings.from_env({"LAKEPULSE_HOME": home})
         settings.ensure_dirs()
         start = datetime(2026, 11, 1, tzinfo=UTC)
-        reached = land_traffic(settings, min(base_events, size), start, seed=1)
+        self.reached = land_traffic(settings, min(base_events, size), start, seed=1)
         run_ingest(settings)
         base = DeltaTable(str(settings.bronze_events_path)).to_pyarrow_table()
-        span = timedelta(days=1) if spacing == "days" else reached - start + timedelta(minutes=1)
+        span = (
+            timedelta(days=1) if spacing == "days" else self.reached - start + timedelta(minutes=1)
+        )
         make_history(settings, base, size, span=span)
         ensure_alerts_table(settings)
-        full, _ = timed_dbt(settings, *build_args(full_refresh=True))
+        self.full_refresh_s, _ = timed_dbt(settings, *build_args(full_refresh=True))
         remember_seeds(settings, build_args(full_refresh=True))
-        full_nodes = slowest_nodes(settings)
-        # Minutes of live traffic after the history, each loaded then built as the sensor's
-        # run would; the figure is their median (a shared machine's noise moves single runs
-        # by 20-40 %).
-        runs, replicas = [], []
-        for seed in range(2, 2 + minutes):
-            reached = land_traffic(settings, minute, reached + timedelta(seconds=1), seed=seed)
-            run_ingest(settings)
-            build, replica = timed_dbt(settings, *build_args(settings=settings))
-            runs.append(build)
-            replicas.append(replica)
-        return {
-            "size": size,
-            "full_refresh_s": full,
-            "minute_s": statistics.median(runs),
-            "minutes_s": runs,
-            "replica_s": statistics.median(replicas),
-            "full_nodes": full_nodes,
-            "minute_nodes": slowest_nodes(settings),
-        }
+        self.full_nodes = slowest_nodes(settings)
+        self.minutes_s: list[float] = []
+        self.replicas_s: list[float] = []
+
+    def live_minute(self, events: int, seed: int) -> float:
+        """One minute of live traffic after the history, loaded then built as the sensor's run
+        would."""
+        self.reached = land_traffic(
+            self.settings, events, self.reached + timedelta(seconds=1), seed=seed
+        )
+        run_ingest(self.settings)
+        build, replica = timed_dbt(self.settings, *build_args(settings=self.settings))
+        self.minutes_s.append(build)
+        self.replicas_s.append(replica)
+        self.minute_nodes = slowest_nodes(self.settings)
+        return build
 
 
 def main() -> None:
@@ -193,23 +180,41 @@ def main() -> None:
         f"incremental dbt benchmark: one minute of {args.minute} events on top of history "
         f"({args.base:,} simulated events per copy, copies {args.spacing.replace('days', 'a day apart')})"
     )
-    results = []
-    for size in args.sizes:
-        r = measure(size, args.dir, args.minute, args.base, args.keep, args.spacing, args.minutes)
-        results.append(r)
+    with contextlib.ExitStack() as stack:
+        histories = []
+        for size in args.sizes:
+            if args.keep:
+                home = tempfile.mkdtemp(dir=args.dir)
+                print(f"keeping LAKEPULSE_HOME={home}", flush=True)
+            else:
+                home = stack.enter_context(tempfile.TemporaryDirectory(dir=args.dir))
+            history = History(size, home, args.base, args.spacing)
+            print(
+                f"  history {size:>10,}  full refresh {history.full_refresh_s:6.1f} s"
+                f" ({size / history.full_refresh_s:,.0f} events/s)",
+                flush=True,
+            )
+            print(f"    slowest in the full refresh (s): {history.full_nodes}", flush=True)
+            histories.append(history)
+        # The sizes' minutes alternate (1 M, 10 M, 1 M, ...), so a stretch of load on this
+        # shared machine falls on both sides of the ratio rather than on one; each size's
+        # figure is the median of its minutes.
+        for seed in range(2, 2 + args.minutes):
+            for history in histories:
+                took = history.live_minute(args.minute, seed)
+                print(f"  minute {seed - 1} on {history.size:>10,}: {took:5.1f} s", flush=True)
+    for history in histories:
         print(
-            f"  history {r['size']:>10,}  full refresh {r['full_refresh_s']:6.1f} s"
-            f" ({r['size'] / r['full_refresh_s']:,.0f} events/s)"
-            f"  minute run {r['minute_s']:6.1f} s  (then replica refresh {r['replica_s']:4.1f} s)",
-            flush=True,
+            f"  history {history.size:>10,}  minute run {statistics.median(history.minutes_s):6.1f} s"
+            f"  (each: {', '.join(f'{t:.1f}' for t in history.minutes_s)};"
+            f" then replica refresh {statistics.median(history.replicas_s):4.1f} s)"
         )
-        print("    each minute (s):", ", ".join(f"{t:.1f}" for t in r["minutes_s"]))
-        print(f"    slowest in the full refresh (s): {r['full_nodes']}")
-        print(f"    slowest in the minute run (s):   {r['minute_nodes']}", flush=True)
-    if len(results) > 1:
-        ratio = results[-1]["minute_s"] / results[0]["minute_s"]
+        print(f"    slowest in the last minute run (s): {history.minute_nodes}", flush=True)
+    if len(histories) > 1:
+        first, last = histories[0], histories[-1]
+        ratio = statistics.median(last.minutes_s) / statistics.median(first.minutes_s)
         print(
-            f"  ratio (minute run at {results[-1]['size']:,} / at {results[0]['size']:,}):"
+            f"  ratio (minute run at {last.size:,} / at {first.size:,}):"
             f" {ratio:.2f}   (target <= 1.5)"
         )
 
