@@ -31,14 +31,27 @@
 {#-
     The rows of `relation` (a model or a CTE name) that belong to the `affected` users (a CTE
     of the calling model, built with `affected_user_keys`); all rows in a full build.
+
+    since: a timestamp column of `relation` no earlier than the start of the row's session
+    (an event's time). The rows are then also bounded by the affected users' earliest session,
+    which lets DuckDB skip the row groups of older history instead of reading every row.
 -#}
-{% macro of_affected_users(relation) -%}
+{% macro of_affected_users(relation, since=none) -%}
     select {{ relation }}.*
     from {{ relation }}
     {%- if is_incremental() %}
     semi join affected
         on {{ relation }}.tenant_id = affected.tenant_id
         and {{ relation }}.user_key = affected.user_key
+    {%- if since is not none %}
+    where {{ relation }}.{{ since }} >= (
+        select min(sessions.session_start_at)
+        from {{ ref('fct_sessions') }} as sessions
+        semi join affected
+            on sessions.tenant_id = affected.tenant_id
+            and sessions.user_key = affected.user_key
+    )
+    {%- endif %}
     {%- endif %}
 {%- endmacro %}
 
@@ -53,5 +66,33 @@
 union all by name
 
 select tenant_id, user_key from affected
+    {%- endif %}
+{%- endmacro %}
+
+{#-
+    The rows of `relation` (raw user_id and anonymous_id columns, before stitching) that may
+    belong to the `affected` users: a row with a user_id belongs to that user; one without
+    belongs to its device's key or to the user the device signed in as, so its device must be
+    an affected key or a device of an affected user. A superset, found with one semi join,
+    that spares the identity join for everyone else; `of_affected_users` after the stitching
+    decides exactly. All rows in a full build.
+-#}
+{% macro possibly_of_affected_users(relation) -%}
+    select {{ relation }}.*
+    from {{ relation }}
+    {%- if is_incremental() %}
+    semi join (
+        select tenant_id, user_key from affected
+
+        union
+
+        select devices.tenant_id, devices.anonymous_id
+        from {{ ref('int_identity_map') }} as devices
+        semi join affected
+            on devices.tenant_id = affected.tenant_id
+            and devices.user_id = affected.user_key
+    ) as scope
+        on {{ relation }}.tenant_id = scope.tenant_id
+        and coalesce({{ relation }}.user_id, {{ relation }}.anonymous_id) = scope.user_key
     {%- endif %}
 {%- endmacro %}

@@ -21,7 +21,7 @@
 
 with
 
-exposures as (
+all_exposures as (
 
     select * from {{ ref('stg_experiment_exposures') }}
 
@@ -46,6 +46,12 @@ affected as (
 
 ),
 {%- endif %}
+
+exposures as (
+
+    {{ possibly_of_affected_users('all_exposures') }}
+
+),
 
 all_in_window as (
 

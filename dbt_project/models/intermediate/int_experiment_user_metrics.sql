@@ -31,7 +31,7 @@ experiments as (
 
 ),
 
-orders as (
+all_orders as (
 
     select * from {{ ref('stg_orders') }}
 
@@ -50,6 +50,12 @@ affected as (
 
 ),
 {%- endif %}
+
+orders as (
+
+    {{ possibly_of_affected_users('all_orders') }}
+
+),
 
 assignments as (
 

@@ -24,7 +24,8 @@ events as (
 
 all_sessions as (
 
-    select tenant_id, session_id, user_key, channel, device_class, last_loaded_at
+    select
+        tenant_id, session_id, user_key, channel, device_class, session_start_at, last_loaded_at
     from {{ ref('fct_sessions') }}
 
 ),
@@ -58,6 +59,10 @@ joined as (
     inner join sessions
         on events.tenant_id = sessions.tenant_id
         and events.session_id = sessions.session_id
+    {%- if is_incremental() %}
+    -- no event is older than its session: DuckDB then skips the older row groups
+    where events.event_at >= (select min(session_start_at) from sessions)
+    {%- endif %}
 
 ),
 

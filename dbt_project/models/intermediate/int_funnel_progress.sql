@@ -61,7 +61,7 @@ affected as (
 
 events as (
 
-    {{ of_affected_users('all_events') }}
+    {{ of_affected_users('all_events', since='event_at') }}
 
 ),
 
