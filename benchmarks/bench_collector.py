@@ -20,13 +20,13 @@ import time
 from itertools import islice
 from pathlib import Path
 
-import httpx
 import orjson
 import uvloop
 
 from ingestion.simulator import SimConfig, TrafficGenerator
 from ingestion.tenants import TenantRegistry
 from lakepulse.config import PROJECT_ROOT, Settings
+from lakepulse.demo import wait_http
 
 BATCH = 100
 
@@ -97,12 +97,8 @@ def _measure(
     """Serve ``command``, send every chunk from the client processes; (seconds, acknowledged)."""
     server = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)
     try:
-        for _ in range(100):
-            try:
-                httpx.get(f"{url}/health")
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        if not wait_http(f"{url}/health", 30):
+            raise RuntimeError(f"{' '.join(command)} did not answer on {url} within 30 s")
         per = -(-len(chunks) // args.client_procs)
         jobs = [
             (url, key, chunks[i * per : (i + 1) * per], max(1, args.clients // args.client_procs))

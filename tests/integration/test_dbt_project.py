@@ -12,13 +12,13 @@ from lakepulse.config import DBT_PROJECT_DIR
 from lakepulse.transform import run_dbt
 from tests.conftest import land_simulated
 
+pytestmark = pytest.mark.integration
+
 
 def stg_events_tests(settings, test_name: str, *args: str) -> None:
     """Run one kind of data test on stg_events; raises CalledProcessError if any fails."""
     run_dbt(settings, "test", "--select", f"stg_events,test_name:{test_name}", *args, capture=True)
 
-
-pytestmark = pytest.mark.integration
 
 MARTS = {
     "fct_sessions",

@@ -41,7 +41,7 @@ def ingest_cmd(settings: Settings) -> subprocess.Popen:
 # landing log, while normalizing, while writing Delta, and in the gap after the Delta commit
 # but before dlt marks the package loaded (the crash that would duplicate rows if the package
 # were simply re-applied). A dlt upgrade that moves these folders makes every round miss and
-# the test fail on its kill count, not pass vacuously.
+# the test fail on the phases it must have killed in, not pass vacuously.
 PHASES = ("extracting", "normalizing", "writing_delta", "after_delta_commit")
 
 
