@@ -28,13 +28,22 @@ def bronze_rows(settings: Settings) -> list[tuple]:
 
 
 def ingest_cmd(settings: Settings) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "lakepulse.cli", "ingest"],
-        env=settings.process_env(),
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """``lakepulse ingest`` in its own process, its output in ``ingest.log`` of the home."""
+    with open(settings.home / "ingest.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "lakepulse.cli", "ingest"],
+            env=settings.process_env(),
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def ingest(settings: Settings) -> None:
+    """A load run to the end; fails with the loader's own last words if it does not succeed."""
+    if ingest_cmd(settings).wait() != 0:
+        tail = (settings.home / "ingest.log").read_text(errors="replace")[-3000:]
+        pytest.fail(f"lakepulse ingest failed:\n{tail}")
 
 
 # Where a loader can die, as dlt 1.31 lays out its working folder (pinned): while reading the
@@ -86,7 +95,7 @@ def test_killed_loader_converges_to_the_uninterrupted_result(tmp_path):
     for s in (reference, crashed):
         s.ensure_dirs()
     unique = land_simulated(reference, 150_000)
-    assert ingest_cmd(reference).wait() == 0
+    ingest(reference)
     expected = bronze_rows(reference)
     assert len(expected) == unique
 
@@ -107,8 +116,8 @@ def test_killed_loader_converges_to_the_uninterrupted_result(tmp_path):
         delay = 0.0 if phase == "after_delta_commit" else rng.uniform(0.0, 0.05)
         if kill_in_phase(crashed, phase, delay):
             killed.append(phase)
-    assert ingest_cmd(crashed).wait() == 0
-    assert ingest_cmd(crashed).wait() == 0  # and once more with nothing new
+    ingest(crashed)
+    ingest(crashed)  # and once more with nothing new
     # The long phases are always caught; the commit gap is too short to promise.
     assert {"extracting", "normalizing", "writing_delta"} <= set(killed), killed
     assert bronze_rows(crashed) == expected
