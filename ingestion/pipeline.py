@@ -288,11 +288,37 @@ def loader_lock(settings: Settings) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _drop_interrupted_schema_writes(pipeline: dlt.Pipeline) -> None:
+    """dlt 1.31 saves a schema by writing a temporary file (16 hex digits, no extension) beside
+    it and renaming it; a loader killed in between leaves that file, which dlt then lists as a
+    schema, records in the pipeline state, and fails on at every later run (InvalidSchemaName
+    at step=sync). Remove such files and their names in the state. Runs under the loader lock,
+    so no other loader's write is in flight."""
+    working = Path(pipeline.working_dir)
+    schemas = working / "schemas"
+    leftovers = {
+        p.name for p in (schemas.iterdir() if schemas.exists() else []) if "." not in p.name
+    }
+    if not leftovers:
+        return
+    for name in leftovers:
+        (schemas / name).unlink()
+    state_path = working / "state.json"
+    if state_path.exists():
+        state = orjson.loads(state_path.read_bytes())
+        if leftovers & set(state.get("schema_names") or []):
+            state["schema_names"] = [n for n in state["schema_names"] if n not in leftovers]
+            tmp = state_path.with_suffix(".json.tmp")
+            tmp.write_bytes(orjson.dumps(state))
+            os.replace(tmp, state_path)
+
+
 def prepare_pipeline(pipeline: dlt.Pipeline) -> None:
-    """Abort a load that a crash left half-done instead of letting dlt re-apply it: an append
-    re-applied after its Delta commit would duplicate rows. dlt restores the cursors to before
-    that package, so its files are read again, and the rows the crashed load did commit are
-    dropped as already present."""
+    """Repair what a crash can leave behind before a load. A half-done load is aborted instead
+    of re-applied: an append re-applied after its Delta commit would duplicate rows. dlt
+    restores the cursors to before that package, so its files are read again, and the rows the
+    crashed load did commit are dropped as already present."""
+    _drop_interrupted_schema_writes(pipeline)
     if pipeline.has_pending_data:
         pipeline.abort_packages()
 

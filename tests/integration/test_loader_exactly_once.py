@@ -169,3 +169,24 @@ def test_a_copy_in_a_later_chunk_of_the_same_load_is_dropped(settings, workspace
     bronze = workspace.bronze()
     keys = pc.binary_join_element_wise(bronze["tenant_id"], bronze["message_id"], "|")
     assert pc.count_distinct(keys).as_py() == bronze.num_rows > 0
+
+
+def test_a_schema_write_cut_short_by_a_kill_does_not_stop_later_loads(settings, workspace):
+    """dlt writes a schema to a temporary file and renames it; a loader killed in between
+    leaves the file, which dlt then takes for a schema (and records in its state) and every
+    later load failed on (InvalidSchemaName at step=sync) until someone deleted it by hand."""
+    import orjson
+
+    land_simulated(settings, 300)
+    workspace.ingest()
+    work = settings.dlt_pipelines_dir / BRONZE_PIPELINE_NAME
+    (work / "schemas" / "0123456789abcdef").write_bytes(b"")  # the kill's leftover
+    state = orjson.loads((work / "state.json").read_bytes())
+    state["schema_names"] = sorted([*state["schema_names"], "0123456789abcdef"])
+    (work / "state.json").write_bytes(orjson.dumps(state))
+    before = workspace.bronze().num_rows
+
+    land_simulated(settings, 300, seed=10)
+    workspace.ingest()
+    assert workspace.bronze().num_rows > before
+    assert not (work / "schemas" / "0123456789abcdef").exists()
