@@ -179,8 +179,10 @@ def scrub(value: Any, secret: bytes, depth: int = 0) -> Any:
                 out[key] = item if type(item) in _PLAIN else scrub(item, secret, depth + 1)
             elif rule == "drop":
                 continue
-            elif rule == "hash" and item is not None and not isinstance(item, dict | list):
+            elif rule == "hash" and type(item) in _HASHABLE:
                 out[key] = hash_pii(item, secret)
+            elif rule == "hash" and type(item) is bool:
+                out[key] = item  # a flag (userAgentData.mobile) is no phone number
             elif rule == "user_agent" and isinstance(item, str):
                 out["device_class"] = device_class(item)
             elif rule == "url" and isinstance(item, str):
@@ -265,4 +267,5 @@ def json_problem(value: Any, depth: int = 0) -> str | None:
 
 
 _PLAIN = frozenset({int, float, bool, type(None)})
+_HASHABLE = frozenset({str, int, float})
 """Leaf types no rule applies to (strings are checked for e-mail addresses)."""
