@@ -54,6 +54,9 @@ SETTINGS_ROUTE = re.compile(r"/v1/projects/([^/]{1,512})/settings")
 BODY_TIMEOUT_S = 10.0
 """A request body not complete within this is answered 408 (a slow or stalled client must
 not hold its request open forever); ``LAKEPULSE_COLLECTOR_BODY_TIMEOUT_S`` overrides it."""
+MAX_HEADER_BYTES = 32 * 1024
+"""Request headers larger than this in all are answered 431 (uvicorn's httptools parser sets
+no limit of its own; browsers and SDKs send well under 8 KiB)."""
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-allow-methods", b"POST, OPTIONS, GET"),
@@ -139,6 +142,10 @@ class Collector:
             return
         method, path = scope["method"], scope["path"].rstrip("/") or "/"
         try:
+            if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+                raise HttpError(
+                    431, "headers_too_large", f"request headers exceed {MAX_HEADER_BYTES} bytes"
+                )
             if method == "OPTIONS":
                 await self._respond(send, 204, None, extra=_preflight_headers(scope))
             elif method == "GET" and (match := SETTINGS_ROUTE.fullmatch(path)):

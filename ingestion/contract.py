@@ -15,7 +15,15 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ingestion.privacy import MAX_NESTING, TooDeep, device_class, json_safe, scrub, strip_url
+from ingestion.privacy import (
+    MAX_NESTING,
+    TooDeep,
+    device_class,
+    json_safe,
+    scrub,
+    strip_url,
+    too_deep,
+)
 
 EVENT_TYPES = frozenset({"track", "page", "screen", "identify", "group", "alias"})
 MAX_EVENT_BYTES = 32 * 1024
@@ -189,6 +197,8 @@ def message_id_for(message: dict) -> str:
 
 
 _EMPTY: dict = {}
+_CONTAINER_TYPES = frozenset({dict, list})
+_SCRUBBED_FIELDS = frozenset({"properties", "traits", "context"})
 _PAGE_PROPERTIES = ("path", "url", "referrer", "title")
 
 
@@ -240,6 +250,9 @@ def normalize(
     if kind == "alias" and (previous_id is None or user_id is None):
         raise ContractError("'previousId' and 'userId' are required for alias calls")
 
+    for key, value in message.items():  # fields not scrubbed below: nesting bounded too
+        if type(value) in _CONTAINER_TYPES and key not in _SCRUBBED_FIELDS and too_deep(value):
+            raise ContractError(f"'{key}' is nested deeper than {MAX_NESTING} levels")
     properties = _obj(message, "properties")
     traits = _obj(message, "traits")
     context = _obj(message, "context") or (batch_context or _EMPTY)

@@ -199,6 +199,22 @@ def scrub(value: Any, secret: bytes, depth: int = 0) -> Any:
     return value
 
 
+def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether a parsed value nests containers more than ``limit`` levels below itself; a loop,
+    not recursion, for values nested thousands deep."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if type(item) is dict:
+            stack.extend((v, depth + 1) for v in item.values() if type(v) in _CONTAINERS)
+        elif type(item) is list:
+            stack.extend((v, depth + 1) for v in item if type(v) in _CONTAINERS)
+    return False
+
+
+_CONTAINERS = frozenset({dict, list})
 TRUNCATED = "[truncated: nested too deep]"
 _INT64 = (-(2**63), 2**64 - 1)
 
