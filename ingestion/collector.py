@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -47,7 +48,9 @@ SINGLE_ROUTES = {f"/v1/{kind}": kind for kind in EVENT_KINDS} | {
     f"/v1/{kind[0]}": kind
     for kind in EVENT_KINDS  # analytics.js: /v1/t, /v1/p, /v1/s ...
 }
-BATCH_ROUTES = frozenset({"/v1/batch", "/v1/b"})  # /v1/b: analytics-next's batching dispatcher
+BATCH_ROUTES = frozenset({"/v1/batch", "/v1/b", "/beacon/v1/batch"})
+"""``/v1/b``: analytics-next's batching dispatcher; ``/beacon/v1/batch?writeKey=``: RudderStack's
+sendBeacon queue, which can set no header and so puts the write key in the query string."""
 METRICS_ROUTE = "/v1/m"
 """analytics-next posts its own delivery metrics here when sampled; accepted and discarded."""
 SETTINGS_ROUTE = re.compile(r"/v1/projects/([^/]{1,512})/settings")
@@ -67,8 +70,9 @@ _HEADER_LIST = re.compile(rb"[A-Za-z0-9!#$%&'*+.^_`|~, -]{1,1024}")
 _HOST = re.compile(r"[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 
 
-def write_key_from(headers: dict[bytes, bytes], body: dict | None) -> str:
-    """Segment sends the write key as the Basic-auth username; some SDKs put it in the body."""
+def write_key_from(headers: dict[bytes, bytes], body: dict | None, query: bytes = b"") -> str:
+    """Segment sends the write key as the Basic-auth username; browser SDKs' beacons, which
+    cannot set headers, put it in the body (Segment) or the query string (RudderStack)."""
     auth = headers.get(b"authorization", b"")
     if auth[:6].lower() == b"basic ":
         try:
@@ -81,6 +85,9 @@ def write_key_from(headers: dict[bytes, bytes], body: dict | None) -> str:
             return user
     if isinstance(body, dict) and isinstance(body.get("writeKey"), str):
         return body["writeKey"]
+    for name, value in parse_qsl(query.decode("latin-1")):
+        if name == "writeKey":
+            return value
     return ""
 
 
@@ -161,7 +168,9 @@ class Collector:
             elif method == "POST" and (path in BATCH_ROUTES or path in SINGLE_ROUTES):
                 headers = dict(scope["headers"])
                 raw = await self._read_body(receive, headers)
-                status, payload = await self.ingest(path, headers, raw)
+                status, payload = await self.ingest(
+                    path, headers, raw, scope.get("query_string", b"")
+                )
                 await self._respond(send, status, payload)
             elif method == "POST" and path == METRICS_ROUTE:
                 await self._read_body(receive, {})
@@ -254,11 +263,13 @@ class Collector:
             "remotePlugins": [],
         }
 
-    async def ingest(self, path: str, headers: dict[bytes, bytes], raw: bytes) -> tuple[int, dict]:
+    async def ingest(
+        self, path: str, headers: dict[bytes, bytes], raw: bytes, query: bytes = b""
+    ) -> tuple[int, dict]:
         body, lenient = parse_json(raw)
         if not isinstance(body, dict):
             raise HttpError(400, "invalid_body", "body must be a JSON object")
-        tenant = self.tenants.resolve(write_key_from(headers, body))
+        tenant = self.tenants.resolve(write_key_from(headers, body, query))
         if tenant is None:
             raise HttpError(
                 401,

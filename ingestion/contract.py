@@ -196,6 +196,8 @@ def message_id_for(message: dict) -> str:
     return "h_" + hashlib.sha256(encoded).hexdigest()[:32]
 
 
+NO_REFERRER = "$direct"
+"""RudderStack's browser SDK's referrer for a visit without one: no referrer in bronze."""
 _EMPTY: dict = {}
 _CONTAINER_TYPES = frozenset({dict, list})
 _SCRUBBED_FIELDS = frozenset({"properties", "traits", "context"})
@@ -258,6 +260,8 @@ def normalize(
     context = _obj(message, "context") or (batch_context or _EMPTY)
     if not isinstance(context, dict):
         raise ContractError("'context' must be an object")
+    if not traits and kind == "identify":
+        traits = _sub(context, "traits")  # where RudderStack's browser SDK puts them
 
     original = parse_time(get("originalTimestamp") or get("timestamp"), "timestamp")
     sent_at = parse_time(get("sentAt", batch_sent_at), "sentAt")
@@ -286,7 +290,9 @@ def normalize(
         "received_at": _micros(received_at),
         "page_path": _str(page.get("path")),
         "page_url": strip_url(url) if isinstance(url, str) else None,
-        "page_referrer": strip_url(referrer) if isinstance(referrer, str) else None,
+        "page_referrer": strip_url(referrer)
+        if isinstance(referrer, str) and referrer != NO_REFERRER
+        else None,
         "page_title": _str(page.get("title")),
         "utm_source": None,
         "utm_medium": None,

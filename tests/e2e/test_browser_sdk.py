@@ -259,3 +259,85 @@ def tenant_secret(settings) -> bytes:
 
 def has_rejected(settings) -> bool:
     return (settings.lake_dir / "raw" / "events_rejected" / "_delta_log").exists()
+
+
+def test_rudderstack_browser_sdk_lands_every_event_once(
+    settings, tenant, collector, storefront, workspace
+):
+    """RudderStack's v3 SDK (its "bundled" build, source config given inline): XHR delivery
+    to /v1/page, /v1/identify, /v1/track on one page; sendBeacon delivery to
+    /beacon/v1/batch, flushed when the next page is left."""
+    from playwright.sync_api import sync_playwright
+
+    def rudder_page(title: str, calls: list, beacon: bool) -> dict:
+        return {
+            "title": title,
+            "config": {
+                "collector": collector,
+                "writeKey": tenant.write_key,
+                "mode": "rudderstack",
+                "rudderBeacon": beacon,
+                "calls": calls,
+            },
+        }
+
+    storefront.pages["/"] = rudder_page(
+        "Rudder Shop",
+        [["page"], ["identify", "u-7", {**PII, "plan": "gold"}], ["track", "Product Viewed"]],
+        beacon=False,
+    )
+    storefront.pages["/cart"] = rudder_page(
+        "Rudder Cart", [["page"], ["track", "Cart Viewed", {"cart_id": "c-9"}]], beacon=True
+    )
+    outside: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--user-agent={MOBILE_UA}"]
+        )
+        context = browser.new_context()
+        context.on(
+            "request",
+            lambda r: (
+                outside.append(r.url)
+                if urlsplit(r.url).hostname not in ("localhost", "127.0.0.1")
+                else None
+            ),
+        )
+        page = context.new_page()
+        page.goto(f"{storefront.origin}/?utm_campaign=spring&utm_source=ads")
+        page.evaluate("window.done")
+        wait_until_stored(collector, 3)  # XHR delivery, one request per event
+        with page.expect_navigation():
+            page.click("#cart")
+        page.evaluate("window.done")
+        page.goto(f"{storefront.origin}/elsewhere")  # pagehide: the beacon queue flushes
+        try:
+            wait_until_stored(collector, 5)
+        finally:
+            context.close()
+            browser.close()
+
+    assert outside == [], f"the page reached outside the machine: {outside}"
+    workspace.ingest()
+    bronze = workspace.bronze("events").to_pylist()
+    assert sorted((r["type"], r["event"] or "", r["page_path"]) for r in bronze) == [
+        ("identify", "", "/"),
+        ("page", "", "/"),
+        ("page", "", "/cart"),
+        ("track", "Cart Viewed", "/cart"),
+        ("track", "Product Viewed", "/"),
+    ], "every event once"
+    assert {r["library"] for r in bronze} == {"RudderLabs JavaScript SDK"}
+    assert {r["device_class"] for r in bronze} == {"mobile"}
+    home = next(r for r in bronze if r["type"] == "page" and r["page_path"] == "/")
+    assert home["page_title"] == "Rudder Shop" and home["page_referrer"] is None
+    assert (home["utm_campaign"], home["utm_source"]) == ("spring", "ads")
+    cart = next(r for r in bronze if r["type"] == "page" and r["page_path"] == "/cart")
+    assert cart["page_referrer"] == f"{storefront.origin}/?utm_campaign=spring&utm_source=ads"
+    identify = next(r for r in bronze if r["type"] == "identify")
+    traits = json.loads(identify["traits"])
+    assert traits["email"] == hash_pii(PII["email"], tenant_secret(settings))
+    assert "name" not in traits and traits["plan"] == "gold"
+    everything = json.dumps(bronze, default=str)
+    for raw in [*PII.values(), "Lovelace", tenant.write_key]:
+        assert raw not in everything, f"raw {raw!r} reached bronze"
