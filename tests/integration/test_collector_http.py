@@ -270,5 +270,12 @@ def test_project_settings_point_analytics_js_back_at_the_collector(tenant, colle
     }
     assert response.json()["metrics"] == {"sampleRate": 0}
     assert response.json()["remotePlugins"] == []
+    metrics = httpx.post(f"{collector}/v1/m", content='{"series": []}')  # SDK's own, dropped
+    assert metrics.status_code == 200
+    behind_tls = httpx.get(
+        f"{collector}/v1/projects/{tenant.write_key}/settings",
+        headers={"Host": "collect.shop.example", "X-Forwarded-Proto": "https"},
+    ).json()["integrations"]["Segment.io"]
+    assert (behind_tls["apiHost"], behind_tls["protocol"]) == ("collect.shop.example/v1", "https")
     unknown = httpx.get(f"{collector}/v1/projects/nope/settings")
     assert unknown.status_code == 401 and unknown.json()["code"] == "invalid_write_key"
