@@ -39,7 +39,7 @@ from ingestion.landing import LandingLog, backlog, read_cursors
 from ingestion.privacy import json_problem
 from ingestion.tenants import TenantRegistry
 from ingestion.wire import HttpError, decode_body, parse_json
-from lakepulse.config import Settings
+from lakepulse.core.settings import Settings
 
 log = logging.getLogger("lakepulse.collector")
 
@@ -357,7 +357,7 @@ class Collector:
 
     @property
     def _metrics_dir(self) -> Path:
-        return self.settings.home / "collector" / "metrics"
+        return self.settings.metrics_dir
 
     def _publish_counters(self) -> None:
         """Each worker process publishes its counters; ``/metrics`` sums the live ones."""

@@ -21,7 +21,7 @@ import pytest
 
 from ingestion.privacy import hash_pii
 from ingestion.tenants import TenantRegistry
-from lakepulse.config import PROJECT_ROOT
+from lakepulse.core.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from ingestion.landing import LandingLog
 from ingestion.privacy import MAX_NESTING
-from lakepulse.config import PROJECT_ROOT
+from lakepulse.core.settings import PROJECT_ROOT
 from tests.conftest import wait_for_http
 
 pytestmark = pytest.mark.integration
