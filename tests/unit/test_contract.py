@@ -192,26 +192,11 @@ def test_a_rejection_stores_whatever_the_event_held():
     assert '"n":"nan"' in row["payload"] and "\ufffd" in row["payload"]
 
 
-def test_identify_traits_come_from_the_context_when_the_message_has_none():
-    # RudderStack's browser SDK sends identify traits as context.traits only.
-    row = norm(
-        {
-            "type": "identify",
-            "userId": "u",
-            "messageId": "m",
-            "context": {"traits": {"email": "a@b.co", "plan": "x"}},
-        }
-    )
-    assert "a@b.co" not in row["traits"] and '"plan":"x"' in row["traits"]
-
-
-def test_rudderstacks_direct_referrer_is_no_referrer():
-    row = norm(
-        {
-            "type": "page",
-            "anonymousId": "a",
-            "messageId": "m",
-            "context": {"page": {"referrer": "$direct", "url": "https://s.example/"}},
-        }
-    )
-    assert row["page_referrer"] is None and row["page_url"] == "https://s.example/"
+def test_rudderstack_browser_conventions():
+    # RudderStack's browser SDK sends identify traits as context.traits only, and "$direct"
+    # as the referrer of a visit without one.
+    context = {"traits": {"email": "a@b.co", "plan": "x"}, "page": {"referrer": "$direct"}}
+    identify = norm({"type": "identify", "userId": "u", "messageId": "i", "context": context})
+    assert "a@b.co" not in identify["traits"] and '"plan":"x"' in identify["traits"]
+    page = norm({"type": "page", "anonymousId": "a", "messageId": "p", "context": context})
+    assert page["page_referrer"] is None and page["traits"] is None
