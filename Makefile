@@ -60,7 +60,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/lint-imports
 
-bench: $(STAMP)
+# Debian's wrk, the load generator of bench_collector (benchmarks/wrk/*.lua).
+WRK := /usr/bin/wrk
+$(WRK):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null \
+	  || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }
+
+bench: $(STAMP) $(WRK)
 	$(BIN)/python -m benchmarks
 
 # Re-resolve the lock after changing pyproject.toml: `make lock`, then commit requirements.lock.
