@@ -1,0 +1,179 @@
+"""Differential check for collector optimisations: the bronze and quarantine rows this tree's
+contract produces, compared with those of another git revision (default ``main``) on the same
+corpus. Any optimisation of the hot path must leave this at zero differences.
+
+The corpus: seeded simulator traffic with every fault on (malformed events, skewed clocks,
+duplicates), plus mutations of those messages that hit each rule: wrong types, bad and
+future timestamps, missing ids, PII in traits and URLs, deep nesting, numbers as ids, pages
+whose properties carry the URL, identify traits only in context.
+
+    python -m benchmarks.differential_contract            # against main, 30k messages
+    python -m benchmarks.differential_contract --rev HEAD~3 --messages 60000
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import random
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+
+import orjson
+
+from lakepulse.core.settings import PROJECT_ROOT
+from lakepulse.demo.simulator import Faults, SimConfig, TrafficGenerator
+
+RECEIVED_AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+SECRET = bytes(range(32))
+
+
+def _mutate(message: dict, rng: random.Random) -> dict:
+    """A copy of ``message`` with one rule-hitting change."""
+    out = copy.deepcopy(message)
+    choice = rng.randrange(16)
+    props = out.setdefault("properties", {}) if isinstance(out.get("properties"), dict) else {}
+    if choice == 0:
+        out["userId"] = rng.choice([123, 4.5, True, [], "", "x" * 600, None])
+    elif choice == 1:
+        out["timestamp"] = rng.choice(["yesterday", 17, "2099-01-01T00:00:00Z", "2026-12-01"])
+    elif choice == 2:
+        out.pop("messageId", None)
+    elif choice == 3:
+        out["traits"] = {"email": "A.Person@Example.com ", "phone": "+1 (555) 010-9999", "plan": 1}
+    elif choice == 4:
+        out.setdefault("context", {})["page"] = {
+            "url": "https://shop.example/p?email=a@b.co&utm_source=x&token=t",
+            "referrer": rng.choice(["$direct", "https://u:p@ref.example/?q=1&name=n"]),
+            "search": "?phone=1&x=2",
+        }
+    elif choice == 5:
+        deep: dict = {}
+        cursor = deep
+        for _ in range(rng.choice([10, 40])):
+            cursor["d"] = {}
+            cursor = cursor["d"]
+        out[rng.choice(["properties", "integrations", "traits", "context"])] = deep
+    elif choice == 6:
+        props["revenue"] = rng.choice(["12", -1, 3, None, 2.5])
+        props["order_id"] = rng.choice([99, "o-1", {}])
+    elif choice == 7:
+        out["type"] = rng.choice(["page", "screen", "identify", "group", "alias", "bogus", 3])
+        out["name"] = rng.choice(["Home", 5, None])
+        props.update({"url": "https://shop.example/x?e=a@b.co", "title": "T"})
+    elif choice == 8:
+        out["type"] = "identify"
+        out.pop("traits", None)
+        out.setdefault("context", {})["traits"] = {"email": "x@y.zz", "name": "N"}
+    elif choice == 9:
+        out["sentAt"] = rng.choice(["2026-12-01T11:00:00Z", "bad", None, 5])
+    elif choice == 10:
+        out["context"] = rng.choice([[], "ctx", {"ip": "1.2.3.4", "userAgent": "curl/8", "x": 1}])
+    elif choice == 11:
+        props["products"] = rng.choice([[{"product_id": 7}], [], "p", [{"sku": 1}]])
+        props.pop("product_id", None)
+    elif choice == 12:
+        out["groupId"] = rng.choice([None, "g", 5])
+        out["previousId"] = rng.choice([None, "p"])
+    elif choice == 13:
+        out.pop("userId", None)
+        out.pop("anonymousId", None)
+    elif choice == 14:
+        out["context"] = {**out.get("context", {}), "campaign": {"name": "c", "source": 1}}
+    else:
+        props["nested"] = [{"email": "who@where.org"}, {"url": "http://a?token=1"}, "me@x.io"]
+    return out
+
+
+def corpus(messages: int, seed: int = 20) -> list[dict]:
+    """Simulator messages (faults on) and, for every third, a mutated copy."""
+    faults = Faults(duplicate_rate=0.02, skew_rate=0.1, malformed_rate=0.05, out_of_order=True)
+    gen = TrafficGenerator(SimConfig(seed=seed, tenants={"acme": "k"}, faults=faults))
+    rng = random.Random(seed)
+    out: list[dict] = []
+    for _, _, message in islice(gen.events(), messages):
+        out.append(message)
+        if rng.random() < 1 / 3:
+            out.append(_mutate(message, rng))
+    return out[:messages]
+
+
+def rows(messages: list[dict]) -> list[bytes]:
+    """One output line per message: its bronze row or its quarantine row with the reason."""
+    from ingestion.contract import ContractError, normalize, rejection
+
+    out = []
+    for index, message in enumerate(messages):
+        try:
+            row = normalize(
+                message,
+                tenant_id="acme",
+                secret=SECRET,
+                received_at=RECEIVED_AT,
+                batch_context=None,
+                batch_sent_at=None,
+                default_type="track" if index % 7 == 0 else None,
+            )
+        except ContractError as err:
+            row = rejection(
+                tenant_id="acme",
+                secret=SECRET,
+                received_at=RECEIVED_AT,
+                payload=message,
+                reason=str(err),
+                index=index,
+            )
+        out.append(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
+    return out
+
+
+def _rows_at(rev: str, corpus_path: Path, out_path: Path) -> None:
+    """Run :func:`rows` with ``rev``'s ``ingestion`` package (a ``git archive`` copy)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            ["git", "archive", rev, "ingestion"], cwd=PROJECT_ROOT, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        code = (
+            "import sys, orjson; sys.path.insert(0, sys.argv[1]); "
+            "from benchmarks.differential_contract import rows; "
+            "lines = rows(orjson.loads(open(sys.argv[2], 'rb').read())); "
+            "open(sys.argv[3], 'wb').write(b'\\n'.join(lines))"
+        )
+        subprocess.run(
+            [sys.executable, "-c", code, tmp, str(corpus_path), str(out_path)],
+            cwd=PROJECT_ROOT,
+            check=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rev", default="main", help="git revision to compare with")
+    parser.add_argument("--messages", type=int, default=30_000)
+    args = parser.parse_args()
+    messages = corpus(args.messages)
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus_path = Path(tmp) / "corpus.json"
+        corpus_path.write_bytes(orjson.dumps(messages))
+        _rows_at(args.rev, corpus_path, Path(tmp) / "theirs")
+        theirs = (Path(tmp) / "theirs").read_bytes().split(b"\n")
+    ours = rows(messages)
+    differing = [i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b]
+    rejected = sum(b'"rejection_id"' in line for line in ours)
+    print(
+        f"differential contract: {len(messages)} messages ({rejected} rejected), "
+        f"{len(differing)} rows differ from {args.rev}"
+    )
+    for i in differing[:5]:
+        print(f"  message {i}:\n    ours:   {ours[i][:400]!r}\n    theirs: {theirs[i][:400]!r}")
+    if differing:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
