@@ -286,6 +286,7 @@ class Collector:
             messages, default_type = [body], SINGLE_ROUTES[path]
         received = datetime.now(UTC)
         context = body.get("context") if isinstance(body.get("context"), dict) else None
+        sent_at = body.get("sentAt")
         good, bad, report = [], [], []
         check_size = len(raw) > MAX_EVENT_BYTES  # no event can be larger than its body
         for index, message in enumerate(messages):
@@ -301,7 +302,7 @@ class Collector:
                         secret=tenant.secret,
                         received_at=received,
                         batch_context=context,
-                        batch_sent_at=body.get("sentAt"),
+                        batch_sent_at=sent_at,
                         default_type=default_type,
                     )
                 )

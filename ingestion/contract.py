@@ -89,14 +89,28 @@ class ContractError(ValueError):
     """A message that breaks the event contract; the text is the reason shown to the sender."""
 
 
+_last_micros: tuple[datetime | None, int] = (None, 0)
+_last_parsed: tuple[str | None, datetime | None] = (None, None)
+# One-entry memos: every event of a batch shares its received time and usually the batch's
+# sentAt, so these hit for all but the first event (plain tuples: swapped atomically).
+
+
 def _micros(ts: datetime) -> int:
-    return int(ts.timestamp() * 1_000_000)
+    global _last_micros
+    if ts is _last_micros[0]:
+        return _last_micros[1]
+    micros = int(ts.timestamp() * 1_000_000)
+    _last_micros = (ts, micros)
+    return micros
 
 
 def parse_time(value: Any, field: str) -> datetime | None:
     """Parse an ISO 8601 timestamp (Segment's format); naive values are taken as UTC."""
+    global _last_parsed
     if value is None:
         return None
+    if value is _last_parsed[0]:
+        return _last_parsed[1]
     if not isinstance(value, str):
         raise ContractError(f"'{field}' must be an ISO 8601 string, got {type(value).__name__}")
     try:
@@ -105,7 +119,9 @@ def parse_time(value: Any, field: str) -> datetime | None:
         raise ContractError(
             f"'{field}' is not a valid ISO 8601 timestamp: {value[:40]!r}"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    _last_parsed = (value, parsed)
+    return parsed
 
 
 def corrected_timestamp(

@@ -81,6 +81,8 @@ class LandingLog:
     def __init__(self, root: Path, partitions: int = LANDING_PARTITIONS):
         self.root = Path(root)
         self.partitions = partitions
+        self._made: set[Path] = set()
+        """Partition directories known to exist: ``mkdir`` once, not per write (hot path)."""
 
     def partition_dir(self, tenant_id: str) -> Path:
         return self.root / f"p={partition_for(tenant_id, self.partitions):02d}"
@@ -93,12 +95,19 @@ class LandingLog:
         if not body:
             return None
         directory = self.partition_dir(tenant_id)
-        directory.mkdir(parents=True, exist_ok=True)
         token = secrets.token_hex(6)
-        # Named at publish time, so names sort (nearly) in publication order.
-        return _publish(
-            directory, body, lambda: f"{time.time_ns() // 1000:016d}-{token}.{kind}.ndjson"
-        )
+
+        def name() -> str:  # named at publish time, so names sort (nearly) in publication order
+            return f"{time.time_ns() // 1000:016d}-{token}.{kind}.ndjson"
+
+        if directory in self._made:
+            try:
+                return _publish(directory, body, name)
+            except FileNotFoundError:  # the directory was removed meanwhile: make it again
+                self._made.discard(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._made.add(directory)
+        return _publish(directory, body, name)
 
     def rewrite(self, f: LandingFile, body: bytes) -> None:
         """Replace a published file's content under the same name (erasure), as durably and

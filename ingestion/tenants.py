@@ -13,10 +13,16 @@ import os
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+RECHECK_S = 1.0
+"""How long a resolved write key is trusted before the registry file is looked at again: the
+collector resolves a key per request, and a ``stat`` plus a SHA-256 each time showed in its
+profile. An unknown key always re-reads a changed file, so a new tenant works at once; a key
+removed from the file stops working within this time."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,8 @@ def _digest(write_key: str) -> str:
 
 
 class TenantRegistry:
-    """Reads and updates ``tenants.json``; cheap to call per request (cached by mtime)."""
+    """Reads and updates ``tenants.json``; cheap to call per request (cached by mtime, and
+    resolved keys for up to :data:`RECHECK_S`)."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -43,12 +50,16 @@ class TenantRegistry:
         self._mtime: float | None = None
         self._by_digest: dict[str, Tenant] = {}
         self._tenants: dict[str, Tenant] = {}
+        self._by_key: dict[str, Tenant] = {}
+        """Write keys seen since the file was last read (cleared when it changes)."""
+        self._checked = 0.0
 
     def _load(self) -> None:
+        self._checked = time.monotonic()
         try:
             mtime = self.path.stat().st_mtime_ns
         except FileNotFoundError:
-            self._mtime, self._by_digest, self._tenants = None, {}, {}
+            self._mtime, self._by_digest, self._tenants, self._by_key = None, {}, {}, {}
             return
         if mtime == self._mtime:
             return
@@ -56,7 +67,7 @@ class TenantRegistry:
         tenants = {
             tid: Tenant(tid, bytes.fromhex(info["secret"])) for tid, info in data["tenants"].items()
         }
-        self._tenants = tenants
+        self._tenants, self._by_key = tenants, {}
         self._by_digest = {
             digest: tenants[tid]
             for tid, info in data["tenants"].items()
@@ -84,8 +95,14 @@ class TenantRegistry:
         if not write_key:
             return None
         with self._lock:
+            tenant = self._by_key.get(write_key)
+            if tenant is not None and time.monotonic() - self._checked < RECHECK_S:
+                return tenant
             self._load()
-            return self._by_digest.get(_digest(write_key))
+            tenant = self._by_digest.get(_digest(write_key))
+            if tenant is not None:
+                self._by_key[write_key] = tenant
+            return tenant
 
     def tenants(self) -> list[str]:
         with self._lock:

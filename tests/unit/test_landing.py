@@ -1,5 +1,7 @@
 """The landing log: durable, immutable, partitioned by tenant, readable as Arrow."""
 
+import shutil
+
 import pyarrow as pa
 
 from ingestion.landing import LandingLog, partition_for, read_files
@@ -17,6 +19,14 @@ def test_write_publishes_complete_files_only(tmp_path):
     assert path.parent.name == f"p={partition_for('acme'):02d}"
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp")]
     assert log.write("acme", "events", []) is None
+
+
+def test_a_partition_directory_removed_while_writing_is_made_again(tmp_path):
+    log = LandingLog(tmp_path)
+    first = log.write("acme", "events", [{"a": 1}])
+    shutil.rmtree(first.parent)  # the writer remembers it made this directory
+    second = log.write("acme", "events", [{"a": 2}])
+    assert second.read_bytes() == b'{"a":2}\n'
 
 
 def test_files_are_listed_in_publication_order_per_kind(tmp_path):
