@@ -1,5 +1,5 @@
 {#- The parts of a page URL that stand in for context fields an SDK left out (documented in
-    url_parts.yml). Each takes the URL as a SQL expression, so staging applies them to the bronze
+    _macros.yml). Each takes the URL as a SQL expression, so staging applies them to the bronze
     rows already stored as well as to new ones. -#}
 
 {% macro url_query_parameter(url, parameter) -%}

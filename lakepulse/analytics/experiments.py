@@ -32,8 +32,8 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
-from lakepulse import experiment_stats as stats
-from lakepulse.config import DBT_PROJECT_DIR
+from lakepulse.analytics import experiment_stats as stats
+from lakepulse.core.settings import DBT_PROJECT_DIR
 
 KEY = ["tenant_id", "experiment_id", "variation_id", "metric"]
 

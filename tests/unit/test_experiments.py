@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
-from lakepulse import experiment_stats as stats
+from lakepulse.analytics import experiment_stats as stats
 from lakepulse.analytics import experiments
-from lakepulse.config import DBT_PROJECT_DIR
+from lakepulse.core.settings import DBT_PROJECT_DIR
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
