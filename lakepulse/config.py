@@ -110,6 +110,16 @@ class Settings:
         return self.lake_dir / "raw" / "events_rejected"
 
     @property
+    def trigger_firings_path(self) -> Path:
+        """Delta table of trigger firings (one row per firing, treatment and holdout arms)."""
+        return self.lake_dir / "triggers" / "firings"
+
+    @property
+    def trigger_deliveries_path(self) -> Path:
+        """Delta table of delivery state changes (append-only: its rows are the history)."""
+        return self.lake_dir / "triggers" / "deliveries"
+
+    @property
     def warehouse_path(self) -> Path:
         """DuckDB file dbt builds into; only the pipeline writes it."""
         return self.home / "warehouse" / "lakepulse.duckdb"
