@@ -50,6 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
@@ -263,6 +264,8 @@ def _signals(settings: Settings, keys: set[tuple[str, str]]) -> dict[tuple[str, 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return _iso(value)
+    if isinstance(value, Decimal):
+        return float(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return str(value)
@@ -481,7 +484,7 @@ def _outcome_row(
     row: dict, outcome: transport.Outcome, clock: datetime, max_attempts: int, rng: random.Random
 ) -> dict:
     attempts = int(row["attempts"]) + 1
-    now = max(datetime.now(UTC), clock)
+    now = datetime.now(UTC)  # the history's order; ``clock`` only places the next attempt
     if outcome.delivered:
         status, next_at = "delivered", None
     elif outcome.retryable and attempts < max_attempts:
