@@ -32,8 +32,10 @@ def run_dbt(settings: Settings, *args: str, capture: bool = False) -> subprocess
     read replica for ad-hoc queries is refreshed."""
     settings.ensure_dirs()
     from lakepulse.anomaly import ensure_alerts_table
+    from lakepulse.warehouse.delivery_tables import ensure_delivery_tables
 
     ensure_alerts_table(settings)  # dbt's `ops.alerts` source must exist before any alert
+    ensure_delivery_tables(settings)  # and the trigger sources before any firing
     result = subprocess.run(
         dbt_command(settings, *args),
         env=settings.process_env(),

@@ -13,7 +13,7 @@ import yaml
 from deltalake import DeltaTable, write_deltalake
 
 from lakepulse.config import Settings
-from lakepulse.triggers.delivery import FIRINGS_SCHEMA, ensure_delivery_tables
+from lakepulse.warehouse.delivery_tables import FIRINGS_SCHEMA, ensure_delivery_tables
 
 FIRED_AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

@@ -66,37 +66,10 @@ from lakepulse.triggers.destinations import (
     UnresolvedSecret,
     load_destinations,
 )
-
-FIRINGS_SCHEMA = pa.schema(
-    [
-        ("firing_id", pa.string()),
-        ("tenant_id", pa.string()),
-        ("trigger", pa.string()),
-        ("kind", pa.string()),
-        ("user_id", pa.string()),
-        ("fired_at", pa.timestamp("us", tz="UTC")),
-        ("occurred_at", pa.timestamp("us", tz="UTC")),
-        ("arm", pa.string()),
-        ("payload", pa.string()),
-        ("destinations", pa.string()),
-    ]
-)
-"""The firings table as the firing step writes it (shared contract)."""
-
-DELIVERIES_SCHEMA = pa.schema(
-    [
-        ("firing_id", pa.string()),
-        ("destination", pa.string()),
-        ("tenant_id", pa.string()),
-        ("trigger", pa.string()),
-        ("status", pa.string()),  # pending | retrying | delivered | dead
-        ("attempts", pa.int32()),  # attempts since the schedule (re)started
-        ("last_status_code", pa.int32()),
-        ("last_error", pa.string()),
-        ("next_attempt_at", pa.timestamp("us", tz="UTC")),
-        ("delivered_at", pa.timestamp("us", tz="UTC")),
-        ("recorded_at", pa.timestamp("us", tz="UTC")),
-    ]
+from lakepulse.warehouse.delivery_tables import (
+    DELIVERIES_SCHEMA,
+    FIRINGS_SCHEMA,
+    ensure_delivery_tables,
 )
 
 BASE_DELAY = timedelta(seconds=30)
@@ -146,24 +119,6 @@ class PassResult:
 
 
 # Tables --------------------------------------------------------------------------------------
-def ensure_delivery_tables(settings: Settings) -> None:
-    """Create the empty firings and deliveries tables once, so every reader (dbt's sources,
-    this module's queries) finds them before the first firing."""
-    from deltalake import write_deltalake
-
-    for path, schema in (
-        (settings.trigger_firings_path, FIRINGS_SCHEMA),
-        (settings.trigger_deliveries_path, DELIVERIES_SCHEMA),
-    ):
-        if not (path / "_delta_log").exists():
-            path.mkdir(parents=True, exist_ok=True)
-            try:
-                write_deltalake(str(path), schema.empty_table(), mode="append")
-            except Exception:
-                if not (path / "_delta_log").exists():  # not a concurrent creation
-                    raise
-
-
 @contextmanager
 def _pass_lock(settings: Settings) -> Iterator[bool]:
     """An exclusive advisory lock; the kernel drops it when its holder dies, even by SIGKILL."""
