@@ -26,7 +26,12 @@ from orchestration.jobs import (
 )
 from orchestration.resources import LakepulseResource, dbt_project_for, dbt_resource
 from orchestration.schedules import compaction_schedule, retention_schedule
-from orchestration.sensors import alerts_spec, build_anomaly_sensor, build_landing_sensor
+from orchestration.sensors import (
+    alerts_spec,
+    build_anomaly_sensor,
+    build_delivery_sensor,
+    build_landing_sensor,
+)
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
@@ -57,6 +62,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             build_landing_sensor(ingest_and_build, settings),
             build_freshness_sensor(freshness),
             build_anomaly_sensor(settings),
+            build_delivery_sensor(settings),
         ],
         resources={
             "dlt": DagsterDltResource(),
