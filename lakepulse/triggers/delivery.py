@@ -143,10 +143,47 @@ def _latest_sql(deliveries: Path) -> str:
     )
 
 
-def _due(settings: Settings, now: datetime, limit: int) -> list[dict]:
-    from lakepulse.duck import connect
+_DUCK: Any = None
+"""One in-memory DuckDB per process: loading the Delta extension costs about a second, which a
+sensor's pass every 30 s should pay once, not every time."""
 
-    conn = connect()
+_QUIET: dict[Path, tuple[tuple[int, int], datetime | None]] = {}
+"""Per data directory, after a pass that found nothing due: the two tables' versions and when
+the earliest retry falls due. While neither table has changed and that time has not come, the
+next pass knows there is nothing to do without scanning."""
+
+
+def _cursor():
+    global _DUCK
+    if _DUCK is None:
+        from lakepulse.duck import connect
+
+        _DUCK = connect()
+    return _DUCK.cursor()
+
+
+def _table_versions(settings: Settings) -> tuple[int, int]:
+    from deltalake import DeltaTable
+
+    return (
+        DeltaTable(str(settings.trigger_firings_path)).version(),
+        DeltaTable(str(settings.trigger_deliveries_path)).version(),
+    )
+
+
+def _next_retry_at(settings: Settings) -> datetime | None:
+    conn = _cursor()
+    try:
+        return conn.execute(
+            f"select min(next_attempt_at) from ({_latest_sql(settings.trigger_deliveries_path)}) "
+            "where status = 'retrying'"
+        ).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _due(settings: Settings, now: datetime, limit: int) -> list[dict]:
+    conn = _cursor()
     try:
         return (
             conn.execute(
@@ -350,12 +387,20 @@ def deliver_pass(
         if not locked:
             return PassResult(busy=True)
         ensure_delivery_tables(settings)
-        destinations = load_destinations(triggers_path or triggers_file())
         clock = now or datetime.now(UTC)
+        versions = _table_versions(settings)
+        quiet = _QUIET.pop(settings.home, None)
+        if quiet and quiet[0] == versions and (quiet[1] is None or clock < quiet[1]):
+            _QUIET[settings.home] = quiet
+            result.seconds = time.monotonic() - started
+            return result
         due = _due(settings, clock, per_destination_limit)
         result.due = len(due)
         if due:
+            destinations = load_destinations(triggers_path or triggers_file())
             _run(settings, due, destinations, env, clock, deadline_seconds, rng, result, on_outcome)
+        else:
+            _QUIET[settings.home] = (versions, _next_retry_at(settings))
     result.seconds = time.monotonic() - started
     return result
 
