@@ -299,3 +299,43 @@ def test_the_dagster_sensor_runs_a_pass_each_tick(settings, tmp_path, monkeypatc
         "f-cart_abandoned-00001",
         "f-cart_abandoned-00002",
     ]
+
+
+def test_the_demo_points_every_destination_at_the_local_sink(settings, tmp_path):
+    from lakepulse.demo import DEMO_WEBHOOK_SECRET, demo_triggers_file
+    from lakepulse.pg import free_port
+
+    project_file = tmp_path / "project-triggers.yml"
+    project_file.write_text(
+        "destinations:\n  crm: {type: webhook, url: 'https://crm.example/h', secret: '${S}'}\n"
+        "triggers: [{name: cart_abandoned, kind: abandoned_cart, destinations: [crm]}]\n"
+    )
+    port = free_port()
+    sink = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lakepulse.triggers.sink",
+            "--port",
+            str(port),
+            "--secret",
+            DEMO_WEBHOOK_SECRET,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
+    try:
+        banner = sink.stdout.readline()
+        url = f"http://127.0.0.1:{port}/hook"
+        assert banner.strip() == f"webhook sink listening on {url}"
+        triggers = demo_triggers_file(settings, url, source=project_file)
+        write_firings(settings, [firing(1, destinations=("crm",))])
+        env = {"LAKEPULSE_DEMO_WEBHOOK_SECRET": DEMO_WEBHOOK_SECRET}
+        assert deliver_pass(settings, triggers_path=triggers, env=env).delivered == 1
+        line = sink.stdout.readline()
+    finally:
+        sink.kill()
+        sink.wait()
+    assert line.startswith("200 cart_abandoned firing f-cart_abandoned-00001 user u1")
+    assert "(signature ok)" in line
