@@ -59,7 +59,9 @@ def prepare(root: Path, name: str, rows: list[dict], url: str) -> tuple[Settings
     settings.ensure_dirs()
     ensure_delivery_tables(settings)
     write_deltalake(
-        str(settings.trigger_firings_path), pa.Table.from_pylist(rows, schema=FIRINGS_SCHEMA)
+        str(settings.trigger_firings_path),
+        pa.Table.from_pylist(rows, schema=FIRINGS_SCHEMA),
+        mode="append",
     )
     triggers = root / f"{name}.yml"
     hook = {
@@ -120,6 +122,10 @@ def main() -> None:
     rows = firings(args.firings)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        # Warm-up: the process's one DuckDB (the Delta extension loads once) and imports.
+        with WebhookSink() as sink:
+            warm, warm_triggers = prepare(root, "warm-up", rows[:10], sink.url)
+            deliver_all(warm, warm_triggers, 10)
         with WebhookSink() as sink:
             settings, triggers = prepare(root, "clean", rows, sink.url)
             clean, _ = deliver_all(settings, triggers, len(rows))
@@ -127,7 +133,6 @@ def main() -> None:
             baseline = bare_posts(rows, sink.url)
         failures = ([503] + [200] * 4) * (len(rows) // 5)
         with WebhookSink(statuses=failures) as sink:
-            failing, failing_settings = None, None
             failing_settings, failing_triggers = prepare(root, "failing", rows, sink.url)
             failing, passes = deliver_all(failing_settings, failing_triggers, len(rows))
 
@@ -135,11 +140,11 @@ def main() -> None:
         print(f"bare http.client posts (baseline): {n / baseline:8.0f} firings/s")
         print(
             f"deliver, receiver always 200:      {n / clean:8.0f} firings/s   "
-            f"ratio to baseline {baseline / clean:.2f}x the time"
+            f"ratio to the baseline {baseline / clean:.2f}"
         )
         print(
             f"deliver, 1 in 5 answered 503 once: {n / failing:8.0f} firings/s   "
-            f"({passes} passes) ratio to the failure-free run {failing / clean:.2f}x the time"
+            f"({passes} passes) ratio to the failure-free run {clean / failing:.2f}"
         )
 
         # Idle cost, over the history just written (n firings, their delivery rows).
