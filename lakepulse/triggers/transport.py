@@ -103,6 +103,8 @@ def post(
             return Outcome(False, retryable=False, error=f"refused: {err}")
         except TimeoutError:
             return Outcome(False, retryable=True, error=f"timed out after {timeout:g} s")
+        except http.client.InvalidURL as err:
+            return Outcome(False, retryable=False, error=f"invalid URL: {err}")
         except ssl.SSLError as err:
             return Outcome(False, retryable=True, error=f"TLS error: {err.reason or err}")
         except (OSError, http.client.HTTPException) as err:

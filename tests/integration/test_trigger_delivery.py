@@ -4,6 +4,7 @@ e-mail over real SMTP, Slack's shape, holdouts, and a deliverer killed mid-batch
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import math
@@ -11,9 +12,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -339,3 +342,81 @@ def test_the_demo_points_every_destination_at_the_local_sink(settings, tmp_path)
         sink.wait()
     assert line.startswith("200 cart_abandoned firing f-cart_abandoned-00001 user u1")
     assert "(signature ok)" in line
+
+
+class _Scripted(BaseHTTPRequestHandler):
+    """A receiver whose answer the test sets: a redirect from /start, or a body that never
+    ends."""
+
+    protocol_version = "HTTP/1.1"
+    location: str | None = None
+    endless = False
+    hits: list[str] = []
+    written = 0
+    done: threading.Event
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).hits.append(self.path)
+        if self.location and self.path == "/start":
+            self.send_response(307)
+            self.send_header("Location", self.location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()  # no length: the body runs until the connection closes
+        chunk = b"x" * 65536
+        with contextlib.suppress(OSError):
+            for _ in range(3200 if self.endless else 1):  # up to 200 MiB
+                self.wfile.write(chunk)
+                type(self).written += len(chunk)
+        type(self).done.set()
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def scripted(**attributes):
+    handler = type("Handler", (_Scripted,), {"hits": [], "done": threading.Event(), **attributes})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_response_body_is_read_only_up_to_the_limit(settings, tmp_path):
+    with scripted(endless=True) as (base, handler):
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(base + "/hook")})
+        write_firings(settings, [firing(1)])
+        assert run_pass(settings, triggers).delivered == 1
+        assert handler.done.wait(30)
+    assert handler.hits == ["/hook"]
+    # The deliverer hung up after its 64 KiB: the receiver could write only what the sockets'
+    # buffers hold, nowhere near the 200 MiB it had to send.
+    assert handler.written < 32 * 2**20
+
+
+def test_redirects_are_followed_only_to_the_same_host(settings, tmp_path):
+    with (
+        WebhookSink() as elsewhere,
+        scripted(location=elsewhere.url) as (away_base, away),
+        scripted(location="/moved") as (same_base, same),
+    ):
+        triggers = write_triggers_file(
+            tmp_path,
+            {"away": webhook(away_base + "/start"), "same": webhook(same_base + "/start")},
+        )
+        write_firings(settings, [firing(1, destinations=("away", "same"))])
+        result = run_pass(settings, triggers)
+    assert (result.dead, result.delivered) == (1, 1)
+    assert elsewhere.requests == [] and away.hits == ["/start"]
+    assert same.hits == ["/start", "/moved"]
+    away_state = latest_states(settings)[("f-cart_abandoned-00001", "away")]
+    assert away_state["last_status_code"] == 307 and "another host" in away_state["last_error"]
