@@ -26,7 +26,7 @@ import pyarrow as pa
 import yaml
 from deltalake import write_deltalake
 
-from lakepulse.config import Settings, disable_telemetry
+from lakepulse.core.settings import Settings, disable_telemetry
 from lakepulse.triggers import delivery
 from lakepulse.triggers.sink import WebhookSink
 from lakepulse.warehouse.delivery_tables import FIRINGS_SCHEMA, ensure_delivery_tables

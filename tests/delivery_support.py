@@ -12,7 +12,7 @@ import pyarrow as pa
 import yaml
 from deltalake import DeltaTable, write_deltalake
 
-from lakepulse.config import Settings
+from lakepulse.core.settings import Settings
 from lakepulse.warehouse.delivery_tables import FIRINGS_SCHEMA, ensure_delivery_tables
 
 FIRED_AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

@@ -58,7 +58,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakepulse.config import DBT_PROJECT_DIR, Settings
+from lakepulse.core.settings import DBT_PROJECT_DIR, Settings
 from lakepulse.triggers import transport
 from lakepulse.triggers.destinations import (
     Destination,
@@ -156,7 +156,7 @@ next pass knows there is nothing to do without scanning."""
 def _cursor():
     global _DUCK
     if _DUCK is None:
-        from lakepulse.duck import connect
+        from lakepulse.core.duck import connect
 
         _DUCK = connect()
     return _DUCK.cursor()
@@ -218,10 +218,9 @@ def _due(settings: Settings, now: datetime, limit: int) -> list[dict]:
 
 def _signals(settings: Settings, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
     """Each (tenant, user)'s row of ``mart_buyer_signals`` in the replica, when it exists."""
-    from lakepulse.duck import connect
-    from lakepulse.query import replica_path
+    from lakepulse.core.duck import connect
 
-    replica = replica_path(settings)
+    replica = settings.replica_path
     if not keys or not replica.exists():
         return {}
     conn = connect(replica, read_only=True)
@@ -558,7 +557,7 @@ def requeue_dead(
     schedule; returns how many, or None when a delivery pass holds the lock."""
     from deltalake import write_deltalake
 
-    from lakepulse.duck import connect
+    from lakepulse.core.duck import connect
 
     with _pass_lock(settings) as locked:
         if not locked:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from lakepulse import experiment_stats as stats
-from lakepulse.config import DBT_PROJECT_DIR
+from lakepulse.analytics import experiment_stats as stats
+from lakepulse.core.settings import DBT_PROJECT_DIR
 
 ALPHA = 0.05
 N_STAR = 5000.0

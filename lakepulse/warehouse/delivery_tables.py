@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from lakepulse.config import Settings
+from lakepulse.core.settings import Settings
 
 FIRINGS_SCHEMA = pa.schema(
     [

@@ -7,9 +7,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from lakepulse.anomaly import Alert, record_alerts
-from lakepulse.config import Settings
-from lakepulse.publish import MARTS, create_tenant_login, publish
+from lakepulse.analytics.anomaly import Alert
+from lakepulse.core.settings import Settings
+from lakepulse.warehouse.alerts import record_alerts
+from lakepulse.warehouse.publish import MARTS, create_tenant_login, publish
 from tests.conftest import SIM_CLOCK, Workspace, land_simulated
 
 pytestmark = pytest.mark.integration

@@ -20,9 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lakepulse.config import PROJECT_ROOT
-from lakepulse.duck import connect
-from lakepulse.query import replica_path
+from lakepulse.core.duck import connect
+from lakepulse.core.settings import PROJECT_ROOT
 from lakepulse.triggers.delivery import deliver_pass, requeue_dead
 from lakepulse.triggers.sink import WebhookSink
 from tests.delivery_support import (
@@ -127,7 +126,7 @@ def test_retryable_failures_become_dead_letters_when_the_schedule_is_exhausted(s
 
 
 def test_body_and_signature_verify_with_the_destination_secret(settings, tmp_path):
-    replica = replica_path(settings)
+    replica = settings.replica_path
     replica.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(replica)
     conn.execute("create schema marts")
@@ -186,7 +185,7 @@ def test_slack_gets_the_incoming_webhook_shape(settings, tmp_path):
 def test_email_is_rendered_and_received_by_a_real_smtp_server(settings, tmp_path):
     from aiosmtpd.controller import Controller
 
-    from lakepulse.pg import free_port
+    from lakepulse.warehouse.postgres import free_port
 
     received = []
 
@@ -305,8 +304,8 @@ def test_the_dagster_sensor_runs_a_pass_each_tick(settings, tmp_path, monkeypatc
 
 
 def test_the_demo_points_every_destination_at_the_local_sink(settings, tmp_path):
-    from lakepulse.demo import DEMO_WEBHOOK_SECRET, demo_triggers_file
-    from lakepulse.pg import free_port
+    from lakepulse.demo.supervisor import DEMO_WEBHOOK_SECRET, demo_triggers_file
+    from lakepulse.warehouse.postgres import free_port
 
     project_file = tmp_path / "project-triggers.yml"
     project_file.write_text(
