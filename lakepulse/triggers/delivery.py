@@ -79,6 +79,7 @@ BREAKER_FAILURES = 3
 FLUSH_ROWS = 500
 FLUSH_SECONDS = 1.0
 PER_DESTINATION_LIMIT = 1000
+COMPACT_EVERY_COMMITS = 100
 USER_AGENT = "lakepulse-delivery/1"
 
 
@@ -192,7 +193,7 @@ def _due(settings: Settings, now: datetime, limit: int) -> list[dict]:
                 targets as (
                     select *, unnest(from_json(destinations, '["VARCHAR"]')) as destination
                     from delta_scan('{settings.trigger_firings_path}')
-                    where arm = 'treatment'
+                    where arm = 'treatment' and json_valid(destinations)
                 )
                 select
                     targets.firing_id, targets.destination, targets.tenant_id, targets.trigger,
@@ -398,6 +399,7 @@ def deliver_pass(
         if due:
             destinations = load_destinations(triggers_path or triggers_file())
             _run(settings, due, destinations, env, clock, deadline_seconds, rng, result, on_outcome)
+            _compact_every(settings, versions[1], COMPACT_EVERY_COMMITS)
         else:
             _QUIET[settings.home] = (versions, _next_retry_at(settings))
     result.seconds = time.monotonic() - started
@@ -503,6 +505,18 @@ def _outcome_row(
         "delivered_at": now if outcome.delivered else None,
         "recorded_at": now,
     }
+
+
+def _compact_every(settings: Settings, version_before: int, commits: int) -> None:
+    """Every ``commits`` commits, rewrite the state table's small files into few and write a
+    checkpoint: each flush is a commit, and the due query reads them all. The rows (the
+    history) stay; only their files change."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(str(settings.trigger_deliveries_path))
+    if table.version() // commits != version_before // commits:
+        table.optimize.compact()
+        table.create_checkpoint()
 
 
 def _write_outcomes(

@@ -419,3 +419,32 @@ def test_redirects_are_followed_only_to_the_same_host(settings, tmp_path):
     assert same.hits == ["/start", "/moved"]
     away_state = latest_states(settings)[("f-cart_abandoned-00001", "away")]
     assert away_state["last_status_code"] == 307 and "another host" in away_state["last_error"]
+
+
+def test_a_malformed_firing_does_not_stop_the_others(settings, tmp_path):
+    broken = firing(1) | {"destinations": "hook, not JSON"}
+    unreadable_payload = firing(2) | {"payload": "{not json"}
+    with WebhookSink() as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url)})
+        write_firings(settings, [broken, unreadable_payload, firing(3)])
+        result = run_pass(settings, triggers)
+    assert (result.delivered, result.dead) == (1, 1)
+    assert [r.json["firing_id"] for r in sink.requests] == ["f-cart_abandoned-00003"]
+    dead = latest_states(settings)[("f-cart_abandoned-00002", "hook")]
+    assert dead["status"] == "dead" and "JSONDecodeError" in dead["last_error"]
+
+
+def test_the_state_table_is_compacted_and_keeps_its_history(settings, tmp_path, monkeypatch):
+    from deltalake import DeltaTable
+
+    from lakepulse.triggers import delivery
+
+    monkeypatch.setattr(delivery, "COMPACT_EVERY_COMMITS", 2)
+    with WebhookSink(statuses=[503, 503, 503]) as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url)})
+        write_firings(settings, [firing(1)])
+        for hours in range(4):
+            run_pass(settings, triggers, now=T0 + timedelta(hours=hours))
+    table = DeltaTable(str(settings.trigger_deliveries_path))
+    assert len(table.file_uris()) <= 2  # four one-row commits (and the empty first), compacted
+    assert [r["status"] for r in delivery_rows(settings)] == ["retrying"] * 3 + ["delivered"]

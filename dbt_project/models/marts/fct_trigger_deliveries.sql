@@ -28,7 +28,7 @@ targets as (
         fired_at,
         unnest(from_json(destinations, '["VARCHAR"]')) as destination
     from firings
-    where arm = 'treatment'
+    where arm = 'treatment' and json_valid(destinations)
 
 ),
 
