@@ -77,6 +77,11 @@ def latest_states(settings: Settings) -> dict[tuple[str, str], dict]:
 
 
 def contract_arm(trigger: str, tenant_id: str, user_id: str, holdout: float) -> str:
-    """The contract's arm rule (sha256 of trigger|tenant|user), to make holdout test data."""
-    digest = hashlib.sha256(f"{trigger}|{tenant_id}|{user_id}".encode()).digest()
-    return "holdout" if int.from_bytes(digest[:8], "big") / 2**64 < holdout else "treatment"
+    """The firing step's arm (``assign_arm``: sha256 of trigger|tenant|user) once it is on this
+    branch; until then the contract's rule written out, to make holdout test data."""
+    try:
+        from lakepulse.triggers.definitions import assign_arm
+    except ImportError:
+        digest = hashlib.sha256(f"{trigger}|{tenant_id}|{user_id}".encode()).hexdigest()
+        return "holdout" if int(digest[:15], 16) / 16**15 < holdout else "treatment"
+    return assign_arm(trigger, tenant_id, user_id, holdout)
