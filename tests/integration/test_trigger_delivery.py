@@ -448,3 +448,22 @@ def test_the_state_table_is_compacted_and_keeps_its_history(settings, tmp_path, 
     table = DeltaTable(str(settings.trigger_deliveries_path))
     assert len(table.file_uris()) <= 2  # four one-row commits (and the empty first), compacted
     assert [r["status"] for r in delivery_rows(settings)] == ["retrying"] * 3 + ["delivered"]
+
+
+def test_the_cli_reports_dead_letters_and_requeues_them(settings, tmp_path):
+    with WebhookSink(statuses=[404]) as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url)})
+        write_firings(settings, [firing(1)])
+        env = settings.process_env() | ENV | {"LAKEPULSE_TRIGGERS_FILE": str(triggers)}
+        cli = [sys.executable, "-m", "lakepulse.cli", "triggers"]
+
+        def run(*args):
+            done = subprocess.run([*cli, *args], env=env, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        first = run("deliver")
+        assert "1 dead letters" in first and "lakepulse triggers retry" in first
+        assert run("retry", "--trigger", "cart_abandoned").startswith("re-queued 1 dead letters")
+        assert run("deliver").startswith("1 due: 1 delivered")
+    assert [r.status for r in sink.requests] == [404, 200]
