@@ -123,6 +123,11 @@ class Settings:
         return self.lake_dir / "triggers" / "deliveries"
 
     @property
+    def trigger_delivery_lock_path(self) -> Path:
+        """Held by the one delivery pass (or re-queue) running in this data directory."""
+        return self.lake_dir / "triggers" / ".deliver.lock"
+
+    @property
     def warehouse_path(self) -> Path:
         """DuckDB file dbt builds into; only the pipeline writes it."""
         return self.home / "warehouse" / "lakepulse.duckdb"

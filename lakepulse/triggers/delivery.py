@@ -123,7 +123,7 @@ class PassResult:
 @contextmanager
 def _pass_lock(settings: Settings) -> Iterator[bool]:
     """An exclusive advisory lock; the kernel drops it when its holder dies, even by SIGKILL."""
-    lock_path = settings.trigger_deliveries_path.parent / ".deliver.lock"
+    lock_path = settings.trigger_delivery_lock_path
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a") as handle:
         try:
