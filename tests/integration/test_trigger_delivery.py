@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 import math
 import os
 import signal
@@ -467,3 +468,21 @@ def test_the_cli_reports_dead_letters_and_requeues_them(settings, tmp_path):
         assert run("retry", "--trigger", "cart_abandoned").startswith("re-queued 1 dead letters")
         assert run("deliver").startswith("1 due: 1 delivered")
     assert [r.status for r in sink.requests] == [404, 200]
+
+
+def test_secrets_and_secret_urls_never_reach_the_state_table(settings, tmp_path):
+    from lakepulse.warehouse.postgres import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}/services/T0/B0/SECRETPATH"
+    slack = {"type": "slack", "url": "${SLACK_URL}", "allow_private": True}
+    with WebhookSink(statuses=[500]) as sink:
+        triggers = write_triggers_file(tmp_path, {"team": slack, "hook": webhook(sink.url)})
+        write_firings(settings, [firing(1, destinations=("team", "hook"))])
+        result = deliver_pass(
+            settings, triggers_path=triggers, now=T0, env=ENV | {"SLACK_URL": closed}
+        )
+    assert result.retrying == 2
+    states = latest_states(settings)
+    assert "Connection refused" in states[("f-cart_abandoned-00001", "team")]["last_error"]
+    stored = json.dumps(delivery_rows(settings), default=str)
+    assert "SECRETPATH" not in stored and SECRET not in stored
