@@ -115,8 +115,12 @@ def build(dbt_args: tuple[str, ...]) -> None:
     import subprocess
 
     from lakepulse.transform import run_dbt
+    from lakepulse.triggers.definitions import install
 
     settings = _settings()
+    refused = install(settings).error  # dbt reads only validated trigger definitions
+    if refused:
+        click.echo(f"warning: {refused}; the previous valid triggers are built instead.", err=True)
     try:
         run_dbt(settings, "build", *dbt_args)
     except subprocess.CalledProcessError as err:
@@ -366,6 +370,79 @@ def tenants_list() -> None:
 
     for name in TenantRegistry(_settings().tenants_file).tenants():
         click.echo(name)
+
+
+@main.group(help="Triggers defined in dbt_project/triggers.yml: list, validate, fire.")
+def triggers() -> None:
+    pass
+
+
+@triggers.command("validate", help="Check triggers.yml; install it as the running definitions.")
+def triggers_validate() -> None:
+    from lakepulse.triggers.definitions import install, triggers_file
+
+    installed = install(_settings())
+    if installed.error:
+        click.echo(f"error: {installed.error}", err=True)
+        running = len(installed.definitions.triggers)
+        click.echo(
+            f"Refused: the previous valid definitions ({running} trigger(s)) keep running. "
+            f"Fix {triggers_file()} and run `lakepulse triggers validate` again.",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(f"{triggers_file()} is valid: {len(installed.definitions.triggers)} trigger(s).")
+    click.echo("They fire on the next `lakepulse triggers fire` (or Dagster run).", err=True)
+
+
+@triggers.command("list", help="Each running trigger with its firings in the last hour and day.")
+def triggers_list() -> None:
+    from lakepulse.triggers.definitions import install
+    from lakepulse.triggers.firing import firing_counts
+
+    settings = _settings()
+    installed = install(settings)
+    if installed.error:
+        click.echo(f"warning: triggers.yml refused, showing the running copy: {installed.error}",
+                   err=True)  # fmt: skip
+    counts = firing_counts(settings)
+    click.echo(f"{'trigger':<28} {'kind':<18} {'last hour':>9} {'last day':>9} {'total':>7}")
+    for t in installed.definitions.triggers:
+        c = counts.get(t.name, {"last_hour": 0, "last_day": 0, "total": 0})
+        click.echo(
+            f"{t.name:<28} {t.kind:<18} {c['last_hour']:>9} {c['last_day']:>9} {c['total']:>7}"
+        )
+    if not installed.definitions.triggers:
+        click.echo("No triggers defined: add some to dbt_project/triggers.yml.", err=True)
+
+
+@triggers.command("fire", help="Record new firings exactly once and write them back as events.")
+@click.option("--dry-run", is_flag=True, help="Show what would fire; record nothing.")
+def triggers_fire(dry_run: bool) -> None:
+    from lakepulse.triggers.firing import fire
+
+    result = fire(_settings(), dry_run=dry_run)
+    if result.refused:
+        click.echo(f"warning: triggers.yml refused, the previous definitions ran: {result.refused}",
+                   err=True)  # fmt: skip
+    for name, outcome in result.outcomes.items():
+        line = (
+            f"{name}: {len(outcome.fired)} new, {outcome.already_recorded} already recorded, "
+            f"{outcome.cooling_down} in cooldown"
+        )
+        click.echo(line + (f" ({outcome.note})" if outcome.note else ""))
+        if dry_run:
+            for row in outcome.fired:
+                click.echo(f"  would fire {row['firing_id']} {row['tenant_id']} "
+                           f"{row['user_id'] or '-'} {row['arm']}")  # fmt: skip
+    click.echo(result.summary() + ".")
+    click.echo(
+        "Nothing was recorded (dry run)."
+        if dry_run
+        else "Firings are in fct_trigger_firings after the next build; their `Trigger Fired` "
+        "events reach bronze with the next `lakepulse ingest`.",
+        err=True,
+    )
 
 
 if __name__ == "__main__":

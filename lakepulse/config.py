@@ -128,6 +128,16 @@ class Settings:
         return self.home / "tenants.json"
 
     @property
+    def triggers_dir(self) -> Path:
+        """The last valid copy of ``triggers.yml`` and what dbt reads of it."""
+        return self.home / "triggers"
+
+    @property
+    def trigger_firings_path(self) -> Path:
+        """Delta table of trigger firings, one row per firing_id, written exactly once."""
+        return self.lake_dir / "triggers" / "firings"
+
+    @property
     def dagster_home(self) -> Path:
         return self.dagster_home_override or self.home / "dagster"
 

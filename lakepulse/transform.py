@@ -32,8 +32,10 @@ def run_dbt(settings: Settings, *args: str, capture: bool = False) -> subprocess
     read replica for ad-hoc queries is refreshed."""
     settings.ensure_dirs()
     from lakepulse.anomaly import ensure_alerts_table
+    from lakepulse.warehouse.trigger_tables import ensure_trigger_tables
 
     ensure_alerts_table(settings)  # dbt's `ops.alerts` source must exist before any alert
+    ensure_trigger_tables(settings)  # and the trigger sources before any firing
     result = subprocess.run(
         dbt_command(settings, *args),
         env=settings.process_env(),
@@ -112,7 +114,11 @@ def remember_seeds(settings: Settings, args: list[str]) -> None:
 
 
 def rebuild_marts(settings: Settings, full_refresh: bool = False, capture: bool = False) -> None:
-    """dbt build of every model, then publish to PostgreSQL when configured."""
+    """dbt build of every model, then publish to PostgreSQL when configured. The triggers
+    file is validated (and installed when valid) first: dbt only reads validated definitions."""
+    from lakepulse.triggers.definitions import install  # moves to operations/rebuild (issue 15)
+
+    install(settings)
     args = build_args(full_refresh, settings)
     run_dbt(settings, *args, capture=capture)
     remember_seeds(settings, args)

@@ -1,0 +1,1 @@
+"""Triggers defined as data (triggers.yml), fired exactly once, written back as events."""

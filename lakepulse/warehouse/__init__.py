@@ -1,0 +1,1 @@
+"""The warehouse: dbt, the read replica, PostgreSQL serving and the tables dbt reads."""
