@@ -403,8 +403,9 @@ def triggers_list() -> None:
     settings = _settings()
     installed = install(settings)
     if installed.error:
-        click.echo(f"warning: triggers.yml refused, showing the running copy: {installed.error}",
-                   err=True)  # fmt: skip
+        click.echo(
+            f"warning: triggers.yml refused, showing the running copy: {installed.error}", err=True
+        )
     counts = firing_counts(settings)
     click.echo(f"{'trigger':<28} {'kind':<18} {'last hour':>9} {'last day':>9} {'total':>7}")
     for t in installed.definitions.triggers:
@@ -423,8 +424,10 @@ def triggers_fire(dry_run: bool) -> None:
 
     result = fire(_settings(), dry_run=dry_run)
     if result.refused:
-        click.echo(f"warning: triggers.yml refused, the previous definitions ran: {result.refused}",
-                   err=True)  # fmt: skip
+        click.echo(
+            f"warning: triggers.yml refused, the previous definitions ran: {result.refused}",
+            err=True,
+        )
     for name, outcome in result.outcomes.items():
         line = (
             f"{name}: {len(outcome.fired)} new, {outcome.already_recorded} already recorded, "
@@ -433,8 +436,10 @@ def triggers_fire(dry_run: bool) -> None:
         click.echo(line + (f" ({outcome.note})" if outcome.note else ""))
         if dry_run:
             for row in outcome.fired:
-                click.echo(f"  would fire {row['firing_id']} {row['tenant_id']} "
-                           f"{row['user_id'] or '-'} {row['arm']}")  # fmt: skip
+                click.echo(
+                    f"  would fire {row['firing_id']} {row['tenant_id']} "
+                    f"{row['user_id'] or '-'} {row['arm']}"
+                )
     click.echo(result.summary() + ".")
     click.echo(
         "Nothing was recorded (dry run)."

@@ -227,8 +227,12 @@ def _parse_trigger(source: str, raw: Any, index: int, destinations: dict) -> Tri
     for dest in names:
         if dest not in destinations:
             known = ", ".join(sorted(destinations)) or "none are defined"
-            _fail(source, f"unknown destination {dest!r} (destinations: {known})", name,
-                  "destinations")  # fmt: skip
+            _fail(
+                source,
+                f"unknown destination {dest!r} (destinations: {known})",
+                name,
+                "destinations",
+            )
     description = raw.get("description")
     if description is not None and not isinstance(description, str):
         _fail(source, "must be text", name, "description")

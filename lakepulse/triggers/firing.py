@@ -137,15 +137,21 @@ def fire(settings: Settings, dry_run: bool = False, now: datetime | None = None)
             for outcome in outcomes.values():
                 outcome.note = "no marts yet: run `lakepulse build` first"
         if dry_run or not rows:
-            return FireResult(installed.definitions, installed.error, outcomes, 0, 0, recovered,
-                              dry_run)  # fmt: skip
+            return FireResult(
+                installed.definitions, installed.error, outcomes, 0, 0, recovered, dry_run
+            )
         recorded_count = record_firings(settings, rows)
         _fault_pause("LAKEPULSE_FAULT_PAUSE_AFTER_RECORD")
         written = write_back_pending(settings)
         return FireResult(
-            installed.definitions, installed.error, outcomes, recorded_count, written, recovered,
+            installed.definitions,
+            installed.error,
+            outcomes,
+            recorded_count,
+            written,
+            recovered,
             dry_run,
-        )  # fmt: skip
+        )
 
 
 def _fault_pause(variable: str) -> None:

@@ -19,6 +19,7 @@ from ingestion.landing import LandingLog
 from lakepulse.config import PROJECT_ROOT, Settings
 from lakepulse.triggers.definitions import install
 from lakepulse.triggers.firing import fire
+from tests.conftest import landing_rows
 
 pytestmark = pytest.mark.integration
 
@@ -49,21 +50,38 @@ def at(hhmm: str, day: str = "2026-11-20") -> str:
 
 
 def track(mid: str, anon: str, name: str, when: str, user: str | None = None, **props) -> dict:
-    message = {"type": "track", "event": name, "messageId": mid, "anonymousId": anon,
-               "timestamp": when, "properties": props}  # fmt: skip
+    message = {
+        "type": "track",
+        "event": name,
+        "messageId": mid,
+        "anonymousId": anon,
+        "timestamp": when,
+        "properties": props,
+    }
     if user:
         message["userId"] = user
     return message
 
 
 def page(mid: str, anon: str, when: str) -> dict:
-    return {"type": "page", "name": "Home", "messageId": mid, "anonymousId": anon,
-            "timestamp": when, "properties": {"path": "/"}}  # fmt: skip
+    return {
+        "type": "page",
+        "name": "Home",
+        "messageId": mid,
+        "anonymousId": anon,
+        "timestamp": when,
+        "properties": {"path": "/"},
+    }
 
 
 def identify(mid: str, anon: str, user: str, when: str) -> dict:
-    return {"type": "identify", "messageId": mid, "anonymousId": anon, "userId": user,
-            "timestamp": when}  # fmt: skip
+    return {
+        "type": "identify",
+        "messageId": mid,
+        "anonymousId": anon,
+        "userId": user,
+        "timestamp": when,
+    }
 
 
 def added(mid, anon, when, product="p1", price=20.0):
@@ -87,6 +105,8 @@ FIRST = [
     added("o1", "dev-old", at("10:00", "2026-11-18")),
     # a bouncer: one page view at 10:30, then gone
     page("x1", "dev-bounce", at("10:30")),
+    # a repeat abandoner: reminded for this cart; their next cart (below) is in the cooldown
+    added("k1", "dev-k", at("08:00")),
     # the clock
     page("c1", "dev-clock", at("11:30")),
 ]
@@ -97,7 +117,9 @@ SECOND = [
     page("c2", "dev-clock", at("12:00")),
     track(
         "a3", "dev-ab", "Order Completed", at("11:59"), "u_abandoner", order_id="o3", revenue=20.0
-    ),  # fmt: skip
+    ),
+    track("k2", "dev-k", "Order Completed", at("10:50"), order_id="ok", revenue=1.0),
+    added("k3", "dev-k", at("11:00")),
 ]
 
 
@@ -107,7 +129,7 @@ def land(settings: Settings, messages: list[dict], tenant: str = "acme") -> None
     rows = [
         normalize(
             m, tenant_id=tenant, secret=b"s", received_at=datetime.fromisoformat(m["timestamp"])
-        )  # fmt: skip
+        )
         for m in messages
     ]
     LandingLog(settings.landing_dir).write(tenant, "events", rows)
@@ -130,11 +152,22 @@ def triggers_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def cycle(settings, workspace) -> None:
-    """One minute of the pipeline: load, build (definitions installed first), fire."""
+def cycle(settings, workspace, *build_args: str) -> None:
+    """One minute of the pipeline: load, build (definitions installed first). Only the
+    trigger models and what they read are built, to keep the test short."""
     install(settings)
     workspace.ingest()
-    workspace.build()
+    workspace.build(*build_args, "--select", "+path:models/triggers", "fct_trigger_firings")
+
+
+def landed_trigger_events(settings: Settings) -> list[str]:
+    """messageIds of the Trigger Fired events in the landing log (copies included)."""
+    return sorted(
+        row["message_id"]
+        for f in LandingLog(settings.landing_dir).files("events")
+        for row in landing_rows(f.path)
+        if row["event"] == "Trigger Fired"
+    )
 
 
 def trigger_events(workspace) -> list[tuple]:
@@ -148,77 +181,54 @@ def test_known_traffic_fires_exactly_the_expected_users_once(settings, workspace
     land(settings, FIRST + LATE)
     cycle(settings, workspace)
     result = fire(settings)
-    assert fired(settings) == {
+    expected = {
         ("cart_reminder", "u_abandoner"),
+        ("cart_reminder", "dev-k"),
         ("welcome_letter", "u_abandoner"),
         ("why_did_you_leave", "dev-bounce"),
     }
-    assert result.events_written == 3
+    assert fired(settings) == expected
+    assert result.events_written == 4
     # A second run with nothing new fires nothing and writes nothing.
     again = fire(settings)
     assert sum(len(o.fired) for o in again.outcomes.values()) == 0
-    assert again.outcomes["cart_reminder"].already_recorded == 1
-    assert len(firings(settings)) == 3
+    assert again.outcomes["cart_reminder"].already_recorded == 2
+    assert again.events_written == 0 and len(firings(settings)) == 4
 
-    # The events went back through the landing log into bronze, one per firing.
+    # The clock moves on: the fresh cart is abandoned now; the abandoner bought after the
+    # reminder, which stays recorded; dev-k's next cart is inside their 24 h cooldown.
+    land(settings, SECOND)
     cycle(settings, workspace)
-    events = trigger_events(workspace)
-    assert [e[0] for e in events] == sorted(r["firing_id"] for r in firings(settings))
+    # The first firings' events went back through the landing log into bronze, one each.
     by_id = {r["firing_id"]: r for r in firings(settings)}
+    events = trigger_events(workspace)
+    assert [e[0] for e in events] == sorted(by_id)
     for message_id, user_id, anonymous_id, trigger, arm in events:
         assert trigger == by_id[message_id]["trigger"] and arm == by_id[message_id]["arm"]
         assert (user_id or anonymous_id) == by_id[message_id]["user_id"]
     # ... and a Trigger Fired event is no visit: the bouncer's session is still one page.
     assert workspace.warehouse_sql(
-        "select count(*) from marts.fct_sessions where device_id = 'dev-bounce'"
-    ) == [(1,)]
-
-    # The clock moves on: the fresh cart is abandoned now; the abandoner bought after the
-    # reminder, which stays recorded; nothing fires twice.
-    land(settings, SECOND)
-    cycle(settings, workspace)
-    fire(settings)
-    assert fired(settings) == {
-        ("cart_reminder", "u_abandoner"),
-        ("cart_reminder", "dev-fresh"),
-        ("welcome_letter", "u_abandoner"),
-        ("why_did_you_leave", "dev-bounce"),
-    }
-    assert len(firings(settings)) == 4
+        "select page_views, events from marts.fct_sessions where device_id = 'dev-bounce'"
+    ) == [(1, 1)]
+    result = fire(settings)
+    assert result.outcomes["cart_reminder"].cooling_down == 1
+    assert fired(settings) == expected | {("cart_reminder", "dev-fresh")}
     reminder = next(r for r in firings(settings) if r["user_id"] == "dev-fresh")
     assert json.loads(reminder["payload"])["cart_products"] == ["p1"]
     assert json.loads(reminder["destinations"]) == ["crm"]
 
-    # A replay (full refresh from bronze) and another run change nothing.
+    # A replay (full refresh from bronze, trigger events included) and another run change
+    # nothing; the mart holds every firing once.
     before = firings(settings)
-    install(settings)
-    workspace.build("--full-refresh")
+    cycle(settings, workspace, "--full-refresh")
+    assert workspace.sql("select count(*) from marts.fct_trigger_firings") == [(5,)]
+    assert len(trigger_events(workspace)) == 5
     fire(settings)
     assert firings(settings) == before
-    cycle(settings, workspace)
-    assert workspace.sql("select count(*) from marts.fct_trigger_firings") == [(4,)]
-    assert len(trigger_events(workspace)) == 4
 
 
-def test_cooldown_holds_across_runs(settings, workspace, triggers_file):
-    """Two carts of one user 2 hours apart: the second is inside the 24 h cooldown of the
-    first reminder, recorded in an earlier run."""
-    land(settings, [added("k1", "dev-k", at("08:00")), page("c1", "dev-clock", at("09:00"))])
-    cycle(settings, workspace)
-    assert fire(settings).outcomes["cart_reminder"].fired
-    land(settings, [
-        track("k2", "dev-k", "Order Completed", at("09:10"), order_id="ok", revenue=1.0),
-        added("k3", "dev-k", at("10:00")),
-        page("c2", "dev-clock", at("11:00")),
-    ])  # fmt: skip
-    cycle(settings, workspace)
-    outcome = fire(settings).outcomes["cart_reminder"]
-    assert outcome.fired == [] and outcome.cooling_down == 1
-    assert [r["user_id"] for r in firings(settings) if r["trigger"] == "cart_reminder"] == ["dev-k"]
-
-
-def test_kill_between_record_and_event_write_loses_and_duplicates_nothing(
-    settings, workspace, triggers_file, tmp_path
+def test_a_kill_after_recording_loses_nothing_and_a_bad_file_leaves_the_previous_running(
+    settings, workspace, triggers_file
 ):
     land(settings, FIRST + LATE)
     cycle(settings, workspace)
@@ -228,8 +238,12 @@ def test_kill_between_record_and_event_write_loses_and_duplicates_nothing(
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "lakepulse.cli", "triggers", "fire"],
-        env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         for line in proc.stdout:
             if line.startswith("paused: LAKEPULSE_FAULT_PAUSE_AFTER_RECORD"):
@@ -239,34 +253,30 @@ def test_kill_between_record_and_event_write_loses_and_duplicates_nothing(
         proc.kill()
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    # Recorded, not written back: no Trigger Fired event in the landing log yet.
-    assert len(firings(settings)) == 3
-    cycle(settings, workspace)
-    assert trigger_events(workspace) == []
-    # The next run writes the three back and records nothing new.
-    result = fire(settings)
-    assert result.recovered == 3 and result.recorded == 0
-    cycle(settings, workspace)
-    assert len(firings(settings)) == 3
-    assert sorted(e[0] for e in trigger_events(workspace)) == sorted(
-        r["firing_id"] for r in firings(settings)
-    )
+    # SIGKILLed between the record and the event write: recorded, not written back.
+    recorded = sorted(r["firing_id"] for r in firings(settings))
+    assert len(recorded) == 4 and landed_trigger_events(settings) == []
 
-
-def test_bad_triggers_file_is_refused_and_the_previous_definitions_keep_running(
-    settings, workspace, triggers_file
-):
-    land(settings, FIRST + LATE)
-    cycle(settings, workspace)
+    # Meanwhile someone breaks triggers.yml: it is refused with its message...
     triggers_file.write_text(TRIGGERS.replace("after_minutes: 30", "after_minutes: soon"))
     result = subprocess.run(
         [sys.executable, "-m", "lakepulse.cli", "triggers", "validate"],
         env=settings.process_env() | {"LAKEPULSE_TRIGGERS_FILE": str(triggers_file)},
-        cwd=PROJECT_ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert f"{triggers_file}: trigger 'cart_reminder': field 'after_minutes'" in result.stderr
     assert "previous valid definitions (3 trigger(s)) keep running" in result.stderr
+
+    # ... and the next run, on the previous definitions, writes the four back and records
+    # nothing new; bronze holds each event once.
     outcome = fire(settings)
     assert outcome.refused and "after_minutes" in outcome.refused
-    assert ("cart_reminder", "u_abandoner") in fired(settings)
+    assert outcome.recovered == 4 and outcome.recorded == 0
+    assert outcome.outcomes["cart_reminder"].already_recorded == 2
+    assert landed_trigger_events(settings) == recorded
+    cycle(settings, workspace)
+    assert sorted(r["firing_id"] for r in firings(settings)) == recorded
+    assert [e[0] for e in trigger_events(workspace)] == recorded
