@@ -30,6 +30,8 @@ TRIGGERS_FILE = DBT_PROJECT_DIR / "triggers.yml"
 """The project's triggers; ``LAKEPULSE_TRIGGERS_FILE`` points elsewhere (tests, staging)."""
 TRIGGER_MODELS_DIR = DBT_PROJECT_DIR / "models" / "triggers"
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
+RESERVED_NAMES = frozenset({"definitions", "firings", "triggers_yml"})
+"""Asset keys of the `triggers` group in Dagster that a trigger must not take."""
 ARMS = ("treatment", "holdout")
 
 
@@ -191,6 +193,8 @@ def _parse_trigger(source: str, raw: Any, index: int, destinations: dict) -> Tri
             None,
             "name",
         )
+    if name in RESERVED_NAMES:
+        _fail(source, f"{name!r} is reserved ({', '.join(sorted(RESERVED_NAMES))})", name, "name")
     kind = raw.get("kind")
     if kind not in KINDS:
         _fail(source, f"unknown kind {kind!r}; known: {', '.join(KINDS)}", name, "kind")

@@ -9,6 +9,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from lakepulse.config import Settings
 from lakepulse.query import refresh_replica
 from lakepulse.transform import build_args, remember_seeds
+from lakepulse.triggers.definitions import install as install_triggers
 
 OWNER = "team:analytics-engineering"
 
@@ -51,6 +52,7 @@ def build_dbt_assets(project: DbtProject, settings: Settings) -> AssetsDefinitio
     def dbt_models(
         context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
     ) -> Iterator:
+        install_triggers(settings)  # dbt reads only validated trigger definitions
         args = build_args(config.full_refresh, settings)
         # Artifacts in this data directory's target, beside the partial-parse state our parse
         # left there under the same profile: dbt re-reads only what changed (a full parse is
