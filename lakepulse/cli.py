@@ -55,13 +55,27 @@ def collect(workers: int) -> None:
     "--write-key", "write_keys", multiple=True, help="TENANT=KEY; default: the demo tenants."
 )
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def simulate(rate, total, duration, seed, url, write_keys, quiet) -> None:
+@click.option(
+    "--bounce-share", default=0.1, show_default=True, help="Visits of one page view, then gone."
+)
+@click.option(
+    "--browse-share",
+    default=0.1,
+    show_default=True,
+    help="Visits browsing products for minutes without adding to the cart.",
+)
+def simulate(
+    rate, total, duration, seed, url, write_keys, quiet, bounce_share, browse_share
+) -> None:
     from ingestion.simulator import Sender, SimConfig, TrafficGenerator, run
     from lakepulse.demo import DEMO_TENANTS
 
     settings = _settings()
     tenants = dict(pair.split("=", 1) for pair in write_keys) if write_keys else dict(DEMO_TENANTS)
-    generator = TrafficGenerator(SimConfig(seed=seed, tenants=tenants))
+    config = SimConfig(
+        seed=seed, tenants=tenants, bounce_share=bounce_share, browse_share=browse_share
+    )
+    generator = TrafficGenerator(config)
     sender = Sender(url or settings.collector_url)
     progress = None
     if not quiet:

@@ -39,6 +39,8 @@ MARTS: dict[str, tuple[str, ...]] = {
     "mart_experiment_results": ("tenant_id", "experiment_id"),
     "fct_experiment_snapshots": ("tenant_id", "experiment_id", "snapshot_at"),
     "mart_anomaly_alerts": ("tenant_id", "minute_at"),
+    "mart_buyer_signals": ("tenant_id", "user_key"),
+    "fct_trigger_firings": ("tenant_id", "fired_date"),
 }
 """Published marts and the index each gets for dashboard filters (tenant, then date)."""
 
