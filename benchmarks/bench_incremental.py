@@ -39,7 +39,6 @@ from ingestion.contract import normalize
 from ingestion.landing import LandingLog
 from ingestion.pipeline import run_ingest
 from ingestion.simulator import SimConfig, TrafficGenerator
-from lakepulse.anomaly import ensure_alerts_table
 from lakepulse.config import DBT_PROJECT_DIR, Settings, disable_telemetry
 from lakepulse.query import refresh_replica
 from lakepulse.transform import build_args, dbt_command, remember_seeds
@@ -137,7 +136,7 @@ class History:
             timedelta(days=1) if spacing == "days" else self.reached - start + timedelta(minutes=1)
         )
         make_history(settings, base, size, span=span)
-        ensure_alerts_table(settings)
+
         self.full_refresh_s, _ = timed_dbt(settings, *build_args(full_refresh=True))
         remember_seeds(settings, build_args(full_refresh=True))
         self.full_nodes = slowest_nodes(settings)

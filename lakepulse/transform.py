@@ -31,11 +31,9 @@ def run_dbt(settings: Settings, *args: str, capture: bool = False) -> subprocess
     """Run a dbt command against this data directory; raises on failure. After a build the
     read replica for ad-hoc queries is refreshed."""
     settings.ensure_dirs()
-    from lakepulse.anomaly import ensure_alerts_table
     from lakepulse.warehouse.trigger_tables import ensure_trigger_tables
 
-    ensure_alerts_table(settings)  # dbt's `ops.alerts` source must exist before any alert
-    ensure_trigger_tables(settings)  # and the trigger sources before any firing
+    ensure_trigger_tables(settings)  # dbt's trigger sources must exist before any firing
     result = subprocess.run(
         dbt_command(settings, *args),
         env=settings.process_env(),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dlt import DagsterDltResource
 
-from lakepulse.anomaly import ensure_alerts_table
 from lakepulse.config import Settings, disable_telemetry
 from orchestration.assets.bronze import build_bronze_assets, landing_log_spec
 from orchestration.assets.dbt import build_dbt_assets
@@ -27,7 +26,7 @@ from orchestration.jobs import (
 )
 from orchestration.resources import LakepulseResource, dbt_project_for, dbt_resource
 from orchestration.schedules import compaction_schedule, retention_schedule
-from orchestration.sensors import alerts_spec, build_anomaly_sensor, build_landing_sensor
+from orchestration.sensors import build_landing_sensor
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
@@ -35,7 +34,6 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     disable_telemetry()
     settings = settings or Settings.from_env()
     settings.ensure_dirs()
-    ensure_alerts_table(settings)
     project = dbt_project_for(settings)
     bronze = build_bronze_assets(settings)
     models = build_dbt_assets(project, settings)
@@ -44,7 +42,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     ingest_and_build = build_ingest_and_build_job(*pipeline_assets)
     freshness = build_freshness_checks()
     return dg.Definitions(
-        assets=[landing_log_spec, alerts_spec, *pipeline_assets, retention, compaction],
+        assets=[landing_log_spec, *pipeline_assets, retention, compaction],
         asset_checks=[
             triggers_yml_valid,
             bronze_events_quality,
@@ -62,7 +60,6 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         sensors=[
             build_landing_sensor(ingest_and_build, settings),
             build_freshness_sensor(freshness),
-            build_anomaly_sensor(settings),
         ],
         resources={
             "dlt": DagsterDltResource(),

@@ -1,13 +1,7 @@
-"""Sensors: the minute cadence of the pipeline, and anomaly alerts on the live marts."""
+"""Sensors: the minute cadence of the pipeline. (Anomaly alerts are a trigger kind now:
+models/triggers/trigger_anomaly.sql, fired with the other triggers after the marts.)"""
 
-import json
-
-import duckdb
-import pandas as pd
 from dagster import (
-    AssetKey,
-    AssetObservation,
-    AssetSpec,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -20,9 +14,7 @@ from dagster import (
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ingestion.landing import LandingLog
-from lakepulse.anomaly import DetectorSettings, detect, post_webhook, read_minutes, record_alerts
 from lakepulse.config import Settings
-from lakepulse.query import replica_path
 
 WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
 """Runs that have not begun loading: new landing files will be in their load anyway."""
@@ -60,77 +52,3 @@ def build_landing_sensor(job: UnresolvedAssetJobDefinition, settings: Settings):
         return SensorResult(run_requests=[RunRequest(run_key=latest)], cursor=latest)
 
     return landing_log_sensor
-
-
-ALERTS_KEY = AssetKey(["ops", "alerts"])
-
-alerts_spec = AssetSpec(
-    key=ALERTS_KEY,
-    group_name="operations",
-    owners=["team:data-platform"],
-    description="Anomaly alerts (Delta table lake/ops/alerts) raised by anomaly_alert_sensor; "
-    "read by BI through mart_anomaly_alerts. Each alert is an observation here.",
-)
-
-
-def build_anomaly_sensor(settings: Settings, cfg: DetectorSettings | None = None):
-    cfg = cfg or DetectorSettings()
-
-    @sensor(
-        name="anomaly_alert_sensor",
-        minimum_interval_seconds=60,
-        default_status=DefaultSensorStatus.RUNNING,
-        description="Every 60 s: looks for a drop in conversion rate or revenue in the sliding "
-        "windows (last 3 minutes against the hour before; method in lakepulse/anomaly.py), "
-        "records alerts in ops/alerts and posts them to LAKEPULSE_ALERT_WEBHOOK_URL.",
-    )
-    def anomaly_alert_sensor(context: SensorEvaluationContext):
-        replica = replica_path(settings)
-        if not replica.exists():
-            return SkipReason("no marts yet: the first pipeline run has not finished")
-        state = json.loads(context.cursor) if context.cursor else {}
-        evaluated = {t: pd.Timestamp(v) for t, v in state.get("evaluated", {}).items()}
-        quiet = {k: pd.Timestamp(v) for k, v in state.get("quiet", {}).items()}
-        since = min(evaluated.values()) if evaluated else None
-        try:
-            minutes = read_minutes(replica, since, cfg)
-        except duckdb.CatalogException:
-            return SkipReason("mart_conversion_windows is not built yet")
-        alerts, evaluated, quiet = detect(minutes, evaluated, quiet, cfg)
-        cursor = json.dumps(
-            {
-                "evaluated": {t: v.isoformat() for t, v in evaluated.items()},
-                "quiet": {k: v.isoformat() for k, v in quiet.items()},
-            }
-        )
-        if not alerts:
-            context.update_cursor(cursor)
-            return SkipReason(
-                f"no drop in conversion or revenue up to {max(evaluated.values(), default='-')}"
-            )
-        record_alerts(settings, alerts)
-        for alert in alerts:
-            context.log.warning(alert.message)
-        for error in post_webhook(alerts):
-            context.log.error(f"webhook failed: {error}")
-        return SensorResult(
-            asset_events=[
-                AssetObservation(
-                    asset_key=ALERTS_KEY,
-                    description=alert.message,
-                    metadata={
-                        "tenant_id": alert.tenant_id,
-                        "metric": alert.metric,
-                        "minute_at": alert.minute_at.isoformat(),
-                        "current_value": float(alert.current_value),
-                        "baseline_value": float(alert.baseline_value),
-                        "relative_change": float(alert.relative_change),
-                        "z_score": float(alert.z_score),
-                    },
-                )
-                for alert in alerts
-            ],
-            cursor=cursor,
-        )
-
-    return anomaly_alert_sensor
