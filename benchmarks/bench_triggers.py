@@ -20,7 +20,7 @@ import tempfile
 import time
 
 from benchmarks.bench_incremental import History
-from lakepulse.config import Settings, disable_telemetry
+from lakepulse.core.settings import Settings, disable_telemetry
 from lakepulse.triggers.definitions import install
 from lakepulse.triggers.firing import fire
 

@@ -14,7 +14,7 @@ from dagster import (
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ingestion.landing import LandingLog
-from lakepulse.config import Settings
+from lakepulse.core.settings import Settings
 
 WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
 """Runs that have not begun loading: new landing files will be in their load anyway."""

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from lakepulse.config import DBT_PROJECT_DIR, Settings
+from lakepulse.core.settings import DBT_PROJECT_DIR, Settings
 from lakepulse.warehouse.trigger_tables import definitions_file
 
 TRIGGERS_FILE = DBT_PROJECT_DIR / "triggers.yml"

@@ -37,9 +37,8 @@ import pyarrow as pa
 from ingestion.contract import normalize
 from ingestion.landing import LandingLog
 from ingestion.tenants import TenantRegistry
-from lakepulse.config import Settings
-from lakepulse.duck import connect
-from lakepulse.query import replica_path
+from lakepulse.core.duck import connect
+from lakepulse.core.settings import Settings
 from lakepulse.triggers.definitions import Definitions, Trigger, assign_arm, install
 from lakepulse.warehouse.trigger_tables import (
     FIRINGS_SCHEMA,
@@ -123,7 +122,7 @@ def fire(settings: Settings, dry_run: bool = False, now: datetime | None = None)
         fired_at = (now or datetime.now(UTC)).astimezone(UTC)
         outcomes = {t.name: TriggerOutcome() for t in installed.definitions.triggers}
         rows: list[dict] = []
-        replica = replica_path(settings)
+        replica = settings.replica_path
         if installed.definitions.triggers and replica.exists():
             conn = connect()
             try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from lakepulse.config import Settings
+from lakepulse.core.settings import Settings
 
 FIRINGS_SCHEMA = pa.schema(
     [

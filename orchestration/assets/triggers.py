@@ -14,7 +14,7 @@ from dagster import (
     multi_asset,
 )
 
-from lakepulse.config import Settings
+from lakepulse.core.settings import Settings
 from lakepulse.triggers.definitions import TriggerDefinitionError, install, load, running
 from lakepulse.triggers.firing import fire, firing_counts
 from orchestration.resources import LakepulseResource

@@ -12,11 +12,11 @@ from datetime import timedelta
 import pytest
 from deltalake import DeltaTable
 
-from ingestion.simulator import Faults
-from lakepulse.anomaly import DetectorSettings, detect, read_minutes
-from lakepulse.query import replica_path
+from lakepulse.analytics.anomaly import DetectorSettings, detect
+from lakepulse.demo.simulator import Faults
 from lakepulse.triggers.definitions import install
 from lakepulse.triggers.firing import fire
+from lakepulse.warehouse.alerts import read_minutes
 from tests.conftest import SIM_CLOCK, land_simulated
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,7 @@ def test_a_planted_conversion_drop_alerts_within_three_minutes(settings, workspa
     conversion = {r["tenant_id"]: r for r in firings if r["payload"]["metric"] == "conversion_rate"}
     assert set(conversion) == {"acme", "globex"}
     # The reference detector flags the same first minute per tenant (its own cooldown too).
-    reference, _, _ = detect(read_minutes(replica_path(settings), None, DetectorSettings()))
+    reference, _, _ = detect(read_minutes(settings.replica_path, None, DetectorSettings()))
     first = {}
     for alert in reference:
         if alert.metric == "conversion_rate" and alert.minute_at >= drop_at - timedelta(hours=1):
@@ -106,7 +106,7 @@ def test_a_simulated_day_of_normal_traffic_raises_no_alert(settings, workspace):
     assert fire(settings).outcomes["conversion_anomaly"].candidates == 0
 
     stats: dict[str, int] = {}
-    minutes = read_minutes(replica_path(settings), None, DetectorSettings())
+    minutes = read_minutes(settings.replica_path, None, DetectorSettings())
     alerts, _, _ = detect(minutes, stats=stats)
     assert alerts == []
     assert stats["minutes"] >= 24 * 60 - 70  # every minute after the first hour's baseline

@@ -16,7 +16,7 @@ from deltalake import DeltaTable
 
 from ingestion.contract import normalize
 from ingestion.landing import LandingLog
-from lakepulse.config import PROJECT_ROOT, Settings
+from lakepulse.core.settings import PROJECT_ROOT, Settings
 from lakepulse.triggers.definitions import install
 from lakepulse.triggers.firing import fire
 from tests.conftest import landing_rows

@@ -166,24 +166,3 @@ def _revenue_drop(tenant, minute, cfg, ratio, window, cur, base) -> Alert | None
 
 # The reference implementation: models/triggers/trigger_anomaly.sql fires the same minutes
 # (tests/integration/test_anomaly_alerts.py compares them).
-
-
-def read_minutes(replica, since: datetime | None, cfg: DetectorSettings) -> pd.DataFrame:
-    """The 1-minute rows the detector needs, from the read replica (never the live file)."""
-    import duckdb
-
-    conn = duckdb.connect(str(replica), read_only=True)
-    try:
-        lookback = (
-            since - timedelta(minutes=cfg.current_minutes + cfg.baseline_minutes + 1)
-            if since
-            else None
-        )
-        return conn.execute(
-            "select tenant_id, window_end_at as minute_at, visitors, converting_visitors, "
-            "orders, cast(revenue as double) as revenue from marts.mart_conversion_windows "
-            "where window_minutes = 1 and (? is null or window_end_at >= ?) order by 1, 2",
-            [lookback, lookback],
-        ).df()
-    finally:
-        conn.close()

@@ -23,10 +23,10 @@ import httpx
 import psutil
 
 from ingestion.tenants import TenantRegistry
-from lakepulse.config import PROJECT_ROOT, Settings
-from lakepulse.instance import ensure_instance
-from lakepulse.pg import serving_postgres
-from lakepulse.publish import create_tenant_login
+from lakepulse.core.dagster_instance import ensure_instance
+from lakepulse.core.settings import PROJECT_ROOT, Settings
+from lakepulse.warehouse.postgres import serving_postgres
+from lakepulse.warehouse.publish import create_tenant_login
 
 DEMO_TENANTS = {"acme": "lp_demo_acme_key", "globex": "lp_demo_globex_key"}
 """Well-known demo write keys, printed in the banner so a curl can use them too."""
