@@ -121,7 +121,7 @@ carts as (
         min(user_events.event_at) filter (
             where user_events.event_name = 'Product Added'
         ) as cart_opened_at,
-        list(distinct user_events.product_id) filter (
+        list(distinct user_events.product_id order by user_events.product_id) filter (
             where user_events.event_name = 'Product Added' and user_events.product_id is not null
         ) as cart_products,
         sum(user_events.line_value) filter (
