@@ -358,3 +358,39 @@ def firing_counts(settings: Settings, now: datetime | None = None) -> dict[str, 
     finally:
         conn.close()
     return {t: {"last_hour": h, "last_day": d, "total": n} for t, h, d, n in rows}
+
+
+def erase_firings(settings: Settings, tenant_id: str, ids: set[str]) -> int:
+    """Erasure: delete the firings of one user's identities (the user id and their devices),
+    and their outbox marks, leaving no old file version behind. Their `Trigger Fired` events
+    go with the user's other events (landing log and bronze). Returns the firings deleted."""
+    from deltalake import DeltaTable
+
+    from ingestion.erasure import purge_old_versions
+
+    ensure_trigger_tables(settings)
+
+    def quoted(value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    with fire_lock(settings):
+        path = settings.trigger_firings_path
+        conn = connect()
+        try:
+            doomed = [
+                row[0]
+                for row in conn.execute(
+                    f"select firing_id from delta_scan('{path}') "
+                    "where tenant_id = ? and list_contains(?, user_id)",
+                    [tenant_id, sorted(ids)],
+                ).fetchall()
+            ]
+        finally:
+            conn.close()
+        if not doomed:
+            return 0
+        listed = ", ".join(quoted(fid) for fid in doomed)
+        for table in (path, firings_written_path(settings)):
+            DeltaTable(str(table)).delete(f"firing_id in ({listed})")
+            purge_old_versions(table)
+        return len(doomed)
