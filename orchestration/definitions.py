@@ -6,6 +6,7 @@ import dagster as dg
 from dagster_dlt import DagsterDltResource
 
 from lakepulse.core.settings import Settings
+from lakepulse.operations.rebuild import ensure_sources
 from orchestration.assets.bronze import build_bronze_assets, landing_log_spec
 from orchestration.assets.dbt import build_dbt_assets
 from orchestration.assets.maintenance import compaction, retention
@@ -26,13 +27,14 @@ from orchestration.jobs import (
 )
 from orchestration.resources import LakepulseResource, dbt_project_for, dbt_resource
 from orchestration.schedules import compaction_schedule, retention_schedule
-from orchestration.sensors import build_landing_sensor
+from orchestration.sensors import build_delivery_sensor, build_landing_sensor
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Everything lakepulse runs, for one data directory (``LAKEPULSE_HOME``)."""
     settings = settings or Settings.from_env()
     settings.ensure_dirs()
+    ensure_sources(settings)
     project = dbt_project_for(settings)
     bronze = build_bronze_assets(settings)
     models = build_dbt_assets(project, settings)
@@ -59,6 +61,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         sensors=[
             build_landing_sensor(ingest_and_build, settings),
             build_freshness_sensor(freshness),
+            build_delivery_sensor(settings),
         ],
         resources={
             "dlt": DagsterDltResource(),

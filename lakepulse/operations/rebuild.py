@@ -11,6 +11,7 @@ import subprocess
 from lakepulse.core.settings import Settings
 from lakepulse.triggers.definitions import Installed, install
 from lakepulse.warehouse.dbt import build_args, remember_seeds, run_dbt
+from lakepulse.warehouse.delivery_tables import ensure_delivery_tables
 from lakepulse.warehouse.publish import publish
 from lakepulse.warehouse.replica import refresh_replica
 from lakepulse.warehouse.trigger_tables import ensure_trigger_tables
@@ -20,10 +21,17 @@ def prepare_dbt(settings: Settings) -> Installed:
     """What must hold before dbt starts: directories, triggers.yml validated and installed
     (dbt reads only validated definitions; a refused file leaves the previous ones, and the
     returned ``error`` says why), and the trigger tables dbt reads as sources."""
-    settings.ensure_dirs()
     installed = install(settings)
-    ensure_trigger_tables(settings)
+    ensure_sources(settings)
     return installed
+
+
+def ensure_sources(settings: Settings) -> None:
+    """The tables dbt reads as sources but does not write (trigger firings and deliveries):
+    empty until their writers' first rows, but there."""
+    settings.ensure_dirs()
+    ensure_trigger_tables(settings)
+    ensure_delivery_tables(settings)
 
 
 def prepare_build(settings: Settings, full_refresh: bool = False) -> list[str]:

@@ -1,1 +1,1 @@
-"""Triggers defined as data (triggers.yml), fired exactly once, written back as events."""
+"""Triggers: definitions (``dbt_project/triggers.yml``), firings, and their delivery."""

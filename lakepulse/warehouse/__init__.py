@@ -1,1 +1,1 @@
-"""The warehouse: dbt, the read replica, PostgreSQL serving and the tables dbt reads."""
+"""The warehouse layer: dbt, the read replica, publishing, and the tables dbt reads."""

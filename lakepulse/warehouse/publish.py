@@ -40,6 +40,8 @@ MARTS: dict[str, tuple[str, ...]] = {
     "mart_anomaly_alerts": ("tenant_id", "minute_at"),
     "mart_buyer_signals": ("tenant_id", "user_key"),
     "fct_trigger_firings": ("tenant_id", "fired_date"),
+    "fct_trigger_deliveries": ("tenant_id", "trigger", "fired_at"),
+    "mart_trigger_impact": ("tenant_id", "trigger"),
 }
 """Published marts and the index each gets for dashboard filters (tenant, then date)."""
 
