@@ -30,7 +30,7 @@ TRIGGERS_FILE = DBT_PROJECT_DIR / "triggers.yml"
 """The project's triggers; ``LAKEPULSE_TRIGGERS_FILE`` points elsewhere (tests, staging)."""
 TRIGGER_MODELS_DIR = DBT_PROJECT_DIR / "models" / "triggers"
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
-RESERVED_NAMES = frozenset({"definitions", "firings", "triggers_yml"})
+RESERVED_NAMES = frozenset({"definitions", "deliveries", "firings", "triggers_yml"})
 """Asset keys of the `triggers` group in Dagster that a trigger must not take."""
 ARMS = ("treatment", "holdout")
 
