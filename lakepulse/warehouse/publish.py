@@ -38,6 +38,8 @@ MARTS: dict[str, tuple[str, ...]] = {
     "mart_experiment_results": ("tenant_id", "experiment_id"),
     "fct_experiment_snapshots": ("tenant_id", "experiment_id", "snapshot_at"),
     "mart_anomaly_alerts": ("tenant_id", "minute_at"),
+    "mart_buyer_signals": ("tenant_id", "user_key"),
+    "fct_trigger_firings": ("tenant_id", "fired_date"),
     "fct_trigger_deliveries": ("tenant_id", "trigger", "fired_at"),
     "mart_trigger_impact": ("tenant_id", "trigger"),
 }

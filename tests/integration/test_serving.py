@@ -7,10 +7,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from lakepulse.analytics.anomaly import Alert
 from lakepulse.core.settings import Settings
-from lakepulse.warehouse.alerts import record_alerts
+from lakepulse.triggers.firing import record_firings
 from lakepulse.warehouse.publish import MARTS, create_tenant_login, publish
+from lakepulse.warehouse.trigger_tables import ensure_trigger_tables
 from tests.conftest import SIM_CLOCK, Workspace, land_simulated
 
 pytestmark = pytest.mark.integration
@@ -35,11 +35,24 @@ def built(tmp_path_factory, postgres_url):
         workspace = Workspace(settings)
         land_simulated(settings, 3_000)
         workspace.ingest()
-        # An alert per tenant, so row-level security is tried on the alert mart too.
-        record_alerts(
+        # An anomaly alert (an anomaly trigger's firing) per tenant, so row-level security is
+        # tried on the alert and firing marts too.
+        ensure_trigger_tables(settings)
+        record_firings(
             settings,
             [
-                Alert(tenant, "conversion_rate", SIM_CLOCK, 0.01, 0.05, -0.8, -6.0)
+                {
+                    "firing_id": f"alert-{tenant}",
+                    "tenant_id": tenant,
+                    "trigger": "conversion_anomaly",
+                    "kind": "anomaly",
+                    "user_id": None,
+                    "fired_at": SIM_CLOCK,
+                    "occurred_at": SIM_CLOCK,
+                    "arm": "treatment",
+                    "payload": '{"metric": "conversion_rate", "current_value": 0.01}',
+                    "destinations": "[]",
+                }
                 for tenant in ("acme", "globex")
             ],
         )

@@ -38,7 +38,7 @@
             max(date_trunc('minute', event_at)) as last_minute
         from {{ ref('stg_events') }}
         where loaded_at > {{ incremental_watermark() }}
-            and event_type in ('page', 'screen', 'track')
+            and event_type in ('page', 'screen', 'track') and event_name is distinct from 'Trigger Fired'
         group by tenant_id
     ) as new
     left join (
@@ -60,7 +60,7 @@ with
 all_events as (
 
     select * from {{ ref('stg_events') }}
-    where event_type in ('page', 'screen', 'track')
+    where event_type in ('page', 'screen', 'track') and event_name is distinct from 'Trigger Fired'
 
 ),
 

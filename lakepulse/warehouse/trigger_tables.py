@@ -1,0 +1,62 @@
+"""The trigger tables dbt reads but does not write: the firings Delta table and the running
+definitions file. They must exist before the first build (dbt's sources read them), so every
+build ensures them; only ``lakepulse.triggers`` writes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from lakepulse.core.settings import Settings
+
+FIRINGS_SCHEMA = pa.schema(
+    [
+        pa.field("firing_id", pa.string(), nullable=False),
+        pa.field("tenant_id", pa.string(), nullable=False),
+        pa.field("trigger", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        ("user_id", pa.string()),
+        pa.field("fired_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("occurred_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("arm", pa.string(), nullable=False),
+        ("payload", pa.string()),
+        ("destinations", pa.string()),
+    ]
+)
+"""One row per firing, unique on firing_id (the contract with delivery, issue 17)."""
+
+WRITTEN_SCHEMA = pa.schema(
+    [
+        pa.field("firing_id", pa.string(), nullable=False),
+        pa.field("written_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+"""Firings whose `Trigger Fired` event is in the landing log (the outbox's done list)."""
+
+
+def firings_written_path(settings: Settings) -> Path:
+    return settings.trigger_firings_path.with_name("firings_written")
+
+
+def _ensure_delta(path: Path, schema: pa.Schema) -> None:
+    from deltalake import write_deltalake
+
+    if not (path / "_delta_log").exists():
+        path.mkdir(parents=True, exist_ok=True)
+        write_deltalake(str(path), schema.empty_table(), mode="append")
+
+
+def definitions_file(settings: Settings) -> Path:
+    """The running trigger definitions as dbt reads them (source `triggers.definitions`)."""
+    return settings.triggers_dir / "definitions.ndjson"
+
+
+def ensure_trigger_tables(settings: Settings) -> None:
+    """Create the (empty) firings tables and definitions file when missing."""
+    _ensure_delta(settings.trigger_firings_path, FIRINGS_SCHEMA)
+    _ensure_delta(firings_written_path(settings), WRITTEN_SCHEMA)
+    definitions = definitions_file(settings)
+    if not definitions.exists():
+        definitions.parent.mkdir(parents=True, exist_ok=True)
+        definitions.touch()
