@@ -11,7 +11,6 @@ import subprocess
 from lakepulse.core.settings import Settings
 from lakepulse.triggers.definitions import Installed, install
 from lakepulse.warehouse.dbt import build_args, remember_seeds, run_dbt
-from lakepulse.warehouse.delivery_tables import ensure_delivery_tables
 from lakepulse.warehouse.publish import publish
 from lakepulse.warehouse.replica import refresh_replica
 from lakepulse.warehouse.trigger_tables import ensure_trigger_tables
@@ -31,7 +30,6 @@ def ensure_sources(settings: Settings) -> None:
     empty until their writers' first rows, but there."""
     settings.ensure_dirs()
     ensure_trigger_tables(settings)
-    ensure_delivery_tables(settings)
 
 
 def prepare_build(settings: Settings, full_refresh: bool = False) -> list[str]:

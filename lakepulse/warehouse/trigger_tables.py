@@ -1,5 +1,5 @@
-"""The trigger tables dbt reads but does not write: the firings Delta table and the running
-definitions file. They must exist before the first build (dbt's sources read them), so every
+"""The trigger tables dbt reads but does not write: the firings and deliveries Delta tables and
+the running definitions file. They must exist before the first build (dbt's sources read them), so every
 build ensures them; only ``lakepulse.triggers`` writes them."""
 
 from __future__ import annotations
@@ -26,6 +26,23 @@ FIRINGS_SCHEMA = pa.schema(
 )
 """One row per firing, unique on firing_id (the contract with delivery, issue 17)."""
 
+DELIVERIES_SCHEMA = pa.schema(
+    [
+        ("firing_id", pa.string()),
+        ("destination", pa.string()),
+        ("tenant_id", pa.string()),
+        ("trigger", pa.string()),
+        ("status", pa.string()),  # pending | retrying | delivered | dead
+        ("attempts", pa.int32()),  # attempts since the schedule (re)started
+        ("last_status_code", pa.int32()),
+        ("last_error", pa.string()),
+        ("next_attempt_at", pa.timestamp("us", tz="UTC")),
+        ("delivered_at", pa.timestamp("us", tz="UTC")),
+        ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+"""One row per delivery attempt outcome (firing x destination); the latest row is the state."""
+
 WRITTEN_SCHEMA = pa.schema(
     [
         pa.field("firing_id", pa.string(), nullable=False),
@@ -44,7 +61,11 @@ def _ensure_delta(path: Path, schema: pa.Schema) -> None:
 
     if not (path / "_delta_log").exists():
         path.mkdir(parents=True, exist_ok=True)
-        write_deltalake(str(path), schema.empty_table(), mode="append")
+        try:
+            write_deltalake(str(path), schema.empty_table(), mode="append")
+        except Exception:
+            if not (path / "_delta_log").exists():  # not a concurrent creation
+                raise
 
 
 def definitions_file(settings: Settings) -> Path:
@@ -53,8 +74,10 @@ def definitions_file(settings: Settings) -> Path:
 
 
 def ensure_trigger_tables(settings: Settings) -> None:
-    """Create the (empty) firings tables and definitions file when missing."""
+    """Create the (empty) firings and deliveries tables and definitions file when missing, so
+    every reader (dbt's sources, the deliverer's queries) finds them before the first firing."""
     _ensure_delta(settings.trigger_firings_path, FIRINGS_SCHEMA)
+    _ensure_delta(settings.trigger_deliveries_path, DELIVERIES_SCHEMA)
     _ensure_delta(firings_written_path(settings), WRITTEN_SCHEMA)
     definitions = definitions_file(settings)
     if not definitions.exists():

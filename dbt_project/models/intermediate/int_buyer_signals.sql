@@ -8,8 +8,6 @@
 -- from their sessions and commerce events, and a device that signed in leaves its anonymous
 -- row (tombstones).
 
--- depends_on: {{ ref('int_identity_map') }}
-
 {{
     config(
         materialized='incremental',
@@ -36,13 +34,7 @@ identity as (
 
 ),
 
-{% if is_incremental() -%}
-affected as (
-
-    {{ affected_user_keys(incremental_watermark()) }}
-
-),
-{%- endif %}
+{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
 
 sessions as (
 
@@ -80,7 +72,7 @@ signal_events as (
 
 possible_events as (
 
-    {{ possibly_of_affected_users('signal_events') }}
+    {{ possibly_of_affected_users('signal_events', ref('int_identity_map')) }}
 
 ),
 
@@ -88,7 +80,7 @@ stitched_events as (
 
     select
         possible_events.*,
-        {{ stitched_user_key('possible_events.user_id', 'possible_events.anonymous_id') }}
+        {{ stitched_user_key('possible_events.user_id', 'possible_events.anonymous_id', 'identity.user_id') }}
             as user_key
     from possible_events
     left join identity

@@ -37,7 +37,7 @@ qualifying as (
         definitions.n,
         definitions.period,
         recent_orders.tenant_id,
-        {{ stitched_user_key('recent_orders.user_id', 'recent_orders.anonymous_id') }} as user_key,
+        {{ stitched_user_key('recent_orders.user_id', 'recent_orders.anonymous_id', 'identity.user_id') }} as user_key,
         recent_orders.order_id,
         recent_orders.ordered_at,
         recent_orders.revenue,
