@@ -337,7 +337,12 @@ def tenants_add(name: str) -> None:
     "bi-login", help="Create (or reset) a PostgreSQL login that reads only NAME's rows."
 )
 @click.argument("name")
-def tenants_bi_login(name: str) -> None:
+@click.option(
+    "--customer-level",
+    is_flag=True,
+    help="Also read the marts with a row per user or session (fct_sessions, dim_users, ...).",
+)
+def tenants_bi_login(name: str, customer_level: bool) -> None:
     from urllib.parse import urlsplit
 
     from lakepulse.publish import create_tenant_login
@@ -348,15 +353,21 @@ def tenants_bi_login(name: str) -> None:
             "error: set LAKEPULSE_PG_URL to the serving PostgreSQL (postgresql://...)", err=True
         )
         sys.exit(2)
-    role, password = create_tenant_login(settings.pg_url, name)
+    role, password = create_tenant_login(settings.pg_url, name, customer_level=customer_level)
     url = urlsplit(settings.pg_url)
     click.echo(f"user:     {role}")
     click.echo(f"password: {password}")
     click.echo(
         f"host:     {url.hostname or 'localhost'}  port: {url.port or 5432}  database: {url.path.lstrip('/') or 'postgres'}  schema: marts"
     )
+    scope = (
+        "every mart, customer-level ones included"
+        if customer_level
+        else "the aggregate marts (add --customer-level for per-user and per-session marts)"
+    )
     click.echo(
-        "Read-only, and row-level security shows this login only its tenant's rows.", err=True
+        f"Read-only: {scope}; row-level security shows this login only its tenant's rows.",
+        err=True,
     )
 
 
