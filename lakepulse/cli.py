@@ -221,6 +221,24 @@ def publish() -> None:
     )
 
 
+@main.command(
+    help="Start Apache Superset (LAKEPULSE_BI_PORT, default 8089) with the Business, Marketing "
+    "and Operations dashboards for every tenant, over the serving PostgreSQL; Ctrl-C stops it."
+)
+def bi() -> None:
+    from lakepulse.operations.bi import run_bi
+
+    settings = _settings()
+    if not settings.pg_url:
+        click.echo(
+            "error: set LAKEPULSE_PG_URL to the serving PostgreSQL (postgresql://...), or run "
+            "`make demo`, which starts PostgreSQL and Superset together.",
+            err=True,
+        )
+        sys.exit(2)
+    sys.exit(run_bi(settings, click.echo))
+
+
 @main.command(help="Erase one user's events from the landing log, bronze and every mart.")
 @click.option("--tenant", "tenant_id", required=True)
 @click.option("--user", "user_id", required=True, help="The user_id the SDK sends.")

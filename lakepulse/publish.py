@@ -53,6 +53,7 @@ MARTS: dict[str, tuple[str, ...]] = {
     "mart_experiment_results": ("tenant_id", "experiment_id"),
     "fct_experiment_snapshots": ("tenant_id", "experiment_id", "snapshot_at"),
     "mart_anomaly_alerts": ("tenant_id", "minute_at"),
+    "mart_rejected_events": ("tenant_id", "rejected_minute"),
 }
 """Published marts and the index each gets for dashboard filters (tenant, then date)."""
 
