@@ -37,9 +37,7 @@ def main() -> None:
         for tenant in plan["tenants"]:
             with zipfile.ZipFile(tenant["bundle"]) as bundle:
                 contents = get_contents_from_bundle(bundle)
-            ImportDashboardsCommand(
-                contents, overwrite=True, passwords=tenant["passwords"]
-            ).run()
+            ImportDashboardsCommand(contents, overwrite=True, passwords=tenant["passwords"]).run()
             database = db.session.query(Database).filter_by(uuid=tenant["database_uuid"]).one()
             role = security_manager.find_role(tenant["role"]) or security_manager.add_role(
                 tenant["role"]

@@ -29,10 +29,12 @@ ROW_LIMIT = 10000
 QUERY_LOG = BI_HOME / "queries.jsonl"
 
 
-def QUERY_LOGGER(database, query, schema=None, client=None, security_manager=None, log_params=None):  # noqa: N802
+def QUERY_LOGGER(database, query, schema=None, client=None, security_manager=None, log_params=None):
     """Append every SQL statement Superset sends (charts and SQL Lab) to ``queries.jsonl``, with
     the connecting user but never the password: ``benchmarks/bench_serving.py`` replays these to
     measure the dashboards' real queries."""
-    url = getattr(database, "username", None) or getattr(getattr(database, "url", None), "username", None)
+    url = getattr(database, "username", None) or getattr(
+        getattr(database, "url", None), "username", None
+    )
     with open(QUERY_LOG, "a") as log:
         log.write(json.dumps({"at": time.time(), "user": url, "sql": query}) + "\n")

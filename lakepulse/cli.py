@@ -21,13 +21,17 @@ def main() -> None:
 
 
 @main.command(
-    help="Start collector, traffic simulator and Dagster UI on localhost; Ctrl-C stops all."
+    help="Start collector, traffic simulator, Dagster UI and Superset on localhost; Ctrl-C "
+    "stops all."
 )
 @click.option("--rate", default=20.0, show_default=True, help="Simulated events per second.")
-def demo(rate: float) -> None:
+@click.option(
+    "--bi/--no-bi", default=True, show_default=True, help="Start Superset with the dashboards."
+)
+def demo(rate: float, bi: bool) -> None:
     from lakepulse.demo import run_demo
 
-    sys.exit(run_demo(_settings(), rate, click.echo))
+    sys.exit(run_demo(_settings(), rate, click.echo, with_bi=bi))
 
 
 @main.command(

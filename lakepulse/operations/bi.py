@@ -73,7 +73,14 @@ def ensure_bi_venv(echo: Echo) -> Path:
     echo(f"building Superset's virtualenv in {BI_VENV} from {BI_LOCK} (about 2 minutes, once) ...")
     if not (bin_dir / "python").exists():
         subprocess.run([sys.executable, "-m", "venv", str(BI_VENV)], check=True)
-    pip = [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip = [
+        str(bin_dir / "python"),
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]
     subprocess.run([*pip, "pip==26.3"], check=True)
     subprocess.run([*pip, "--no-deps", "-r", str(BI_LOCK)], check=True)
     stamp.write_text(_lock_digest())
@@ -174,6 +181,11 @@ def tenant_bundle(tenant: str, role: str, password: str, pg_url: str) -> tuple[b
                 )
                 doc["password"] = password
                 database_uuid = doc["uuid"]
+            elif name.startswith("datasets/"):
+                # Superset's SQLite metadata keeps an old UNIQUE(table_name) on datasets, so a
+                # tenant's copy of a physical dataset is a virtual one over the same table.
+                doc["sql"] = doc["sql"] or f"select * from {doc['schema']}.{doc['table_name']}"
+                doc["table_name"] = f"{doc['table_name']}__{tenant}"
             elif name.startswith("dashboards/"):
                 doc["dashboard_title"] = f"{doc['dashboard_title']} · {tenant}"
                 doc["slug"] = f"{doc['slug']}-{re.sub(r'[^a-z0-9-]', '-', tenant.lower())}"
@@ -189,6 +201,17 @@ class BiAccess:
     admin_password: str
     tenant_passwords: dict[str, str]
     """Superset user (the tenant's name) -> password."""
+
+
+def bi_access(settings: Settings, tenants: list[str]) -> BiAccess:
+    """Superset's URL and the logins to show the operator: generated once, kept under
+    ``$LAKEPULSE_HOME/bi`` (0600). ``make demo`` calls this before Superset is up."""
+    home = bi_home(settings)
+    return BiAccess(
+        f"http://127.0.0.1:{bi_port()}",
+        _secret(home / "admin_password", 12),
+        {tenant: _secret(home / "users" / tenant, 12) for tenant in tenants},
+    )
 
 
 def _superset(bin_dir: Path, env: dict[str, str], *args: str, log: Path) -> None:
@@ -213,7 +236,8 @@ def prepare_superset(settings: Settings, echo: Echo) -> tuple[Path, dict[str, st
     env = superset_env(settings)
     log = settings.home / "logs" / "superset-setup.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    admin_password = _secret(home / "admin_password", 12)
+    tenants = TenantRegistry(settings.tenants_file).tenants()
+    access = bi_access(settings, tenants)
     stamp = home / ".initialized"
     if not stamp.exists() or stamp.read_text() != _lock_digest():
         echo("initializing Superset's metadata (SQLite under $LAKEPULSE_HOME/bi) ...")
@@ -221,20 +245,17 @@ def prepare_superset(settings: Settings, echo: Echo) -> tuple[Path, dict[str, st
         _superset(
             bin_dir, env, "fab", "create-admin", "--username", ADMIN_USER, "--firstname",
             "lakepulse", "--lastname", "admin", "--email", "admin@lakepulse.invalid",
-            "--password", admin_password, log=log,
+            "--password", access.admin_password, log=log,
         )  # fmt: skip
         _superset(bin_dir, env, "init", log=log)
         stamp.write_text(_lock_digest())
-    tenants = TenantRegistry(settings.tenants_file).tenants()
     logins = tenant_bi_logins(settings, tenants)
     plan = {"admin_user": ADMIN_USER, "tenants": []}
-    tenant_passwords = {}
     for tenant, (role, password) in logins.items():
         bundle, database_uuid = tenant_bundle(tenant, role, password, settings.pg_url)
         path = home / f"bundle-{tenant}.zip"
         with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
             out.write(bundle)
-        tenant_passwords[tenant] = _secret(home / "users" / tenant, 12)
         plan["tenants"].append(
             {
                 "bundle": str(path),
@@ -242,7 +263,7 @@ def prepare_superset(settings: Settings, echo: Echo) -> tuple[Path, dict[str, st
                 "passwords": {f"lakepulse_{tenant}/databases/lakepulse.yaml": password},
                 "role": f"tenant_{tenant}",
                 "user": tenant,
-                "password": tenant_passwords[tenant],
+                "password": access.tenant_passwords[tenant],
             }
         )
     with open(log, "ab") as out:
@@ -255,20 +276,29 @@ def prepare_superset(settings: Settings, echo: Echo) -> tuple[Path, dict[str, st
             stderr=subprocess.STDOUT,
             check=True,
         )
-    url = f"http://127.0.0.1:{bi_port()}"
-    return bin_dir, env, BiAccess(url, admin_password, tenant_passwords)
+    return bin_dir, env, access
 
 
 def superset_argv(bin_dir: Path) -> list[str]:
     """The web server: Superset's own ``run`` (Flask, threaded) on loopback."""
-    return [str(bin_dir / "superset"), "run", "-h", "127.0.0.1", "-p", str(bi_port()), "--with-threads"]
+    return [
+        str(bin_dir / "superset"),
+        "run",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(bi_port()),
+        "--with-threads",
+    ]
 
 
 def describe(access: BiAccess) -> list[str]:
     """What the operator needs: URL and logins (the admin's and each tenant's)."""
     lines = [f"  Superset    {access.url}   (login: {ADMIN_USER} / {access.admin_password})"]
     for tenant, password in access.tenant_passwords.items():
-        lines.append(f"              {tenant}: user {tenant}  password {password}  (own dashboards only)")
+        lines.append(
+            f"              {tenant}: user {tenant}  password {password}  (own dashboards only)"
+        )
     return lines
 
 
@@ -276,10 +306,8 @@ def stop_group(process: subprocess.Popen, grace: float = 10.0) -> None:
     """SIGTERM the process's whole group, then SIGKILL what is left after ``grace`` seconds."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=5)

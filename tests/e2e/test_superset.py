@@ -1,0 +1,220 @@
+"""Dashboards on Apache Superset, in a real browser: the pipeline fills the marts from simulated
+traffic, publishes them to a real PostgreSQL, ``lakepulse bi`` starts Superset (own virtualenv)
+and imports the dashboards of ``bi/superset/``. Debian's Chromium (Playwright) logs in as each
+tenant, opens every dashboard and checks that each chart drew data and shows no error; the
+tenants' numbers come from their own rows only. Screenshots go to test-artifacts/."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+
+import psutil
+import pytest
+
+from ingestion.simulator import Faults
+from ingestion.tenants import TenantRegistry
+from lakepulse.anomaly import Alert, record_alerts
+from lakepulse.config import PROJECT_ROOT, Settings
+from lakepulse.operations.bi import DASHBOARDS_DIR
+from lakepulse.pg import free_port
+from lakepulse.publish import publish
+from tests.conftest import SIM_CLOCK, Workspace, land_simulated
+from tests.e2e.test_dagster_ui import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+DASHBOARDS = {"lakepulse-business": 5, "lakepulse-marketing": 5, "lakepulse-operations": 4}
+"""Dashboard slug (before the tenant suffix) -> number of charts on it."""
+ERRORS = ("Unexpected error", "Data error", "error occurred", "No results were returned")
+
+
+@pytest.fixture(scope="module")
+def superset(tmp_path_factory, postgres_url):
+    """Marts of two tenants (with rejected events and an alert each) published to PostgreSQL,
+    and ``lakepulse bi`` serving them; yields (settings, url, tenant logins)."""
+    with pytest.MonkeyPatch.context() as mp:
+        home = tmp_path_factory.mktemp("bi") / "home"
+        mp.setenv("LAKEPULSE_HOME", str(home))
+        mp.setenv("LAKEPULSE_BI_PORT", str(free_port()))
+        mp.setenv("LAKEPULSE_PG_URL", postgres_url)
+        mp.delenv("DAGSTER_HOME", raising=False)
+        settings = Settings.from_env()
+        settings.ensure_dirs()
+        registry = TenantRegistry(settings.tenants_file)
+        keys = {tenant: registry.add(tenant) for tenant in ("acme", "globex")}
+        workspace = Workspace(settings)
+        land_simulated(
+            settings,
+            None,
+            until=SIM_CLOCK + timedelta(minutes=15),
+            visits_per_second=2.0,
+            faults=Faults(duplicate_rate=0.05, malformed_rate=0.02),
+            tenants=keys,
+            count=False,
+        )
+        workspace.ingest()
+        record_alerts(
+            settings,
+            [
+                Alert(tenant, "conversion_rate", SIM_CLOCK, 0.01, 0.05, -0.8, -6.0)
+                for tenant in keys
+            ],
+        )
+        workspace.build()
+        publish(settings, postgres_url)
+        out_path = home / "bi.out"
+        with open(out_path, "w") as out:
+            bi = subprocess.Popen(
+                [sys.executable, "-m", "lakepulse.cli", "bi"],
+                cwd=PROJECT_ROOT,
+                env=settings.process_env() | {"LAKEPULSE_BI_PORT": os.environ["LAKEPULSE_BI_PORT"]},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        url = f"http://127.0.0.1:{os.environ['LAKEPULSE_BI_PORT']}"
+        try:
+            wait_for(url + "/health", seconds=400)
+            wait_until_banner(out_path, bi)
+            passwords = {
+                tenant: (home / "bi" / "users" / tenant).read_text().strip() for tenant in keys
+            }
+            admin = (home / "bi" / "admin_password").read_text().strip()
+            yield settings, url, passwords, admin, out_path, bi
+        finally:
+            children = psutil.Process(bi.pid).children(recursive=True) if bi.poll() is None else []
+            bi.send_signal(signal.SIGINT)
+            bi.wait(timeout=60)
+            _gone, alive = psutil.wait_procs(children, timeout=10)
+            assert alive == [], f"Superset processes left after Ctrl-C: {alive}"
+
+
+def wait_until_banner(out_path, process, seconds: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if "Superset is up" in out_path.read_text():
+            return
+        assert process.poll() is None, out_path.read_text()
+        time.sleep(0.5)
+    raise AssertionError(out_path.read_text())
+
+
+def test_banner_shows_url_and_logins_and_no_database_password(superset):
+    settings, url, passwords, admin, out_path, _ = superset
+    banner = out_path.read_text()
+    assert url in banner and admin in banner
+    assert all(password in banner for password in passwords.values())
+    db_passwords = json.loads((settings.home / "postgres" / "bi_logins.json").read_text())
+    assert not any(login["password"] in banner for login in db_passwords.values())
+    assert not list((settings.home / "bi").glob("bundle-*.zip")), "bundles hold DB passwords"
+
+
+def chart_states(page) -> list[dict]:
+    """Every chart on the open dashboard: its title, whether it drew something, its error."""
+    return page.eval_on_selector_all(
+        ".dashboard-component-chart-holder",
+        """holders => holders.map(h => ({
+            title: (h.querySelector('.header-title, [data-test="editable-title"]') || {}).innerText || '',
+            drawn: !!h.querySelector('canvas, svg, table tbody tr, .pivot_table, .pvtTable'),
+            loading: !!h.querySelector('.loading, [aria-label="Loading"]'),
+            text: h.innerText,
+        }))""",
+    )
+
+
+def open_dashboard(page, url: str, slug: str, expected: int, shot: str) -> list[dict]:
+    page.goto(f"{url}/superset/dashboard/{slug}/", wait_until="domcontentloaded")
+    deadline = 120_000
+    page.wait_for_selector(".dashboard-component-chart-holder", timeout=deadline)
+    states: list[dict] = []
+    for _ in range(240):
+        states = chart_states(page)
+        if len(states) == expected and all(s["drawn"] and not s["loading"] for s in states):
+            break
+        if any(marker in s["text"] for s in states for marker in ERRORS):
+            break
+        page.wait_for_timeout(500)
+    page.wait_for_timeout(1500)  # let the last animation settle for the screenshot
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+    return states
+
+
+def login(page, url: str, user: str, password: str) -> None:
+    page.goto(f"{url}/login/", wait_until="domcontentloaded")
+    page.fill("#username", user)
+    page.fill("#password", password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda u: "/login" not in u, timeout=60_000)
+
+
+def test_each_tenant_sees_every_dashboard_drawn_with_its_own_data_only(superset):
+    from playwright.sync_api import sync_playwright
+
+    _settings, url, passwords, _, _, _ = superset
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            for tenant, other in (("acme", "globex"), ("globex", "acme")):
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                page = context.new_page()
+                login(page, url, tenant, passwords[tenant])
+                for slug, expected in DASHBOARDS.items():
+                    states = open_dashboard(
+                        page, url, f"{slug}-{tenant}", expected, f"superset-{slug}-{tenant}"
+                    )
+                    assert len(states) == expected, (slug, states)
+                    for state in states:
+                        assert state["drawn"], (slug, state)
+                        for marker in ERRORS:
+                            assert marker not in state["text"], (slug, state)
+                        # The tenant column shows only this tenant, never the other one.
+                        assert other not in state["text"], (slug, state)
+                # The other tenant's dashboards are not even reachable.
+                page.goto(f"{url}/superset/dashboard/lakepulse-business-{other}/")
+                page.wait_for_timeout(3000)
+                assert page.locator(".dashboard-component-chart-holder").count() == 0
+                context.close()
+        finally:
+            browser.close()
+
+
+def test_each_tenants_charts_return_only_its_own_numbers(superset):
+    """Through Superset's chart-data API as each tenant: the events chart's total is the
+    tenant's own total in the warehouse, and its series name no other tenant."""
+    import httpx
+
+    settings, url, passwords, _, _, _ = superset
+    workspace = Workspace(settings)
+    for tenant in passwords:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            login_response = client.post(
+                "/api/v1/security/login",
+                json={"username": tenant, "password": passwords[tenant], "provider": "db"},
+            )
+            login_response.raise_for_status()
+            client.headers["Authorization"] = f"Bearer {login_response.json()['access_token']}"
+            charts = client.get("/api/v1/chart/", params={"q": "(page_size:100)"}).json()
+            names = {c["slice_name"]: c["id"] for c in charts["result"]}
+            assert names and all(name.endswith(f"· {tenant}") for name in names), names
+            chart_id = names[f"Events per minute by tenant and type · {tenant}"]
+            data = client.get(f"/api/v1/chart/{chart_id}/data/").json()
+            rows = data["result"][0]["data"]
+            total = sum(value for row in rows for key, value in row.items() if "events" in key)
+            expected = workspace.sql(
+                f"select sum(events) from marts.mart_event_volume where tenant_id = '{tenant}'"
+            )[0][0]
+            assert total == expected > 0
+            assert not any(other in json.dumps(rows) for other in passwords if other != tenant)
+
+
+def test_bundle_on_disk_is_one_placeholder_connection():
+    """bi/superset is the export of one connection: per-tenant copies are made at import."""
+    databases = list((DASHBOARDS_DIR / "databases").glob("*.yaml"))
+    assert len(databases) == 1
+    assert "XXXXXXXXXX" in databases[0].read_text()
