@@ -135,16 +135,19 @@ def tenant_bi_logins(
     return logins
 
 
-def serving_address(pg_url: str) -> tuple[str, int, str]:
-    """(host, port, database) a BI tool reaches the serving PostgreSQL at over TCP. A URL over
-    a Unix socket (``make demo``'s) names the port its server also listens on at 127.0.0.1."""
+def superset_database_uri(pg_url: str, role: str, password: str) -> str:
+    """SQLAlchemy URI for Superset reaching the serving PostgreSQL as ``role``: over TCP when
+    ``pg_url`` names a host, else over the same Unix socket directory (``make demo``'s and the
+    test server's URLs)."""
     parts = urlsplit(pg_url)
     query = parse_qs(parts.query)
-    host = parts.hostname or query.get("host", ["127.0.0.1"])[0]
-    if host.startswith("/"):
-        host = "127.0.0.1"
-    port = parts.port or int(query.get("port", ["5432"])[0])
-    return host, port, parts.path.lstrip("/") or "postgres"
+    database = parts.path.lstrip("/") or "postgres"
+    login = f"{quote(role, safe='')}:{quote(password, safe='')}"
+    if parts.hostname:
+        return f"postgresql+psycopg2://{login}@{parts.hostname}:{parts.port or 5432}/{database}"
+    socket_dir = query.get("host", ["/var/run/postgresql"])[0]
+    port = query.get("port", ["5432"])[0]
+    return f"postgresql+psycopg2://{login}@/{database}?host={quote(socket_dir)}&port={port}"
 
 
 def _tenant_uuid(tenant: str, original: str) -> str:
@@ -155,7 +158,6 @@ def tenant_bundle(tenant: str, role: str, password: str, pg_url: str) -> tuple[b
     """``bi/superset/`` rewritten for one tenant: its own connection (its BI login), and fresh
     UUIDs, titles and slugs for every object so tenants' copies never collide. Returns the
     ZIP's bytes and the connection's UUID."""
-    host, port, database = serving_address(pg_url)
     files = {p.relative_to(DASHBOARDS_DIR).as_posix(): p for p in DASHBOARDS_DIR.rglob("*.yaml")}
     docs = {name: yaml.safe_load(path.read_text()) for name, path in files.items()}
     originals = {doc["uuid"] for doc in docs.values() if isinstance(doc, dict) and "uuid" in doc}
@@ -175,10 +177,7 @@ def tenant_bundle(tenant: str, role: str, password: str, pg_url: str) -> tuple[b
             doc = remap(doc)
             if name.startswith("databases/"):
                 doc["database_name"] = f"lakepulse {tenant}"
-                doc["sqlalchemy_uri"] = (
-                    f"postgresql+psycopg2://{quote(role)}:{quote(password, safe='')}"
-                    f"@{host}:{port}/{database}"
-                )
+                doc["sqlalchemy_uri"] = superset_database_uri(pg_url, role, password)
                 doc["password"] = password
                 database_uuid = doc["uuid"]
             elif name.startswith("datasets/"):
@@ -214,18 +213,6 @@ def bi_access(settings: Settings, tenants: list[str]) -> BiAccess:
     )
 
 
-def _superset(bin_dir: Path, env: dict[str, str], *args: str, log: Path) -> None:
-    with open(log, "ab") as out:
-        subprocess.run(
-            [str(bin_dir / "superset"), *args],
-            env=env,
-            cwd=BI_DIR,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            check=True,
-        )
-
-
 def prepare_superset(settings: Settings, echo: Echo) -> tuple[Path, dict[str, str], BiAccess]:
     """Venv, metadata, admin, and every tenant's dashboards, connection, role and user (all
     idempotent). Returns Superset's bin dir, its environment and the logins to show."""
@@ -239,18 +226,16 @@ def prepare_superset(settings: Settings, echo: Echo) -> tuple[Path, dict[str, st
     tenants = TenantRegistry(settings.tenants_file).tenants()
     access = bi_access(settings, tenants)
     stamp = home / ".initialized"
-    if not stamp.exists() or stamp.read_text() != _lock_digest():
+    initialize = not stamp.exists() or stamp.read_text() != _lock_digest()
+    if initialize:
         echo("initializing Superset's metadata (SQLite under $LAKEPULSE_HOME/bi) ...")
-        _superset(bin_dir, env, "db", "upgrade", log=log)
-        _superset(
-            bin_dir, env, "fab", "create-admin", "--username", ADMIN_USER, "--firstname",
-            "lakepulse", "--lastname", "admin", "--email", "admin@lakepulse.invalid",
-            "--password", access.admin_password, log=log,
-        )  # fmt: skip
-        _superset(bin_dir, env, "init", log=log)
-        stamp.write_text(_lock_digest())
     logins = tenant_bi_logins(settings, tenants)
-    plan = {"admin_user": ADMIN_USER, "tenants": []}
+    plan = {
+        "initialize": initialize,
+        "admin_user": ADMIN_USER,
+        "admin_password": access.admin_password,
+        "tenants": [],
+    }
     for tenant, (role, password) in logins.items():
         bundle, database_uuid = tenant_bundle(tenant, role, password, settings.pg_url)
         path = home / f"bundle-{tenant}.zip"
@@ -260,22 +245,29 @@ def prepare_superset(settings: Settings, echo: Echo) -> tuple[Path, dict[str, st
             {
                 "bundle": str(path),
                 "database_uuid": database_uuid,
-                "passwords": {f"lakepulse_{tenant}/databases/lakepulse.yaml": password},
+                "passwords": {"databases/lakepulse.yaml": password},
                 "role": f"tenant_{tenant}",
                 "user": tenant,
                 "password": access.tenant_passwords[tenant],
             }
         )
-    with open(log, "ab") as out:
-        subprocess.run(
-            [str(bin_dir / "python"), str(BI_DIR / "provision.py")],
-            input=json.dumps(plan).encode(),
-            env=env,
-            cwd=BI_DIR,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            check=True,
-        )
+    try:
+        with open(log, "ab") as out:
+            subprocess.run(
+                [str(bin_dir / "python"), str(BI_DIR / "provision.py")],
+                input=json.dumps(plan).encode(),
+                env=env,
+                cwd=BI_DIR,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=True,
+            )
+    except subprocess.CalledProcessError:
+        raise RuntimeError(f"Superset provisioning failed; see {log}") from None
+    finally:
+        for tenant in plan["tenants"]:  # they hold the tenants' database passwords
+            Path(tenant["bundle"]).unlink(missing_ok=True)
+    stamp.write_text(_lock_digest())
     return bin_dir, env, access
 
 
