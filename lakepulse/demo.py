@@ -23,6 +23,7 @@ import psutil
 
 from ingestion.tenants import TenantRegistry
 from lakepulse.config import PROJECT_ROOT, Settings
+from lakepulse.core.signals import StopRequested
 from lakepulse.instance import ensure_instance
 from lakepulse.operations.bi import bi_access, bi_port, describe, tenant_bi_logins
 from lakepulse.pg import serving_postgres
@@ -182,14 +183,7 @@ def run_demo(settings: Settings, rate: float, echo, with_bi: bool = True) -> int
 def _run_services(settings, rate, echo, keys, logins, pg_port, with_bi=True) -> int:
     env = settings.process_env()
     env["DAGSTER_IS_DEV_CLI"] = "1"
-    stopping = False
-
-    def on_signal(signum, frame):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stopping = StopRequested()
 
     started: list[Service] = []
     try:
@@ -239,7 +233,7 @@ def _run_services(settings, rate, echo, keys, logins, pg_port, with_bi=True) -> 
                     echo(
                         f"{service.name} exited (code {service.process.returncode}); see {service.log}"
                     )
-                    stopping = True
+                    stopping.request()
             if not ui_ready and wait_http(ui + "/server_info", 0.5):
                 ui_ready = True
                 echo(f"Dagster UI is up: {ui}")

@@ -38,6 +38,7 @@ import yaml
 
 from ingestion.tenants import TenantRegistry
 from lakepulse.config import PROJECT_ROOT, Settings
+from lakepulse.core.signals import StopRequested
 from lakepulse.publish import create_tenant_login
 
 BI_DIR = PROJECT_ROOT / "bi"
@@ -317,14 +318,7 @@ def run_bi(settings: Settings, echo: Echo) -> int:
     started = time.monotonic()
     bin_dir, env, access = prepare_superset(settings, echo)
     log = settings.home / "logs" / "superset.log"
-    stopping = False
-
-    def on_signal(signum, frame):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stopping = StopRequested()
     with open(log, "ab") as out:
         server = subprocess.Popen(
             superset_argv(bin_dir),
