@@ -25,7 +25,13 @@ from ingestion.tenants import TenantRegistry
 from lakepulse.config import PROJECT_ROOT, Settings
 from lakepulse.core.signals import StopRequested
 from lakepulse.instance import ensure_instance
-from lakepulse.operations.bi import bi_access, bi_port, describe, tenant_bi_logins
+from lakepulse.operations.bi import (
+    bi_access,
+    bi_port,
+    bi_venv_ready,
+    describe,
+    tenant_bi_logins,
+)
 from lakepulse.pg import serving_postgres
 
 DEMO_TENANTS = {"acme": "lp_demo_acme_key", "globex": "lp_demo_globex_key"}
@@ -215,9 +221,8 @@ def _run_services(settings, rate, echo, keys, logins, pg_port, with_bi=True) -> 
         if access:
             for line in describe(access):
                 echo(line)
-            echo(
-                f"              (starting; the first run builds its virtualenv, ~2 min; log: {bi[0].log})"
-            )
+            first = "" if bi_venv_ready() else "the first run builds its virtualenv, ~2 min; "
+            echo(f"              (starting; {first}log: {bi[0].log})")
         echo("")
         echo("The simulator sends storefront traffic; every 60 s the landing_log_sensor loads it")
         echo("into Delta and dbt rebuilds the marts. Explore with:")

@@ -65,11 +65,17 @@ def _lock_digest() -> str:
     return hashlib.sha256(BI_LOCK.read_bytes()).hexdigest()[:16]
 
 
+def bi_venv_ready() -> bool:
+    """Whether ``bi/.venv`` holds exactly ``bi/requirements.lock``."""
+    stamp = BI_VENV / ".installed"
+    return stamp.exists() and stamp.read_text() == _lock_digest()
+
+
 def ensure_bi_venv(echo: Echo) -> Path:
     """Superset's virtualenv, (re)built when the lock changed; returns its ``bin`` directory."""
     stamp = BI_VENV / ".installed"
     bin_dir = BI_VENV / "bin"
-    if stamp.exists() and stamp.read_text() == _lock_digest():
+    if bi_venv_ready():
         return bin_dir
     echo(f"building Superset's virtualenv in {BI_VENV} from {BI_LOCK} (about 2 minutes, once) ...")
     if not (bin_dir / "python").exists():
