@@ -46,6 +46,7 @@ $(CHROMIUM):
 test: $(STAMP) $(NODE_SDK) $(CHROMIUM) bi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	@# Two workers for most tests; the timing-sensitive ones alone afterwards.
 	$(BIN)/pytest -m "not serial" -n 2 --dist loadfile
 	$(BIN)/pytest -m serial
@@ -56,6 +57,7 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -23,10 +23,10 @@ from pathlib import Path
 import orjson
 import uvloop
 
-from ingestion.simulator import SimConfig, TrafficGenerator
 from ingestion.tenants import TenantRegistry
-from lakepulse.config import PROJECT_ROOT, Settings
-from lakepulse.demo import wait_http
+from lakepulse.core.settings import PROJECT_ROOT, Settings
+from lakepulse.demo.simulator import SimConfig, TrafficGenerator
+from lakepulse.demo.supervisor import wait_http
 
 BATCH = 100
 

@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from lakepulse.config import PROJECT_ROOT, Settings, disable_telemetry
-from lakepulse.duck import connect
-from lakepulse.pg import free_port
-from lakepulse.query import replica_path
+from lakepulse.core.duck import connect
+from lakepulse.core.settings import PROJECT_ROOT, Settings, disable_telemetry
+from lakepulse.warehouse.postgres import free_port
 
 SENSOR_INTERVAL_S = 60
 
@@ -102,7 +101,7 @@ def main() -> None:
     last_loaded, last_mtime = 0, 0.0
     peak_rss, started = 0, time.monotonic()
     cpu_start, _ = tree_usage(root)
-    replica = replica_path(settings)
+    replica = settings.replica_path
     try:
         while time.monotonic() - started < args.minutes * 60:
             time.sleep(1)

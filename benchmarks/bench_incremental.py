@@ -38,11 +38,11 @@ from deltalake import DeltaTable, write_deltalake
 from ingestion.contract import normalize
 from ingestion.landing import LandingLog
 from ingestion.pipeline import run_ingest
-from ingestion.simulator import SimConfig, TrafficGenerator
-from lakepulse.anomaly import ensure_alerts_table
-from lakepulse.config import DBT_PROJECT_DIR, Settings, disable_telemetry
-from lakepulse.query import refresh_replica
-from lakepulse.transform import build_args, dbt_command, remember_seeds
+from lakepulse.core.settings import DBT_PROJECT_DIR, Settings, disable_telemetry
+from lakepulse.demo.simulator import SimConfig, TrafficGenerator
+from lakepulse.warehouse.alerts import ensure_alerts_table
+from lakepulse.warehouse.dbt import build_args, dbt_command, remember_seeds
+from lakepulse.warehouse.replica import refresh_replica
 
 TENANTS = {"acme": "k1", "globex": "k2"}
 # About 4 events per visit: 240 visits/s is ~1,000 events/s.

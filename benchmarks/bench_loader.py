@@ -17,8 +17,8 @@ from deltalake import write_deltalake
 from ingestion.contract import LANDING_SCHEMA, normalize
 from ingestion.landing import LandingLog, read_files
 from ingestion.pipeline import EVENTS, run_ingest, to_bronze
-from ingestion.simulator import SimConfig, TrafficGenerator
-from lakepulse.config import Settings, disable_telemetry
+from lakepulse.core.settings import Settings, disable_telemetry
+from lakepulse.demo.simulator import SimConfig, TrafficGenerator
 
 
 def make_landing(settings: Settings, events: int, per_file: int = 500) -> list[Path]:

@@ -18,7 +18,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from benchmarks.bench_loader import make_landing
 from ingestion.pipeline import run_ingest
-from lakepulse.config import Settings, disable_telemetry
+from lakepulse.core.settings import Settings, disable_telemetry
 
 CHUNK = 1_000_000
 

@@ -23,11 +23,10 @@ import psycopg
 
 from benchmarks.bench_loader import make_landing
 from ingestion.pipeline import run_ingest
-from lakepulse.config import Settings, disable_telemetry
-from lakepulse.pg import temporary_postgres
-from lakepulse.publish import create_tenant_login, publish
-from lakepulse.query import replica_path
-from lakepulse.transform import run_dbt
+from lakepulse.core.settings import Settings, disable_telemetry
+from lakepulse.operations.rebuild import run_build
+from lakepulse.warehouse.postgres import temporary_postgres
+from lakepulse.warehouse.publish import create_tenant_login, publish
 
 QUERIES = {
     "funnel, last 7 days": (
@@ -128,7 +127,7 @@ def main() -> None:
         started = time.perf_counter()
         make_landing(settings, args.events)
         run_ingest(settings)
-        run_dbt(settings, "build", capture=True)
+        run_build(settings, capture=True)
         print(f"built marts from {args.events} events in {time.perf_counter() - started:.0f} s")
         with temporary_postgres(Path(tmp) / "pg") as url:
             result = publish(settings, url)
@@ -138,7 +137,7 @@ def main() -> None:
                 url.replace("postgres:@", f"{role}:{password}@").replace("postgres@", f"{role}@"),
                 password=password,
             )
-            replica = duckdb.connect(str(replica_path(settings)), read_only=True)
+            replica = duckdb.connect(str(settings.replica_path), read_only=True)
             print(
                 f"{'query':<24} {'PostgreSQL p50/p95 ms':>22} {'DuckDB replica p50/p95 ms':>27}  ratio p95"
             )

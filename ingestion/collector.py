@@ -27,7 +27,7 @@ import orjson
 from ingestion.contract import MAX_BATCH_BYTES, MAX_EVENT_BYTES, ContractError, normalize, rejection
 from ingestion.landing import LandingLog, backlog, read_cursors
 from ingestion.tenants import TenantRegistry
-from lakepulse.config import Settings
+from lakepulse.core.settings import Settings
 
 log = logging.getLogger("lakepulse.collector")
 
@@ -279,7 +279,7 @@ class Collector:
 
     @property
     def _metrics_dir(self) -> Path:
-        return self.settings.home / "collector" / "metrics"
+        return self.settings.metrics_dir
 
     def _publish_counters(self) -> None:
         """Each worker process publishes its counters; ``/metrics`` sums the live ones."""

@@ -23,7 +23,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from lakepulse.config import LANDING_PARTITIONS
+from lakepulse.core.settings import LANDING_PARTITIONS
 
 KINDS = ("events", "rejected")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from deltalake import DeltaTable
 
 from ingestion.landing import LandingLog, pending_files, read_cursors
-from lakepulse.config import BRONZE_TABLES, Settings
+from lakepulse.core.settings import BRONZE_TABLES, Settings
 
 
 def _table(settings: Settings, name: str) -> DeltaTable | None:
@@ -114,14 +114,3 @@ def replay_bronze(settings: Settings, target_lake: Path) -> Path:
         target_lake.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(target.lake_dir), target_lake)
     return target_lake
-
-
-def compact_and_vacuum(
-    settings: Settings, retain: timedelta = timedelta(days=7)
-) -> tuple[dict[str, dict], dict[str, int]]:
-    """The scheduled upkeep (``lakepulse compact`` and the compaction asset): OPTIMIZE, then
-    VACUUM, under the loader lock so no load writes meanwhile."""
-    from ingestion.pipeline import loader_lock
-
-    with loader_lock(settings):
-        return compact(settings), vacuum(settings, retain)

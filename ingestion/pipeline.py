@@ -35,7 +35,7 @@ from ingestion.landing import (
     pending_files,
     read_files,
 )
-from lakepulse.config import BRONZE_PIPELINE_NAME, Settings
+from lakepulse.core.settings import BRONZE_PIPELINE_NAME, Settings
 
 DATASET_NAME = "raw"
 DEDUPE_WINDOW = timedelta(minutes=30)
@@ -323,9 +323,19 @@ def prepare_pipeline(pipeline: dlt.Pipeline) -> None:
         pipeline.abort_packages()
 
 
-def run_ingest(settings: Settings):
-    """One landing-to-bronze load without Dagster (``lakepulse ingest``)."""
+@contextmanager
+def prepared_bronze_pipeline(settings: Settings) -> Iterator[dlt.Pipeline]:
+    """The load's ritual, written once for ``lakepulse ingest`` and the Dagster asset: the
+    loader lock, then a fresh pipeline whose half-done packages and interrupted schema writes
+    are cleared (:func:`prepare_pipeline`). Run a fresh :func:`bronze_source` through it: a dlt
+    source's schema is mutated by a run and must not be reused."""
     with loader_lock(settings):
         pipeline = bronze_pipeline(settings)
         prepare_pipeline(pipeline)
+        yield pipeline
+
+
+def run_ingest(settings: Settings):
+    """One landing-to-bronze load without Dagster (``lakepulse ingest``)."""
+    with prepared_bronze_pipeline(settings) as pipeline:
         return pipeline.run(bronze_source(settings))

@@ -1,6 +1,7 @@
-"""Retention: each kind of data is dropped when it is older than its policy
-(:class:`lakepulse.config.RetentionPolicy`). Plain functions returning what they removed, so
-the CLI, the Dagster assets (as materialization metadata) and the tests share them.
+"""Retention of what the ingestion layer owns (bronze, the landing log, dlt's load records):
+each kind is dropped when older than its policy (:class:`lakepulse.core.settings.RetentionPolicy`).
+Plain functions returning what they removed; :func:`lakepulse.operations.retention.apply_retention`
+runs them all.
 
 Every function here writes, so callers hold the loader lock (the Dagster jobs also carry the
 pipeline tag, which keeps them from overlapping a minute run)."""
@@ -14,10 +15,11 @@ from datetime import UTC, date, datetime, timedelta
 from deltalake import DeltaTable
 
 from ingestion.maintenance import delete_loaded_landing_files
-from lakepulse.config import RetentionPolicy, Settings
+from lakepulse.core.settings import Settings
 
 
-def _cutoff(days: int) -> datetime:
+def cutoff(days: int) -> datetime:
+    """The instant before which data older than ``days`` goes."""
     return datetime.now(UTC) - timedelta(days=days)
 
 
@@ -26,7 +28,7 @@ def expire_bronze_events(settings: Settings, days: int) -> dict:
     path = settings.bronze_events_path
     if not (path / "_delta_log").exists():
         return {"rows_removed": 0, "before": None}
-    before: date = _cutoff(days).date()
+    before: date = cutoff(days).date()
     metrics = DeltaTable(str(path)).delete(f"event_date < '{before.isoformat()}'")
     return {"rows_removed": int(metrics.get("num_deleted_rows", 0)), "before": before.isoformat()}
 
@@ -35,10 +37,10 @@ def expire_rejected_events(settings: Settings, days: int) -> dict:
     path = settings.bronze_rejected_path
     if not (path / "_delta_log").exists():
         return {"rows_removed": 0, "before": None}
-    cutoff = _cutoff(days)
-    micros = int(cutoff.timestamp() * 1_000_000)
+    before = cutoff(days)
+    micros = int(before.timestamp() * 1_000_000)
     metrics = DeltaTable(str(path)).delete(f"received_at < {micros}")
-    return {"rows_removed": int(metrics.get("num_deleted_rows", 0)), "before": cutoff.isoformat()}
+    return {"rows_removed": int(metrics.get("num_deleted_rows", 0)), "before": before.isoformat()}
 
 
 def expire_landing_files(settings: Settings, days: int) -> dict:
@@ -63,48 +65,3 @@ def expire_loader_packages(settings: Settings, days: int) -> dict:
                 shutil.rmtree(package)
                 removed += 1
     return {"packages_removed": removed}
-
-
-def expire_experiment_snapshots(settings: Settings, days: int) -> dict:
-    """Old snapshots of fct_experiment_snapshots. The always-valid columns of the rows kept
-    already fold in the dropped ones, so results stay valid."""
-    import duckdb
-
-    if not settings.warehouse_path.exists():
-        return {"rows_removed": 0}
-    conn = duckdb.connect(str(settings.warehouse_path))
-    try:
-        exists = conn.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'marts' and table_name = 'fct_experiment_snapshots'"
-        ).fetchone()[0]
-        if not exists:
-            return {"rows_removed": 0}
-        # Keep each series' latest snapshot whatever its age: it carries the running values.
-        removed = conn.execute(
-            "delete from marts.fct_experiment_snapshots s where snapshot_at < ? and snapshot_at < "
-            "(select max(snapshot_at) from marts.fct_experiment_snapshots l where "
-            "l.tenant_id = s.tenant_id and l.experiment_id = s.experiment_id "
-            "and l.variation_id = s.variation_id and l.metric = s.metric)",
-            [_cutoff(days)],
-        ).fetchone()[0]
-        return {"rows_removed": int(removed)}
-    finally:
-        conn.close()
-
-
-def apply_retention(settings: Settings, policy: RetentionPolicy | None = None) -> dict[str, dict]:
-    """Every policy at once (``lakepulse retention``)."""
-    from ingestion.pipeline import loader_lock
-
-    policy = policy or RetentionPolicy.from_env()
-    with loader_lock(settings):
-        return {
-            "bronze_events": expire_bronze_events(settings, policy.bronze_events),
-            "rejected_events": expire_rejected_events(settings, policy.rejected_events),
-            "landing_files": expire_landing_files(settings, policy.landing_files),
-            "loader_packages": expire_loader_packages(settings, policy.loader_packages),
-            "experiment_snapshots": expire_experiment_snapshots(
-                settings, policy.experiment_snapshots
-            ),
-        }

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import click
 
-from lakepulse.config import Settings, disable_telemetry
+from lakepulse.core.settings import Settings
 
 
 def _settings() -> Settings:
-    disable_telemetry()
     return Settings.from_env()
 
 
@@ -29,7 +28,7 @@ def main() -> None:
     "--bi/--no-bi", default=True, show_default=True, help="Start Superset with the dashboards."
 )
 def demo(rate: float, bi: bool) -> None:
-    from lakepulse.demo import run_demo
+    from lakepulse.demo.supervisor import run_demo
 
     sys.exit(run_demo(_settings(), rate, click.echo, with_bi=bi))
 
@@ -60,8 +59,8 @@ def collect(workers: int) -> None:
 )
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def simulate(rate, total, duration, seed, url, write_keys, quiet) -> None:
-    from ingestion.simulator import Sender, SimConfig, TrafficGenerator, run
-    from lakepulse.demo import DEMO_TENANTS
+    from lakepulse.demo.simulator import Sender, SimConfig, TrafficGenerator, run
+    from lakepulse.demo.supervisor import DEMO_TENANTS
 
     settings = _settings()
     tenants = dict(pair.split("=", 1) for pair in write_keys) if write_keys else dict(DEMO_TENANTS)
@@ -118,11 +117,11 @@ def ingest() -> None:
 def build(dbt_args: tuple[str, ...]) -> None:
     import subprocess
 
-    from lakepulse.transform import run_dbt
+    from lakepulse.operations.rebuild import run_build
 
     settings = _settings()
     try:
-        run_dbt(settings, "build", *dbt_args)
+        run_build(settings, *dbt_args)
     except subprocess.CalledProcessError as err:
         click.echo(
             "dbt build failed; the lines above name the model or test. Fix it and rerun.", err=True
@@ -141,7 +140,7 @@ def build(dbt_args: tuple[str, ...]) -> None:
 def sql(query: str, max_rows: int) -> None:
     import duckdb
 
-    from lakepulse.query import explorer
+    from lakepulse.warehouse.replica import explorer
 
     conn, notes = explorer(_settings())
     for note in notes:
@@ -172,7 +171,7 @@ def sql(query: str, max_rows: int) -> None:
 def experiment(experiment_id: str, tenant_id: str, metric: str, plot_path: str | None) -> None:
     import duckdb
 
-    from lakepulse.experiment_report import current_results, history, plot_history
+    from lakepulse.operations.report import current_results, history, plot_history
 
     settings = _settings()
     try:
@@ -201,7 +200,7 @@ def experiment(experiment_id: str, tenant_id: str, metric: str, plot_path: str |
 
 @main.command(help="Publish the marts to PostgreSQL schema `marts` (LAKEPULSE_PG_URL).")
 def publish() -> None:
-    from lakepulse.publish import publish as publish_marts
+    from lakepulse.warehouse.publish import publish as publish_marts
 
     settings = _settings()
     if not settings.pg_url:
@@ -209,9 +208,8 @@ def publish() -> None:
             "error: set LAKEPULSE_PG_URL to the serving PostgreSQL (postgresql://...)", err=True
         )
         sys.exit(2)
-    from lakepulse.query import replica_path
 
-    if not replica_path(settings).exists():
+    if not settings.replica_path.exists():
         click.echo("error: no marts yet: run `lakepulse build` first", err=True)
         sys.exit(2)
     result = publish_marts(settings, settings.pg_url)
@@ -248,8 +246,8 @@ def bi() -> None:
 @click.option("--user", "user_id", required=True, help="The user_id the SDK sends.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def erase(tenant_id: str, user_id: str, yes: bool) -> None:
-    from ingestion.erasure import erase_user
     from ingestion.tenants import TenantError
+    from lakepulse.operations.erasure import erase_user
 
     settings = _settings()
     if not yes:
@@ -275,15 +273,14 @@ def erase(tenant_id: str, user_id: str, yes: bool) -> None:
     )
     click.echo(
         f"Audit record (user as keyed hash {report.user_hash[:12]}...) appended to "
-        f"{settings.home / 'audit' / 'erasures.jsonl'}."
+        f"{settings.erasure_audit_path}."
     )
 
 
 @main.command(help="Drop data older than its retention policy (LAKEPULSE_RETENTION_*_DAYS).")
 def retention() -> None:
-    from ingestion.retention import apply_retention
-    from lakepulse.config import RetentionPolicy
-    from lakepulse.transform import rebuild_after_retention
+    from lakepulse.core.settings import RetentionPolicy
+    from lakepulse.operations.retention import apply_retention, rebuild_after_retention
 
     settings = _settings()
     policy = RetentionPolicy.from_env()
@@ -306,7 +303,7 @@ def retention() -> None:
 def compact(retain_hours: int) -> None:
     from datetime import timedelta
 
-    from ingestion.maintenance import compact_and_vacuum
+    from lakepulse.operations.compaction import compact_and_vacuum
 
     compacted, vacuumed = compact_and_vacuum(_settings(), timedelta(hours=retain_hours))
     for table, result in compacted.items():
@@ -320,11 +317,11 @@ def compact(retain_hours: int) -> None:
 def replay() -> None:
     import subprocess
 
-    from lakepulse.transform import rebuild_marts
+    from lakepulse.operations.replay import replay as replay_marts
 
     settings = _settings()
     try:
-        rebuild_marts(settings, full_refresh=True)
+        replay_marts(settings)
     except subprocess.CalledProcessError as err:
         click.echo("replay failed; the dbt output above names the model.", err=True)
         sys.exit(err.returncode)
@@ -367,7 +364,7 @@ def tenants_add(name: str) -> None:
 def tenants_bi_login(name: str, customer_level: bool) -> None:
     from urllib.parse import urlsplit
 
-    from lakepulse.publish import create_tenant_login
+    from lakepulse.warehouse.publish import create_tenant_login
 
     settings = _settings()
     if not settings.pg_url:

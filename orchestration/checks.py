@@ -8,7 +8,6 @@ PostgreSQL does not run, so BI keeps the last good tables.
 import warnings
 from datetime import timedelta
 
-import duckdb
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -22,28 +21,10 @@ from dagster import (
     build_sensor_for_freshness_checks,
 )
 
-from ingestion.tenants import TenantRegistry
-from lakepulse.config import Settings
-from lakepulse.duck import connect
-from lakepulse.publish import MARTS
-from lakepulse.query import replica_path
+from lakepulse.warehouse.publish import MARTS
 from orchestration.resources import LakepulseResource
 
 BRONZE_EVENTS = ["raw", "events"]
-
-
-def latest_load(settings: Settings):
-    """The rows of the most recent load: what this run added (bronze is upserted, so the
-    table-wide key uniqueness is the loader's guarantee; this catches what a load brings)."""
-    conn = connect()
-    try:
-        path = settings.bronze_events_path
-        return conn.sql(
-            f"select * from delta_scan('{path}') "
-            f"where loaded_at = (select max(loaded_at) from delta_scan('{path}'))"
-        ).df()
-    finally:
-        conn.close()
 
 
 @asset_check(
@@ -56,11 +37,9 @@ def latest_load(settings: Settings):
 def bronze_events_quality(
     context: AssetCheckExecutionContext, lakepulse: LakepulseResource
 ) -> AssetCheckResult:
-    from quality.bronze import check_events
+    from quality.bronze import check_latest_load
 
-    settings = lakepulse.settings
-    df = latest_load(settings)
-    result = check_events(df, TenantRegistry(settings.tenants_file).tenants())
+    result = check_latest_load(lakepulse.settings)
     context.log.info(result.summary())
     return check_result(result)
 
@@ -90,18 +69,7 @@ def check_result(result) -> AssetCheckResult:
     )
 
 
-# What each mart check reads: recent rows only, so the check stays cheap as history grows.
-MART_CHECK_QUERIES = {
-    "mart_funnel_conversion": "select * from marts.mart_funnel_conversion "
-    "where entry_date >= (select max(entry_date) - 7 from marts.mart_funnel_conversion)",
-    "mart_cohort_retention": "select * from marts.mart_cohort_retention",
-    "mart_conversion_windows": "select * from marts.mart_conversion_windows "
-    "where window_end_at >= (select max(window_end_at) - interval 1 day "
-    "from marts.mart_conversion_windows)",
-}
-
-
-def mart_quality_check(mart: str, suite) -> AssetChecksDefinition:
+def mart_quality_check(mart: str) -> AssetChecksDefinition:
     @asset_check(
         asset=AssetKey([mart]),
         name=f"{mart}_quality",
@@ -110,12 +78,9 @@ def mart_quality_check(mart: str, suite) -> AssetChecksDefinition:
         "funnels never grow, period 0 = 100 %). Blocking: a failure stops the publish.",
     )
     def check(lakepulse: LakepulseResource) -> AssetCheckResult:
-        conn = duckdb.connect(str(replica_path(lakepulse.settings)), read_only=True)
-        try:
-            df = conn.sql(MART_CHECK_QUERIES[mart]).df()
-        finally:
-            conn.close()
-        return check_result(suite(df))
+        from quality.marts import check_mart
+
+        return check_result(check_mart(lakepulse.settings, mart))
 
     return check
 
@@ -123,7 +88,7 @@ def mart_quality_check(mart: str, suite) -> AssetChecksDefinition:
 def build_mart_quality_checks() -> list[AssetChecksDefinition]:
     from quality.marts import MART_SUITES
 
-    return [mart_quality_check(mart, suite) for mart, suite in MART_SUITES.items()]
+    return [mart_quality_check(mart) for mart in MART_SUITES]
 
 
 FRESHNESS_MINUTES = 5

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dlt import DagsterDltResource
 
-from lakepulse.anomaly import ensure_alerts_table
-from lakepulse.config import Settings, disable_telemetry
+from lakepulse.core.settings import Settings
+from lakepulse.warehouse.alerts import ensure_alerts_table
 from orchestration.assets.bronze import build_bronze_assets, landing_log_spec
 from orchestration.assets.dbt import build_dbt_assets
 from orchestration.assets.maintenance import compaction, retention
@@ -31,7 +31,6 @@ from orchestration.sensors import alerts_spec, build_anomaly_sensor, build_landi
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Everything lakepulse runs, for one data directory (``LAKEPULSE_HOME``)."""
-    disable_telemetry()
     settings = settings or Settings.from_env()
     settings.ensure_dirs()
     ensure_alerts_table(settings)

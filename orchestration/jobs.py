@@ -12,7 +12,7 @@ from dagster import (
     job,
 )
 
-from lakepulse.instance import PIPELINE_TAG
+from lakepulse.core.dagster_instance import PIPELINE_TAG
 from orchestration.ops import erase_user_op
 
 

@@ -7,7 +7,7 @@ or delete the run afterwards (`dagster run delete RUN_ID`)."""
 
 from dagster import Config, OpExecutionContext, op
 
-from ingestion.erasure import erase_user
+from lakepulse.operations.erasure import erase_user
 from orchestration.resources import LakepulseResource
 
 

@@ -11,8 +11,8 @@ from dagster import ConfigurableResource, InitResourceContext
 from dagster_dbt import DbtCliResource, DbtProject
 from packaging.version import Version
 
-from lakepulse.config import DBT_PROJECT_DIR, Settings
-from lakepulse.transform import dbt_executable, run_dbt
+from lakepulse.core.settings import DBT_PROJECT_DIR, Settings
+from lakepulse.warehouse.dbt import dbt_executable, run_dbt
 
 
 class LakepulseResource(ConfigurableResource):

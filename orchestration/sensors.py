@@ -2,8 +2,6 @@
 
 import json
 
-import duckdb
-import pandas as pd
 from dagster import (
     AssetKey,
     AssetObservation,
@@ -20,9 +18,9 @@ from dagster import (
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ingestion.landing import LandingLog
-from lakepulse.anomaly import DetectorSettings, detect, post_webhook, read_minutes, record_alerts
-from lakepulse.config import Settings
-from lakepulse.query import replica_path
+from lakepulse.analytics.anomaly import DetectorSettings
+from lakepulse.core.settings import Settings
+from lakepulse.operations.alerting import evaluate_alerts
 
 WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
 """Runs that have not begun loading: new landing files will be in their load anyway."""
@@ -81,37 +79,20 @@ def build_anomaly_sensor(settings: Settings, cfg: DetectorSettings | None = None
         minimum_interval_seconds=60,
         default_status=DefaultSensorStatus.RUNNING,
         description="Every 60 s: looks for a drop in conversion rate or revenue in the sliding "
-        "windows (last 3 minutes against the hour before; method in lakepulse/anomaly.py), "
+        "windows (last 3 minutes against the hour before; method in lakepulse/analytics/anomaly.py), "
         "records alerts in ops/alerts and posts them to LAKEPULSE_ALERT_WEBHOOK_URL.",
     )
     def anomaly_alert_sensor(context: SensorEvaluationContext):
-        replica = replica_path(settings)
-        if not replica.exists():
-            return SkipReason("no marts yet: the first pipeline run has not finished")
         state = json.loads(context.cursor) if context.cursor else {}
-        evaluated = {t: pd.Timestamp(v) for t, v in state.get("evaluated", {}).items()}
-        quiet = {k: pd.Timestamp(v) for k, v in state.get("quiet", {}).items()}
-        since = min(evaluated.values()) if evaluated else None
-        try:
-            minutes = read_minutes(replica, since, cfg)
-        except duckdb.CatalogException:
-            return SkipReason("mart_conversion_windows is not built yet")
-        alerts, evaluated, quiet = detect(minutes, evaluated, quiet, cfg)
-        cursor = json.dumps(
-            {
-                "evaluated": {t: v.isoformat() for t, v in evaluated.items()},
-                "quiet": {k: v.isoformat() for k, v in quiet.items()},
-            }
-        )
-        if not alerts:
+        result = evaluate_alerts(settings, state, cfg)
+        cursor = json.dumps(result.state)
+        if not result.alerts:
             context.update_cursor(cursor)
-            return SkipReason(
-                f"no drop in conversion or revenue up to {max(evaluated.values(), default='-')}"
-            )
-        record_alerts(settings, alerts)
+            return SkipReason(result.skipped)
+        alerts = result.alerts
         for alert in alerts:
             context.log.warning(alert.message)
-        for error in post_webhook(alerts):
+        for error in result.webhook_errors:
             context.log.error(f"webhook failed: {error}")
         return SensorResult(
             asset_events=[

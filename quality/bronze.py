@@ -11,6 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from ingestion.contract import EVENT_TYPES
+from ingestion.tenants import TenantRegistry
+from lakepulse.core.duck import connect
+from lakepulse.core.settings import Settings
 from quality.runner import QualityResult, run_suite
 
 EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
@@ -37,3 +40,22 @@ def events_expectations(known_tenants: list[str], now: datetime | None = None):
 
 def check_events(df: pd.DataFrame, known_tenants: list[str]) -> QualityResult:
     return run_suite("bronze_events", events_expectations(known_tenants), df)
+
+
+def latest_load(settings: Settings) -> pd.DataFrame:
+    """The rows of the most recent load: what this run added (bronze is upserted, so the
+    table-wide key uniqueness is the loader's guarantee; this catches what a load brings)."""
+    conn = connect()
+    try:
+        path = settings.bronze_events_path
+        return conn.sql(
+            f"select * from delta_scan('{path}') "
+            f"where loaded_at = (select max(loaded_at) from delta_scan('{path}'))"
+        ).df()
+    finally:
+        conn.close()
+
+
+def check_latest_load(settings: Settings) -> QualityResult:
+    """The bronze suite on the latest load, against the tenants registered now."""
+    return check_events(latest_load(settings), TenantRegistry(settings.tenants_file).tenants())

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from lakepulse.core.duck import connect
+from lakepulse.core.settings import Settings
 from quality.runner import QualityResult, run_suite
 
 
@@ -75,3 +77,25 @@ MART_SUITES = {
     "mart_cohort_retention": check_cohort_retention,
     "mart_conversion_windows": check_conversion_windows,
 }
+
+
+# What each mart's suite reads: recent rows only, so a check stays cheap as history grows.
+MART_CHECK_QUERIES = {
+    "mart_funnel_conversion": "select * from marts.mart_funnel_conversion "
+    "where entry_date >= (select max(entry_date) - 7 from marts.mart_funnel_conversion)",
+    "mart_cohort_retention": "select * from marts.mart_cohort_retention",
+    "mart_conversion_windows": "select * from marts.mart_conversion_windows "
+    "where window_end_at >= (select max(window_end_at) - interval 1 day "
+    "from marts.mart_conversion_windows)",
+}
+
+
+def check_mart(settings: Settings, mart: str) -> QualityResult:
+    """Run ``mart``'s suite on the rows it reads, from the read replica (never the live
+    warehouse, which a build may hold)."""
+    conn = connect(settings.replica_path, read_only=True)
+    try:
+        df = conn.sql(MART_CHECK_QUERIES[mart]).df()
+    finally:
+        conn.close()
+    return MART_SUITES[mart](df)

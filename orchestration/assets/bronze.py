@@ -7,8 +7,8 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, AssetSpec
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from ingestion.pipeline import bronze_pipeline, bronze_source, loader_lock, prepare_pipeline
-from lakepulse.config import Settings
+from ingestion.pipeline import bronze_pipeline, bronze_source, prepared_bronze_pipeline
+from lakepulse.core.settings import Settings
 
 LANDING_LOG_KEY = AssetKey(["landing", "log"])
 OWNER = "team:data-platform"
@@ -55,11 +55,7 @@ def build_bronze_assets(settings: Settings) -> AssetsDefinition:
         op_tags={"lakepulse/stage": "ingest"},
     )
     def bronze_load(context: AssetExecutionContext, dlt: DagsterDltResource) -> Iterator:
-        # A fresh source per run: a dlt source's schema is mutated by a run and must not be
-        # reused by the next one in the same process.
-        with loader_lock(settings):
-            pipeline = bronze_pipeline(settings)
-            prepare_pipeline(pipeline)
+        with prepared_bronze_pipeline(settings) as pipeline:
             yield from dlt.run(
                 context=context, dlt_source=bronze_source(settings), dlt_pipeline=pipeline
             )

@@ -6,9 +6,8 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from lakepulse.config import Settings
-from lakepulse.query import refresh_replica
-from lakepulse.transform import build_args, remember_seeds
+from lakepulse.core.settings import Settings
+from lakepulse.operations.rebuild import finish_build, prepare_build
 
 OWNER = "team:analytics-engineering"
 
@@ -51,13 +50,12 @@ def build_dbt_assets(project: DbtProject, settings: Settings) -> AssetsDefinitio
     def dbt_models(
         context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
     ) -> Iterator:
-        args = build_args(config.full_refresh, settings)
+        args = prepare_build(settings, config.full_refresh)
         # Artifacts in this data directory's target, beside the partial-parse state our parse
         # left there under the same profile: dbt re-reads only what changed (a full parse is
         # ~4 s of every minute) and no per-run target folder piles up in the project.
         invocation = dbt.cli(args, context=context, target_path=settings.dbt_target_dir)
         yield from invocation.stream()
-        remember_seeds(settings, args)
-        refresh_replica(settings)  # ad-hoc `lakepulse sql` reads this copy, never the live file
+        finish_build(settings, args)  # seeds fingerprint, then the replica readers open
 
     return dbt_models

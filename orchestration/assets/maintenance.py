@@ -5,10 +5,9 @@ from datetime import timedelta
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from ingestion.maintenance import compact_and_vacuum
-from ingestion.retention import apply_retention
-from lakepulse.config import BRONZE_TABLES, RetentionPolicy
-from lakepulse.transform import rebuild_after_retention
+from lakepulse.core.settings import BRONZE_TABLES, RetentionPolicy
+from lakepulse.operations.compaction import compact_and_vacuum
+from lakepulse.operations.retention import apply_retention, rebuild_after_retention
 from orchestration.resources import LakepulseResource
 
 BRONZE_KEYS = [AssetKey(["raw", table]) for table in BRONZE_TABLES]

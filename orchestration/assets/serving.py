@@ -2,7 +2,7 @@
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from lakepulse.publish import MARTS, publish
+from lakepulse.warehouse.publish import MARTS, publish
 from orchestration.resources import LakepulseResource
 
 

@@ -12,11 +12,11 @@ import dagster as dg
 import httpx
 import pytest
 
-from ingestion.simulator import Faults
 from ingestion.tenants import TenantRegistry
-from lakepulse.config import PROJECT_ROOT
-from lakepulse.instance import ensure_instance
-from lakepulse.pg import free_port
+from lakepulse.core.dagster_instance import ensure_instance
+from lakepulse.core.settings import PROJECT_ROOT
+from lakepulse.demo.simulator import Faults
+from lakepulse.warehouse.postgres import free_port
 from orchestration.definitions import build_definitions
 from tests.conftest import land_simulated
 

@@ -14,7 +14,7 @@ import psutil
 import psycopg
 import pytest
 
-from lakepulse.config import PROJECT_ROOT, Settings
+from lakepulse.core.settings import PROJECT_ROOT, Settings
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.serial]
@@ -93,7 +93,7 @@ def test_demo_builds_marts_within_three_minutes_and_stops_cleanly(tmp_path, monk
         assert nodes["mart_event_volume"] == {"stg_events"}
 
         # The mart really has the simulated traffic in it.
-        from lakepulse.query import explorer
+        from lakepulse.warehouse.replica import explorer
 
         for _ in range(30):
             conn, notes = explorer(settings)

@@ -14,13 +14,14 @@ from datetime import timedelta
 import psutil
 import pytest
 
-from ingestion.simulator import Faults
 from ingestion.tenants import TenantRegistry
-from lakepulse.anomaly import Alert, record_alerts
-from lakepulse.config import PROJECT_ROOT, Settings
+from lakepulse.analytics.anomaly import Alert
+from lakepulse.core.settings import PROJECT_ROOT, Settings
+from lakepulse.demo.simulator import Faults
 from lakepulse.operations.bi import DASHBOARDS_DIR
-from lakepulse.pg import free_port
-from lakepulse.publish import ensure_serving, publish
+from lakepulse.warehouse.alerts import record_alerts
+from lakepulse.warehouse.postgres import free_port
+from lakepulse.warehouse.publish import ensure_serving, publish
 from tests.conftest import SIM_CLOCK, Workspace, land_simulated
 from tests.e2e.test_dagster_ui import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, wait_for
 

@@ -13,10 +13,10 @@ import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
-from ingestion.simulator import Faults
-from lakepulse.anomaly import DetectorSettings, alerts_path, detect, read_minutes
-from lakepulse.pg import free_port
-from lakepulse.query import replica_path
+from lakepulse.analytics.anomaly import DetectorSettings, detect
+from lakepulse.demo.simulator import Faults
+from lakepulse.warehouse.alerts import read_minutes
+from lakepulse.warehouse.postgres import free_port
 from orchestration.sensors import build_anomaly_sensor
 from tests.conftest import SIM_CLOCK, land_simulated
 
@@ -87,7 +87,7 @@ def test_a_planted_conversion_drop_alerts_within_three_minutes(settings, workspa
         assert 0 <= delay <= 180, f"alert {delay:.0f} s after the drop"
         assert alert["relative_change"].value < -0.3
 
-    stored = DeltaTable(str(alerts_path(settings))).to_pyarrow_table().to_pylist()
+    stored = DeltaTable(str(settings.alerts_path)).to_pyarrow_table().to_pylist()
     assert {(r["tenant_id"], r["metric"]) for r in stored} >= {
         ("acme", "conversion_rate"),
         ("globex", "conversion_rate"),
@@ -125,7 +125,7 @@ def test_a_simulated_day_of_normal_traffic_raises_no_alert(settings, workspace):
     assert isinstance(result, dg.SkipReason), [e.description for e in result.asset_events]
 
     stats: dict[str, int] = {}
-    minutes = read_minutes(replica_path(settings), None, DetectorSettings())
+    minutes = read_minutes(settings.replica_path, None, DetectorSettings())
     alerts, _, _ = detect(minutes, stats=stats)
     assert alerts == []
     assert stats["minutes"] >= 24 * 60 - 70  # every minute after the first hour's baseline

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from ingestion.tenants import TenantRegistry
-from lakepulse.config import PROJECT_ROOT
+from lakepulse.core.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -160,7 +160,7 @@ def test_unmodified_segment_node_sdk_delivers(settings, tenant, collector):
     import shutil
     import subprocess
 
-    from lakepulse.config import PROJECT_ROOT
+    from lakepulse.core.settings import PROJECT_ROOT
 
     sdk_dir = PROJECT_ROOT / "tests" / "sdk_node"
     assert shutil.which("node"), "node is needed for the npm SDK check (make test installs it)"

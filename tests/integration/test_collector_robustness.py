@@ -18,7 +18,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from ingestion.landing import LandingLog
-from lakepulse.config import PROJECT_ROOT
+from lakepulse.core.settings import PROJECT_ROOT
 from tests.conftest import wait_for_http
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 import yaml
 
-from lakepulse.instance import ensure_instance
+from lakepulse.core.dagster_instance import ensure_instance
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ import duckdb
 import pytest
 import yaml
 
-from lakepulse.config import DBT_PROJECT_DIR
-from lakepulse.transform import run_dbt
+from lakepulse.core.settings import DBT_PROJECT_DIR
+from lakepulse.warehouse.dbt import run_dbt
 from tests.conftest import land_simulated
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from lakepulse.config import Settings
+from lakepulse.core.settings import Settings
 from tests.conftest import land_simulated
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import pytest
 
 from ingestion.contract import normalize
 from ingestion.landing import LandingLog
-from ingestion.simulator import Experiment
-from lakepulse.transform import run_dbt
+from lakepulse.demo.simulator import Experiment
+from lakepulse.operations.rebuild import run_build
 from tests.conftest import SIM_CLOCK, land_simulated
 
 pytestmark = pytest.mark.integration
@@ -76,7 +76,7 @@ def test_a_planted_effect_ships_and_the_history_keeps_results_always_valid(setti
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # Rebuilding every mart from scratch keeps the history, which events cannot recreate.
-    run_dbt(settings, "build", "--full-refresh", *SELECT, capture=True)
+    run_build(settings, "--full-refresh", *SELECT, capture=True)
     assert results(workspace)[("acme", "green")]["snapshots"] == 3
 
 

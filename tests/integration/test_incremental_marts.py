@@ -14,7 +14,7 @@ import pytest
 
 from ingestion.contract import normalize
 from ingestion.landing import LandingLog
-from ingestion.simulator import Faults, SimConfig, TrafficGenerator
+from lakepulse.demo.simulator import Faults, SimConfig, TrafficGenerator
 from tests.conftest import SIM_CLOCK
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pytest
 
 from ingestion.landing import LandingLog
-from lakepulse.config import BRONZE_PIPELINE_NAME, PROJECT_ROOT, Settings
+from lakepulse.core.settings import BRONZE_PIPELINE_NAME, PROJECT_ROOT, Settings
 from tests.conftest import land_simulated, landing_rows
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from deltalake import DeltaTable
 
-from ingestion.simulator import Sender, SimConfig, TrafficGenerator, run
+from lakepulse.demo.simulator import Sender, SimConfig, TrafficGenerator, run
 from orchestration.definitions import build_definitions
 
 pytestmark = pytest.mark.integration
@@ -66,7 +66,7 @@ def test_events_flow_through_every_layer_with_exact_counts(
         assert "required for track calls" in rejected["reason"][0].as_py()
 
         # Marts: totals reconcile with bronze per tenant.
-        from lakepulse.query import explorer
+        from lakepulse.warehouse.replica import explorer
 
         conn, _ = explorer(settings)
         per_tenant_bronze = dict(

@@ -13,10 +13,10 @@ from dagster._core.utils import make_new_run_id
 from deltalake import DeltaTable
 
 from ingestion.landing import LandingLog
-from ingestion.simulator import Faults
 from ingestion.tenants import TenantRegistry
-from lakepulse.config import DBT_PROJECT_DIR
-from lakepulse.publish import MARTS
+from lakepulse.core.settings import DBT_PROJECT_DIR
+from lakepulse.demo.simulator import Faults
+from lakepulse.warehouse.publish import MARTS
 from orchestration.checks import build_freshness_checks
 from orchestration.definitions import build_definitions
 from tests.conftest import SIM_CLOCK, land_simulated

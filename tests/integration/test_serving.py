@@ -7,9 +7,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from lakepulse.anomaly import Alert, record_alerts
-from lakepulse.config import Settings
-from lakepulse.publish import (
+from lakepulse.analytics.anomaly import Alert
+from lakepulse.core.settings import Settings
+from lakepulse.warehouse.alerts import record_alerts
+from lakepulse.warehouse.publish import (
     CUSTOMER_LEVEL_MARTS,
     FRESHNESS_TABLE,
     MARTS,

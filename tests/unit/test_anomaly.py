@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from lakepulse.anomaly import DetectorSettings, detect
-from lakepulse.config import RetentionPolicy
+from lakepulse.analytics.anomaly import DetectorSettings, detect
+from lakepulse.core.settings import RetentionPolicy
 
 START = pd.Timestamp("2026-11-22 10:00", tz="UTC")
 

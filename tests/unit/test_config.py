@@ -3,7 +3,7 @@
 import subprocess
 from pathlib import Path
 
-from lakepulse.config import PROJECT_ROOT, Settings
+from lakepulse.core.settings import PROJECT_ROOT, Settings
 
 
 def test_defaults_live_under_project_dot_lakepulse():

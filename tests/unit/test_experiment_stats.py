@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from lakepulse.experiment_stats import (
+from lakepulse.analytics.experiment_stats import (
     Moments,
     compare,
     cuped_adjust,

@@ -7,7 +7,7 @@ from itertools import islice, pairwise
 import pytest
 
 from ingestion.contract import ContractError, normalize
-from ingestion.simulator import Faults, SimConfig, TrafficGenerator
+from lakepulse.demo.simulator import Faults, SimConfig, TrafficGenerator
 
 CLOCK = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 KEYS = {"acme": "k1", "globex": "k2"}

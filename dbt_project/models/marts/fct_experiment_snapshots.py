@@ -19,7 +19,7 @@ import math
 import pandas as pd
 import pyarrow as pa
 
-from lakepulse import experiment_stats as stats
+from lakepulse.analytics import experiment_stats as stats
 
 KEY = ["tenant_id", "experiment_id", "variation_id", "metric"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dbt.adapters.duckdb.plugins import BasePlugin
 
-from lakepulse.duck import load_delta
+from lakepulse.core.duck import load_delta
 
 
 class Plugin(BasePlugin):

@@ -6,7 +6,7 @@ import os
 
 import yaml
 
-from lakepulse.config import Settings
+from lakepulse.core.settings import Settings
 
 PIPELINE_TAG = "lakepulse/pipeline"
 """Runs carrying this tag never overlap (a run-queue limit here, and the sensor skips)."""

@@ -22,9 +22,9 @@ import httpx
 import psutil
 
 from ingestion.tenants import TenantRegistry
-from lakepulse.config import PROJECT_ROOT, Settings
+from lakepulse.core.dagster_instance import ensure_instance
+from lakepulse.core.settings import PROJECT_ROOT, Settings
 from lakepulse.core.signals import StopRequested
-from lakepulse.instance import ensure_instance
 from lakepulse.operations.bi import (
     bi_access,
     bi_port,
@@ -32,7 +32,7 @@ from lakepulse.operations.bi import (
     describe,
     tenant_bi_logins,
 )
-from lakepulse.pg import serving_postgres
+from lakepulse.warehouse.postgres import serving_postgres
 
 DEMO_TENANTS = {"acme": "lp_demo_acme_key", "globex": "lp_demo_globex_key"}
 """Well-known demo write keys, printed in the banner so a curl can use them too."""

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import duckdb
 
-from lakepulse.config import BRONZE_TABLES, Settings
-from lakepulse.duck import connect, copy_database
-
-
-def replica_path(settings: Settings):
-    return settings.warehouse_path.with_name("lakepulse.read.duckdb")
-
+from lakepulse.core.duck import connect, copy_database
+from lakepulse.core.settings import BRONZE_TABLES, Settings
 
 # What readers outside a build see: the marts. Staging and intermediate tables are dbt's
 # working state (event-level, as large as the history), so copying them every minute would
@@ -23,7 +18,16 @@ def refresh_replica(settings: Settings) -> None:
     publishing, checks and sensors open the replica, so they never hold a lock the next build
     needs, and a build in progress never makes them wait or fail; a reader keeps the copy it
     opened."""
-    copy_database(settings.warehouse_path, replica_path(settings), schemas=REPLICA_SCHEMAS)
+    copy_database(settings.warehouse_path, settings.replica_path, schemas=REPLICA_SCHEMAS)
+
+
+def rewrite_warehouse(settings: Settings) -> None:
+    """Compact the warehouse into a fresh file (old blocks, and any deleted rows in them, are
+    gone), then refresh the replica from it. Takes the warehouse's write lock: run it when no
+    build is running."""
+    if settings.warehouse_path.exists():
+        copy_database(settings.warehouse_path, settings.warehouse_path)
+        refresh_replica(settings)
 
 
 def explorer(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
@@ -39,7 +43,7 @@ def explorer(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
             conn.execute(f"create view raw.main.{table} as select * from delta_scan('{path}')")
         elif table == "events":
             notes.append("raw.events does not exist yet: send events, then run `lakepulse ingest`")
-    replica = replica_path(settings)
+    replica = settings.replica_path
     if replica.exists():
         conn.execute(f"attach '{replica}' as warehouse (read_only)")
         conn.execute("use warehouse")

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from lakepulse.config import Settings
-from lakepulse.duck import connect, load_postgres
-from lakepulse.query import replica_path
+from lakepulse.core.duck import connect, load_postgres
+from lakepulse.core.settings import Settings
 
 SCHEMA = "marts"
 ADMIN_SCHEMA = "lakepulse_admin"
@@ -152,7 +151,7 @@ def publish(
     duck = connect()
     load_postgres(duck)
     # The read replica: a consistent copy of the last build that no build ever locks.
-    duck.execute(f"attach '{replica_path(settings)}' as wh (read_only)")
+    duck.execute(f"attach '{settings.replica_path}' as wh (read_only)")
     duck.execute(f"attach '{pg_url}' as pg (type postgres)")
     available = {
         row[0]

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 # Telemetry off everywhere: privacy, and no network waits on a machine without internet.
@@ -78,6 +78,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Settings of this process; switches telemetry off first (the one place that does),
+        since every process (CLI, Dagster code location, collector, tests) starts here."""
+        disable_telemetry()
         env = dict(os.environ if env is None else env)
         home = Path(env.get("LAKEPULSE_HOME") or PROJECT_ROOT / ".lakepulse").expanduser()
         dagster_home = env.get("DAGSTER_HOME")
@@ -137,6 +140,32 @@ class Settings:
         return self.home / "dbt" / "target"
 
     @property
+    def replica_path(self) -> Path:
+        """Read replica of the marts that readers outside a build open (never the live file)."""
+        return self.warehouse_path.with_name("lakepulse.read.duckdb")
+
+    @property
+    def seeds_marker_path(self) -> Path:
+        """Fingerprint of the seeds the warehouse was last built from; beside the warehouse,
+        so a new or deleted warehouse loses the marker with it."""
+        return self.warehouse_path.with_name("seeds.sha256")
+
+    @property
+    def alerts_path(self) -> Path:
+        """Delta table of anomaly alerts (dbt source ``ops.alerts``)."""
+        return self.lake_dir / "ops" / "alerts"
+
+    @property
+    def erasure_audit_path(self) -> Path:
+        """Append-only audit log of erasures (keyed hashes, never user ids)."""
+        return self.home / "audit" / "erasures.jsonl"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Counters each collector process publishes; ``/metrics`` sums the live ones."""
+        return self.home / "collector" / "metrics"
+
+    @property
     def collector_url(self) -> str:
         return f"http://{self.collector_host}:{self.collector_port}"
 
@@ -163,7 +192,3 @@ class Settings:
         if self.pg_url:
             env["LAKEPULSE_PG_URL"] = self.pg_url
         return env
-
-
-def get_settings() -> Settings:
-    return Settings.from_env()

@@ -1,4 +1,6 @@
-"""Running dbt outside Dagster (``lakepulse build``), with the same project and profile."""
+"""Running dbt against one data directory, with the project's profile: the command line, the
+pipeline's build arguments, and the seeds fingerprint. No side effects beyond dbt's own: what
+happens around a build (alerts table, replica, publish) is :mod:`lakepulse.operations.rebuild`."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lakepulse.config import DBT_PROJECT_DIR, Settings
+from lakepulse.core.settings import DBT_PROJECT_DIR, Settings
 
 
 def dbt_executable() -> str:
@@ -28,13 +30,10 @@ def dbt_command(settings: Settings, *args: str) -> list[str]:
 
 
 def run_dbt(settings: Settings, *args: str, capture: bool = False) -> subprocess.CompletedProcess:
-    """Run a dbt command against this data directory; raises on failure. After a build the
-    read replica for ad-hoc queries is refreshed."""
+    """Run a dbt command against this data directory; raises ``CalledProcessError`` on
+    failure."""
     settings.ensure_dirs()
-    from lakepulse.anomaly import ensure_alerts_table
-
-    ensure_alerts_table(settings)  # dbt's `ops.alerts` source must exist before any alert
-    result = subprocess.run(
+    return subprocess.run(
         dbt_command(settings, *args),
         env=settings.process_env(),
         cwd=DBT_PROJECT_DIR,
@@ -42,23 +41,6 @@ def run_dbt(settings: Settings, *args: str, capture: bool = False) -> subprocess
         text=True,
         capture_output=capture,
     )
-    if args and args[0] in {"build", "run", "seed"}:
-        from lakepulse.query import refresh_replica
-
-        refresh_replica(settings)
-    return result
-
-
-def rewrite_warehouse(settings: Settings) -> None:
-    """Compact the warehouse into a fresh file (old blocks, and any deleted rows in them, are
-    gone), then refresh the replica from it. Takes the warehouse's write lock: run it when no
-    build is running."""
-    from lakepulse.duck import copy_database
-    from lakepulse.query import refresh_replica
-
-    if settings.warehouse_path.exists():
-        copy_database(settings.warehouse_path, settings.warehouse_path)
-        refresh_replica(settings)
 
 
 def build_args(full_refresh: bool = False, settings: Settings | None = None) -> list[str]:
@@ -89,14 +71,9 @@ def seeds_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _seeds_marker(settings: Settings) -> Path:
-    # Beside the warehouse file: a new or deleted warehouse loses the marker with it.
-    return settings.warehouse_path.with_name("seeds.sha256")
-
-
 def seeds_built(settings: Settings) -> bool:
     """Whether the warehouse's seed tables were built from the seeds as they are now."""
-    marker = _seeds_marker(settings)
+    marker = settings.seeds_marker_path
     return (
         settings.warehouse_path.exists()
         and marker.exists()
@@ -108,25 +85,4 @@ def remember_seeds(settings: Settings, args: list[str]) -> None:
     """After a build with ``args`` succeeded: if it built the seeds, record their fingerprint,
     so the next builds can leave them out until they change."""
     if "--exclude" not in args:
-        _seeds_marker(settings).write_text(seeds_fingerprint() + "\n")
-
-
-def rebuild_marts(settings: Settings, full_refresh: bool = False, capture: bool = False) -> None:
-    """dbt build of every model, then publish to PostgreSQL when configured."""
-    args = build_args(full_refresh, settings)
-    run_dbt(settings, *args, capture=capture)
-    remember_seeds(settings, args)
-    if settings.pg_url:
-        from lakepulse.publish import publish
-
-        publish(settings, settings.pg_url)
-
-
-def rebuild_after_retention(settings: Settings, removed: dict[str, dict]) -> bool:
-    """Incremental models keep what they were built from, so bronze events dropped by
-    retention would live on in the warehouse: when any were dropped, rebuild from bronze (a
-    full refresh; nightly, with the retention schedule). Returns whether it rebuilt."""
-    if not removed.get("bronze_events", {}).get("rows_removed"):
-        return False
-    rebuild_marts(settings, full_refresh=True, capture=True)
-    return True
+        settings.seeds_marker_path.write_text(seeds_fingerprint() + "\n")

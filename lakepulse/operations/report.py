@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from lakepulse.config import Settings
-from lakepulse.query import explorer
+from lakepulse.core.settings import Settings
+from lakepulse.warehouse.replica import explorer
 
 RESULT_COLUMNS = [
     "variation_id",

@@ -1,0 +1,52 @@
+"""The one rebuild: dbt build of the marts, then the read replica, then PostgreSQL.
+
+``lakepulse build``, ``lakepulse replay``, erasure, retention and the Dagster dbt asset all go
+through these functions, so what surrounds a build (the alerts table dbt reads as a source,
+the seeds fingerprint, the replica readers open, the publish) is written once."""
+
+from __future__ import annotations
+
+import subprocess
+
+from lakepulse.core.settings import Settings
+from lakepulse.warehouse.alerts import ensure_alerts_table
+from lakepulse.warehouse.dbt import build_args, remember_seeds, run_dbt
+from lakepulse.warehouse.publish import publish
+from lakepulse.warehouse.replica import refresh_replica
+
+
+def prepare_build(settings: Settings, full_refresh: bool = False) -> list[str]:
+    """What must hold before dbt starts (directories, the ``ops.alerts`` source table); returns
+    the pipeline's dbt build arguments (seeds left out while unchanged)."""
+    settings.ensure_dirs()
+    ensure_alerts_table(settings)
+    return build_args(full_refresh, settings)
+
+
+def finish_build(settings: Settings, args: list[str]) -> None:
+    """After a build with ``args`` succeeded: remember the seeds it built, and swap in a fresh
+    read replica (ad-hoc SQL, checks, sensors and publish read that copy, never the live file)."""
+    remember_seeds(settings, args)
+    refresh_replica(settings)
+
+
+def run_build(
+    settings: Settings, *dbt_args: str, capture: bool = False
+) -> subprocess.CompletedProcess:
+    """``lakepulse build [DBT_ARGS]``: a plain ``dbt build`` with the user's arguments (every
+    model, seed and test when none), then the replica. Raises ``CalledProcessError``."""
+    settings.ensure_dirs()
+    ensure_alerts_table(settings)
+    result = run_dbt(settings, "build", *dbt_args, capture=capture)
+    refresh_replica(settings)
+    return result
+
+
+def rebuild(settings: Settings, full_refresh: bool = False, capture: bool = False) -> None:
+    """Build every model (from bronze with ``full_refresh``: ``lakepulse replay``), refresh
+    the replica, and publish to PostgreSQL when one is configured."""
+    args = prepare_build(settings, full_refresh)
+    run_dbt(settings, *args, capture=capture)
+    finish_build(settings, args)
+    if settings.pg_url:
+        publish(settings, settings.pg_url)
