@@ -9,6 +9,7 @@ import pytest
 
 from lakepulse.analytics.anomaly import Alert
 from lakepulse.core.settings import Settings
+from lakepulse.demo.simulator import Faults
 from lakepulse.warehouse.alerts import record_alerts
 from lakepulse.warehouse.publish import (
     CUSTOMER_LEVEL_MARTS,
@@ -39,7 +40,8 @@ def built(tmp_path_factory, postgres_url):
         settings = Settings.from_env()
         settings.ensure_dirs()
         workspace = Workspace(settings)
-        land_simulated(settings, 3_000)
+        # Some malformed events too, so mart_rejected_events has rows of both tenants.
+        land_simulated(settings, 3_000, faults=Faults(duplicate_rate=0.05, malformed_rate=0.02))
         workspace.ingest()
         # An alert per tenant, so row-level security is tried on the alert mart too.
         record_alerts(
