@@ -128,7 +128,7 @@ def test_demo_builds_marts_within_three_minutes_and_stops_cleanly(tmp_path, monk
         )
         demo.send_signal(signal.SIGINT)
         demo.wait(timeout=60)
-    assert demo.returncode == 0
+    assert demo.returncode == 0, out_path.read_text()[-3000:]
     time.sleep(1)
     leftovers = [
         p
