@@ -36,6 +36,12 @@ $(NODE_SDK): tests/sdk_node/package-lock.json
 	npm ci --prefix tests/sdk_node --no-audit --no-fund --loglevel=error
 	@touch $(NODE_SDK)
 
+# The unmodified browser SDKs and esbuild for the storefront test (tests/e2e/test_browser_sdk.py).
+BROWSER_SDK := tests/browser_sdk/node_modules/.installed
+$(BROWSER_SDK): tests/browser_sdk/package-lock.json
+	npm ci --prefix tests/browser_sdk --no-audit --no-fund --loglevel=error
+	@touch $(BROWSER_SDK)
+
 # Debian's Chromium for the Dagster UI test: Playwright drives it, no browser is downloaded.
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -43,7 +49,7 @@ $(CHROMIUM):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
 	  || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
 
-test: $(STAMP) $(NODE_SDK) $(CHROMIUM) bi
+test: $(STAMP) $(NODE_SDK) $(BROWSER_SDK) $(CHROMIUM) bi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports

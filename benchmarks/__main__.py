@@ -5,6 +5,7 @@ import sys
 
 from benchmarks import (
     bench_collector,
+    bench_delivery,
     bench_freshness,
     bench_incremental,
     bench_loader,
@@ -20,6 +21,7 @@ if __name__ == "__main__":
         bench_incremental,
         bench_serving,
         bench_freshness,
+        bench_delivery,
     ):
         print(f"\n== {bench.__name__} ==", flush=True)
         sys.argv = [bench.__name__]

@@ -3,7 +3,12 @@ requests from concurrent clients, against a baseline measured in the same run: t
 request bodies appended to one file and fsync'd per batch by a single process (no HTTP, no
 validation, no privacy rules).
 
+The browser routes are measured the same way: one event per request, ``text/plain`` with the
+write key in the body, to ``/v1/t`` (what analytics-next sends without batching), against the
+same baseline per request (one append + fsync per event).
+
     python -m benchmarks.bench_collector --events 200000 --clients 32
+    python -m benchmarks.bench_collector --quick     # a short run for figures
 """
 
 from __future__ import annotations
@@ -31,15 +36,26 @@ from lakepulse.demo.supervisor import wait_http
 BATCH = 100
 
 
-def bodies(events: int) -> list[bytes]:
+def _messages(events: int) -> list[dict]:
     gen = TrafficGenerator(SimConfig(seed=5, tenants={"acme": "k"}))
-    messages = [m for _, _, m in islice(gen.events(), events)]
+    return [m for _, _, m in islice(gen.events(), events)]
+
+
+def bodies(events: int) -> list[bytes]:
+    messages = _messages(events)
     return [
         orjson.dumps({"batch": messages[i : i + BATCH]}) for i in range(0, len(messages), BATCH)
     ]
 
 
-async def _client_proc(url: str, key: str, chunk: list[bytes], concurrency: int) -> int:
+def browser_bodies(events: int, key: str) -> list[bytes]:
+    """One event per body with its ``writeKey``, as analytics-next posts to ``/v1/t``."""
+    return [orjson.dumps({**m, "writeKey": key}) for m in _messages(events) if m["type"] == "track"]
+
+
+async def _client_proc(
+    url: str, key: str, chunk: list[bytes], concurrency: int, route: str, per_request: int
+) -> int:
     """A lean HTTP/1.1 load generator: pre-encoded requests on keep-alive connections, so
     the clients (which share this machine's cores with the collector) cost little per
     request, as wrk or a fleet of SDKs on other machines would."""
@@ -47,8 +63,9 @@ async def _client_proc(url: str, key: str, chunk: list[bytes], concurrency: int)
     auth = base64.b64encode(f"{key}:".encode()).decode()
     requests = [
         (
-            f"POST /v1/batch HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"POST {route} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\n"
+            f"Content-Type: {'application/json' if per_request > 1 else 'text/plain'}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
         + body
         for body in chunk
@@ -69,7 +86,7 @@ async def _client_proc(url: str, key: str, chunk: list[bytes], concurrency: int)
                         length = int(value)
                 await reader.readexactly(length)
                 if status == 200:
-                    accepted += BATCH
+                    accepted += per_request
         finally:
             writer.close()
 
@@ -92,7 +109,14 @@ def baseline(path: Path, chunks: list[bytes]) -> float:
 
 
 def _measure(
-    command: list[str], env: dict, url: str, key: str, chunks: list[bytes], args
+    command: list[str],
+    env: dict,
+    url: str,
+    key: str,
+    chunks: list[bytes],
+    args,
+    route: str = "/v1/batch",
+    per_request: int = BATCH,
 ) -> tuple[float, int]:
     """Serve ``command``, send every chunk from the client processes; (seconds, acknowledged)."""
     server = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)
@@ -101,7 +125,14 @@ def _measure(
             raise RuntimeError(f"{' '.join(command)} did not answer on {url} within 30 s")
         per = -(-len(chunks) // args.client_procs)
         jobs = [
-            (url, key, chunks[i * per : (i + 1) * per], max(1, args.clients // args.client_procs))
+            (
+                url,
+                key,
+                chunks[i * per : (i + 1) * per],
+                max(1, args.clients // args.client_procs),
+                route,
+                per_request,
+            )
             for i in range(args.client_procs)
         ]
         started = time.perf_counter()
@@ -119,21 +150,36 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32, help="concurrent connections in all")
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="collector worker processes")
+    parser.add_argument(
+        "--browser-events", type=int, default=20_000, help="single events sent to /v1/t"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a short run: 20000 batched, 5000 single events"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.events, args.browser_events = 20_000, 5_000
     chunks = bodies(args.events)
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings.from_env({"LAKEPULSE_HOME": tmp, "LAKEPULSE_COLLECTOR_PORT": "18088"})
         settings.ensure_dirs()
         key = TenantRegistry(settings.tenants_file).add("acme")
         base = baseline(Path(tmp) / "baseline.ndjson", chunks)
-
+        singles = browser_bodies(args.browser_events, key)
+        single_base = baseline(Path(tmp) / "baseline-single.ndjson", singles)
+        collect = [sys.executable, "-m", "lakepulse.cli", "collect", "--workers", str(args.workers)]
         ours, accepted = _measure(
-            [sys.executable, "-m", "lakepulse.cli", "collect", "--workers", str(args.workers)],
+            collect, settings.process_env(), settings.collector_url, key, chunks, args
+        )
+        browser, browser_accepted = _measure(
+            collect,
             settings.process_env(),
             settings.collector_url,
             key,
-            chunks,
+            singles,
             args,
+            route="/v1/t",
+            per_request=1,
         )
         port = settings.collector_port + 1
         minimal, minimal_accepted = _measure(
@@ -174,6 +220,20 @@ def main() -> None:
     print(f"  append+fsync baseline  {base:7.2f} s  {total / base:10.0f} events/s")
     print(
         f"  ratio (ours / baseline): {(accepted / ours) / (total / base):.2f}   targets: >= 100000 events/s and ratio >= 0.5"
+    )
+    print(
+        f"browser route: {len(singles)} single text/plain track events to /v1/t (analytics-next "
+        "unbatched), same clients and workers"
+    )
+    print(
+        f"  lakepulse /v1/t        {browser:7.2f} s  {browser_accepted / browser:10.0f} events/s stored ({browser_accepted} acknowledged)"
+    )
+    print(
+        f"  append+fsync per event {single_base:7.2f} s  {len(singles) / single_base:10.0f} events/s"
+    )
+    print(
+        f"  ratio (/v1/t / per-event baseline): {(browser_accepted / browser) / (len(singles) / single_base):.2f}"
+        f"   (/v1/t / /v1/batch: {(browser_accepted / browser) / (accepted / ours):.3f})"
     )
 
 

@@ -40,7 +40,7 @@ from ingestion.landing import LandingLog
 from ingestion.pipeline import run_ingest
 from lakepulse.core.settings import DBT_PROJECT_DIR, Settings, disable_telemetry
 from lakepulse.demo.simulator import SimConfig, TrafficGenerator
-from lakepulse.warehouse.alerts import ensure_alerts_table
+from lakepulse.operations.rebuild import ensure_sources
 from lakepulse.warehouse.dbt import build_args, dbt_command, remember_seeds
 from lakepulse.warehouse.replica import refresh_replica
 
@@ -137,7 +137,7 @@ class History:
             timedelta(days=1) if spacing == "days" else self.reached - start + timedelta(minutes=1)
         )
         make_history(settings, base, size, span=span)
-        ensure_alerts_table(settings)
+        ensure_sources(settings)
         self.full_refresh_s, _ = timed_dbt(settings, *build_args(full_refresh=True))
         remember_seeds(settings, build_args(full_refresh=True))
         self.full_nodes = slowest_nodes(settings)

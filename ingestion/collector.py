@@ -1,9 +1,12 @@
 """Segment-compatible HTTP collector (an ASGI app served by uvicorn).
 
 Speaks the Segment HTTP Tracking API (``/v1/batch``, ``/v1/track`` ...), so any Segment,
-RudderStack or Jitsu SDK can point its host here. A request is acknowledged only after its
-events are durable in the landing log. Plain ASGI rather than a web framework: this is the hot
-path and it has a handful of routes.
+RudderStack or Jitsu SDK can point its host here, and the browser API of analytics.js /
+analytics-next: the short routes (``/v1/t``, ``/v1/p`` ... ``/v1/b``), ``text/plain`` and
+``sendBeacon`` bodies carrying their ``writeKey``, CORS for any origin, and the project
+settings a page loads at start. A request is acknowledged only after its events are durable in
+the landing log. Plain ASGI rather than a web framework: this is the hot path and it has a
+handful of routes.
 """
 
 from __future__ import annotations
@@ -11,45 +14,65 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import gzip
 import logging
 import os
+import re
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 
-from ingestion.contract import MAX_BATCH_BYTES, MAX_EVENT_BYTES, ContractError, normalize, rejection
+from ingestion.contract import (
+    MAX_BATCH_BYTES,
+    MAX_EVENT_BYTES,
+    ContractError,
+    encoded_size,
+    normalize,
+    rejection,
+)
 from ingestion.landing import LandingLog, backlog, read_cursors
+from ingestion.privacy import json_problem
 from ingestion.tenants import TenantRegistry
+from ingestion.wire import HttpError, decode_body, parse_json
 from lakepulse.core.settings import Settings
 
 log = logging.getLogger("lakepulse.collector")
 
-SINGLE_ROUTES = {
-    f"/v1/{kind}": kind for kind in ("track", "page", "screen", "identify", "group", "alias")
+EVENT_KINDS = ("track", "page", "screen", "identify", "group", "alias")
+SINGLE_ROUTES = {f"/v1/{kind}": kind for kind in EVENT_KINDS} | {
+    f"/v1/{kind[0]}": kind
+    for kind in EVENT_KINDS  # analytics.js: /v1/t, /v1/p, /v1/s ...
 }
+BATCH_ROUTES = frozenset({"/v1/batch", "/v1/b", "/beacon/v1/batch"})
+"""``/v1/b``: analytics-next's batching dispatcher; ``/beacon/v1/batch?writeKey=``: RudderStack's
+sendBeacon queue, which can set no header and so puts the write key in the query string."""
+METRICS_ROUTE = "/v1/m"
+"""analytics-next posts its own delivery metrics here when sampled; accepted and discarded."""
+SETTINGS_ROUTE = re.compile(r"/v1/projects/([^/]{1,512})/settings")
+BODY_TIMEOUT_S = 10.0
+"""A request body not complete within this is answered 408 (a slow or stalled client must
+not hold its request open forever); ``LAKEPULSE_COLLECTOR_BODY_TIMEOUT_S`` overrides it."""
+MAX_HEADER_BYTES = 32 * 1024
+"""Request headers larger than this in all are answered 431 (uvicorn's httptools parser sets
+no limit of its own; browsers and SDKs send well under 8 KiB)."""
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-allow-methods", b"POST, OPTIONS, GET"),
-    (b"access-control-allow-headers", b"authorization, content-type, content-encoding"),
     (b"access-control-max-age", b"86400"),
 ]
+DEFAULT_ALLOWED_HEADERS = b"authorization, content-type, content-encoding, x-retry-count"
+_HEADER_LIST = re.compile(rb"[A-Za-z0-9!#$%&'*+.^_`|~, -]{1,1024}")
+_HOST = re.compile(r"[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 
 
-class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def write_key_from(headers: dict[bytes, bytes], body: dict | None) -> str:
-    """Segment sends the write key as the Basic-auth username; some SDKs put it in the body."""
+def write_key_from(headers: dict[bytes, bytes], body: dict | None, query: bytes = b"") -> str:
+    """Segment sends the write key as the Basic-auth username; browser SDKs' beacons, which
+    cannot set headers, put it in the body (Segment) or the query string (RudderStack)."""
     auth = headers.get(b"authorization", b"")
     if auth[:6].lower() == b"basic ":
         try:
@@ -62,6 +85,9 @@ def write_key_from(headers: dict[bytes, bytes], body: dict | None) -> str:
             return user
     if isinstance(body, dict) and isinstance(body.get("writeKey"), str):
         return body["writeKey"]
+    for name, value in parse_qsl(query.decode("latin-1")):
+        if name == "writeKey":
+            return value
     return ""
 
 
@@ -111,6 +137,9 @@ class Collector:
         self.committer = GroupCommitter(self._persist)
         self.started = time.time()
         self.last_write: float | None = None
+        self.body_timeout_s = float(
+            os.environ.get("LAKEPULSE_COLLECTOR_BODY_TIMEOUT_S", BODY_TIMEOUT_S)
+        )
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -120,22 +149,36 @@ class Collector:
             return
         method, path = scope["method"], scope["path"].rstrip("/") or "/"
         try:
+            if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+                raise HttpError(
+                    431, "headers_too_large", f"request headers exceed {MAX_HEADER_BYTES} bytes"
+                )
             if method == "OPTIONS":
-                await self._respond(send, 204, None)
+                await self._respond(send, 204, None, extra=_preflight_headers(scope))
+            elif method == "GET" and (match := SETTINGS_ROUTE.fullmatch(path)):
+                await self._respond(
+                    send, 200, self.project_settings(match.group(1), scope), extra=_CACHE_MINUTE
+                )
             elif method == "GET" and path == "/health":
                 await self._respond(
                     send, 200, {"status": "ok", "uptime_s": round(time.time() - self.started, 1)}
                 )
             elif method == "GET" and path == "/metrics":
                 await self._respond(send, 200, self.metrics())
-            elif method == "POST" and (path == "/v1/batch" or path in SINGLE_ROUTES):
+            elif method == "POST" and (path in BATCH_ROUTES or path in SINGLE_ROUTES):
                 headers = dict(scope["headers"])
                 raw = await self._read_body(receive, headers)
-                status, payload = await self.ingest(path, headers, raw)
+                status, payload = await self.ingest(
+                    path, headers, raw, scope.get("query_string", b"")
+                )
                 await self._respond(send, status, payload)
+            elif method == "POST" and path == METRICS_ROUTE:
+                await self._read_body(receive, {})
+                await self._respond(send, 200, {"success": True})
             else:
+                shown = path[:200]
                 raise HttpError(
-                    404, "not_found", f"no route for {method} {path}; events go to POST /v1/batch"
+                    404, "not_found", f"no route for {method} {shown}; events go to POST /v1/batch"
                 )
         except HttpError as err:
             self.counters[f"http_{err.status}"] += 1
@@ -155,9 +198,23 @@ class Collector:
                 return
 
     async def _read_body(self, receive: Any, headers: dict[bytes, bytes]) -> bytes:
+        """The whole body, decoded; 408 when it does not arrive within ``body_timeout_s``
+        (other requests are served meanwhile: the wait is asynchronous)."""
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                body = await self._receive_all(receive)
+        except TimeoutError:
+            raise HttpError(
+                408, "body_timeout", f"request body not received within {self.body_timeout_s} s"
+            ) from None
+        return decode_body(body, headers.get(b"content-encoding", b""))
+
+    async def _receive_all(self, receive: Any) -> bytes:
         chunks, size = [], 0
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                raise HttpError(400, "client_disconnected", "client went away mid-body")
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > MAX_BATCH_BYTES:
@@ -166,42 +223,61 @@ class Collector:
                 )
             chunks.append(chunk)
             if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
-        encoding = headers.get(b"content-encoding", b"").lower()
-        if encoding == b"gzip":
-            try:
-                decoder = zlib.decompressobj(wbits=31)
-                body = decoder.decompress(body, MAX_BATCH_BYTES + 1)
-            except (zlib.error, gzip.BadGzipFile):
-                raise HttpError(400, "invalid_gzip", "body is not valid gzip") from None
-            if len(body) > MAX_BATCH_BYTES:
-                raise HttpError(
-                    413, "body_too_large", f"decompressed body exceeds {MAX_BATCH_BYTES} bytes"
-                )
-        elif encoding not in (b"", b"identity"):
-            raise HttpError(
-                415,
-                "unsupported_encoding",
-                f"Content-Encoding {encoding.decode()!r} is not supported; use gzip",
-            )
-        return body
+                return b"".join(chunks)
 
-    async def ingest(self, path: str, headers: dict[bytes, bytes], raw: bytes) -> tuple[int, dict]:
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as err:
-            raise HttpError(400, "invalid_json", f"body is not valid JSON: {err}") from None
+    def project_settings(self, write_key: str, scope: dict) -> dict[str, Any]:
+        """What analytics.js / analytics-next load from ``{cdnURL}/v1/projects/{key}/settings``
+        at start: the Segment.io destination pointed back at this collector, nothing else to
+        load (no device-mode destinations, middleware or remote plugins), and the SDK's own
+        metrics off."""
+        if self.tenants.resolve(write_key) is None:
+            raise HttpError(401, "invalid_write_key", "unknown write key")
+        headers = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not _HOST.fullmatch(host):
+            host = f"{self.settings.collector_host}:{self.settings.collector_port}"
+        proto = headers.get(b"x-forwarded-proto", scope.get("scheme", "http").encode())
+        protocol = "https" if proto.strip().lower() == b"https" else "http"
+        return {
+            "integrations": {
+                "Segment.io": {
+                    "apiKey": write_key,
+                    "apiHost": f"{host}/v1",
+                    "protocol": protocol,
+                    "addBundledMetadata": True,
+                    "unbundledIntegrations": [],
+                    "maybeBundledConfigIds": {},
+                }
+            },
+            "plan": {
+                "track": {"__default": {"enabled": True, "integrations": {}}},
+                "identify": {"__default": {"enabled": True}},
+                "group": {"__default": {"enabled": True}},
+            },
+            "edgeFunction": {},
+            "analyticsNextEnabled": True,
+            "middlewareSettings": {},
+            "enabledMiddleware": {},
+            "metrics": {"sampleRate": 0},
+            "legacyVideoPluginsEnabled": False,
+            "remotePlugins": [],
+        }
+
+    async def ingest(
+        self, path: str, headers: dict[bytes, bytes], raw: bytes, query: bytes = b""
+    ) -> tuple[int, dict]:
+        body, lenient = parse_json(raw)
         if not isinstance(body, dict):
             raise HttpError(400, "invalid_body", "body must be a JSON object")
-        tenant = self.tenants.resolve(write_key_from(headers, body))
+        tenant = self.tenants.resolve(write_key_from(headers, body, query))
         if tenant is None:
             raise HttpError(
                 401,
                 "invalid_write_key",
                 "missing or unknown write key (send it as the Basic-auth username)",
             )
-        if path == "/v1/batch":
+        batched = path in BATCH_ROUTES
+        if batched:
             messages = body.get("batch")
             if not isinstance(messages, list):
                 raise HttpError(400, "invalid_batch", "'batch' must be an array of events")
@@ -214,7 +290,9 @@ class Collector:
         check_size = len(raw) > MAX_EVENT_BYTES  # no event can be larger than its body
         for index, message in enumerate(messages):
             try:
-                if check_size and len(orjson.dumps(message)) > MAX_EVENT_BYTES:
+                if lenient and (problem := json_problem(message)):
+                    raise ContractError(problem)
+                if check_size and encoded_size(message) > MAX_EVENT_BYTES:
                     raise ContractError(f"event exceeds {MAX_EVENT_BYTES} bytes")
                 good.append(
                     normalize(
@@ -255,7 +333,7 @@ class Collector:
         self.counters["requests"] += 1
         self.counters["events_accepted"] += len(good)
         self.counters["events_rejected"] += len(bad)
-        if path != "/v1/batch" and bad:
+        if not batched and bad:
             # A single-event call whose only event is invalid is a client error.
             raise HttpError(400, "invalid_event", report[0]["reason"])
         payload: dict[str, Any] = {"success": True}
@@ -328,15 +406,38 @@ class Collector:
             else round(time.time() - self.last_write, 3),
         }
 
-    async def _respond(self, send: Any, status: int, payload: dict | None) -> None:
+    async def _respond(
+        self,
+        send: Any,
+        status: int,
+        payload: dict | None,
+        extra: list[tuple[bytes, bytes]] = (),  # type: ignore[assignment]
+    ) -> None:
         body = b"" if payload is None else orjson.dumps(payload)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             *CORS_HEADERS,
+            *extra,
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+_CACHE_MINUTE = [(b"cache-control", b"public, max-age=60")]
+
+
+def _preflight_headers(scope: dict) -> list[tuple[bytes, bytes]]:
+    """A CORS preflight allows the headers the page asks for (analytics-next adds
+    ``Authorization`` and ``X-Retry-Count``), and a public page calling a collector on a
+    private address (Chrome's Private Network Access)."""
+    headers = dict(scope["headers"])
+    asked = headers.get(b"access-control-request-headers", b"")
+    allowed = asked if _HEADER_LIST.fullmatch(asked) else DEFAULT_ALLOWED_HEADERS
+    extra = [(b"access-control-allow-headers", allowed)]
+    if headers.get(b"access-control-request-private-network", b"").lower() == b"true":
+        extra.append((b"access-control-allow-private-network", b"true"))
+    return extra
 
 
 def create_app(settings: Settings | None = None) -> Collector:

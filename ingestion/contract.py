@@ -15,7 +15,15 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ingestion.privacy import device_class, scrub, strip_url
+from ingestion.privacy import (
+    MAX_NESTING,
+    TooDeep,
+    device_class,
+    json_safe,
+    scrub,
+    strip_url,
+    too_deep,
+)
 
 EVENT_TYPES = frozenset({"track", "page", "screen", "identify", "group", "alias"})
 MAX_EVENT_BYTES = 32 * 1024
@@ -152,22 +160,47 @@ def _number(value: Any, field: str) -> float | None:
 FLATTENED_CONTEXT = frozenset({"page", "campaign", "userAgent", "library", "locale", "ip"})
 
 
+def _scrubbed_json(value: dict, secret: bytes, field: str) -> str:
+    """The field scrubbed and serialised; nesting past ``MAX_NESTING`` breaks the contract."""
+    try:
+        return orjson.dumps(scrub(value, secret)).decode()
+    except TooDeep:
+        raise ContractError(f"'{field}' is nested deeper than {MAX_NESTING} levels") from None
+
+
 def _rest_of_context(context: dict, secret: bytes) -> str | None:
     """Context fields without a column of their own, kept (scrubbed) so new SDK fields flow
     through to bronze without a schema change."""
     rest = {k: v for k, v in context.items() if k not in FLATTENED_CONTEXT}
-    return orjson.dumps(scrub(rest, secret)).decode() if rest else None
+    return _scrubbed_json(rest, secret, "context") if rest else None
+
+
+def encoded_size(message: Any) -> int:
+    """The message's size as JSON; a value orjson cannot write (nesting past its own limit)
+    breaks the contract rather than the request."""
+    try:
+        return len(orjson.dumps(message))
+    except orjson.JSONEncodeError:
+        raise ContractError(f"event is nested deeper than {MAX_NESTING} levels") from None
 
 
 def message_id_for(message: dict) -> str:
     """Segment SDKs always send a messageId; a hand-made call without one gets a content hash,
     so retrying the same payload still deduplicates."""
-    return (
-        "h_" + hashlib.sha256(orjson.dumps(message, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
-    )
+    try:
+        encoded = orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        raise ContractError(
+            f"event without a messageId is nested deeper than {MAX_NESTING} levels"
+        ) from None
+    return "h_" + hashlib.sha256(encoded).hexdigest()[:32]
 
 
+NO_REFERRER = "$direct"
+"""RudderStack's browser SDK's referrer for a visit without one: no referrer in bronze."""
 _EMPTY: dict = {}
+_CONTAINER_TYPES = frozenset({dict, list})
+_SCRUBBED_FIELDS = frozenset({"properties", "traits", "context"})
 _PAGE_PROPERTIES = ("path", "url", "referrer", "title")
 
 
@@ -219,11 +252,16 @@ def normalize(
     if kind == "alias" and (previous_id is None or user_id is None):
         raise ContractError("'previousId' and 'userId' are required for alias calls")
 
+    for key, value in message.items():  # fields not scrubbed below: nesting bounded too
+        if type(value) in _CONTAINER_TYPES and key not in _SCRUBBED_FIELDS and too_deep(value):
+            raise ContractError(f"'{key}' is nested deeper than {MAX_NESTING} levels")
     properties = _obj(message, "properties")
     traits = _obj(message, "traits")
     context = _obj(message, "context") or (batch_context or _EMPTY)
     if not isinstance(context, dict):
         raise ContractError("'context' must be an object")
+    if not traits and kind == "identify":
+        traits = _sub(context, "traits")  # where RudderStack's browser SDK puts them
 
     original = parse_time(get("originalTimestamp") or get("timestamp"), "timestamp")
     sent_at = parse_time(get("sentAt", batch_sent_at), "sentAt")
@@ -252,7 +290,9 @@ def normalize(
         "received_at": _micros(received_at),
         "page_path": _str(page.get("path")),
         "page_url": strip_url(url) if isinstance(url, str) else None,
-        "page_referrer": strip_url(referrer) if isinstance(referrer, str) else None,
+        "page_referrer": strip_url(referrer)
+        if isinstance(referrer, str) and referrer != NO_REFERRER
+        else None,
         "page_title": _str(page.get("title")),
         "utm_source": None,
         "utm_medium": None,
@@ -264,8 +304,8 @@ def normalize(
         ),
         "locale": _str(context.get("locale")),
         "library": _str(_sub(context, "library").get("name")),
-        "properties": orjson.dumps(scrub(properties, secret)).decode() if properties else None,
-        "traits": orjson.dumps(scrub(traits, secret)).decode() if traits else None,
+        "properties": _scrubbed_json(properties, secret, "properties") if properties else None,
+        "traits": _scrubbed_json(traits, secret, "traits") if traits else None,
         "context": _rest_of_context(context, secret),
         "order_id": None,
         "revenue": None,
@@ -306,15 +346,16 @@ def _commerce_fields(properties: dict, row: dict[str, Any]) -> None:
 def rejection(
     *, tenant_id: str, secret: bytes, received_at: datetime, payload: Any, reason: str, index: int
 ) -> dict[str, Any]:
-    """A quarantine row: the reason and the PII-scrubbed original payload."""
-    message_id = payload.get("messageId") if isinstance(payload, dict) else None
-    body = orjson.dumps(scrub(payload, secret), option=orjson.OPT_SORT_KEYS)
+    """A quarantine row: the reason and the PII-scrubbed original payload (made storable first:
+    whatever a rejected event holds, quarantining it cannot fail)."""
+    message_id = _str(payload.get("messageId")) if isinstance(payload, dict) else None
+    body = orjson.dumps(scrub(json_safe(payload), secret), option=orjson.OPT_SORT_KEYS)
     return {
         "tenant_id": tenant_id,
         "rejection_id": hashlib.sha256(
             f"{tenant_id}|{message_id}|{_micros(received_at)}|{index}".encode() + body
         ).hexdigest()[:32],
-        "message_id": _str(message_id),
+        "message_id": message_id,
         "received_at": _micros(received_at),
         "reason": reason,
         "payload": body.decode()[:MAX_EVENT_BYTES],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 from functools import lru_cache
 from typing import Any
@@ -41,9 +42,21 @@ DROPPED_KEYS = frozenset(
         "creditcard",
         "credit_card",
         "card_number",
+        "writekey",
     }
 )
-"""Keys removed outright: no analytics question needs them."""
+"""Keys removed outright: no analytics question needs them (``writeKey``: browser SDKs put the
+tenant's credential in the body)."""
+
+MAX_NESTING = 32
+"""How deep properties, traits and context may nest (objects and arrays inside the field).
+Deeper values make the event a contract violation; :func:`scrub` stops there instead of
+recursing without bound."""
+
+
+class TooDeep(ValueError):
+    """A value nests deeper than :data:`MAX_NESTING`; the contract turns it into a rejection."""
+
 
 PII_QUERY_PARAMS = frozenset(
     {
@@ -151,18 +164,25 @@ def _rule(key: str) -> str:
     return ""
 
 
-def scrub(value: Any, secret: bytes) -> Any:
-    """Return a copy of a JSON value with every privacy rule applied, recursively."""
+def scrub(value: Any, secret: bytes, depth: int = 0) -> Any:
+    """Return a copy of a JSON value with every privacy rule applied, recursively.
+
+    Raises :class:`TooDeep` past :data:`MAX_NESTING` levels: recursion is bounded, whatever
+    the sender nests (see :func:`json_safe` for a copy that can always be scrubbed)."""
+    if depth > MAX_NESTING:
+        raise TooDeep(f"nested deeper than {MAX_NESTING} levels")
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
             rule = _rule(key)
             if not rule:
-                out[key] = item if type(item) in _PLAIN else scrub(item, secret)
+                out[key] = item if type(item) in _PLAIN else scrub(item, secret, depth + 1)
             elif rule == "drop":
                 continue
-            elif rule == "hash" and item is not None and not isinstance(item, dict | list):
+            elif rule == "hash" and type(item) in _HASHABLE:
                 out[key] = hash_pii(item, secret)
+            elif rule == "hash" and type(item) is bool:
+                out[key] = item  # a flag (userAgentData.mobile) is no phone number
             elif rule == "user_agent" and isinstance(item, str):
                 out["device_class"] = device_class(item)
             elif rule == "url" and isinstance(item, str):
@@ -170,14 +190,98 @@ def scrub(value: Any, secret: bytes) -> Any:
             elif rule == "search" and isinstance(item, str):
                 out[key] = strip_search(item)
             else:
-                out[key] = scrub(item, secret)
+                out[key] = scrub(item, secret, depth + 1)
         return out
     if isinstance(value, list):
-        return [scrub(item, secret) for item in value]
+        return [scrub(item, secret, depth + 1) for item in value]
     if isinstance(value, str) and "@" in value and _EMAIL_RE.fullmatch(value.strip()):
         return hash_pii(value, secret)
     return value
 
 
+def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether a parsed value nests containers more than ``limit`` levels below itself; a loop,
+    not recursion, for values nested thousands deep."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if type(item) is dict:
+            stack.extend((v, depth + 1) for v in item.values() if type(v) in _CONTAINERS)
+        elif type(item) is list:
+            stack.extend((v, depth + 1) for v in item if type(v) in _CONTAINERS)
+    return False
+
+
+_CONTAINERS = frozenset({dict, list})
+TRUNCATED = "[truncated: nested too deep]"
+_INT64 = (-(2**63), 2**64 - 1)
+
+
+def _clean_text(text: str) -> str:
+    """The text with lone surrogates (which JSON escapes can carry) replaced by U+FFFD."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """A copy of a parsed value that orjson can always write and :func:`scrub` can always
+    walk: subtrees past :data:`MAX_NESTING` become a marker, non-finite or out-of-range
+    numbers become their text, lone surrogates become U+FFFD. For quarantined payloads,
+    which must be stored whatever they hold."""
+    if isinstance(value, dict):
+        if depth >= MAX_NESTING:
+            return TRUNCATED
+        return {_clean_text(str(k)): json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        if depth >= MAX_NESTING:
+            return TRUNCATED
+        return [json_safe(item, depth + 1) for item in value]
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if _INT64[0] <= value <= _INT64[1] else str(value)
+    return value
+
+
+def json_problem(value: Any, depth: int = 0) -> str | None:
+    """Why a value parsed leniently (the stdlib parser, after orjson refused the body) breaks
+    the contract, or None: ``NaN``/``Infinity`` literals and numbers out of range (``1e400``)
+    are not JSON numbers, lone surrogates are not text, and nesting is bounded."""
+    if isinstance(value, dict):
+        if depth > MAX_NESTING:
+            return f"nested deeper than {MAX_NESTING} levels"
+        for key, item in value.items():
+            problem = json_problem(key, depth + 1) or json_problem(item, depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list):
+        if depth > MAX_NESTING:
+            return f"nested deeper than {MAX_NESTING} levels"
+        for item in value:
+            if problem := json_problem(item, depth + 1):
+                return problem
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"number {value} is not a finite JSON number (NaN, Infinity or out of range)"
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not (_INT64[0] <= value <= _INT64[1])
+    ):
+        return "integer out of the 64-bit range"
+    if isinstance(value, str) and _clean_text(value) is not value:
+        return "text holds a lone UTF-16 surrogate (not valid Unicode)"
+    return None
+
+
 _PLAIN = frozenset({int, float, bool, type(None)})
+_HASHABLE = frozenset({str, int, float})
 """Leaf types no rule applies to (strings are checked for e-mail addresses)."""

@@ -398,5 +398,48 @@ def tenants_list() -> None:
         click.echo(name)
 
 
+@main.group(help="Triggers (dbt_project/triggers.yml): their firings and deliveries.")
+def triggers() -> None:
+    pass
+
+
+@triggers.command(
+    "deliver",
+    help="One delivery pass: send every due treatment firing to its destinations (webhook, "
+    "e-mail, Slack), retrying on the schedule and dead-lettering what cannot be delivered.",
+)
+def triggers_deliver() -> None:
+    from lakepulse.triggers.delivery import DestinationError, deliver_pass
+
+    settings = _settings()
+    try:
+        result = deliver_pass(settings)
+    except DestinationError as err:
+        click.echo(f"error: {err}", err=True)
+        click.echo("Fix the destinations in the triggers file, then rerun.", err=True)
+        sys.exit(2)
+    click.echo(result.summary())
+    if result.dead:
+        click.echo(
+            "Dead letters are in marts.fct_trigger_deliveries; re-queue them with "
+            "`lakepulse triggers retry [--trigger T]` once the receiver is fixed."
+        )
+    elif result.deferred or result.retrying:
+        click.echo("The rest goes at the next pass (the Dagster sensor runs one every 30 s).")
+
+
+@triggers.command("retry", help="Re-queue dead letters, from the start of the retry schedule.")
+@click.option("--trigger", "trigger", default=None, help="Only this trigger's dead letters.")
+@click.option("--destination", default=None, help="Only this destination's dead letters.")
+def triggers_retry(trigger: str | None, destination: str | None) -> None:
+    from lakepulse.triggers.delivery import requeue_dead
+
+    count = requeue_dead(_settings(), trigger=trigger, destination=destination)
+    if count is None:
+        click.echo("a delivery pass is running; rerun when it ends.", err=True)
+        sys.exit(1)
+    click.echo(f"re-queued {count} dead letters. Next: `lakepulse triggers deliver` sends them.")
+
+
 if __name__ == "__main__":
     main()

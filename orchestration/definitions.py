@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_dlt import DagsterDltResource
 
 from lakepulse.core.settings import Settings
-from lakepulse.warehouse.alerts import ensure_alerts_table
+from lakepulse.operations.rebuild import ensure_sources
 from orchestration.assets.bronze import build_bronze_assets, landing_log_spec
 from orchestration.assets.dbt import build_dbt_assets
 from orchestration.assets.maintenance import compaction, retention
@@ -26,14 +26,19 @@ from orchestration.jobs import (
 )
 from orchestration.resources import LakepulseResource, dbt_project_for, dbt_resource
 from orchestration.schedules import compaction_schedule, retention_schedule
-from orchestration.sensors import alerts_spec, build_anomaly_sensor, build_landing_sensor
+from orchestration.sensors import (
+    alerts_spec,
+    build_anomaly_sensor,
+    build_delivery_sensor,
+    build_landing_sensor,
+)
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Everything lakepulse runs, for one data directory (``LAKEPULSE_HOME``)."""
     settings = settings or Settings.from_env()
     settings.ensure_dirs()
-    ensure_alerts_table(settings)
+    ensure_sources(settings)
     project = dbt_project_for(settings)
     bronze = build_bronze_assets(settings)
     models = build_dbt_assets(project, settings)
@@ -56,6 +61,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             build_landing_sensor(ingest_and_build, settings),
             build_freshness_sensor(freshness),
             build_anomaly_sensor(settings),
+            build_delivery_sensor(settings),
         ],
         resources={
             "dlt": DagsterDltResource(),

@@ -21,6 +21,7 @@ from ingestion.landing import LandingLog
 from lakepulse.analytics.anomaly import DetectorSettings
 from lakepulse.core.settings import Settings
 from lakepulse.operations.alerting import evaluate_alerts
+from lakepulse.triggers.delivery import deliver_pass
 
 WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
 """Runs that have not begun loading: new landing files will be in their load anyway."""
@@ -115,3 +116,28 @@ def build_anomaly_sensor(settings: Settings, cfg: DetectorSettings | None = None
         )
 
     return anomaly_alert_sensor
+
+
+def build_delivery_sensor(settings: Settings):
+    @sensor(
+        name="trigger_delivery_sensor",
+        minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Every 30 s: one delivery pass (lakepulse.triggers.delivery.deliver_pass, "
+        "the same as `lakepulse triggers deliver`): due treatment firings go to their webhook, "
+        "e-mail and Slack destinations, with retries and dead letters. A pass stops starting "
+        "new deliveries after 25 s, so passes never overlap.",
+    )
+    def trigger_delivery_sensor(context: SensorEvaluationContext):
+        result = deliver_pass(settings)
+        if result.busy or not result.due:
+            return SkipReason(result.summary())
+        context.log.info(result.summary())
+        if result.dead:
+            context.log.warning(
+                f"{result.dead} dead letters: see marts.fct_trigger_deliveries, then "
+                "`lakepulse triggers retry`"
+            )
+        return SkipReason(result.summary())
+
+    return trigger_delivery_sensor

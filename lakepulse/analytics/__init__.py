@@ -1,0 +1,1 @@
+"""Statistics and analyses over the warehouse: pure functions, importing only lakepulse.core."""

@@ -113,6 +113,21 @@ class Settings:
         return self.lake_dir / "raw" / "events_rejected"
 
     @property
+    def trigger_firings_path(self) -> Path:
+        """Delta table of trigger firings (one row per firing, treatment and holdout arms)."""
+        return self.lake_dir / "triggers" / "firings"
+
+    @property
+    def trigger_deliveries_path(self) -> Path:
+        """Delta table of delivery state changes (append-only: its rows are the history)."""
+        return self.lake_dir / "triggers" / "deliveries"
+
+    @property
+    def trigger_delivery_lock_path(self) -> Path:
+        """Held by the one delivery pass (or re-queue) running in this data directory."""
+        return self.lake_dir / "triggers" / ".deliver.lock"
+
+    @property
     def warehouse_path(self) -> Path:
         """DuckDB file dbt builds into; only the pipeline writes it."""
         return self.home / "warehouse" / "lakepulse.duckdb"

@@ -11,15 +11,23 @@ import subprocess
 from lakepulse.core.settings import Settings
 from lakepulse.warehouse.alerts import ensure_alerts_table
 from lakepulse.warehouse.dbt import build_args, remember_seeds, run_dbt
+from lakepulse.warehouse.delivery_tables import ensure_delivery_tables
 from lakepulse.warehouse.publish import publish
 from lakepulse.warehouse.replica import refresh_replica
 
 
-def prepare_build(settings: Settings, full_refresh: bool = False) -> list[str]:
-    """What must hold before dbt starts (directories, the ``ops.alerts`` source table); returns
-    the pipeline's dbt build arguments (seeds left out while unchanged)."""
+def ensure_sources(settings: Settings) -> None:
+    """The tables dbt reads as sources but does not write (alerts, trigger firings and
+    deliveries): empty until their writers' first rows, but there."""
     settings.ensure_dirs()
     ensure_alerts_table(settings)
+    ensure_delivery_tables(settings)
+
+
+def prepare_build(settings: Settings, full_refresh: bool = False) -> list[str]:
+    """What must hold before dbt starts (directories, the source tables); returns the
+    pipeline's dbt build arguments (seeds left out while unchanged)."""
+    ensure_sources(settings)
     return build_args(full_refresh, settings)
 
 
@@ -35,8 +43,7 @@ def run_build(
 ) -> subprocess.CompletedProcess:
     """``lakepulse build [DBT_ARGS]``: a plain ``dbt build`` with the user's arguments (every
     model, seed and test when none), then the replica. Raises ``CalledProcessError``."""
-    settings.ensure_dirs()
-    ensure_alerts_table(settings)
+    ensure_sources(settings)
     result = run_dbt(settings, "build", *dbt_args, capture=capture)
     refresh_replica(settings)
     return result

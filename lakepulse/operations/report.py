@@ -4,10 +4,12 @@ always-valid confidence sequence over the snapshots)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
 
+from lakepulse.analytics.experiments import lift_bounds
 from lakepulse.core.settings import Settings
 from lakepulse.warehouse.replica import explorer
 
@@ -46,7 +48,7 @@ def current_results(settings: Settings, experiment_id: str, tenant_id: str) -> p
 def history(settings: Settings, experiment_id: str, tenant_id: str, metric: str) -> pd.DataFrame:
     return _query(
         settings,
-        "select snapshot_at, variation_id, absolute_lift, always_valid_ci_low, "
+        "select snapshot_at, variation_id, metric, absolute_lift, always_valid_ci_low, "
         "always_valid_ci_high, absolute_ci_low, absolute_ci_high, alpha "
         "from marts.fct_experiment_snapshots "
         "where experiment_id = ? and tenant_id = ? and metric = ? and not is_control "
@@ -84,6 +86,15 @@ def plot_history(frame: pd.DataFrame, title: str, path: Path) -> Path:
         )
         ax.plot(arm["snapshot_at"], arm["absolute_ci_high"], "--", color=line.get_color(), lw=0.8)
     ax.axhline(0, color="black", lw=0.8)
+    # Intervals are clipped to what the lift can be (a difference of two proportions lies in
+    # [-1, 1]): a band that reaches such a limit is drawn against it.
+    low, high = lift_bounds(frame["metric"].iloc[0], None)["absolute"]
+    bands = frame[
+        ["always_valid_ci_low", "always_valid_ci_high", "absolute_ci_low", "absolute_ci_high"]
+    ]
+    for limit in (low, high):
+        if math.isfinite(limit) and (bands == limit).to_numpy().any():
+            ax.axhline(limit, color="grey", lw=0.8, ls=":", label=f"limit of the lift ({limit:+g})")
     ax.set_title(title)
     ax.set_ylabel("absolute lift vs control")
     ax.legend(loc="best", fontsize="small")

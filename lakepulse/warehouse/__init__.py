@@ -1,0 +1,1 @@
+"""The warehouse layer: dbt, the read replica, publishing, and the tables dbt reads."""

@@ -53,6 +53,8 @@ MARTS: dict[str, tuple[str, ...]] = {
     "fct_experiment_snapshots": ("tenant_id", "experiment_id", "snapshot_at"),
     "mart_anomaly_alerts": ("tenant_id", "minute_at"),
     "mart_rejected_events": ("tenant_id", "rejected_minute"),
+    "fct_trigger_deliveries": ("tenant_id", "trigger", "fired_at"),
+    "mart_trigger_impact": ("tenant_id", "trigger"),
 }
 """Published marts and the index each gets for dashboard filters (tenant, then date)."""
 

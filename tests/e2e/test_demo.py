@@ -43,6 +43,8 @@ def test_demo_builds_marts_within_three_minutes_and_stops_cleanly(tmp_path, monk
     monkeypatch.setenv("LAKEPULSE_COLLECTOR_PORT", str(free_port()))
     monkeypatch.setenv("LAKEPULSE_DAGSTER_PORT", str(free_port()))
     monkeypatch.setenv("LAKEPULSE_PG_PORT", str(free_port()))
+    sink_port = free_port()
+    monkeypatch.setenv("LAKEPULSE_SINK_PORT", str(sink_port))
     monkeypatch.delenv("LAKEPULSE_PG_URL", raising=False)
     settings = Settings.from_env()
     ui = f"http://127.0.0.1:{settings.dagster_port}"
@@ -82,6 +84,10 @@ def test_demo_builds_marts_within_three_minutes_and_stops_cleanly(tmp_path, monk
         banner = out_path.read_text()
         assert ok, f"no successful materializations within 180 s; demo output:\n{banner}"
         assert settings.collector_url in banner and ui in banner
+        # The local webhook sink every trigger destination posts to in the demo: it answers.
+        sink_url = f"http://127.0.0.1:{sink_port}/hook"
+        assert f"webhook     {sink_url}" in banner
+        assert httpx.post(sink_url, json={"trigger": "probe"}).status_code == 401  # unsigned
 
         # The graph Dagster shows: landing -> dlt (raw/events) -> dbt staging -> mart.
         nodes = {

@@ -178,3 +178,104 @@ def test_unmodified_segment_node_sdk_delivers(settings, tenant, collector):
     page = next(r for r in rows if r["type"] == "page")
     assert page["page_url"] == "https://s.example/"
     assert "node@example.com" not in json.dumps(rows) and "x@y.z" not in json.dumps(rows)
+
+
+@pytest.mark.parametrize(
+    ("route", "kind"),
+    [
+        (f"/v1/{kind[0]}", kind)
+        for kind in ("track", "page", "identify", "screen", "group", "alias")
+    ],
+)
+def test_analytics_js_short_routes_take_text_plain_with_the_key_in_the_body(
+    settings, tenant, collector, route, kind
+):
+    # As analytics.js / analytics-next send them: text/plain (no CORS preflight), the event
+    # itself as the body, the write key inside it.
+    message = {
+        "type": kind,
+        "event": "Product Viewed",
+        "anonymousId": "anon-1",
+        "userId": "u-1",
+        "previousId": "anon-0",
+        "groupId": "g-1",
+        "messageId": f"m-{kind}",
+        "writeKey": tenant.write_key,
+        "context": {"page": {"path": "/p", "url": "https://shop.example/p?email=a@b.co"}},
+    }
+    response = httpx.post(
+        f"{collector}{route}",
+        content=json.dumps(message),
+        headers={"Content-Type": "text/plain", "Origin": "https://shop.example"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["access-control-allow-origin"] == "*"
+    [row] = landed(settings)
+    assert (row["type"], row["message_id"], row["page_path"]) == (kind, f"m-{kind}", "/p")
+    assert row["page_url"] == "https://shop.example/p"
+    assert tenant.write_key not in json.dumps(landed(settings))
+
+
+def test_analytics_next_batch_route_and_beacon_bodies(settings, tenant, collector):
+    # /v1/b is analytics-next's batching dispatcher: {writeKey, batch, sentAt}; a beacon sends
+    # the same as text/plain;charset=UTF-8 with no other header.
+    body = {
+        "writeKey": tenant.write_key,
+        "batch": [event(), event()],
+        "sentAt": "2026-11-30T10:00:00Z",
+    }
+    response = httpx.post(
+        f"{collector}/v1/b",
+        content=json.dumps(body),
+        headers={"Content-Type": "text/plain;charset=UTF-8"},
+    )
+    assert response.status_code == 200, response.text
+    assert sorted(r["message_id"] for r in landed(settings)) == sorted(
+        e["messageId"] for e in body["batch"]
+    )
+
+
+def test_cors_preflight_allows_what_analytics_next_asks_for(collector):
+    response = httpx.options(
+        f"{collector}/v1/t",
+        headers={
+            "Origin": "https://shop.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type,x-retry-count",
+            "Access-Control-Request-Private-Network": "true",
+        },
+    )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert response.headers["access-control-allow-headers"] == (
+        "authorization,content-type,x-retry-count"
+    )
+    assert response.headers["access-control-allow-private-network"] == "true"
+    assert "POST" in response.headers["access-control-allow-methods"]
+
+
+def test_project_settings_point_analytics_js_back_at_the_collector(tenant, collector):
+    response = httpx.get(f"{collector}/v1/projects/{tenant.write_key}/settings")
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"
+    segment = response.json()["integrations"]["Segment.io"]
+    host = collector.removeprefix("http://")
+    assert segment == {
+        "apiKey": tenant.write_key,
+        "apiHost": f"{host}/v1",
+        "protocol": "http",
+        "addBundledMetadata": True,
+        "unbundledIntegrations": [],
+        "maybeBundledConfigIds": {},
+    }
+    assert response.json()["metrics"] == {"sampleRate": 0}
+    assert response.json()["remotePlugins"] == []
+    metrics = httpx.post(f"{collector}/v1/m", content='{"series": []}')  # SDK's own, dropped
+    assert metrics.status_code == 200
+    behind_tls = httpx.get(
+        f"{collector}/v1/projects/{tenant.write_key}/settings",
+        headers={"Host": "collect.shop.example", "X-Forwarded-Proto": "https"},
+    ).json()["integrations"]["Segment.io"]
+    assert (behind_tls["apiHost"], behind_tls["protocol"]) == ("collect.shop.example/v1", "https")
+    unknown = httpx.get(f"{collector}/v1/projects/nope/settings")
+    assert unknown.status_code == 401 and unknown.json()["code"] == "invalid_write_key"

@@ -62,7 +62,7 @@ def test_build_and_docs_on_simulated_traffic(settings, workspace):
     workspace.build()
     # The pipeline's build leaves unit tests to development and CI: here they run.
     unit = run_dbt(settings, "test", "--select", "test_type:unit", capture=True).stdout
-    assert "PASS=9" in unit.replace(" ", "")
+    assert "PASS=12" in unit.replace(" ", "")
     run_dbt(settings, "docs", "generate", capture=True)
     catalog = json.loads((settings.dbt_target_dir / "catalog.json").read_text())
     built = {node["metadata"]["name"] for node in catalog["nodes"].values()}

@@ -2,6 +2,7 @@
 landing log -> bronze -> dbt -> mart_experiment_results, the snapshot history that keeps the
 results always valid, and sample-ratio mismatch."""
 
+import shutil
 import subprocess
 import sys
 import uuid
@@ -10,8 +11,10 @@ import pytest
 
 from ingestion.contract import normalize
 from ingestion.landing import LandingLog
+from lakepulse.core.settings import DBT_PROJECT_DIR
 from lakepulse.demo.simulator import Experiment
 from lakepulse.operations.rebuild import run_build
+from lakepulse.warehouse.dbt import dbt_command
 from tests.conftest import SIM_CLOCK, land_simulated
 
 pytestmark = pytest.mark.integration
@@ -107,3 +110,73 @@ def test_a_broken_split_is_flagged_and_invalidates_the_experiment(settings, work
     assert by_arm[("acme", "green")]["decision"] == "invalid: SRM"
     assert by_arm[("acme", "control")]["decision"] == "invalid: SRM"
     assert by_arm[("globex", "green")]["srm_flag"] is False  # tenants are analysed apart
+
+
+def test_an_unregistered_experiment_is_analysed_with_defaults_until_registered(
+    settings, workspace, tmp_path
+):
+    planted = [
+        Experiment("checkout_button", {"control": 1.0, "green": 1.0}),
+        Experiment("hero_banner", {"plain": 1.0, "photo": 1.0}),  # in no seed
+    ]
+    land_simulated(settings, 8_000, experiments=planted)
+    workspace.ingest()
+    workspace.build(*SELECT)
+    query = (
+        "select experiment_id, any_value(registered), string_agg(distinct metric, ' ' "
+        "order by metric), any_value(alpha), any_value(sequential_n_star), "
+        "string_agg(distinct variation_id, ' ' order by variation_id) filter (where is_control), "
+        "list_sort(list_distinct(list(planned_weight))), max(snapshots) "
+        "from marts.mart_experiment_results where tenant_id = 'acme' group by 1 order by 1"
+    )
+    assert workspace.warehouse_sql(query) == [
+        (
+            "checkout_button",
+            True,
+            "capped_revenue conversion orders revenue",
+            0.05,
+            20000,
+            "control",
+            [0.5],
+            1,
+        ),
+        (
+            "hero_banner",
+            False,
+            "capped_revenue conversion orders revenue",
+            0.05,
+            5000,
+            "photo",
+            [0.5],
+            1,
+        ),
+    ]
+    [(users,)] = workspace.warehouse_sql(
+        "select min(users) from marts.mart_experiment_results where experiment_id = 'hero_banner'"
+    )
+    assert users > 100
+
+    # Registering it in the seeds (a copy of the project, so other tests keep theirs) takes
+    # over its settings at the next build, and its always-valid sequence starts again.
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("logs", "target"))
+    with (project / "seeds" / "experiments.csv").open("a") as seed:
+        seed.write('hero_banner,"Hero photo",plain,conversion,0.1,1000,,2020-01-01 00:00:00+00,\n')
+    with (project / "seeds" / "experiment_variations.csv").open("a") as seed:
+        seed.write("hero_banner,plain,0.25\nhero_banner,photo,0.75\n")
+    subprocess.run(
+        [
+            *dbt_command(settings, "build", *SELECT),
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+        ],
+        env=settings.process_env(),
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
+    assert workspace.warehouse_sql(
+        query.replace("where", "where experiment_id = 'hero_banner' and")
+    ) == [("hero_banner", True, "conversion", 0.1, 1000, "plain", [0.25, 0.75], 1)]

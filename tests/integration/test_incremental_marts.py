@@ -118,6 +118,64 @@ GOLDEN = [
 ]
 
 
+ATTR = "attr"
+SHOP = "https://shop.example"
+
+
+def visit(message_id: str, device: str, when: str, url: str, **context) -> dict:
+    """A page view of ``url``; ``context`` adds what the SDK sent besides the URL."""
+    page = {"url": url} | context.pop("page", {})
+    return event(message_id, device, "page", "Page", when, context={"page": page} | context)
+
+
+# Hand-built users of tenant "attr" with known attribution, by increment.
+ATTRIBUTION = [
+    [
+        # a4 came direct first; a campaign brings it back two days later (third increment).
+        visit("a1", "a4", at("08:00:00"), f"{SHOP}/", page={"path": "/"}),
+        # a5's first session came through campaign bf (the context wins over the URL's
+        # utm_campaign); it returns 23 hours later (second increment).
+        visit(
+            "a2",
+            "a5",
+            at("12:00:00"),
+            f"{SHOP}/?utm_campaign=other",
+            page={"path": "/"},
+            campaign={"name": "bf", "source": "newsletter", "medium": "email"},
+        ),
+        # a6: UTMs only in the URL (no context.campaign); back 25 hours later.
+        visit(
+            "a3",
+            "a6",
+            at("13:00:00"),
+            f"{SHOP}/sale?utm_source=fb&utm_medium=cpc&utm_campaign=bf&utm_term=shoes"
+            "&utm_content=ad+one",
+            page={"path": "/sale"},
+        ),
+        # a7: the path only in the URL.
+        visit("a4", "a7", at("14:00:00"), f"{SHOP}/products/sku-1?ref=home"),
+        # a8: a server-side event without context opens the session; the page view after it
+        # carries the landing and the campaign.
+        event("a5", "a8", "track", "Product Viewed", at("15:00:00")),
+        visit("a6", "a8", at("15:00:30"), f"{SHOP}/?utm_source=g&utm_medium=cpc&utm_campaign=bf"),
+    ],
+    [
+        visit("a7", "a5", at("11:00:00", "2026-11-21"), f"{SHOP}/", page={"path": "/"}),
+        visit("a8", "a6", at("14:00:00", "2026-11-21"), f"{SHOP}/", page={"path": "/"}),
+    ],
+    [
+        visit(
+            "a9",
+            "a4",
+            at("09:00:00", "2026-11-22"),
+            f"{SHOP}/",
+            page={"path": "/"},
+            campaign={"name": "bf", "source": "newsletter", "medium": "email"},
+        ),
+    ],
+]
+
+
 def simulated(events: int) -> list[tuple[str, dict]]:
     faults = Faults(duplicate_rate=0.05, late_rate=0.05, out_of_order=True, skew_rate=0.05)
     generator = TrafficGenerator(
@@ -174,7 +232,12 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
     increments = len(GOLDEN)
     for i, golden in enumerate(GOLDEN):
         part = traffic[i * len(traffic) // increments : (i + 1) * len(traffic) // increments]
-        land(settings, part + [(GOLD, message) for message in golden])
+        land(
+            settings,
+            part
+            + [(GOLD, message) for message in golden]
+            + [(ATTR, message) for message in ATTRIBUTION[i]],
+        )
         workspace.ingest()
         workspace.build()
         if i == 0:
@@ -239,6 +302,8 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
         "select sum(events)::int from marts.mart_event_volume where tenant_id = 'gold'",
     ) == [(13,)]
 
+    assert_attribution(workspace)
+
     # And everything equals a rebuild from bronze.
     incremental = warehouse_tables(settings)
     workspace.build("--full-refresh")
@@ -246,3 +311,42 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
     assert set(incremental) == set(rebuilt)
     for table, rows in rebuilt.items():
         assert incremental[table] == rows, table
+    assert_attribution(workspace)
+
+
+def assert_attribution(workspace) -> None:
+    """The hand-built users of ATTRIBUTION: acquisition is the first session's, UTMs and path
+    fall back to the URL, and the 24 h return is measured from the acquiring session."""
+    sessions = workspace.warehouse_sql(
+        "select device_id, strftime(session_start_at at time zone 'UTC', '%d %H:%M'), "
+        "landing_page, channel, utm_source, utm_medium, utm_campaign from marts.fct_sessions "
+        f"where tenant_id = '{ATTR}' order by device_id, session_start_at",
+    )
+    assert sessions == [
+        ("a4", "20 08:00", "/", "direct", None, None, None),
+        ("a4", "22 09:00", "/", "email", "newsletter", "email", "bf"),
+        ("a5", "20 12:00", "/", "email", "newsletter", "email", "bf"),
+        ("a5", "21 11:00", "/", "direct", None, None, None),
+        ("a6", "20 13:00", "/sale", "paid", "fb", "cpc", "bf"),
+        ("a6", "21 14:00", "/", "direct", None, None, None),
+        ("a7", "20 14:00", "/products/sku-1", "direct", None, None, None),
+        ("a8", "20 15:00", "/", "paid", "g", "cpc", "bf"),
+    ]
+    assert workspace.warehouse_sql(
+        "select utm_term, utm_content from staging.stg_events "
+        f"where tenant_id = '{ATTR}' and message_id = 'a3'",
+    ) == [("shoes", "ad one")]
+    assert workspace.warehouse_sql(
+        "select user_key, acquisition_channel, acquisition_campaign from marts.dim_users "
+        f"where tenant_id = '{ATTR}' order by user_key",
+    ) == [
+        ("a4", "direct", None),
+        ("a5", "email", "bf"),
+        ("a6", "paid", "bf"),
+        ("a7", "direct", None),
+        ("a8", "paid", "bf"),
+    ]
+    assert workspace.warehouse_sql(
+        "select campaign, acquired_users, returned_within_24h_users, return_rate_24h "
+        f"from marts.mart_campaign_kpis where tenant_id = '{ATTR}'",
+    ) == [("bf", 3, 1, 1 / 3)]

@@ -164,3 +164,39 @@ def test_rejection_keeps_reason_and_scrubbed_payload():
     )
     assert row["reason"] == "bad" and row["message_id"] == "m"
     assert "a@b.co" not in row["payload"] and "1.2.3.4" not in row["payload"]
+
+
+def nested(levels: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(levels - 1):
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("field", ["properties", "traits", "context", "integrations"])
+def test_nesting_past_the_limit_is_a_contract_error_not_a_crash(field):
+    from ingestion.privacy import MAX_NESTING
+
+    message = {"type": "identify", "userId": "u", "messageId": "m", field: nested(2000)}
+    with pytest.raises(ContractError, match=f"'{field}' is nested deeper than {MAX_NESTING}"):
+        norm(message)
+    assert norm({**message, field: nested(MAX_NESTING)})["message_id"] == "m"
+
+
+def test_a_rejection_stores_whatever_the_event_held():
+    payload = {"messageId": {"x": 1}, "p": nested(3000), "n": float("nan"), "s": "\ud800"}
+    row = rejection(
+        tenant_id="acme", secret=SECRET, received_at=RECEIVED, payload=payload, reason="r", index=0
+    )
+    assert row["message_id"] is None and "truncated" in row["payload"]
+    assert '"n":"nan"' in row["payload"] and "\ufffd" in row["payload"]
+
+
+def test_rudderstack_browser_conventions():
+    # RudderStack's browser SDK sends identify traits as context.traits only, and "$direct"
+    # as the referrer of a visit without one.
+    context = {"traits": {"email": "a@b.co", "plan": "x"}, "page": {"referrer": "$direct"}}
+    identify = norm({"type": "identify", "userId": "u", "messageId": "i", "context": context})
+    assert "a@b.co" not in identify["traits"] and '"plan":"x"' in identify["traits"]
+    page = norm({"type": "page", "anonymousId": "a", "messageId": "p", "context": context})
+    assert page["page_referrer"] is None and page["traits"] is None

@@ -72,3 +72,20 @@ def test_bare_email_strings_anywhere_are_hashed():
     out = scrub({"note": "ada@example.com", "tags": ["x", "bob@example.org"]}, SECRET)
     assert out["note"] == hash_pii("ada@example.com", SECRET)
     assert out["tags"][1] == hash_pii("bob@example.org", SECRET)
+
+
+def test_a_flag_under_a_hashed_key_is_kept():
+    # Chromium's context.userAgentData.mobile is a boolean, not a phone number.
+    assert scrub({"mobile": False, "phone": "+44 1"}, SECRET)["mobile"] is False
+
+
+def test_scrub_stops_at_the_nesting_limit_instead_of_recursing():
+    import pytest
+
+    from ingestion.privacy import MAX_NESTING, TooDeep
+
+    value: dict = {}
+    for _ in range(5000):  # deeper than Python's recursion limit
+        value = {"k": value}
+    with pytest.raises(TooDeep, match=str(MAX_NESTING)):
+        scrub(value, SECRET)

@@ -4,7 +4,8 @@
 -- computed from these few numbers. Users seen in several variations are left out and counted
 -- in `excluded_users`. Planned variations nobody reached yet appear with n = 0, and a
 -- variation that is not in the plan appears with planned_weight 0, so the
--- sample-ratio-mismatch test sees both.
+-- sample-ratio-mismatch test sees both. Experiments and splits come from int_experiments and
+-- int_experiment_variations: registered in the seeds, or discovered from the exposures.
 
 with
 
@@ -16,13 +17,13 @@ users as (
 
 experiments as (
 
-    select * from {{ ref('experiments') }}
+    select * from {{ ref('int_experiments') }}
 
 ),
 
 planned as (
 
-    select * from {{ ref('experiment_variations') }}
+    select * from {{ ref('int_experiment_variations') }}
 
 ),
 
@@ -114,7 +115,8 @@ final as (
         coalesce(moments.sum_x2, 0) as sum_x2,
         coalesce(moments.sum_xy, 0) as sum_xy,
         experiments.alpha,
-        experiments.sequential_n_star
+        experiments.sequential_n_star,
+        experiments.revenue_cap
     from arms
     inner join experiments
         on arms.experiment_id = experiments.experiment_id

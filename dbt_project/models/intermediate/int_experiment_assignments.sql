@@ -64,13 +64,18 @@ all_in_window as (
         exposures.loaded_at,
         {{ stitched_user_key('exposures.user_id', 'exposures.anonymous_id') }} as user_key
     from exposures
-    inner join experiments
+    left join experiments
         on exposures.experiment_id = experiments.experiment_id
-        and exposures.exposed_at >= experiments.start_at
-        and (experiments.end_at is null or exposures.exposed_at < experiments.end_at)
     left join identity
         on exposures.tenant_id = identity.tenant_id
         and exposures.anonymous_id = identity.anonymous_id
+    -- a registered experiment counts the exposures in its window; one not in the seeds (yet)
+    -- counts them all (discovered from the data, see int_experiments)
+    where experiments.experiment_id is null
+        or (
+            exposures.exposed_at >= experiments.start_at
+            and (experiments.end_at is null or exposures.exposed_at < experiments.end_at)
+        )
 
 ),
 

@@ -106,7 +106,8 @@ per_user as (
         ), 0) as pre_exposure_revenue,
         max(keyed_orders.loaded_at) as last_order_loaded_at
     from assignments
-    inner join experiments
+    -- left: an experiment not in the seeds has no end and no revenue cap
+    left join experiments
         on assignments.experiment_id = experiments.experiment_id
     left join keyed_orders
         on assignments.tenant_id = keyed_orders.tenant_id
@@ -138,6 +139,6 @@ inner join per_user
     on assignments.tenant_id = per_user.tenant_id
     and assignments.experiment_id = per_user.experiment_id
     and assignments.user_key = per_user.user_key
-inner join experiments
+left join experiments
     on assignments.experiment_id = experiments.experiment_id
 {{- affected_user_tombstones() }}

@@ -98,8 +98,13 @@ progress (
         progress.device_class,
         progress.step_number + 1,
         min(events.event_at),
-        arg_min(events.event_seq, events.event_at),
-        greatest(any_value(progress.loaded_at), arg_min(events.last_loaded_at, events.event_at))
+        -- the step's first matching event; event_seq breaks a tie on event_at, so increments
+        -- and full refreshes pick the same one
+        arg_min(events.event_seq, (events.event_at, events.event_seq)),
+        greatest(
+            any_value(progress.loaded_at),
+            arg_min(events.last_loaded_at, (events.event_at, events.event_seq))
+        )
     from progress
     inner join funnels
         on progress.funnel_id = funnels.funnel_id

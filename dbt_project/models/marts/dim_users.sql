@@ -44,9 +44,15 @@ users as (
         max(user_id) as user_id,
         min(session_start_at) as first_seen_at,
         max(session_end_at) as last_seen_at,
-        arg_min(channel, session_start_at) as acquisition_channel,
-        arg_min(utm_campaign, session_start_at) as acquisition_campaign,
-        arg_min(device_class, session_start_at) as first_device_class,
+        -- the first session's, NULLs included: arg_min(utm_campaign, ...) alone would skip a
+        -- direct first visit and credit the next campaign session
+        arg_min(
+            {'session_id': session_id, 'channel': channel, 'utm_campaign': utm_campaign},
+            (session_start_at, session_id)
+        ) as acquisition,
+        arg_min(device_class, (session_start_at, session_id)) filter (
+            where device_class is not null
+        ) as first_device_class,
         count(*) as sessions,
         count(distinct device_id) as devices,
         cast(sum(orders) as bigint) as orders,
@@ -59,7 +65,20 @@ users as (
 )
 
 select
-    * exclude (last_loaded_at),
+    tenant_id,
+    user_key,
+    user_id,
+    first_seen_at,
+    last_seen_at,
+    acquisition.channel as acquisition_channel,
+    acquisition.utm_campaign as acquisition_campaign,
+    acquisition.session_id as acquisition_session_id,
+    first_device_class,
+    sessions,
+    devices,
+    orders,
+    revenue,
+    first_order_session_at,
     user_id is not null as is_identified,
     cast(first_seen_at as date) as first_seen_date,
     last_loaded_at

@@ -98,7 +98,13 @@ flagged_events as (
 
     select
         events.*,
-        {{ counted_completion('events') }} as completes_order
+        {{ counted_completion('events') }} as completes_order,
+        -- the landing event is the session's first event that carries page or campaign
+        -- context, else its first event (a server-side event without context may come first)
+        coalesce(
+            events.page_url, events.page_path, events.page_referrer,
+            events.utm_source, events.utm_medium, events.utm_campaign
+        ) is not null as carries_landing_context
     from events
     {{ join_first_completions('events', scan_from if is_incremental() else none) }}
 
@@ -127,13 +133,23 @@ sessions as (
         count(*) as events,
         count(*) filter (where event_type in ('page', 'screen')) as page_views,
         max(user_id) as user_id_seen,
-        arg_min(page_path, event_at) as landing_page,
-        arg_min(page_url, event_at) as landing_url,
-        arg_min(page_referrer, event_at) as referrer,
-        arg_min(utm_source, event_at) as utm_source,
-        arg_min(utm_medium, event_at) as utm_medium,
-        arg_min(utm_campaign, event_at) as utm_campaign,
-        arg_min(device_class, event_at) as device_class,
+        -- every landing field from one event, the landing event (carries_landing_context):
+        -- an arg_min per column would skip NULLs and mix a later event's campaign into a
+        -- direct landing
+        arg_min(
+            {
+                'page_path': page_path,
+                'page_url': page_url,
+                'page_referrer': page_referrer,
+                'utm_source': utm_source,
+                'utm_medium': utm_medium,
+                'utm_campaign': utm_campaign
+            },
+            (not carries_landing_context, event_at, message_id)
+        ) as landing,
+        -- the first event whose device is known (server-side events carry none)
+        arg_min(device_class, (event_at, message_id)) filter (where device_class is not null)
+            as device_class,
         count(distinct order_id) filter (where completes_order) as orders,
         coalesce(sum(revenue) filter (where completes_order), 0) as revenue,
         min(event_at) filter (where event_name = 'Product Added') as first_product_added_at,
@@ -141,6 +157,20 @@ sessions as (
         max(loaded_at) as events_loaded_at
     from flagged_events
     group by tenant_id, session_id, device_id
+
+),
+
+landed as (
+
+    select
+        sessions.* exclude (landing),
+        sessions.landing.page_path as landing_page,
+        sessions.landing.page_url as landing_url,
+        sessions.landing.page_referrer as referrer,
+        sessions.landing.utm_source as utm_source,
+        sessions.landing.utm_medium as utm_medium,
+        sessions.landing.utm_campaign as utm_campaign
+    from sessions
 
 ),
 
@@ -158,7 +188,7 @@ attributed as (
             when referrer_channels.channel is not null then referrer_channels.channel
             else 'referral'
         end as channel
-    from sessions
+    from landed as sessions
     left join utm_channels
         on lower(sessions.utm_medium) = utm_channels.utm_medium
     left join referrer_channels

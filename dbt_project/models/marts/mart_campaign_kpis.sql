@@ -1,7 +1,8 @@
 -- The early signals of a campaign's success, per tenant and campaign (utm_campaign):
 --   early velocity       revenue from campaign sessions in the first 4 hours after launch
---   24 h return rate     share of users first acquired by the campaign who came back (another
---                        session) within 24 hours of their first session
+--   24 h return rate     share of users acquired by the campaign (their first session came
+--                        through it) who started another session within 24 hours of that
+--                        acquiring session
 --   social amplification social-referred sessions / direct sessions, tenant-wide, in the
 --                        24 hours after launch (word of mouth the campaign set off)
 --   cart completion time median seconds from a session's first Product Added to its Order
@@ -46,20 +47,25 @@ early_velocity as (
 
 acquired as (
 
+    -- users whose first session came through a campaign, and whether they started another
+    -- session within 24 hours of that acquiring session's start
     select
         users.tenant_id,
         users.acquisition_campaign as campaign,
         users.user_key,
-        users.first_seen_at,
         exists (
             select 1
             from sessions as later
             where later.tenant_id = users.tenant_id
                 and later.user_key = users.user_key
-                and later.session_start_at > users.first_seen_at
-                and later.session_start_at <= users.first_seen_at + interval 24 hour
+                and later.session_id <> users.acquisition_session_id
+                and later.session_start_at >= acquiring.session_start_at
+                and later.session_start_at <= acquiring.session_start_at + interval 24 hour
         ) as returned_within_24h
     from users
+    inner join sessions as acquiring
+        on users.tenant_id = acquiring.tenant_id
+        and users.acquisition_session_id = acquiring.session_id
     where users.acquisition_campaign is not null
 
 ),

@@ -1,7 +1,8 @@
--- The current state of every experiment: the latest snapshot of fct_experiment_snapshots per
--- tenant x experiment x variation x metric. The always-valid columns already fold in every
+-- The current state of every experiment: per tenant x experiment, the rows (variation x
+-- metric) of its latest snapshot in fct_experiment_snapshots. The always-valid columns already fold in every
 -- earlier snapshot (running minimum p-value, running intersection of the confidence
--- sequence), so this row may be read, and acted on, at any minute.
+-- sequence), so this row may be read, and acted on, at any minute. `registered` says whether the
+-- experiment is in the seeds or was discovered from the exposures (analysed with defaults).
 
 with
 
@@ -11,23 +12,29 @@ snapshots as (
 
 ),
 
+experiments as (
+
+    select experiment_id, registered from {{ ref('int_experiments') }}
+
+),
+
 latest as (
 
+    -- the rows of each experiment's latest snapshot: a metric or arm the experiment no
+    -- longer has (its seed row edited) is not reported from an older one
     select *
     from snapshots
-    qualify row_number() over (
-        partition by tenant_id, experiment_id, variation_id, metric
-        order by snapshot_at desc
-    ) = 1
+    qualify snapshot_at = max(snapshot_at) over (partition by tenant_id, experiment_id)
 
 )
 
 select
-    tenant_id,
-    experiment_id,
-    variation_id,
-    metric,
-    is_control,
+    latest.tenant_id,
+    latest.experiment_id,
+    latest.variation_id,
+    latest.metric,
+    coalesce(experiments.registered, false) as registered,
+    latest.is_control,
     snapshot_at,
     snapshots,
     planned_weight,
@@ -67,3 +74,5 @@ select
     sequential_n_star,
     decision
 from latest
+left join experiments
+    on latest.experiment_id = experiments.experiment_id

@@ -1,5 +1,8 @@
 -- One row per event: bronze deduplicated on (tenant_id, message_id), typed and renamed for
--- the models downstream. The latest load of a message wins. Incremental: a run reads only the
+-- the models downstream. The latest load of a message wins. UTM fields and the page path that
+-- the event's context lacks (server-side tracking, raw HTTP, most mobile SDKs) are read from its
+-- page URL; done here rather than in bronze so that bronze keeps what was sent and a replay of
+-- rows already stored gets the same answer. Incremental: a run reads only the
 -- bronze rows loaded since the last one (Delta file statistics on loaded_at skip the rest).
 
 {{
@@ -55,16 +58,14 @@ renamed as (
         loaded_at::timestamptz as loaded_at,
         event_date,
 
-        -- where from
-        page_path,
+        -- where from: a field the context lacks is read from the page URL (the context wins)
+        {{ context_or_url('page_path', url_path('page_url')) }} as page_path,
         page_url,
         page_referrer,
         page_title,
-        utm_source,
-        utm_medium,
-        utm_campaign,
-        utm_term,
-        utm_content,
+        {%- for field in ['utm_source', 'utm_medium', 'utm_campaign', 'utm_term', 'utm_content'] %}
+        {{ context_or_url(field, url_query_parameter('page_url', field)) }} as {{ field }},
+        {%- endfor %}
         device_class,
         locale,
         library,

@@ -1,0 +1,1 @@
+"""Triggers: definitions (``dbt_project/triggers.yml``), firings, and their delivery."""

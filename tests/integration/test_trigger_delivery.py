@@ -1,0 +1,488 @@
+"""Delivery of trigger firings to real receivers on loopback: retries with one
+Idempotency-Key, timeouts, dead letters and their re-queue, signatures, the address policy,
+e-mail over real SMTP, Slack's shape, holdouts, and a deliverer killed mid-batch."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from lakepulse.core.duck import connect
+from lakepulse.core.settings import PROJECT_ROOT
+from lakepulse.triggers.delivery import deliver_pass, requeue_dead
+from lakepulse.triggers.sink import WebhookSink
+from tests.delivery_support import (
+    contract_arm,
+    delivery_rows,
+    firing,
+    latest_states,
+    webhook,
+    write_firings,
+    write_triggers_file,
+)
+
+pytestmark = pytest.mark.integration
+
+SECRET = "s3cret-for-tests"
+ENV = {"HOOK_SECRET": SECRET}
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def run_pass(settings, triggers, now=T0, **options):
+    return deliver_pass(settings, triggers_path=triggers, now=now, env=ENV, **options)
+
+
+def test_503_twice_then_200_is_retried_with_the_same_idempotency_key(settings, tmp_path):
+    with WebhookSink(statuses=[503, 503]) as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url)})
+        write_firings(settings, [firing(1)])
+
+        first = run_pass(settings, triggers)
+        assert (first.retrying, first.delivered) == (1, 0)
+        state = latest_states(settings)[("f-cart_abandoned-00001", "hook")]
+        assert state["status"] == "retrying" and state["last_status_code"] == 503
+        # The documented schedule: 30 s after the first failure, with +-20 % jitter.
+        assert timedelta(seconds=24) <= state["next_attempt_at"] - T0 <= timedelta(seconds=36)
+
+        assert run_pass(settings, triggers, now=T0 + timedelta(seconds=10)).due == 0  # not yet
+        assert run_pass(settings, triggers, now=T0 + timedelta(minutes=1)).retrying == 1
+        assert run_pass(settings, triggers, now=T0 + timedelta(minutes=5)).delivered == 1
+        assert run_pass(settings, triggers, now=T0 + timedelta(hours=9)).due == 0
+
+    assert [r.status for r in sink.requests] == [503, 503, 200]
+    assert {r.headers["Idempotency-Key"] for r in sink.requests} == {"f-cart_abandoned-00001"}
+    history = delivery_rows(settings)
+    assert [(r["status"], r["attempts"]) for r in history] == [
+        ("retrying", 1),
+        ("retrying", 2),
+        ("delivered", 3),
+    ]
+    assert history[-1]["delivered_at"] is not None
+
+
+def test_a_receiver_that_never_answers_times_out_without_holding_up_another(settings, tmp_path):
+    with WebhookSink(hang=True) as dead, WebhookSink() as healthy:
+        triggers = write_triggers_file(
+            tmp_path,
+            {
+                "slow": webhook(dead.url, timeout_seconds=0.5, concurrency=1),
+                "fast": webhook(healthy.url),
+            },
+        )
+        write_firings(settings, [firing(i, destinations=("slow", "fast")) for i in range(6)])
+        result = run_pass(settings, triggers)
+
+    states = latest_states(settings)
+    slow = [s for (_, d), s in states.items() if d == "slow"]
+    assert all(s["status"] == "retrying" and "timed out" in s["last_error"] for s in slow)
+    assert all(s["last_status_code"] is None for s in slow)
+    # After three timeouts in a row the dead receiver is paused for the pass, unattempted.
+    assert len(slow) == 3 and result.deferred == 3 and result.paused == ["slow"]
+    assert len(healthy.requests) == 6 and result.delivered == 6
+
+
+def test_410_is_a_dead_letter_until_retry_requeues_it(settings, tmp_path):
+    with WebhookSink(statuses=[410]) as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url)})
+        write_firings(settings, [firing(1), firing(2, trigger="browse_abandoned")])
+        result = run_pass(settings, triggers)
+        assert result.dead == 1 and result.delivered == 1
+        (dead,) = [s for s in latest_states(settings).values() if s["status"] == "dead"]
+        assert dead["last_status_code"] == 410 and dead["last_error"] == "HTTP 410"
+        assert run_pass(settings, triggers, now=T0 + timedelta(days=1)).due == 0
+
+        assert requeue_dead(settings, trigger="no_such_trigger") == 0
+        assert requeue_dead(settings, trigger=dead["trigger"]) == 1
+        assert run_pass(settings, triggers, now=T0 + timedelta(days=1)).delivered == 1
+
+    assert len(sink.requests) == 3
+    assert [s["status"] for s in latest_states(settings).values()] == ["delivered"] * 2
+    statuses = [r["status"] for r in delivery_rows(settings) if r["firing_id"] == dead["firing_id"]]
+    assert statuses == ["dead", "pending", "delivered"]
+
+
+def test_retryable_failures_become_dead_letters_when_the_schedule_is_exhausted(settings, tmp_path):
+    with WebhookSink(default_status=502) as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url, max_attempts=2)})
+        write_firings(settings, [firing(1)])
+        run_pass(settings, triggers)
+        assert run_pass(settings, triggers, now=T0 + timedelta(hours=1)).dead == 1
+    assert len(sink.requests) == 2
+    (state,) = latest_states(settings).values()
+    assert (state["status"], state["attempts"], state["last_status_code"]) == ("dead", 2, 502)
+
+
+def test_body_and_signature_verify_with_the_destination_secret(settings, tmp_path):
+    replica = settings.replica_path
+    replica.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(replica)
+    conn.execute("create schema marts")
+    conn.execute(
+        "create table marts.mart_buyer_signals as "
+        "select 'shop' as tenant_id, 'u1' as user_id, 3 as orders_30d, 120.5 as revenue_30d"
+    )
+    conn.close()
+    with WebhookSink() as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url)})
+        write_firings(settings, [firing(1)])
+        assert run_pass(settings, triggers).delivered == 1
+
+    (request,) = sink.requests
+    expected = "sha256=" + hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
+    assert request.headers["X-Lakepulse-Signature"] == expected
+    assert request.headers["Idempotency-Key"] == "f-cart_abandoned-00001"
+    assert request.json == {
+        "firing_id": "f-cart_abandoned-00001",
+        "trigger": "cart_abandoned",
+        "kind": "cart_abandoned",
+        "tenant_id": "shop",
+        "user_id": "u1",
+        "fired_at": "2026-11-30T12:00:01Z",
+        "occurred_at": "2026-11-30T11:30:01Z",
+        "payload": {"cart_value": 41, "items": 2},
+        "signals": {"orders_30d": 3, "revenue_30d": 120.5},
+    }
+
+
+def test_loopback_is_refused_without_allow_private(settings, tmp_path):
+    with WebhookSink() as sink:
+        # A name, not an address: the check runs on what DNS answered, at connect time.
+        url = sink.url.replace("127.0.0.1", "localhost")
+        hook = webhook(url)
+        del hook["allow_private"]
+        triggers = write_triggers_file(tmp_path, {"hook": hook})
+        write_firings(settings, [firing(1)])
+        assert run_pass(settings, triggers).dead == 1
+    assert sink.requests == []
+    (state,) = latest_states(settings).values()
+    assert "non-public address" in state["last_error"] and "allow_private" in state["last_error"]
+
+
+def test_slack_gets_the_incoming_webhook_shape(settings, tmp_path):
+    with WebhookSink() as sink:
+        slack = {"type": "slack", "url": sink.url, "allow_private": True}
+        triggers = write_triggers_file(tmp_path, {"team": slack})
+        write_firings(settings, [firing(1, destinations=("team",))])
+        assert run_pass(settings, triggers).delivered == 1
+    body = sink.requests[0].json
+    assert "cart_abandoned" in body["text"] and "u1" in body["text"]
+    assert body["blocks"][0]["type"] == "section"
+
+
+def test_email_is_rendered_and_received_by_a_real_smtp_server(settings, tmp_path):
+    from aiosmtpd.controller import Controller
+
+    from lakepulse.warehouse.postgres import free_port
+
+    received = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            received.append(envelope)
+            return "250 OK"
+
+    (tmp_path / "subject.j2").write_text("{{ trigger }}: cart of {{ payload.cart_value }} EUR")
+    (tmp_path / "body.j2").write_text("User {{ user_id }} left {{ payload['items'] }} items.\n")
+    controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        mail = {
+            "type": "email",
+            "host": "127.0.0.1",
+            "port": controller.port,
+            "starttls": False,
+            "allow_plain": True,
+            "from": "lakepulse@shop.example",
+            "to": ["${SALES_INBOX}"],
+            "subject_template": "subject.j2",
+            "body_template": "body.j2",
+        }
+        strict = {**mail, "starttls": True, "allow_plain": False}
+        triggers = write_triggers_file(tmp_path, {"mail": mail, "strict": strict})
+        write_firings(settings, [firing(1, destinations=("mail", "strict"))])
+        result = deliver_pass(
+            settings, triggers_path=triggers, now=T0, env={"SALES_INBOX": "sales@shop.example"}
+        )
+    finally:
+        controller.stop()
+
+    assert (result.delivered, result.dead) == (1, 1)
+    (envelope,) = received
+    assert envelope.rcpt_tos == ["sales@shop.example"]
+    message = message_from_bytes(envelope.original_content)
+    assert message["Subject"] == "cart_abandoned: cart of 41 EUR"
+    assert message["X-Lakepulse-Firing-Id"] == "f-cart_abandoned-00001"
+    assert message.get_payload().strip() == "User u1 left 2 items."
+    strict_state = latest_states(settings)[("f-cart_abandoned-00001", "strict")]
+    assert "no STARTTLS" in strict_state["last_error"]
+
+
+def test_holdout_users_receive_nothing_and_their_share_matches_the_setting(settings, tmp_path):
+    holdout, users = 0.2, 600
+    rows = [
+        firing(i, arm=contract_arm("cart_abandoned", "shop", f"u{i}", holdout))
+        for i in range(users)
+    ]
+    with WebhookSink() as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url, concurrency=8)})
+        write_firings(settings, rows)
+        run_pass(settings, triggers)
+    delivered = {r.json["user_id"] for r in sink.requests}
+    held_out = {r["user_id"] for r in rows if r["arm"] == "holdout"}
+    assert delivered and not delivered & held_out
+    assert delivered | held_out == {r["user_id"] for r in rows}
+    # Within 4 standard deviations of Binomial(600, 0.2): a false alarm about once in 30 000 runs.
+    assert abs(len(held_out) - users * holdout) <= 4 * math.sqrt(users * holdout * (1 - holdout))
+
+
+@pytest.mark.serial
+def test_a_deliverer_killed_mid_batch_loses_nothing_on_restart(settings, tmp_path):
+    rows = [firing(i, destinations=("hook",)) for i in range(240)]
+    rows += [firing(1000 + i, arm="holdout") for i in range(40)]
+    with WebhookSink(delay_seconds=0.01) as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url, concurrency=2)})
+        write_firings(settings, rows)
+        env = os.environ | ENV | {"LAKEPULSE_TRIGGERS_FILE": str(triggers)}
+        command = [sys.executable, "-m", "lakepulse.cli", "triggers", "deliver"]
+        deliverer = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)
+        deadline = time.monotonic() + 120
+        while len(sink.requests) < 60 and deliverer.poll() is None:
+            assert time.monotonic() < deadline, "the deliverer sent nothing"
+            time.sleep(0.01)
+        deliverer.send_signal(signal.SIGKILL)
+        deliverer.wait()
+        killed_at = len(sink.requests)
+        assert killed_at < 240, "the pass ended before the kill: nothing was tested"
+        restarted = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True)
+        assert restarted.returncode == 0, restarted.stderr.decode()
+
+    arrived = [r.json["firing_id"] for r in sink.requests]
+    treatment = {r["firing_id"] for r in rows if r["arm"] == "treatment"}
+    assert set(arrived) == treatment  # every one at least once, and no holdout firing
+    assert all(r.headers["Idempotency-Key"] == r.json["firing_id"] for r in sink.requests)
+    states = latest_states(settings)
+    assert {k[0] for k in states} == treatment
+    assert {s["status"] for s in states.values()} == {"delivered"}
+    # Only firings in flight or unrecorded at the kill may arrive twice.
+    assert len(arrived) - len(treatment) <= killed_at
+
+
+def test_the_dagster_sensor_runs_a_pass_each_tick(settings, tmp_path, monkeypatch):
+    import dagster as dg
+
+    from orchestration.sensors import build_delivery_sensor
+
+    with WebhookSink() as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url)})
+        monkeypatch.setenv("LAKEPULSE_TRIGGERS_FILE", str(triggers))
+        monkeypatch.setenv("HOOK_SECRET", SECRET)
+        sensor = build_delivery_sensor(settings)
+        assert sensor.minimum_interval_seconds == 30
+        with dg.instance_for_test() as instance:
+            empty = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+            write_firings(settings, [firing(1), firing(2)])
+            tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    assert "0 due" in empty.skip_message
+    assert "2 delivered" in tick.skip_message
+    assert sorted(r.json["firing_id"] for r in sink.requests) == [
+        "f-cart_abandoned-00001",
+        "f-cart_abandoned-00002",
+    ]
+
+
+def test_the_demo_points_every_destination_at_the_local_sink(settings, tmp_path):
+    from lakepulse.demo.supervisor import DEMO_WEBHOOK_SECRET, demo_triggers_file
+    from lakepulse.warehouse.postgres import free_port
+
+    project_file = tmp_path / "project-triggers.yml"
+    project_file.write_text(
+        "destinations:\n  crm: {type: webhook, url: 'https://crm.example/h', secret: '${S}'}\n"
+        "triggers: [{name: cart_abandoned, kind: abandoned_cart, destinations: [crm]}]\n"
+    )
+    port = free_port()
+    sink = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lakepulse.triggers.sink",
+            "--port",
+            str(port),
+            "--secret",
+            DEMO_WEBHOOK_SECRET,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
+    try:
+        banner = sink.stdout.readline()
+        url = f"http://127.0.0.1:{port}/hook"
+        assert banner.strip() == f"webhook sink listening on {url}"
+        triggers = demo_triggers_file(settings, url, source=project_file)
+        write_firings(settings, [firing(1, destinations=("crm",))])
+        env = {"LAKEPULSE_DEMO_WEBHOOK_SECRET": DEMO_WEBHOOK_SECRET}
+        assert deliver_pass(settings, triggers_path=triggers, env=env).delivered == 1
+        line = sink.stdout.readline()
+    finally:
+        sink.kill()
+        sink.wait()
+    assert line.startswith("200 cart_abandoned firing f-cart_abandoned-00001 user u1")
+    assert "(signature ok)" in line
+
+
+class _Scripted(BaseHTTPRequestHandler):
+    """A receiver whose answer the test sets: a redirect from /start, or a body that never
+    ends."""
+
+    protocol_version = "HTTP/1.1"
+    location: str | None = None
+    endless = False
+    hits: list[str] = []
+    written = 0
+    done: threading.Event
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).hits.append(self.path)
+        if self.location and self.path == "/start":
+            self.send_response(307)
+            self.send_header("Location", self.location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()  # no length: the body runs until the connection closes
+        chunk = b"x" * 65536
+        with contextlib.suppress(OSError):
+            for _ in range(3200 if self.endless else 1):  # up to 200 MiB
+                self.wfile.write(chunk)
+                type(self).written += len(chunk)
+        type(self).done.set()
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def scripted(**attributes):
+    handler = type("Handler", (_Scripted,), {"hits": [], "done": threading.Event(), **attributes})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_response_body_is_read_only_up_to_the_limit(settings, tmp_path):
+    with scripted(endless=True) as (base, handler):
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(base + "/hook")})
+        write_firings(settings, [firing(1)])
+        assert run_pass(settings, triggers).delivered == 1
+        assert handler.done.wait(30)
+    assert handler.hits == ["/hook"]
+    # The deliverer hung up after its 64 KiB: the receiver could write only what the sockets'
+    # buffers hold, nowhere near the 200 MiB it had to send.
+    assert handler.written < 32 * 2**20
+
+
+def test_redirects_are_followed_only_to_the_same_host(settings, tmp_path):
+    with (
+        WebhookSink() as elsewhere,
+        scripted(location=elsewhere.url) as (away_base, away),
+        scripted(location="/moved") as (same_base, same),
+    ):
+        triggers = write_triggers_file(
+            tmp_path,
+            {"away": webhook(away_base + "/start"), "same": webhook(same_base + "/start")},
+        )
+        write_firings(settings, [firing(1, destinations=("away", "same"))])
+        result = run_pass(settings, triggers)
+    assert (result.dead, result.delivered) == (1, 1)
+    assert elsewhere.requests == [] and away.hits == ["/start"]
+    assert same.hits == ["/start", "/moved"]
+    away_state = latest_states(settings)[("f-cart_abandoned-00001", "away")]
+    assert away_state["last_status_code"] == 307 and "another host" in away_state["last_error"]
+
+
+def test_a_malformed_firing_does_not_stop_the_others(settings, tmp_path):
+    broken = firing(1) | {"destinations": "hook, not JSON"}
+    unreadable_payload = firing(2) | {"payload": "{not json"}
+    with WebhookSink() as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url)})
+        write_firings(settings, [broken, unreadable_payload, firing(3)])
+        result = run_pass(settings, triggers)
+    assert (result.delivered, result.dead) == (1, 1)
+    assert [r.json["firing_id"] for r in sink.requests] == ["f-cart_abandoned-00003"]
+    dead = latest_states(settings)[("f-cart_abandoned-00002", "hook")]
+    assert dead["status"] == "dead" and "JSONDecodeError" in dead["last_error"]
+
+
+def test_the_state_table_is_compacted_and_keeps_its_history(settings, tmp_path, monkeypatch):
+    from deltalake import DeltaTable
+
+    from lakepulse.triggers import delivery
+
+    monkeypatch.setattr(delivery, "COMPACT_EVERY_COMMITS", 2)
+    with WebhookSink(statuses=[503, 503, 503]) as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url)})
+        write_firings(settings, [firing(1)])
+        for hours in range(4):
+            run_pass(settings, triggers, now=T0 + timedelta(hours=hours))
+    table = DeltaTable(str(settings.trigger_deliveries_path))
+    assert len(table.file_uris()) <= 2  # four one-row commits (and the empty first), compacted
+    assert [r["status"] for r in delivery_rows(settings)] == ["retrying"] * 3 + ["delivered"]
+
+
+def test_the_cli_reports_dead_letters_and_requeues_them(settings, tmp_path):
+    with WebhookSink(statuses=[404]) as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url)})
+        write_firings(settings, [firing(1)])
+        env = settings.process_env() | ENV | {"LAKEPULSE_TRIGGERS_FILE": str(triggers)}
+        cli = [sys.executable, "-m", "lakepulse.cli", "triggers"]
+
+        def run(*args):
+            done = subprocess.run([*cli, *args], env=env, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        first = run("deliver")
+        assert "1 dead letters" in first and "lakepulse triggers retry" in first
+        assert run("retry", "--trigger", "cart_abandoned").startswith("re-queued 1 dead letters")
+        assert run("deliver").startswith("1 due: 1 delivered")
+    assert [r.status for r in sink.requests] == [404, 200]
+
+
+def test_secrets_and_secret_urls_never_reach_the_state_table(settings, tmp_path):
+    from lakepulse.warehouse.postgres import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}/services/T0/B0/SECRETPATH"
+    slack = {"type": "slack", "url": "${SLACK_URL}", "allow_private": True}
+    with WebhookSink(statuses=[500]) as sink:
+        triggers = write_triggers_file(tmp_path, {"team": slack, "hook": webhook(sink.url)})
+        write_firings(settings, [firing(1, destinations=("team", "hook"))])
+        result = deliver_pass(
+            settings, triggers_path=triggers, now=T0, env=ENV | {"SLACK_URL": closed}
+        )
+    assert result.retrying == 2
+    states = latest_states(settings)
+    assert "Connection refused" in states[("f-cart_abandoned-00001", "team")]["last_error"]
+    stored = json.dumps(delivery_rows(settings), default=str)
+    assert "SECRETPATH" not in stored and SECRET not in stored
