@@ -22,6 +22,9 @@ from tests.conftest import SIM_CLOCK, Workspace, land_simulated
 
 pytestmark = pytest.mark.integration
 
+NO_TRIGGERS_FIRED = {"fct_trigger_deliveries", "mart_trigger_impact"}
+"""Marts that stay empty here: the fixture fires no trigger."""
+
 
 def with_db(url: str, dbname: str, user: str | None = None) -> str:
     parts = urlsplit(url)
@@ -98,9 +101,8 @@ def test_a_customer_level_login_sees_only_its_own_rows_in_every_mart(built):
             expected = workspace.sql(f"select count(*) from marts.{mart} where tenant_id = 'acme'")[
                 0
             ][0]
-            assert (
-                conn.execute(f"select count(*) from marts.{mart}").fetchone()[0] == expected > 0
-            ), mart
+            assert conn.execute(f"select count(*) from marts.{mart}").fetchone()[0] == expected
+            assert expected > 0 or mart in NO_TRIGGERS_FIRED, mart
             assert (
                 conn.execute(
                     f"select count(*) from marts.{mart} where tenant_id = 'globex'"
@@ -116,7 +118,8 @@ def test_a_plain_login_reads_aggregates_but_no_user_level_mart(built):
     assert {"fct_sessions", "dim_users"} <= CUSTOMER_LEVEL_MARTS
     with tenant_conn(url, "globex") as conn:
         for mart in set(MARTS) - CUSTOMER_LEVEL_MARTS:
-            assert conn.execute(f"select count(*) from marts.{mart}").fetchone()[0] > 0, mart
+            rows = conn.execute(f"select count(*) from marts.{mart}").fetchone()[0]
+            assert rows > 0 or mart in NO_TRIGGERS_FIRED, mart
         for mart in CUSTOMER_LEVEL_MARTS & set(MARTS):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"select count(*) from marts.{mart}")
@@ -137,7 +140,7 @@ def test_publish_records_each_marts_freshness_per_tenant(built):
             f"from marts.{FRESHNESS_TABLE}"
         ).fetchall()
     assert {row[0] for row in rows} == {"acme"}
-    assert {row[1] for row in rows} == set(result.rows)
+    assert {row[1] for row in rows} == set(result.rows) - NO_TRIGGERS_FIRED  # no rows, no age
     for _, mart, count, _, published in rows:
         assert published
         expected = workspace.sql(f"select count(*) from marts.{mart} where tenant_id = 'acme'")
