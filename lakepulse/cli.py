@@ -20,13 +20,17 @@ def main() -> None:
 
 
 @main.command(
-    help="Start collector, traffic simulator and Dagster UI on localhost; Ctrl-C stops all."
+    help="Start collector, traffic simulator, Dagster UI and Superset on localhost; Ctrl-C "
+    "stops all."
 )
 @click.option("--rate", default=20.0, show_default=True, help="Simulated events per second.")
-def demo(rate: float) -> None:
+@click.option(
+    "--bi/--no-bi", default=True, show_default=True, help="Start Superset with the dashboards."
+)
+def demo(rate: float, bi: bool) -> None:
     from lakepulse.demo.supervisor import run_demo
 
-    sys.exit(run_demo(_settings(), rate, click.echo))
+    sys.exit(run_demo(_settings(), rate, click.echo, with_bi=bi))
 
 
 @main.command(
@@ -236,6 +240,24 @@ def publish() -> None:
     )
 
 
+@main.command(
+    help="Start Apache Superset (LAKEPULSE_BI_PORT, default 8089) with the Business, Marketing "
+    "and Operations dashboards for every tenant, over the serving PostgreSQL; Ctrl-C stops it."
+)
+def bi() -> None:
+    from lakepulse.operations.bi import run_bi
+
+    settings = _settings()
+    if not settings.pg_url:
+        click.echo(
+            "error: set LAKEPULSE_PG_URL to the serving PostgreSQL (postgresql://...), or run "
+            "`make demo`, which starts PostgreSQL and Superset together.",
+            err=True,
+        )
+        sys.exit(2)
+    sys.exit(run_bi(settings, click.echo))
+
+
 @main.command(help="Erase one user's events from the landing log, bronze and every mart.")
 @click.option("--tenant", "tenant_id", required=True)
 @click.option("--user", "user_id", required=True, help="The user_id the SDK sends.")
@@ -351,7 +373,12 @@ def tenants_add(name: str) -> None:
     "bi-login", help="Create (or reset) a PostgreSQL login that reads only NAME's rows."
 )
 @click.argument("name")
-def tenants_bi_login(name: str) -> None:
+@click.option(
+    "--customer-level",
+    is_flag=True,
+    help="Also read the marts with a row per user or session (fct_sessions, dim_users, ...).",
+)
+def tenants_bi_login(name: str, customer_level: bool) -> None:
     from urllib.parse import urlsplit
 
     from lakepulse.warehouse.publish import create_tenant_login
@@ -362,15 +389,21 @@ def tenants_bi_login(name: str) -> None:
             "error: set LAKEPULSE_PG_URL to the serving PostgreSQL (postgresql://...)", err=True
         )
         sys.exit(2)
-    role, password = create_tenant_login(settings.pg_url, name)
+    role, password = create_tenant_login(settings.pg_url, name, customer_level=customer_level)
     url = urlsplit(settings.pg_url)
     click.echo(f"user:     {role}")
     click.echo(f"password: {password}")
     click.echo(
         f"host:     {url.hostname or 'localhost'}  port: {url.port or 5432}  database: {url.path.lstrip('/') or 'postgres'}  schema: marts"
     )
+    scope = (
+        "every mart, customer-level ones included"
+        if customer_level
+        else "the aggregate marts (add --customer-level for per-user and per-session marts)"
+    )
     click.echo(
-        "Read-only, and row-level security shows this login only its tenant's rows.", err=True
+        f"Read-only: {scope}; row-level security shows this login only its tenant's rows.",
+        err=True,
     )
 
 
