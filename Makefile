@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := False
 export DAGSTER_DISABLE_TELEMETRY := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint unit e2e bench clean lock
+.PHONY: install demo test lint unit e2e bench clean lock bi
 
 install: $(STAMP)
 
@@ -22,8 +22,13 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
 	@touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) bi
 	$(BIN)/lakepulse demo
+
+# Superset's own virtualenv (bi/.venv, from bi/requirements.lock; its pins conflict with ours).
+# `lakepulse bi` builds it on first use too; rebuilt when the lock changes.
+bi: $(STAMP)
+	$(BIN)/python -c "from lakepulse.operations.bi import ensure_bi_venv; ensure_bi_venv(print)"
 
 # The official Segment Node SDK, for the collector's compatibility test (npm registry, pinned).
 NODE_SDK := tests/sdk_node/node_modules/.installed
@@ -44,7 +49,7 @@ $(CHROMIUM):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
 	  || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
 
-test: $(STAMP) $(NODE_SDK) $(BROWSER_SDK) $(CHROMIUM)
+test: $(STAMP) $(NODE_SDK) $(BROWSER_SDK) $(CHROMIUM) bi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
@@ -76,4 +81,4 @@ lock:
 	/tmp/lakepulse-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache dbt_project/target dbt_project/logs
+	rm -rf $(VENV) bi/.venv .pytest_cache .ruff_cache dbt_project/target dbt_project/logs

@@ -29,7 +29,7 @@ from deltalake import write_deltalake
 from lakepulse.core.settings import Settings, disable_telemetry
 from lakepulse.triggers import delivery
 from lakepulse.triggers.sink import WebhookSink
-from lakepulse.warehouse.delivery_tables import FIRINGS_SCHEMA, ensure_delivery_tables
+from lakepulse.warehouse.trigger_tables import FIRINGS_SCHEMA, ensure_trigger_tables
 
 CONCURRENCY = 4
 ENV = {"BENCH_SECRET": "bench"}
@@ -57,7 +57,7 @@ def firings(count: int) -> list[dict]:
 def prepare(root: Path, name: str, rows: list[dict], url: str) -> tuple[Settings, Path]:
     settings = Settings.from_env({"LAKEPULSE_HOME": str(root / name)})
     settings.ensure_dirs()
-    ensure_delivery_tables(settings)
+    ensure_trigger_tables(settings)
     write_deltalake(
         str(settings.trigger_firings_path),
         pa.Table.from_pylist(rows, schema=FIRINGS_SCHEMA),

@@ -20,13 +20,17 @@ def main() -> None:
 
 
 @main.command(
-    help="Start collector, traffic simulator and Dagster UI on localhost; Ctrl-C stops all."
+    help="Start collector, traffic simulator, Dagster UI and Superset on localhost; Ctrl-C "
+    "stops all."
 )
 @click.option("--rate", default=20.0, show_default=True, help="Simulated events per second.")
-def demo(rate: float) -> None:
+@click.option(
+    "--bi/--no-bi", default=True, show_default=True, help="Start Superset with the dashboards."
+)
+def demo(rate: float, bi: bool) -> None:
     from lakepulse.demo.supervisor import run_demo
 
-    sys.exit(run_demo(_settings(), rate, click.echo))
+    sys.exit(run_demo(_settings(), rate, click.echo, with_bi=bi))
 
 
 @main.command(
@@ -54,13 +58,27 @@ def collect(workers: int) -> None:
     "--write-key", "write_keys", multiple=True, help="TENANT=KEY; default: the demo tenants."
 )
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def simulate(rate, total, duration, seed, url, write_keys, quiet) -> None:
+@click.option(
+    "--bounce-share", default=0.1, show_default=True, help="Visits of one page view, then gone."
+)
+@click.option(
+    "--browse-share",
+    default=0.1,
+    show_default=True,
+    help="Visits browsing products for minutes without adding to the cart.",
+)
+def simulate(
+    rate, total, duration, seed, url, write_keys, quiet, bounce_share, browse_share
+) -> None:
     from lakepulse.demo.simulator import Sender, SimConfig, TrafficGenerator, run
     from lakepulse.demo.supervisor import DEMO_TENANTS
 
     settings = _settings()
     tenants = dict(pair.split("=", 1) for pair in write_keys) if write_keys else dict(DEMO_TENANTS)
-    generator = TrafficGenerator(SimConfig(seed=seed, tenants=tenants))
+    config = SimConfig(
+        seed=seed, tenants=tenants, bounce_share=bounce_share, browse_share=browse_share
+    )
+    generator = TrafficGenerator(config)
     sender = Sender(url or settings.collector_url)
     progress = None
     if not quiet:
@@ -113,9 +131,12 @@ def ingest() -> None:
 def build(dbt_args: tuple[str, ...]) -> None:
     import subprocess
 
-    from lakepulse.operations.rebuild import run_build
+    from lakepulse.operations.rebuild import prepare_dbt, run_build
 
     settings = _settings()
+    refused = prepare_dbt(settings).error  # dbt reads only validated trigger definitions
+    if refused:
+        click.echo(f"warning: {refused}; the previous valid triggers are built instead.", err=True)
     try:
         run_build(settings, *dbt_args)
     except subprocess.CalledProcessError as err:
@@ -217,6 +238,24 @@ def publish() -> None:
     click.echo(
         "Next: `lakepulse tenants bi-login NAME` for a BI login that sees one tenant's rows."
     )
+
+
+@main.command(
+    help="Start Apache Superset (LAKEPULSE_BI_PORT, default 8089) with the Business, Marketing "
+    "and Operations dashboards for every tenant, over the serving PostgreSQL; Ctrl-C stops it."
+)
+def bi() -> None:
+    from lakepulse.operations.bi import run_bi
+
+    settings = _settings()
+    if not settings.pg_url:
+        click.echo(
+            "error: set LAKEPULSE_PG_URL to the serving PostgreSQL (postgresql://...), or run "
+            "`make demo`, which starts PostgreSQL and Superset together.",
+            err=True,
+        )
+        sys.exit(2)
+    sys.exit(run_bi(settings, click.echo))
 
 
 @main.command(help="Erase one user's events from the landing log, bronze and every mart.")
@@ -334,7 +373,12 @@ def tenants_add(name: str) -> None:
     "bi-login", help="Create (or reset) a PostgreSQL login that reads only NAME's rows."
 )
 @click.argument("name")
-def tenants_bi_login(name: str) -> None:
+@click.option(
+    "--customer-level",
+    is_flag=True,
+    help="Also read the marts with a row per user or session (fct_sessions, dim_users, ...).",
+)
+def tenants_bi_login(name: str, customer_level: bool) -> None:
     from urllib.parse import urlsplit
 
     from lakepulse.warehouse.publish import create_tenant_login
@@ -345,15 +389,21 @@ def tenants_bi_login(name: str) -> None:
             "error: set LAKEPULSE_PG_URL to the serving PostgreSQL (postgresql://...)", err=True
         )
         sys.exit(2)
-    role, password = create_tenant_login(settings.pg_url, name)
+    role, password = create_tenant_login(settings.pg_url, name, customer_level=customer_level)
     url = urlsplit(settings.pg_url)
     click.echo(f"user:     {role}")
     click.echo(f"password: {password}")
     click.echo(
         f"host:     {url.hostname or 'localhost'}  port: {url.port or 5432}  database: {url.path.lstrip('/') or 'postgres'}  schema: marts"
     )
+    scope = (
+        "every mart, customer-level ones included"
+        if customer_level
+        else "the aggregate marts (add --customer-level for per-user and per-session marts)"
+    )
     click.echo(
-        "Read-only, and row-level security shows this login only its tenant's rows.", err=True
+        f"Read-only: {scope}; row-level security shows this login only its tenant's rows.",
+        err=True,
     )
 
 
@@ -365,9 +415,82 @@ def tenants_list() -> None:
         click.echo(name)
 
 
-@main.group(help="Triggers (dbt_project/triggers.yml): their firings and deliveries.")
+@main.group(help="Triggers (dbt_project/triggers.yml): validate, list, fire, deliver, retry.")
 def triggers() -> None:
     pass
+
+
+@triggers.command("validate", help="Check triggers.yml; install it as the running definitions.")
+def triggers_validate() -> None:
+    from lakepulse.triggers.definitions import install, triggers_file
+
+    installed = install(_settings())
+    if installed.error:
+        click.echo(f"error: {installed.error}", err=True)
+        running = len(installed.definitions.triggers)
+        click.echo(
+            f"Refused: the previous valid definitions ({running} trigger(s)) keep running. "
+            f"Fix {triggers_file()} and run `lakepulse triggers validate` again.",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(f"{triggers_file()} is valid: {len(installed.definitions.triggers)} trigger(s).")
+    click.echo("They fire on the next `lakepulse triggers fire` (or Dagster run).", err=True)
+
+
+@triggers.command("list", help="Each running trigger with its firings in the last hour and day.")
+def triggers_list() -> None:
+    from lakepulse.triggers.definitions import install
+    from lakepulse.triggers.firing import firing_counts
+
+    settings = _settings()
+    installed = install(settings)
+    if installed.error:
+        click.echo(
+            f"warning: triggers.yml refused, showing the running copy: {installed.error}", err=True
+        )
+    counts = firing_counts(settings)
+    click.echo(f"{'trigger':<28} {'kind':<18} {'last hour':>9} {'last day':>9} {'total':>7}")
+    for t in installed.definitions.triggers:
+        c = counts.get(t.name, {"last_hour": 0, "last_day": 0, "total": 0})
+        click.echo(
+            f"{t.name:<28} {t.kind:<18} {c['last_hour']:>9} {c['last_day']:>9} {c['total']:>7}"
+        )
+    if not installed.definitions.triggers:
+        click.echo("No triggers defined: add some to dbt_project/triggers.yml.", err=True)
+
+
+@triggers.command("fire", help="Record new firings exactly once and write them back as events.")
+@click.option("--dry-run", is_flag=True, help="Show what would fire; record nothing.")
+def triggers_fire(dry_run: bool) -> None:
+    from lakepulse.triggers.firing import fire
+
+    result = fire(_settings(), dry_run=dry_run)
+    if result.refused:
+        click.echo(
+            f"warning: triggers.yml refused, the previous definitions ran: {result.refused}",
+            err=True,
+        )
+    for name, outcome in result.outcomes.items():
+        line = (
+            f"{name}: {len(outcome.fired)} new, {outcome.already_recorded} already recorded, "
+            f"{outcome.cooling_down} in cooldown"
+        )
+        click.echo(line + (f" ({outcome.note})" if outcome.note else ""))
+        if dry_run:
+            for row in outcome.fired:
+                click.echo(
+                    f"  would fire {row['firing_id']} {row['tenant_id']} "
+                    f"{row['user_id'] or '-'} {row['arm']}"
+                )
+    click.echo(result.summary() + ".")
+    click.echo(
+        "Nothing was recorded (dry run)."
+        if dry_run
+        else "Firings are in fct_trigger_firings after the next build; their `Trigger Fired` "
+        "events reach bronze with the next `lakepulse ingest`.",
+        err=True,
+    )
 
 
 @triggers.command(

@@ -11,6 +11,7 @@ from orchestration.assets.bronze import build_bronze_assets, landing_log_spec
 from orchestration.assets.dbt import build_dbt_assets
 from orchestration.assets.maintenance import compaction, retention
 from orchestration.assets.serving import build_publish_asset
+from orchestration.assets.triggers import build_trigger_assets, triggers_yml, triggers_yml_valid
 from orchestration.checks import (
     bronze_events_quality,
     build_freshness_checks,
@@ -26,12 +27,7 @@ from orchestration.jobs import (
 )
 from orchestration.resources import LakepulseResource, dbt_project_for, dbt_resource
 from orchestration.schedules import compaction_schedule, retention_schedule
-from orchestration.sensors import (
-    alerts_spec,
-    build_anomaly_sensor,
-    build_delivery_sensor,
-    build_landing_sensor,
-)
+from orchestration.sensors import build_delivery_sensor, build_landing_sensor
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
@@ -43,12 +39,17 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     bronze = build_bronze_assets(settings)
     models = build_dbt_assets(project, settings)
     serving = [build_publish_asset(settings.pg_url)] if settings.pg_url else []
-    pipeline_assets = [bronze, models, *serving]
+    pipeline_assets = [triggers_yml, bronze, models, *serving, *build_trigger_assets(settings)]
     ingest_and_build = build_ingest_and_build_job(*pipeline_assets)
     freshness = build_freshness_checks()
     return dg.Definitions(
-        assets=[landing_log_spec, alerts_spec, *pipeline_assets, retention, compaction],
-        asset_checks=[bronze_events_quality, *build_mart_quality_checks(), *freshness],
+        assets=[landing_log_spec, *pipeline_assets, retention, compaction],
+        asset_checks=[
+            triggers_yml_valid,
+            bronze_events_quality,
+            *build_mart_quality_checks(),
+            *freshness,
+        ],
         jobs=[
             ingest_and_build,
             build_replay_job(models, *serving),
@@ -60,7 +61,6 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         sensors=[
             build_landing_sensor(ingest_and_build, settings),
             build_freshness_sensor(freshness),
-            build_anomaly_sensor(settings),
             build_delivery_sensor(settings),
         ],
         resources={

@@ -1,11 +1,7 @@
-"""Sensors: the minute cadence of the pipeline, and anomaly alerts on the live marts."""
-
-import json
+"""Sensors: the minute cadence of the pipeline. (Anomaly alerts are a trigger kind now:
+models/triggers/trigger_anomaly.sql, fired with the other triggers after the marts.)"""
 
 from dagster import (
-    AssetKey,
-    AssetObservation,
-    AssetSpec,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -18,9 +14,7 @@ from dagster import (
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ingestion.landing import LandingLog
-from lakepulse.analytics.anomaly import DetectorSettings
 from lakepulse.core.settings import Settings
-from lakepulse.operations.alerting import evaluate_alerts
 from lakepulse.triggers.delivery import deliver_pass
 
 WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
@@ -59,63 +53,6 @@ def build_landing_sensor(job: UnresolvedAssetJobDefinition, settings: Settings):
         return SensorResult(run_requests=[RunRequest(run_key=latest)], cursor=latest)
 
     return landing_log_sensor
-
-
-ALERTS_KEY = AssetKey(["ops", "alerts"])
-
-alerts_spec = AssetSpec(
-    key=ALERTS_KEY,
-    group_name="operations",
-    owners=["team:data-platform"],
-    description="Anomaly alerts (Delta table lake/ops/alerts) raised by anomaly_alert_sensor; "
-    "read by BI through mart_anomaly_alerts. Each alert is an observation here.",
-)
-
-
-def build_anomaly_sensor(settings: Settings, cfg: DetectorSettings | None = None):
-    cfg = cfg or DetectorSettings()
-
-    @sensor(
-        name="anomaly_alert_sensor",
-        minimum_interval_seconds=60,
-        default_status=DefaultSensorStatus.RUNNING,
-        description="Every 60 s: looks for a drop in conversion rate or revenue in the sliding "
-        "windows (last 3 minutes against the hour before; method in lakepulse/analytics/anomaly.py), "
-        "records alerts in ops/alerts and posts them to LAKEPULSE_ALERT_WEBHOOK_URL.",
-    )
-    def anomaly_alert_sensor(context: SensorEvaluationContext):
-        state = json.loads(context.cursor) if context.cursor else {}
-        result = evaluate_alerts(settings, state, cfg)
-        cursor = json.dumps(result.state)
-        if not result.alerts:
-            context.update_cursor(cursor)
-            return SkipReason(result.skipped)
-        alerts = result.alerts
-        for alert in alerts:
-            context.log.warning(alert.message)
-        for error in result.webhook_errors:
-            context.log.error(f"webhook failed: {error}")
-        return SensorResult(
-            asset_events=[
-                AssetObservation(
-                    asset_key=ALERTS_KEY,
-                    description=alert.message,
-                    metadata={
-                        "tenant_id": alert.tenant_id,
-                        "metric": alert.metric,
-                        "minute_at": alert.minute_at.isoformat(),
-                        "current_value": float(alert.current_value),
-                        "baseline_value": float(alert.baseline_value),
-                        "relative_change": float(alert.relative_change),
-                        "z_score": float(alert.z_score),
-                    },
-                )
-                for alert in alerts
-            ],
-            cursor=cursor,
-        )
-
-    return anomaly_alert_sensor
 
 
 def build_delivery_sensor(settings: Settings):

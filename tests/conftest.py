@@ -118,7 +118,7 @@ def land_simulated(
     Stops after ``events`` events or, with ``until``, when simulated time reaches it; then
     each event is received one second after it happened (a live stream), else all at
     SIM_CLOCK (a backlog arriving at once)."""
-    from ingestion.contract import normalize
+    from ingestion.contract import ContractError, normalize, rejection
     from ingestion.landing import LandingLog
     from lakepulse.demo.simulator import Faults, SimConfig, TrafficGenerator
 
@@ -136,6 +136,7 @@ def land_simulated(
     gen = TrafficGenerator(config, clock=start)
     log = LandingLog(settings.landing_dir)
     pending: dict[str, list[dict]] = {}
+    rejected: dict[str, list[dict]] = {}
     stream = gen.events() if events is None else islice(gen.events(), events)
     for tenant, _, message in stream:
         if until is not None and gen._now() >= until:
@@ -144,13 +145,27 @@ def land_simulated(
         received_at = (
             datetime.fromisoformat(message["timestamp"]) + timedelta(seconds=1) if until else start
         )
-        pending.setdefault(tenant, []).append(
-            normalize(message, tenant_id=tenant, secret=b"s", received_at=received_at)
-        )
+        try:
+            row = normalize(message, tenant_id=tenant, secret=b"s", received_at=received_at)
+        except ContractError as err:  # a malformed fault: quarantined, as the collector does
+            rejected.setdefault(tenant, []).append(
+                rejection(
+                    tenant_id=tenant,
+                    secret=b"s",
+                    received_at=received_at,
+                    payload=message,
+                    reason=str(err),
+                    index=len(rejected.get(tenant, [])),
+                )
+            )
+            continue
+        pending.setdefault(tenant, []).append(row)
         if len(pending[tenant]) == per_file:
             log.write(tenant, "events", pending.pop(tenant))
     for tenant, rows in pending.items():
         log.write(tenant, "events", rows)
+    for tenant, rows in rejected.items():
+        log.write(tenant, "rejected", rows)
     if not count:
         return None
     return len(

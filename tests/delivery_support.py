@@ -13,7 +13,7 @@ import yaml
 from deltalake import DeltaTable, write_deltalake
 
 from lakepulse.core.settings import Settings
-from lakepulse.warehouse.delivery_tables import FIRINGS_SCHEMA, ensure_delivery_tables
+from lakepulse.warehouse.trigger_tables import FIRINGS_SCHEMA, ensure_trigger_tables
 
 FIRED_AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -42,7 +42,7 @@ def firing(
 
 
 def write_firings(settings: Settings, rows: list[dict]) -> None:
-    ensure_delivery_tables(settings)
+    ensure_trigger_tables(settings)
     table = pa.Table.from_pylist(rows, schema=FIRINGS_SCHEMA)
     write_deltalake(str(settings.trigger_firings_path), table, mode="append")
 

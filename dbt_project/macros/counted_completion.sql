@@ -1,23 +1,26 @@
 {#-
     Whether an event is a completion that counts: an `Order Completed` that is its order's
-    first completion (`stg_orders`, joined as `first_completions` on tenant and message id),
+    first completion (`stg_orders`, joined as `first_completions` by `join_first_completions`),
     or that carries no order_id at all (each of those counts). A re-sent order (a reloaded
     confirmation page, a new messageId) then adds neither an order nor revenue a second time,
     in whichever minute or session it lands.
 -#}
-{% macro counted_completion(events) -%}
+{% macro counted_completion(events, first_completions) -%}
     (
         {{ events }}.event_name = 'Order Completed'
-        and ({{ events }}.order_id is null or first_completions.message_id is not null)
+        and ({{ events }}.order_id is null or {{ first_completions }}.message_id is not null)
     )
 {%- endmacro %}
 
-{#- The join that `counted_completion` reads; `since`: only first completions from then on. -#}
-{% macro join_first_completions(events, since=none) -%}
-    left join {{ ref('stg_orders') }} as first_completions
-        on {{ events }}.tenant_id = first_completions.tenant_id
-        and {{ events }}.message_id = first_completions.message_id
+{#-
+    The join that `counted_completion` reads: `orders` (stg_orders, one row per order's first
+    completion) as `alias`; `since`: only first completions from then on.
+-#}
+{% macro join_first_completions(events, orders, alias, since=none) -%}
+    left join {{ orders }} as {{ alias }}
+        on {{ events }}.tenant_id = {{ alias }}.tenant_id
+        and {{ events }}.message_id = {{ alias }}.message_id
         {%- if since is not none %}
-        and first_completions.ordered_at >= {{ since }}
+        and {{ alias }}.ordered_at >= {{ since }}
         {%- endif %}
 {%- endmacro %}

@@ -1,4 +1,7 @@
-"""Anomaly alerts on the live conversion windows: a drop in conversion rate or revenue.
+"""Anomaly detection on the live conversion windows: a drop in conversion rate or revenue.
+
+The pipeline runs it as the trigger kind `anomaly` (models/triggers/trigger_anomaly.sql, the
+same method in SQL); this module is its reference implementation and the analysis tool.
 
 Method (per tenant, evaluated for every complete minute t, from the 1-minute rows of
 ``mart_conversion_windows``):
@@ -159,3 +162,7 @@ def _revenue_drop(tenant, minute, cfg, ratio, window, cur, base) -> Alert | None
     if z < -cfg.z_threshold and change <= -cfg.min_relative_drop:
         return Alert(tenant, "revenue", minute, r_c, expected_revenue, change, z)
     return None
+
+
+# The reference implementation: models/triggers/trigger_anomaly.sql fires the same minutes
+# (tests/integration/test_anomaly_alerts.py compares them).

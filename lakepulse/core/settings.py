@@ -146,6 +146,11 @@ class Settings:
         return self.home / "tenants.json"
 
     @property
+    def triggers_dir(self) -> Path:
+        """The last valid copy of ``triggers.yml`` and what dbt reads of it."""
+        return self.home / "triggers"
+
+    @property
     def dagster_home(self) -> Path:
         return self.dagster_home_override or self.home / "dagster"
 
@@ -164,11 +169,6 @@ class Settings:
         """Fingerprint of the seeds the warehouse was last built from; beside the warehouse,
         so a new or deleted warehouse loses the marker with it."""
         return self.warehouse_path.with_name("seeds.sha256")
-
-    @property
-    def alerts_path(self) -> Path:
-        """Delta table of anomaly alerts (dbt source ``ops.alerts``)."""
-        return self.lake_dir / "ops" / "alerts"
 
     @property
     def erasure_audit_path(self) -> Path:

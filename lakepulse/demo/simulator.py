@@ -74,6 +74,10 @@ class SimConfig:
     purchase_rate: float = 0.35
     """Probability that a visitor who starts checkout completes the order."""
     returning_share: float = 0.3
+    bounce_share: float = 0.0
+    """Visits that are one page view and gone (they may come back: returning_share)."""
+    browse_share: float = 0.0
+    """Visits that browse many products for minutes and add nothing to the cart."""
     visits_per_second: float = 1.0
     """Pace of simulated time when the generator runs on a fixed start clock."""
     experiments: list[Experiment] = field(
@@ -197,6 +201,20 @@ class TrafficGenerator:
 
         product, price = rng.choice(PRODUCTS)
         emit("page", name="Home", properties={"path": "/"}, path="/")
+        # Shoppers the triggers react to (off unless configured, so seeded traffic is stable).
+        persona = rng.random() if self.config.bounce_share or self.config.browse_share else 1.0
+        if persona < self.config.bounce_share:
+            return self._end_visit(out, clock, start, anonymous_id)
+        if persona < self.config.bounce_share + self.config.browse_share:
+            for _ in range(rng.randint(6, 12)):
+                browsed, browsed_price = rng.choice(PRODUCTS)
+                emit(
+                    "track",
+                    event="Product Viewed",
+                    properties={"product_id": browsed, "price": browsed_price},
+                    path=f"/p/{browsed}",
+                )
+            return self._end_visit(out, clock, start, anonymous_id)
         exposure = None
         if self.config.experiments and rng.random() < 0.6:
             experiment = rng.choice(self.config.experiments)
@@ -261,8 +279,13 @@ class TrafficGenerator:
                         },
                         path="/checkout/thanks",
                     )
-        # The visit ends now: events carry past timestamps, as a real SDK's buffered ones would.
-        # A skewed device clock shifts timestamp and sentAt alike; the collector corrects it.
+        return self._end_visit(out, clock, start, anonymous_id)
+
+    def _end_visit(self, out: list, clock: list, start: datetime, anonymous_id: str) -> list:
+        """The visit ends now: events carry past timestamps, as a real SDK's buffered ones
+        would. A skewed device clock shifts timestamp and sentAt alike; the collector
+        corrects it."""
+        rng, faults = self.rng, self.config.faults
         if anonymous_id not in self.skews:
             skewed = faults.skew_rate and rng.random() < faults.skew_rate
             self.skews[anonymous_id] = rng.choice([-1, 1]) * faults.skew_seconds if skewed else 0.0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import signal
 import socket
@@ -25,8 +24,15 @@ import psutil
 from ingestion.tenants import TenantRegistry
 from lakepulse.core.dagster_instance import ensure_instance
 from lakepulse.core.settings import PROJECT_ROOT, Settings
+from lakepulse.core.signals import StopRequested
+from lakepulse.operations.bi import (
+    bi_access,
+    bi_port,
+    bi_venv_ready,
+    describe,
+    tenant_bi_logins,
+)
 from lakepulse.warehouse.postgres import serving_postgres
-from lakepulse.warehouse.publish import create_tenant_login
 
 DEMO_TENANTS = {"acme": "lp_demo_acme_key", "globex": "lp_demo_globex_key"}
 """Well-known demo write keys, printed in the banner so a curl can use them too."""
@@ -114,7 +120,7 @@ def register_demo_tenants(settings: Settings) -> dict[str, str]:
     return dict(DEMO_TENANTS)
 
 
-def services(settings: Settings, rate: float) -> list[Service]:
+def services(settings: Settings, rate: float, with_bi: bool = True) -> list[Service]:
     bin_dir = Path(sys.executable).parent
     logs = settings.home / "logs"
     cli = [sys.executable, "-m", "lakepulse.cli"]
@@ -150,7 +156,7 @@ def services(settings: Settings, rate: float) -> list[Service]:
             ],
             logs / "webhook-sink.log",
         ),
-    ]
+    ] + ([Service("superset", [*cli, "bi"], logs / "bi.log")] if with_bi else [])
 
 
 def wait_http(url: str, timeout: float) -> bool:
@@ -200,10 +206,11 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def run_demo(settings: Settings, rate: float, echo) -> int:
+def run_demo(settings: Settings, rate: float, echo, with_bi: bool = True) -> int:
     for name, port, variable in (
         ("collector", settings.collector_port, "LAKEPULSE_COLLECTOR_PORT"),
         ("Dagster UI", settings.dagster_port, "LAKEPULSE_DAGSTER_PORT"),
+        *([("Superset", bi_port(), "LAKEPULSE_BI_PORT")] if with_bi else []),
         ("webhook sink", sink_port(), "LAKEPULSE_SINK_PORT"),
     ):
         if port_in_use("127.0.0.1", port):
@@ -228,47 +235,22 @@ def run_demo(settings: Settings, rate: float, echo) -> int:
                 serving_postgres(settings.home / "postgres" / "data", pg_port)
             )
             settings = dataclasses.replace(settings, pg_url=pg_url)
-        logins = demo_bi_logins(settings, list(keys))
-        return _run_services(settings, rate, echo, keys, logins, pg_port)
+        logins = tenant_bi_logins(settings, list(keys))
+        return _run_services(settings, rate, echo, keys, logins, pg_port, with_bi)
 
 
-def demo_bi_logins(settings: Settings, tenants: list[str]) -> dict[str, tuple[str, str]]:
-    """One BI login per demo tenant; passwords kept (0600) so Metabase settings survive a restart."""
-    path = settings.home / "postgres" / "bi_logins.json"
-    saved = json.loads(path.read_text()) if path.exists() else {}
-    logins = {}
-    for tenant in tenants:
-        role, password = create_tenant_login(
-            settings.pg_url, tenant, saved.get(tenant, {}).get("password")
-        )
-        logins[tenant] = (role, password)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps({t: {"user": r, "password": p} for t, (r, p) in logins.items()}, indent=2)
-    )
-    path.chmod(0o600)
-    return logins
-
-
-def _run_services(settings, rate, echo, keys, logins, pg_port) -> int:
+def _run_services(settings, rate, echo, keys, logins, pg_port, with_bi=True) -> int:
     env = settings.process_env()
     env["DAGSTER_IS_DEV_CLI"] = "1"
     sink_url = f"http://127.0.0.1:{sink_port()}/hook"
     env["LAKEPULSE_TRIGGERS_FILE"] = str(demo_triggers_file(settings, sink_url))
     env["LAKEPULSE_DEMO_WEBHOOK_SECRET"] = DEMO_WEBHOOK_SECRET
-    stopping = False
-
-    def on_signal(signum, frame):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stopping = StopRequested()
 
     started: list[Service] = []
     try:
-        collector, dagster, simulator, sink = services(settings, rate)
-        for service in (collector, dagster, sink):
+        collector, dagster, simulator, sink, *bi = services(settings, rate, with_bi)
+        for service in (collector, dagster, sink, *bi):
             service.start(env)
             started.append(service)
         if not wait_http(f"{settings.collector_url}/health", 30):
@@ -295,6 +277,12 @@ def _run_services(settings, rate, echo, keys, logins, pg_port) -> int:
         )
         for tenant, (role, password) in logins.items():
             echo(f"              {tenant}: user {role}  password {password}")
+        access = bi_access(settings, list(keys)) if with_bi else None
+        if access:
+            for line in describe(access):
+                echo(line)
+            first = "" if bi_venv_ready() else "the first run builds its virtualenv, ~2 min; "
+            echo(f"              (starting; {first}log: {bi[0].log})")
         echo("")
         echo("The simulator sends storefront traffic; every 60 s the landing_log_sensor loads it")
         echo("into Delta and dbt rebuilds the marts. Explore with:")
@@ -304,7 +292,7 @@ def _run_services(settings, rate, echo, keys, logins, pg_port) -> int:
         echo("Triggers fire after each build and trigger_delivery_sensor delivers every 30 s:")
         echo('  lakepulse sql "select * from marts.mart_trigger_impact"')
         echo("Press Ctrl-C to stop everything.")
-        ui_ready = False
+        ui_ready = bi_ready = False
         while not stopping:
             for service in started:
                 service.remember_tree()
@@ -312,10 +300,13 @@ def _run_services(settings, rate, echo, keys, logins, pg_port) -> int:
                     echo(
                         f"{service.name} exited (code {service.process.returncode}); see {service.log}"
                     )
-                    stopping = True
+                    stopping.request()
             if not ui_ready and wait_http(ui + "/server_info", 0.5):
                 ui_ready = True
                 echo(f"Dagster UI is up: {ui}")
+            if access and not bi_ready and wait_http(access.url + "/health", 0.5):
+                bi_ready = True
+                echo(f"Superset is up: {access.url} (Business, Marketing, Operations dashboards)")
             time.sleep(1)
     finally:
         echo("stopping lakepulse demo ...")

@@ -9,6 +9,7 @@ Where copies hide, and how each goes:
 - bronze Delta tables: a delete, then VACUUM with zero retention (the rewritten-away files
   go) and a checkpoint with the older log entries removed (their column statistics could
   name the user);
+- trigger firings (Delta, with their outbox marks): a delete and the same purge;
 - dlt's package archive: completed jobs are deleted after each load (see bronze_pipeline);
 - the DuckDB warehouse and its read replica: rebuilt, then copied into fresh files (DuckDB
   does not zero freed blocks);
@@ -29,6 +30,7 @@ from ingestion.erasure import erase_bronze, identities, scrub_landing, user_hash
 from ingestion.pipeline import loader_lock, run_ingest
 from lakepulse.core.settings import Settings
 from lakepulse.operations.rebuild import rebuild
+from lakepulse.triggers.firing import erase_firings
 from lakepulse.warehouse.replica import rewrite_warehouse
 
 
@@ -41,6 +43,7 @@ class ErasureReport:
     landing_files_rewritten: int = 0
     landing_lines_removed: int = 0
     bronze_rows_removed: int = 0
+    firings_removed: int = 0
     rejected_rows_removed: int = 0
     files_vacuumed: int = 0
     steps: list[str] = field(default_factory=list)
@@ -86,6 +89,9 @@ def erase_user(
             erase_bronze(settings, tenant_id, ids)
         )
         report.steps.append("bronze")
+        progress("deleting the user's trigger firings")
+        report.firings_removed = erase_firings(settings, tenant_id, ids)
+        report.steps.append("firings")
     progress("rebuilding the marts from bronze")
     rebuild(settings, full_refresh=True, capture=True)
     report.steps.append("marts")

@@ -1,7 +1,7 @@
 """The one rebuild: dbt build of the marts, then the read replica, then PostgreSQL.
 
 ``lakepulse build``, ``lakepulse replay``, erasure, retention and the Dagster dbt asset all go
-through these functions, so what surrounds a build (the alerts table dbt reads as a source,
+through these functions, so what surrounds a build (the trigger definitions and tables dbt reads,
 the seeds fingerprint, the replica readers open, the publish) is written once."""
 
 from __future__ import annotations
@@ -9,25 +9,33 @@ from __future__ import annotations
 import subprocess
 
 from lakepulse.core.settings import Settings
-from lakepulse.warehouse.alerts import ensure_alerts_table
+from lakepulse.triggers.definitions import Installed, install
 from lakepulse.warehouse.dbt import build_args, remember_seeds, run_dbt
-from lakepulse.warehouse.delivery_tables import ensure_delivery_tables
 from lakepulse.warehouse.publish import publish
 from lakepulse.warehouse.replica import refresh_replica
+from lakepulse.warehouse.trigger_tables import ensure_trigger_tables
+
+
+def prepare_dbt(settings: Settings) -> Installed:
+    """What must hold before dbt starts: directories, triggers.yml validated and installed
+    (dbt reads only validated definitions; a refused file leaves the previous ones, and the
+    returned ``error`` says why), and the trigger tables dbt reads as sources."""
+    installed = install(settings)
+    ensure_sources(settings)
+    return installed
 
 
 def ensure_sources(settings: Settings) -> None:
-    """The tables dbt reads as sources but does not write (alerts, trigger firings and
-    deliveries): empty until their writers' first rows, but there."""
+    """The tables dbt reads as sources but does not write (trigger firings and deliveries):
+    empty until their writers' first rows, but there."""
     settings.ensure_dirs()
-    ensure_alerts_table(settings)
-    ensure_delivery_tables(settings)
+    ensure_trigger_tables(settings)
 
 
 def prepare_build(settings: Settings, full_refresh: bool = False) -> list[str]:
-    """What must hold before dbt starts (directories, the source tables); returns the
-    pipeline's dbt build arguments (seeds left out while unchanged)."""
-    ensure_sources(settings)
+    """:func:`prepare_dbt`, then the pipeline's dbt build arguments (seeds left out while
+    unchanged)."""
+    prepare_dbt(settings)
     return build_args(full_refresh, settings)
 
 
@@ -43,7 +51,7 @@ def run_build(
 ) -> subprocess.CompletedProcess:
     """``lakepulse build [DBT_ARGS]``: a plain ``dbt build`` with the user's arguments (every
     model, seed and test when none), then the replica. Raises ``CalledProcessError``."""
-    ensure_sources(settings)
+    prepare_dbt(settings)
     result = run_dbt(settings, "build", *dbt_args, capture=capture)
     refresh_replica(settings)
     return result

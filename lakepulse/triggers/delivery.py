@@ -66,10 +66,10 @@ from lakepulse.triggers.destinations import (
     UnresolvedSecret,
     load_destinations,
 )
-from lakepulse.warehouse.delivery_tables import (
+from lakepulse.warehouse.trigger_tables import (
     DELIVERIES_SCHEMA,
     FIRINGS_SCHEMA,
-    ensure_delivery_tables,
+    ensure_trigger_tables,
 )
 
 BASE_DELAY = timedelta(seconds=30)
@@ -386,7 +386,7 @@ def deliver_pass(
     with _pass_lock(settings) as locked:
         if not locked:
             return PassResult(busy=True)
-        ensure_delivery_tables(settings)
+        ensure_trigger_tables(settings)
         clock = now or datetime.now(UTC)
         versions = _table_versions(settings)
         quiet = _QUIET.pop(settings.home, None)
@@ -576,7 +576,7 @@ def requeue_dead(
     with _pass_lock(settings) as locked:
         if not locked:
             return None
-        ensure_delivery_tables(settings)
+        ensure_trigger_tables(settings)
         conn = connect()
         try:
             dead = (
@@ -609,7 +609,7 @@ __all__ = [
     "DestinationError",
     "PassResult",
     "deliver_pass",
-    "ensure_delivery_tables",
+    "ensure_trigger_tables",
     "requeue_dead",
     "retry_delay",
     "sign",

@@ -5,8 +5,13 @@ publish copies a mart into a fresh table next to the live one (DuckDB's postgres
 binary COPY), gives it its indexes, grants and tenant policy, then swaps it in by renames in
 one transaction: a reader sees the old table or the new one, never a partial or missing one.
 
-Access: ``lakepulse_bi`` (no login) may read schema ``marts`` and nothing else. Each tenant's
-login is a member of it, and a policy on every mart shows it only rows of its tenant.
+Access: ``lakepulse_bi`` (no login) may read the aggregate marts of schema ``marts`` and nothing
+else. Each tenant's login is a member of it, and a policy on every mart shows it only rows of
+its tenant. Marts with a row per user or session (:data:`CUSTOMER_LEVEL_MARTS`) are readable
+only through ``lakepulse_customer_level``, which a login holds only when created with
+``lakepulse tenants bi-login NAME --customer-level``; the tenant policy applies to it too.
+After each publish, ``marts.mart_publish_freshness`` records when each mart was swapped in and
+the latest load time it holds, per tenant: the Operations dashboard's freshness chart.
 """
 
 from __future__ import annotations
@@ -25,6 +30,21 @@ from lakepulse.core.settings import Settings
 SCHEMA = "marts"
 ADMIN_SCHEMA = "lakepulse_admin"
 BI_ROLE = "lakepulse_bi"
+CUSTOMER_LEVEL_ROLE = "lakepulse_customer_level"
+"""Holds SELECT on the customer-level marts; granted only to logins given customer-level access."""
+
+CUSTOMER_LEVEL_MARTS: set[str] = {
+    "fct_sessions",
+    "dim_users",
+    "mart_buyer_signals",
+    "fct_trigger_firings",
+    "fct_trigger_deliveries",
+}
+"""Marts with a row per user or session: a plain BI login reads only aggregates. A module that
+publishes another user-level table adds its name here."""
+
+FRESHNESS_TABLE = "mart_publish_freshness"
+"""Per tenant and mart: when the last publish swapped it in, its rows and latest load time."""
 
 MARTS: dict[str, tuple[str, ...]] = {
     "fct_sessions": ("tenant_id", "session_date"),
@@ -38,6 +58,9 @@ MARTS: dict[str, tuple[str, ...]] = {
     "mart_experiment_results": ("tenant_id", "experiment_id"),
     "fct_experiment_snapshots": ("tenant_id", "experiment_id", "snapshot_at"),
     "mart_anomaly_alerts": ("tenant_id", "minute_at"),
+    "mart_buyer_signals": ("tenant_id", "user_key"),
+    "fct_trigger_firings": ("tenant_id", "fired_date"),
+    "mart_rejected_events": ("tenant_id", "rejected_minute"),
     "fct_trigger_deliveries": ("tenant_id", "trigger", "fired_at"),
     "mart_trigger_impact": ("tenant_id", "trigger"),
 }
@@ -51,6 +74,10 @@ def _setup_statements() -> list[sql.Composable]:
             "do $$ begin if not exists (select from pg_roles where rolname = {}) then "
             "create role {} nologin; end if; end $$"
         ).format(sql.Literal(BI_ROLE), bi),
+        sql.SQL(
+            "do $$ begin if not exists (select from pg_roles where rolname = {}) then "
+            "create role {} nologin; end if; end $$"
+        ).format(sql.Literal(CUSTOMER_LEVEL_ROLE), sql.Identifier(CUSTOMER_LEVEL_ROLE)),
         sql.SQL("create schema if not exists {}").format(marts),
         sql.SQL("create schema if not exists {}").format(admin),
         sql.SQL("revoke all on schema {} from public").format(admin),
@@ -91,6 +118,8 @@ def _swap(
     conn: psycopg.Connection, mart: str, staging: str, index_columns: tuple[str, ...]
 ) -> None:
     marts, bi = sql.Identifier(SCHEMA), sql.Identifier(BI_ROLE)
+    customer_level = sql.Identifier(CUSTOMER_LEVEL_ROLE)
+    reader = customer_level if mart in CUSTOMER_LEVEL_MARTS else bi
     new, live, old = sql.Identifier(staging), sql.Identifier(mart), sql.Identifier(f"{mart}__old")
     index = sql.Identifier(f"{mart}__filter_idx")
     with conn.transaction():
@@ -105,11 +134,11 @@ def _swap(
         conn.execute(sql.SQL("alter table {}.{} enable row level security").format(marts, new))
         conn.execute(
             sql.SQL(
-                "create policy tenant_isolation on {}.{} for select to {} "
+                "create policy tenant_isolation on {}.{} for select to {}, {} "
                 "using (tenant_id = lakepulse_admin.current_tenant())"
-            ).format(marts, new, bi)
+            ).format(marts, new, bi, customer_level)
         )
-        conn.execute(sql.SQL("grant select on {}.{} to {}").format(marts, new, bi))
+        conn.execute(sql.SQL("grant select on {}.{} to {}").format(marts, new, reader))
         conn.execute(sql.SQL("drop table if exists {}.{}").format(marts, old))
         conn.execute(sql.SQL("alter table if exists {}.{} rename to {}").format(marts, live, old))
         conn.execute(sql.SQL("alter table {}.{} rename to {}").format(marts, new, live))
@@ -161,9 +190,51 @@ def publish(
                 rows[mart] = duck.execute(f'select count(*) from wh.{SCHEMA}."{mart}"').fetchone()[
                     0
                 ]
+            _record_freshness(conn, list(rows))
     finally:
         duck.close()
     return PublishResult(rows, time.perf_counter() - started, skipped)
+
+
+def _record_freshness(conn: psycopg.Connection, published: list[str]) -> None:
+    """Swap in ``marts.mart_publish_freshness``: per tenant and mart just published, the publish
+    time, its rows and the latest ``last_loaded_at`` (load time of the newest event it counts)
+    where the mart has one. Rows of marts not published this time are carried over, so a mart
+    that stops publishing shows its age growing instead of vanishing."""
+    marts, table = sql.Identifier(SCHEMA), sql.Identifier(FRESHNESS_TABLE)
+    staging = sql.Identifier(f"{FRESHNESS_TABLE}__publishing")
+    conn.execute(sql.SQL("drop table if exists {}.{}").format(marts, staging))
+    conn.execute(
+        sql.SQL(
+            "create table {}.{} (tenant_id text not null, mart text not null, "
+            "published_at timestamptz not null, row_count bigint not null, "
+            "latest_loaded_at timestamptz)"
+        ).format(marts, staging)
+    )
+    loaded_columns = {
+        row[0]
+        for row in conn.execute(
+            "select table_name from information_schema.columns "
+            "where table_schema = %s and column_name = 'last_loaded_at'",
+            [SCHEMA],
+        ).fetchall()
+    }
+    for mart in published:
+        latest = sql.SQL("max(last_loaded_at)" if mart in loaded_columns else "null::timestamptz")
+        conn.execute(
+            sql.SQL(
+                "insert into {}.{} select tenant_id, {}, now(), count(*), {} from {}.{} group by 1"
+            ).format(marts, staging, sql.Literal(mart), latest, marts, sql.Identifier(mart))
+        )
+    exists = conn.execute("select to_regclass(%s)", [f"{SCHEMA}.{FRESHNESS_TABLE}"]).fetchone()[0]
+    if exists:
+        conn.execute(
+            sql.SQL("insert into {}.{} select * from {}.{} where not (mart = any(%s))").format(
+                marts, staging, marts, table
+            ),
+            [published],
+        )
+    _swap(conn, FRESHNESS_TABLE, f"{FRESHNESS_TABLE}__publishing", ("tenant_id", "mart"))
 
 
 def tenant_role_name(tenant_id: str) -> str:
@@ -171,9 +242,13 @@ def tenant_role_name(tenant_id: str) -> str:
 
 
 def create_tenant_login(
-    pg_url: str, tenant_id: str, password: str | None = None
+    pg_url: str, tenant_id: str, password: str | None = None, customer_level: bool = False
 ) -> tuple[str, str]:
-    """A login that sees only ``tenant_id``'s rows in every mart; returns (role, password)."""
+    """A login that sees only ``tenant_id``'s rows in every mart; returns (role, password).
+
+    Without ``customer_level`` it reads the aggregate marts only; with it, the marts of
+    :data:`CUSTOMER_LEVEL_MARTS` too. Calling again sets the access as asked (a reset may also
+    take customer-level access away)."""
     ensure_serving(pg_url)
     role = tenant_role_name(tenant_id)
     password = password or secrets.token_urlsafe(18)
@@ -188,6 +263,11 @@ def create_tenant_login(
         conn.execute(sql.SQL("alter role {} inherit").format(sql.Identifier(role)))
         conn.execute(
             sql.SQL("grant {} to {}").format(sql.Identifier(BI_ROLE), sql.Identifier(role))
+        )
+        conn.execute(
+            sql.SQL("grant {} to {}" if customer_level else "revoke {} from {}").format(
+                sql.Identifier(CUSTOMER_LEVEL_ROLE), sql.Identifier(role)
+            )
         )
         conn.execute(
             "insert into lakepulse_admin.tenant_logins values (%s, %s) "

@@ -9,8 +9,9 @@ from lakepulse.core.settings import BRONZE_TABLES, Settings
 
 # What readers outside a build see: the marts. Staging and intermediate tables are dbt's
 # working state (event-level, as large as the history), so copying them every minute would
-# make the minute's cost grow with history.
-REPLICA_SCHEMAS = ("marts",)
+# make the minute's cost grow with history. The trigger kinds' candidates (small) are copied
+# for `lakepulse triggers fire`.
+REPLICA_SCHEMAS = ("marts", "triggers")
 
 
 def refresh_replica(settings: Settings) -> None:

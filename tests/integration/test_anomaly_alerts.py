@@ -1,69 +1,48 @@
 """Anomaly alerts through the real pipeline: simulated traffic -> landing -> bronze -> dbt
-(mart_conversion_windows) -> the Dagster sensor -> Delta alert table, webhook, and the BI mart.
+(mart_conversion_windows -> the `anomaly` trigger kind) -> `lakepulse triggers fire` ->
+fct_trigger_firings and the BI mart mart_anomaly_alerts.
 
-A planted conversion drop (a broken checkout from a given minute) raises an alert within 3
-minutes of simulated time; a seeded simulated day of normal traffic raises none."""
+A planted conversion drop (a broken checkout from a given minute) fires within 3 minutes of
+simulated time, at the minute the reference detector (lakepulse/anomaly.py) flags; a seeded
+simulated day of normal traffic fires none."""
 
 import json
-import threading
-from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from datetime import timedelta
 
-import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
 from lakepulse.analytics.anomaly import DetectorSettings, detect
 from lakepulse.demo.simulator import Faults
+from lakepulse.triggers.definitions import install
+from lakepulse.triggers.firing import fire
 from lakepulse.warehouse.alerts import read_minutes
-from lakepulse.warehouse.postgres import free_port
-from orchestration.sensors import build_anomaly_sensor
 from tests.conftest import SIM_CLOCK, land_simulated
 
 pytestmark = pytest.mark.integration
 
-WINDOWS = ("--select", "+mart_conversion_windows")
+TRIGGERS = """
+version: 1
+triggers:
+  - {name: conversion_anomaly, kind: anomaly, cooldown_hours: 0.5}
+"""
+BUILD = ("--select", "+trigger_anomaly", "fct_trigger_firings", "mart_anomaly_alerts")
 
 
-class Webhook:
-    """A real HTTP endpoint that records what the sensor posts (Slack-style JSON)."""
-
-    def __init__(self):
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
+@pytest.fixture(autouse=True)
+def anomaly_trigger(settings, tmp_path, monkeypatch):
+    path = tmp_path / "triggers.yml"
+    path.write_text(TRIGGERS)
+    monkeypatch.setenv("LAKEPULSE_TRIGGERS_FILE", str(path))
+    assert install(settings).error is None
 
 
-def tick(settings, cursor=None):
-    """One evaluation of the sensor, as the daemon would run it."""
-    sensor = build_anomaly_sensor(settings)
-    with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, cursor=cursor)
-        result = sensor(context)
-        if isinstance(result, dg.SensorResult) and result.cursor:
-            return result, result.cursor
-        return result, context.cursor
+def anomaly_firings(settings) -> list[dict]:
+    rows = DeltaTable(str(settings.trigger_firings_path)).to_pyarrow_table().to_pylist()
+    return [r | {"payload": json.loads(r["payload"])} for r in rows]
 
 
-def test_a_planted_conversion_drop_alerts_within_three_minutes(settings, workspace, monkeypatch):
-    hook = Webhook()
-    monkeypatch.setenv("LAKEPULSE_ALERT_WEBHOOK_URL", hook.url)
+def test_a_planted_conversion_drop_alerts_within_three_minutes(settings, workspace):
     drop_at = SIM_CLOCK + timedelta(minutes=65)
     land_simulated(
         settings,
@@ -75,33 +54,36 @@ def test_a_planted_conversion_drop_alerts_within_three_minutes(settings, workspa
         count=False,
     )
     workspace.ingest()
-    workspace.build(*WINDOWS)
+    workspace.build(*BUILD)
+    result = fire(settings)
+    assert result.outcomes["conversion_anomaly"].fired
 
-    result, cursor = tick(settings)
-    assert isinstance(result, dg.SensorResult), result
-    alerts = [e.metadata for e in result.asset_events]
-    conversion = {a["tenant_id"].value: a for a in alerts if a["metric"].value == "conversion_rate"}
+    firings = anomaly_firings(settings)
+    conversion = {r["tenant_id"]: r for r in firings if r["payload"]["metric"] == "conversion_rate"}
     assert set(conversion) == {"acme", "globex"}
-    for alert in conversion.values():
-        delay = (datetime.fromisoformat(alert["minute_at"].value) - drop_at).total_seconds()
+    # The reference detector flags the same first minute per tenant (its own cooldown too).
+    reference, _, _ = detect(read_minutes(settings.replica_path, None, DetectorSettings()))
+    first = {}
+    for alert in reference:
+        if alert.metric == "conversion_rate" and alert.minute_at >= drop_at - timedelta(hours=1):
+            first.setdefault(alert.tenant_id, alert)
+    for tenant, firing in conversion.items():
+        delay = (firing["occurred_at"] - drop_at).total_seconds()
         assert 0 <= delay <= 180, f"alert {delay:.0f} s after the drop"
-        assert alert["relative_change"].value < -0.3
+        assert firing["payload"]["relative_change"] < -0.3
+        assert firing["user_id"] is None and "dropped" in firing["payload"]["message"]
+        assert firing["occurred_at"] == first[tenant].minute_at
+        assert firing["payload"]["z_score"] == pytest.approx(first[tenant].z_score)
 
-    stored = DeltaTable(str(settings.alerts_path)).to_pyarrow_table().to_pylist()
-    assert {(r["tenant_id"], r["metric"]) for r in stored} >= {
-        ("acme", "conversion_rate"),
-        ("globex", "conversion_rate"),
-    }
-    assert len(hook.received) == len(stored)
-    assert all("dropped" in post["text"] for post in hook.received)
-    hook.close()
-
-    # The next tick has nothing new: one incident, one alert (cooldown, cursor).
-    again, _ = tick(settings, cursor)
-    assert isinstance(again, dg.SkipReason)
-
-    workspace.build("--select", "mart_anomaly_alerts")
-    assert workspace.sql("select count(*) from marts.mart_anomaly_alerts")[0][0] == len(stored)
+    # The next run has nothing new: one incident, one alert (cooldown, firing ids).
+    assert fire(settings).outcomes["conversion_anomaly"].fired == []
+    workspace.build("--select", "fct_trigger_firings", "mart_anomaly_alerts")
+    [(alerts,)] = workspace.sql("select count(*) from marts.mart_anomaly_alerts")
+    assert alerts == len(firings)
+    assert workspace.sql(
+        "select count(*) from marts.mart_anomaly_alerts where metric = 'conversion_rate' "
+        "and relative_change < -0.3 and message like '%dropped%'"
+    ) == [(len(conversion),)]
 
 
 def test_a_simulated_day_of_normal_traffic_raises_no_alert(settings, workspace):
@@ -120,9 +102,8 @@ def test_a_simulated_day_of_normal_traffic_raises_no_alert(settings, workspace):
         purchase_rate=0.9,
     )
     workspace.ingest()
-    workspace.build(*WINDOWS)
-    result, _ = tick(settings)
-    assert isinstance(result, dg.SkipReason), [e.description for e in result.asset_events]
+    workspace.build(*BUILD)
+    assert fire(settings).outcomes["conversion_anomaly"].candidates == 0
 
     stats: dict[str, int] = {}
     minutes = read_minutes(settings.replica_path, None, DetectorSettings())

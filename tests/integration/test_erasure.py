@@ -89,10 +89,18 @@ def test_erase_leaves_nothing_of_the_user_on_disk(settings, workspace, postgres_
     env = served.process_env()
     cli = [sys.executable, "-m", "lakepulse.cli"]
     subprocess.run([*cli, "build"], env=env, check=True, capture_output=True)
+    # The user signed in, so the welcome trigger fires for them (and writes its event back).
+    subprocess.run([*cli, "triggers", "fire"], env=env, check=True, capture_output=True)
     subprocess.run([*cli, "publish"], env=env, check=True, capture_output=True)
     before = places_holding(settings, ids)
-    # The search finds the user where they are: landing, bronze, warehouse, replica.
-    for place in ("landing/", "lake/raw/events/", "warehouse/lakepulse.duckdb", "read.duckdb"):
+    # The search finds the user where they are: landing, bronze, warehouse, replica, firings.
+    for place in (
+        "landing/",
+        "lake/raw/events/",
+        "warehouse/lakepulse.duckdb",
+        "read.duckdb",
+        "lake/triggers/firings/",
+    ):
         assert any(place in p for p in before), (place, before)
 
     out = subprocess.run(

@@ -34,6 +34,7 @@ INCREMENTAL = {
     "int_funnel_events",
     "int_funnel_progress",
     "int_user_activity_days",
+    "int_buyer_signals",
     "int_experiment_assignments",
     "int_experiment_user_metrics",
     "mart_funnel_conversion",

@@ -91,13 +91,36 @@ def test_events_flow_through_every_layer_with_exact_counts(
         for key in (["raw", "events"], ["stg_events"], ["mart_event_volume"]):
             assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None, key
 
-        # Nothing new: the sensor skips, and a rerun of the job duplicates nothing.
+        # The triggers fired after the marts (one asset per trigger, counts as metadata) and
+        # wrote one Trigger Fired event per firing back to the landing log.
+        fired = DeltaTable(str(settings.trigger_firings_path)).count()
+        assert fired > 0
+        totals = 0
+        for name in ("welcome_letter", "why_did_you_leave", "cart_reminder"):
+            event = instance.get_latest_materialization_event(dg.AssetKey(["triggers", name]))
+            assert event is not None, name
+            totals += event.asset_materialization.metadata["firings_total"].value
+        check = instance.get_latest_asset_check_evaluation_record(
+            dg.AssetCheckKey(dg.AssetKey(["triggers", "triggers_yml"]), "triggers_yml_valid")
+        )
+        assert check is not None and check.event.dagster_event.event_specific_data.passed
+        assert totals <= fired
+
+        # Only the firings' events are new: the sensor starts one more run, which loads them
+        # (once each) and fires nothing twice; after it the sensor skips.
         tick2 = sensor.evaluate_tick(
             dg.build_sensor_context(instance=instance, cursor=tick.cursor, definitions=defs)
         )
-        assert not tick2.run_requests and "no new landing files" in tick2.skip_message
+        assert len(tick2.run_requests) == 1
         assert job.execute_in_process(instance=instance).success
-        assert DeltaTable(str(settings.bronze_events_path)).count() == N_EVENTS
+        assert DeltaTable(str(settings.bronze_events_path)).count() == N_EVENTS + fired
+        assert DeltaTable(str(settings.trigger_firings_path)).count() == fired
+        tick3 = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, cursor=tick2.cursor, definitions=defs)
+        )
+        assert not tick3.run_requests and "no new landing files" in tick3.skip_message
+        assert job.execute_in_process(instance=instance).success
+        assert DeltaTable(str(settings.bronze_events_path)).count() == N_EVENTS + fired
 
 
 def test_same_landing_file_offered_twice_lands_once(settings, tenant, workspace, collector):

@@ -7,13 +7,23 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from lakepulse.analytics.anomaly import Alert
 from lakepulse.core.settings import Settings
-from lakepulse.warehouse.alerts import record_alerts
-from lakepulse.warehouse.publish import MARTS, create_tenant_login, publish
+from lakepulse.demo.simulator import Faults
+from lakepulse.triggers.firing import record_firings
+from lakepulse.warehouse.publish import (
+    CUSTOMER_LEVEL_MARTS,
+    FRESHNESS_TABLE,
+    MARTS,
+    create_tenant_login,
+    publish,
+)
+from lakepulse.warehouse.trigger_tables import ensure_trigger_tables
 from tests.conftest import SIM_CLOCK, Workspace, land_simulated
 
 pytestmark = pytest.mark.integration
+
+NO_TRIGGERS_FIRED = {"fct_trigger_deliveries", "mart_trigger_impact"}
+"""Marts that stay empty here: the fixture fires no trigger."""
 
 
 def with_db(url: str, dbname: str, user: str | None = None) -> str:
@@ -33,13 +43,27 @@ def built(tmp_path_factory, postgres_url):
         settings = Settings.from_env()
         settings.ensure_dirs()
         workspace = Workspace(settings)
-        land_simulated(settings, 3_000)
+        # Some malformed events too, so mart_rejected_events has rows of both tenants.
+        land_simulated(settings, 3_000, faults=Faults(duplicate_rate=0.05, malformed_rate=0.02))
         workspace.ingest()
-        # An alert per tenant, so row-level security is tried on the alert mart too.
-        record_alerts(
+        # An anomaly alert (an anomaly trigger's firing) per tenant, so row-level security is
+        # tried on the alert and firing marts too.
+        ensure_trigger_tables(settings)
+        record_firings(
             settings,
             [
-                Alert(tenant, "conversion_rate", SIM_CLOCK, 0.01, 0.05, -0.8, -6.0)
+                {
+                    "firing_id": f"alert-{tenant}",
+                    "tenant_id": tenant,
+                    "trigger": "conversion_anomaly",
+                    "kind": "anomaly",
+                    "user_id": None,
+                    "fired_at": SIM_CLOCK,
+                    "occurred_at": SIM_CLOCK,
+                    "arm": "treatment",
+                    "payload": '{"metric": "conversion_rate", "current_value": 0.01}',
+                    "destinations": "[]",
+                }
                 for tenant in ("acme", "globex")
             ],
         )
@@ -52,8 +76,10 @@ def built(tmp_path_factory, postgres_url):
         yield settings, workspace, url, result
 
 
-def tenant_conn(url: str, tenant: str, login: tuple[str, str] | None = None) -> psycopg.Connection:
-    role, password = login or create_tenant_login(url, tenant)
+def tenant_conn(
+    url: str, tenant: str, login: tuple[str, str] | None = None, customer_level: bool = False
+) -> psycopg.Connection:
+    role, password = login or create_tenant_login(url, tenant, customer_level=customer_level)
     return psycopg.connect(
         with_db(url, "serving_test", user=role), password=password, autocommit=True
     )
@@ -81,16 +107,15 @@ def test_publish_copies_every_mart_with_its_index(built):
         assert leftovers == []
 
 
-def test_a_tenant_login_sees_only_its_own_rows(built):
+def test_a_customer_level_login_sees_only_its_own_rows_in_every_mart(built):
     _, workspace, url, _ = built
-    with tenant_conn(url, "acme") as conn:
+    with tenant_conn(url, "acme", customer_level=True) as conn:
         for mart in MARTS:
             expected = workspace.sql(f"select count(*) from marts.{mart} where tenant_id = 'acme'")[
                 0
             ][0]
-            assert (
-                conn.execute(f"select count(*) from marts.{mart}").fetchone()[0] == expected > 0
-            ), mart
+            assert conn.execute(f"select count(*) from marts.{mart}").fetchone()[0] == expected
+            assert expected > 0 or mart in NO_TRIGGERS_FIRED, mart
             assert (
                 conn.execute(
                     f"select count(*) from marts.{mart} where tenant_id = 'globex'"
@@ -99,6 +124,47 @@ def test_a_tenant_login_sees_only_its_own_rows(built):
             )
         tenants = conn.execute("select distinct tenant_id from marts.fct_sessions").fetchall()
         assert tenants == [("acme",)]
+
+
+def test_a_plain_login_reads_aggregates_but_no_user_level_mart(built):
+    url = built[2]
+    assert {"fct_sessions", "dim_users"} <= CUSTOMER_LEVEL_MARTS
+    with tenant_conn(url, "globex") as conn:
+        for mart in set(MARTS) - CUSTOMER_LEVEL_MARTS:
+            rows = conn.execute(f"select count(*) from marts.{mart}").fetchone()[0]
+            assert rows > 0 or mart in NO_TRIGGERS_FIRED, mart
+        for mart in CUSTOMER_LEVEL_MARTS & set(MARTS):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"select count(*) from marts.{mart}")
+    # Resetting a customer-level login without the flag takes the access away again.
+    role, password = create_tenant_login(url, "globex", customer_level=True)
+    with tenant_conn(url, "globex", (role, password)) as conn:
+        assert conn.execute("select count(*) from marts.dim_users").fetchone()[0] > 0
+    create_tenant_login(url, "globex", password)
+    with tenant_conn(url, "globex", (role, password)) as conn, pytest.raises(psycopg.Error):
+        conn.execute("select count(*) from marts.dim_users")
+
+
+def test_publish_records_each_marts_freshness_per_tenant(built):
+    _, workspace, url, result = built
+    with tenant_conn(url, "acme") as conn:
+        rows = conn.execute(
+            f"select tenant_id, mart, row_count, latest_loaded_at, published_at <= now() "
+            f"from marts.{FRESHNESS_TABLE}"
+        ).fetchall()
+    assert {row[0] for row in rows} == {"acme"}
+    assert {row[1] for row in rows} == set(result.rows) - NO_TRIGGERS_FIRED  # no rows, no age
+    for _, mart, count, _, published in rows:
+        assert published
+        expected = workspace.sql(f"select count(*) from marts.{mart} where tenant_id = 'acme'")
+        assert count == expected[0][0], mart
+    loaded = {mart: latest for _, mart, _, latest, _ in rows}
+    assert (
+        loaded["mart_event_volume"]
+        == workspace.sql(
+            "select max(last_loaded_at) from marts.mart_event_volume where tenant_id = 'acme'"
+        )[0][0]
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """The traffic simulator: reproducible, realistic, and faulty on demand."""
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice, pairwise
 
 import pytest
@@ -95,3 +95,31 @@ def test_conversion_drop_after_n_visits(factor):
         else:
             after += orders
     assert before > 10 and after == 0
+
+
+def test_trigger_personas_bounce_and_browse_without_a_cart():
+    """Shoppers the triggers react to: bouncers (one page view), browsers (many products
+    viewed over minutes, nothing added); off by default, so seeded traffic is unchanged."""
+
+    def visits(**shares):
+        gen = TrafficGenerator(SimConfig(seed=3, tenants={"acme": "k"}, **shares))
+        return [[m for _, _, m in visit] for visit in islice(gen.visits(), 400)]
+
+    plain = visits()
+    assert all(len(v) >= 2 for v in plain)  # every default visit views a product
+    mixed = visits(bounce_share=0.2, browse_share=0.2)
+    bounces = [v for v in mixed if len(v) == 1 and v[0]["type"] == "page"]
+    browses = [
+        v
+        for v in mixed
+        if sum(m.get("event") == "Product Viewed" for m in v) >= 6
+        and not any(m.get("event") == "Product Added" for m in v)
+    ]
+    assert 0.12 < len(bounces) / len(mixed) < 0.28
+    assert 0.12 < len(browses) / len(mixed) < 0.28
+    spans = [
+        datetime.fromisoformat(v[-1]["timestamp"]) - datetime.fromisoformat(v[0]["timestamp"])
+        for v in browses
+    ]
+    assert sorted(spans)[len(spans) // 2] >= timedelta(minutes=2)
+    assert max(spans) >= timedelta(minutes=3)

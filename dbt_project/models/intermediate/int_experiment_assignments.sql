@@ -7,8 +7,6 @@
 -- are recomputed whole (a new exposure, or an identify that moves a device's exposures to a
 -- user), and keys a device no longer has are emptied (tombstones).
 
--- depends_on: {{ ref('fct_sessions') }}
-
 {{
     config(
         materialized='incremental',
@@ -39,17 +37,11 @@ experiments as (
 
 ),
 
-{% if is_incremental() -%}
-affected as (
-
-    {{ affected_user_keys(incremental_watermark()) }}
-
-),
-{%- endif %}
+{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
 
 exposures as (
 
-    {{ possibly_of_affected_users('all_exposures') }}
+    {{ possibly_of_affected_users('all_exposures', ref('int_identity_map')) }}
 
 ),
 
@@ -62,7 +54,7 @@ all_in_window as (
         exposures.exposed_at,
         exposures.message_id,
         exposures.loaded_at,
-        {{ stitched_user_key('exposures.user_id', 'exposures.anonymous_id') }} as user_key
+        {{ stitched_user_key('exposures.user_id', 'exposures.anonymous_id', 'identity.user_id') }} as user_key
     from exposures
     left join experiments
         on exposures.experiment_id = experiments.experiment_id

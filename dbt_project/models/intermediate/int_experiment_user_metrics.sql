@@ -5,8 +5,6 @@
 -- Incremental by user, like int_experiment_assignments: a new order or exposure, or an
 -- identify that moves a device's orders to a user, recomputes that user's rows.
 
--- depends_on: {{ ref('fct_sessions') }}
-
 {{
     config(
         materialized='incremental',
@@ -43,17 +41,11 @@ identity as (
 
 ),
 
-{% if is_incremental() -%}
-affected as (
-
-    {{ affected_user_keys(incremental_watermark()) }}
-
-),
-{%- endif %}
+{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
 
 orders as (
 
-    {{ possibly_of_affected_users('all_orders') }}
+    {{ possibly_of_affected_users('all_orders', ref('int_identity_map')) }}
 
 ),
 
@@ -71,7 +63,7 @@ all_keyed_orders as (
         orders.ordered_at,
         orders.revenue,
         orders.loaded_at,
-        {{ stitched_user_key('orders.user_id', 'orders.anonymous_id') }} as user_key
+        {{ stitched_user_key('orders.user_id', 'orders.anonymous_id', 'identity.user_id') }} as user_key
     from orders
     left join identity
         on orders.tenant_id = identity.tenant_id

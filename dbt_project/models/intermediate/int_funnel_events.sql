@@ -3,8 +3,6 @@
 -- its session. Incremental by user: every event of each user whose sessions changed (and of
 -- every key their devices had before) is renumbered.
 
--- depends_on: {{ ref('int_identity_map') }}, {{ ref('fct_sessions') }}
-
 {{
     config(
         materialized='incremental',
@@ -30,13 +28,7 @@ all_sessions as (
 
 ),
 
-{% if is_incremental() -%}
-affected as (
-
-    {{ affected_user_keys(incremental_watermark()) }}
-
-),
-{%- endif %}
+{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
 
 sessions as (
 

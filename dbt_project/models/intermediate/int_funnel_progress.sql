@@ -8,8 +8,6 @@
 -- the days whose best attempts may have changed. Editing, adding or removing a funnel in the
 -- seeds changes its `funnel_version`: the next run recomputes every user once.
 
--- depends_on: {{ ref('int_identity_map') }}, {{ ref('fct_sessions') }}
-
 {{
     config(
         materialized='incremental',
@@ -19,6 +17,9 @@
     )
 }}
 
+{#- Relations the macros read, named outside any condition so dbt sees the refs when parsing. -#}
+{%- set sessions = ref('fct_sessions') %}
+{%- set identity_map = ref('int_identity_map') %}
 {%- set recompute_everyone = is_incremental() and funnel_definitions_changed(this) %}
 
 with recursive
@@ -53,7 +54,7 @@ affected as (
     {% if recompute_everyone -%}
     select distinct tenant_id, user_key from all_events
     {%- else -%}
-    {{ affected_user_keys(incremental_watermark()) }}
+    {{ affected_user_keys(sessions, identity_map, incremental_watermark()) }}
     {%- endif %}
 
 ),
@@ -61,7 +62,7 @@ affected as (
 
 events as (
 
-    {{ of_affected_users('all_events', since='event_at') }}
+    {{ of_affected_users('all_events', since='event_at', sessions=sessions) }}
 
 ),
 

@@ -17,7 +17,8 @@
 }}
 
 {%- set timeout = "to_minutes(" ~ var('session_timeout_minutes') ~ "::bigint)" %}
-{%- set visits = "event_type in ('page', 'screen', 'track')" %}
+{#- `Trigger Fired` events are lakepulse's own reactions, not the visitor's activity -#}
+{%- set visits = "event_type in ('page', 'screen', 'track') and event_name is distinct from 'Trigger Fired'" %}
 
 {%- if is_incremental() %}
 {%- set watermark = incremental_watermark('loaded_at') %}

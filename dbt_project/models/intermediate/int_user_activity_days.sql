@@ -6,8 +6,6 @@
 -- (a late session can move a user's first day, and so their cohort), and a device that
 -- signed in leaves its anonymous rows (tombstones).
 
--- depends_on: {{ ref('int_identity_map') }}
-
 {{
     config(
         materialized='incremental',
@@ -26,13 +24,7 @@ all_sessions as (
 
 ),
 
-{% if is_incremental() -%}
-affected as (
-
-    {{ affected_user_keys(incremental_watermark()) }}
-
-),
-{%- endif %}
+{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
 
 sessions as (
 

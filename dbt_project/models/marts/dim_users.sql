@@ -2,8 +2,6 @@
 -- channel that brought them, and what they have bought. Incremental by user: the users whose
 -- sessions changed are re-aggregated, and a device that signed in leaves its anonymous row.
 
--- depends_on: {{ ref('int_identity_map') }}
-
 {{
     config(
         materialized='incremental',
@@ -22,13 +20,7 @@ all_sessions as (
 
 ),
 
-{% if is_incremental() -%}
-affected as (
-
-    {{ affected_user_keys(incremental_watermark()) }}
-
-),
-{%- endif %}
+{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
 
 sessions as (
 

@@ -69,7 +69,7 @@ restamped as (
     select
         kept.* replace (
             coalesce(kept.session_user_id, identity.user_id) as user_id,
-            {{ stitched_user_key('kept.session_user_id', 'kept.device_id') }} as user_key,
+            {{ stitched_user_key('kept.session_user_id', 'kept.device_id', 'identity.user_id') }} as user_key,
             greatest(kept.last_loaded_at, identity.last_loaded_at) as last_loaded_at
         )
     from {{ this }} as kept
@@ -98,7 +98,7 @@ flagged_events as (
 
     select
         events.*,
-        {{ counted_completion('events') }} as completes_order,
+        {{ counted_completion('events', 'first_completions') }} as completes_order,
         -- the landing event is the session's first event that carries page or campaign
         -- context, else its first event (a server-side event without context may come first)
         coalesce(
@@ -106,7 +106,7 @@ flagged_events as (
             events.utm_source, events.utm_medium, events.utm_campaign
         ) is not null as carries_landing_context
     from events
-    {{ join_first_completions('events', scan_from if is_incremental() else none) }}
+    {{ join_first_completions('events', ref('stg_orders'), 'first_completions', scan_from if is_incremental() else none) }}
 
 ),
 
@@ -204,7 +204,7 @@ final as (
         attributed.device_id,
         coalesce(attributed.user_id_seen, identity.user_id) as user_id,
         attributed.user_id_seen as session_user_id,
-        {{ stitched_user_key('attributed.user_id_seen', 'attributed.device_id') }} as user_key,
+        {{ stitched_user_key('attributed.user_id_seen', 'attributed.device_id', 'identity.user_id') }} as user_key,
         attributed.session_start_at,
         attributed.session_end_at,
         cast(attributed.session_start_at as date) as session_date,

@@ -1,23 +1,25 @@
--- Anomaly alerts for BI: a drop in conversion rate or revenue detected on the live sliding
--- windows, with what was seen, what the previous hour predicted, and how unlikely the gap is.
+-- Anomaly alerts for BI: the firings of the `anomaly` trigger kind (a drop in conversion rate
+-- or revenue in the live sliding windows, models/triggers/trigger_anomaly.sql), with what was
+-- seen, what the previous hour predicted, and how unlikely the gap is.
 
 with
 
-alerts as (
+firings as (
 
-    select * from {{ source('ops', 'alerts') }}
+    select * from {{ ref('fct_trigger_firings') }}
+    where kind = 'anomaly'
 
 )
 
 select
-    alert_id,
+    firing_id as alert_id,
     tenant_id,
-    metric,
-    minute_at,
-    detected_at,
-    current_value,
-    baseline_value,
-    relative_change,
-    z_score,
-    message
-from alerts
+    json_extract_string(payload, '$.metric') as metric,
+    occurred_at as minute_at,
+    fired_at as detected_at,
+    cast(json_extract(payload, '$.current_value') as double) as current_value,
+    cast(json_extract(payload, '$.baseline_value') as double) as baseline_value,
+    cast(json_extract(payload, '$.relative_change') as double) as relative_change,
+    cast(json_extract(payload, '$.z_score') as double) as z_score,
+    json_extract_string(payload, '$.message') as message
+from firings

@@ -38,7 +38,7 @@
             max(date_trunc('minute', event_at)) as last_minute
         from {{ ref('stg_events') }}
         where loaded_at > {{ incremental_watermark() }}
-            and event_type in ('page', 'screen', 'track')
+            and event_type in ('page', 'screen', 'track') and event_name is distinct from 'Trigger Fired'
         group by tenant_id
     ) as new
     left join (
@@ -60,7 +60,7 @@ with
 all_events as (
 
     select * from {{ ref('stg_events') }}
-    where event_type in ('page', 'screen', 'track')
+    where event_type in ('page', 'screen', 'track') and event_name is distinct from 'Trigger Fired'
 
 ),
 
@@ -84,12 +84,12 @@ events as (
 
     select
         all_events.*,
-        {{ counted_completion('all_events') }} as completes_order
+        {{ counted_completion('all_events', 'first_completions') }} as completes_order
     from all_events
     inner join bounds
         on all_events.tenant_id = bounds.tenant_id
         and all_events.event_at >= bounds.recompute_from - to_minutes({{ longest - 1 }})
-    {{ join_first_completions('all_events', scan_from if is_incremental() else none) }}
+    {{ join_first_completions('all_events', ref('stg_orders'), 'first_completions', scan_from if is_incremental() else none) }}
     {%- if is_incremental() %}
     where all_events.event_at >= {{ scan_from }}
     {%- endif %}

@@ -179,8 +179,8 @@ orders as (
     inner join sessions
         on events.tenant_id = sessions.tenant_id
         and events.session_id = sessions.session_id
-    {{ join_first_completions('events') }}
-    where {{ counted_completion('events') }}
+    {{ join_first_completions('events', ref('stg_orders'), 'first_completions') }}
+    where {{ counted_completion('events', 'first_completions') }}
         and events.event_at >= (select min(recompute_from) from bounds)
     group by all
 

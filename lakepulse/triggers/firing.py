@@ -1,0 +1,396 @@
+"""Firing triggers exactly once: candidates from the trigger models -> recorded firings ->
+`Trigger Fired` events written back through the landing log.
+
+One run (:func:`fire`), called by ``lakepulse triggers fire`` and by Dagster after the marts:
+
+1. install ``triggers.yml`` if it is valid (else the last valid copy keeps running);
+2. finish the write-back of firings recorded by a run that was killed before it wrote their
+   events (the outbox: ``firings`` anti-join ``firings_written``);
+3. read each trigger's candidates from its dbt model (in the read replica), give each its
+   deterministic ``firing_id`` (sha256 of trigger, tenant, user or metric, occurrence key),
+   drop those already recorded and those inside the cooldown of a recorded (or an earlier
+   candidate's) firing of the same trigger, tenant and user;
+4. record the new firings in one Delta MERGE that inserts only firing_ids not in the table:
+   a firing is recorded once, whatever ran before;
+5. write each new firing's event to the landing log (messageId = firing_id, so bronze keeps
+   one row however often it is written), then mark it written.
+
+A SIGKILL between any two steps loses nothing: a firing not recorded is still a candidate
+next run (same firing_id), one recorded but not written is written by step 2, one written but
+not marked is written again and deduplicated by bronze. Runs take a file lock, so two never
+interleave.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+
+from ingestion.contract import normalize
+from ingestion.landing import LandingLog
+from ingestion.tenants import TenantRegistry
+from lakepulse.core.duck import connect
+from lakepulse.core.settings import Settings
+from lakepulse.triggers.definitions import Definitions, Trigger, assign_arm, install
+from lakepulse.warehouse.trigger_tables import (
+    FIRINGS_SCHEMA,
+    WRITTEN_SCHEMA,
+    ensure_trigger_tables,
+    firings_written_path,
+)
+
+EVENT_NAME = "Trigger Fired"
+LIBRARY = {"name": "lakepulse-triggers", "version": "1"}
+
+
+def firing_id(trigger: str, tenant_id: str, subject: str | None, occurrence_key: str) -> str:
+    """Deterministic id of one firing: the same occurrence always gets the same id, in every
+    run, after a replay and on every machine."""
+    text = f"{trigger}|{tenant_id}|{subject or ''}|{occurrence_key}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def subject_of(user_id: str | None, payload: str | None) -> str:
+    """Whom a firing is about, for its id and its cooldown: the user, else (tenant-level
+    kinds) the metric in its payload."""
+    if user_id:
+        return user_id
+    try:
+        return str(json.loads(payload or "{}").get("metric") or "")
+    except (ValueError, AttributeError):
+        return ""
+
+
+@dataclass
+class TriggerOutcome:
+    """What one run did for one trigger."""
+
+    candidates: int = 0
+    already_recorded: int = 0
+    cooling_down: int = 0
+    fired: list[dict] = field(default_factory=list)
+    note: str | None = None
+
+
+@dataclass
+class FireResult:
+    definitions: Definitions
+    refused: str | None
+    outcomes: dict[str, TriggerOutcome]
+    recorded: int
+    events_written: int
+    recovered: int
+    dry_run: bool
+
+    def summary(self) -> str:
+        verb = "would fire" if self.dry_run else "fired"
+        total = sum(len(o.fired) for o in self.outcomes.values())
+        text = f"{verb} {total} new firing(s) of {len(self.outcomes)} trigger(s)"
+        if self.recovered:
+            text += f"; wrote back {self.recovered} firing(s) an interrupted run had recorded"
+        return text
+
+
+@contextmanager
+def fire_lock(settings: Settings) -> Iterator[None]:
+    """One fire run at a time per home (the Dagster asset and the CLI may race)."""
+    settings.triggers_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(settings.triggers_dir / "fire.lock", os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def fire(settings: Settings, dry_run: bool = False, now: datetime | None = None) -> FireResult:
+    """The fire workflow (see the module docstring). ``dry_run`` computes what would fire
+    and writes nothing."""
+    with fire_lock(settings):
+        installed = install(settings)
+        ensure_trigger_tables(settings)
+        recovered = 0 if dry_run else write_back_pending(settings)
+        fired_at = (now or datetime.now(UTC)).astimezone(UTC)
+        outcomes = {t.name: TriggerOutcome() for t in installed.definitions.triggers}
+        rows: list[dict] = []
+        replica = settings.replica_path
+        if installed.definitions.triggers and replica.exists():
+            conn = connect()
+            try:
+                conn.execute(f"attach '{replica}' as wh (read_only)")
+                recorded = _recorded(conn, settings)
+                for trigger in installed.definitions.triggers:
+                    rows += _new_firings(conn, trigger, recorded, outcomes[trigger.name], fired_at)
+            finally:
+                conn.close()
+        elif installed.definitions.triggers:
+            for outcome in outcomes.values():
+                outcome.note = "no marts yet: run `lakepulse build` first"
+        if dry_run or not rows:
+            return FireResult(
+                installed.definitions, installed.error, outcomes, 0, 0, recovered, dry_run
+            )
+        recorded_count = record_firings(settings, rows)
+        _fault_pause("LAKEPULSE_FAULT_PAUSE_AFTER_RECORD")
+        written = write_back_pending(settings)
+        return FireResult(
+            installed.definitions,
+            installed.error,
+            outcomes,
+            recorded_count,
+            written,
+            recovered,
+            dry_run,
+        )
+
+
+def _fault_pause(variable: str) -> None:
+    """Fault injection for crash tests: stop here for ``$variable`` seconds, so a test can
+    SIGKILL the process at exactly this point. Unset in production."""
+    seconds = os.environ.get(variable)
+    if seconds:
+        import time
+
+        print(f"paused: {variable}", flush=True)
+        time.sleep(float(seconds))
+
+
+def _recorded(conn, settings: Settings) -> dict:
+    """Recorded firings per (trigger, tenant, subject): their ids and occurrence times."""
+    path = settings.trigger_firings_path
+    found: dict[tuple[str, str, str], list[datetime]] = {}
+    ids: set[str] = set()
+    for fid, trigger, tenant, user_id, payload, occurred_at in conn.execute(
+        f"select firing_id, trigger, tenant_id, user_id, payload, occurred_at "
+        f"from delta_scan('{path}')"
+    ).fetchall():
+        ids.add(fid)
+        found.setdefault((trigger, tenant, subject_of(user_id, payload)), []).append(occurred_at)
+    return {"ids": ids, "times": found}
+
+
+def _candidates(conn, trigger: Trigger) -> list[tuple]:
+    columns = {
+        row[0]
+        for row in conn.execute(
+            "select column_name from information_schema.columns "
+            "where table_catalog = 'wh' and table_schema = 'triggers' and table_name = ?",
+            [trigger.model],
+        ).fetchall()
+    }
+    if not columns:
+        return []
+    where = "where trigger = ?" if "trigger" in columns else "where ? is not null"
+    return conn.execute(
+        f"select tenant_id, user_id, occurrence_key, occurred_at, payload "
+        f'from wh.triggers."{trigger.model}" {where} order by occurred_at, occurrence_key',
+        [trigger.name],
+    ).fetchall()
+
+
+def _new_firings(
+    conn, trigger: Trigger, recorded: dict, outcome: TriggerOutcome, fired_at: datetime
+) -> list[dict]:
+    candidates = _candidates(conn, trigger)
+    if not candidates and not _model_exists(conn, trigger):
+        outcome.note = f"model {trigger.model} is not built yet: run `lakepulse build`"
+    cooldown = timedelta(hours=trigger.cooldown_hours)
+    rows = []
+    for tenant_id, user_id, occurrence_key, occurred_at, payload in candidates:
+        if not trigger.applies_to(tenant_id):
+            continue
+        outcome.candidates += 1
+        subject = subject_of(user_id, payload)
+        fid = firing_id(trigger.name, tenant_id, subject, str(occurrence_key))
+        if fid in recorded["ids"]:
+            outcome.already_recorded += 1
+            continue
+        times = recorded["times"].setdefault((trigger.name, tenant_id, subject), [])
+        occurred = occurred_at.astimezone(UTC)
+        if cooldown and any(abs(occurred - t.astimezone(UTC)) < cooldown for t in times):
+            outcome.cooling_down += 1
+            continue
+        times.append(occurred)
+        recorded["ids"].add(fid)
+        row = {
+            "firing_id": fid,
+            "tenant_id": tenant_id,
+            "trigger": trigger.name,
+            "kind": trigger.kind,
+            "user_id": user_id,
+            "fired_at": fired_at,
+            "occurred_at": occurred,
+            "arm": assign_arm(trigger.name, tenant_id, user_id, trigger.holdout),
+            "payload": payload,
+            "destinations": json.dumps(list(trigger.destinations)),
+        }
+        outcome.fired.append(row)
+        rows.append(row)
+    return rows
+
+
+def _model_exists(conn, trigger: Trigger) -> bool:
+    return bool(
+        conn.execute(
+            "select count(*) from information_schema.tables "
+            "where table_catalog = 'wh' and table_schema = 'triggers' and table_name = ?",
+            [trigger.model],
+        ).fetchone()[0]
+    )
+
+
+def record_firings(settings: Settings, rows: list[dict]) -> int:
+    """Insert the firings whose id the table does not hold yet (one atomic MERGE); returns
+    how many were inserted."""
+    from deltalake import DeltaTable
+
+    table = pa.Table.from_pylist(rows, schema=FIRINGS_SCHEMA)
+    metrics = (
+        DeltaTable(str(settings.trigger_firings_path))
+        .merge(table, "target.firing_id = source.firing_id", "source", "target")
+        .when_not_matched_insert_all()
+        .execute()
+    )
+    return int(metrics.get("num_target_rows_inserted", len(rows)))
+
+
+def write_back_pending(settings: Settings) -> int:
+    """Write the `Trigger Fired` event of every recorded firing not yet marked written, then
+    mark them. Returns how many were written."""
+    from deltalake import write_deltalake
+
+    conn = connect()
+    try:
+        pending = conn.execute(
+            f"select f.* from delta_scan('{settings.trigger_firings_path}') as f "
+            f"anti join delta_scan('{firings_written_path(settings)}') as w "
+            "on f.firing_id = w.firing_id order by f.tenant_id, f.fired_at, f.firing_id"
+        ).fetch_arrow_table()
+    finally:
+        conn.close()
+    if pending.num_rows == 0:
+        return 0
+    rows = pending.to_pylist()
+    write_events(settings, rows)
+    written_at = datetime.now(UTC)
+    write_deltalake(
+        str(firings_written_path(settings)),
+        pa.Table.from_pylist(
+            [{"firing_id": r["firing_id"], "written_at": written_at} for r in rows],
+            schema=WRITTEN_SCHEMA,
+        ),
+        mode="append",
+    )
+    return len(rows)
+
+
+def trigger_event(firing: dict) -> dict:
+    """The Segment `track` message a firing becomes: messageId = firing_id, at fired_at."""
+    payload = json.loads(firing.get("payload") or "{}")
+    fired_at = firing["fired_at"].astimezone(UTC).isoformat()
+    message = {
+        "type": "track",
+        "event": EVENT_NAME,
+        "messageId": firing["firing_id"],
+        "timestamp": fired_at,
+        "sentAt": fired_at,
+        "properties": {
+            "trigger": firing["trigger"],
+            "kind": firing["kind"],
+            "arm": firing["arm"],
+            "firing_id": firing["firing_id"],
+            "occurred_at": firing["occurred_at"].astimezone(UTC).isoformat(),
+        },
+        "context": {"library": LIBRARY},
+    }
+    user = firing.get("user_id")
+    if user is None:
+        message["anonymousId"] = f"lakepulse-trigger:{firing['trigger']}"
+    elif payload.get("user_id") == user:
+        message["userId"] = user
+    else:
+        message["anonymousId"] = user  # an anonymous device's key
+    return message
+
+
+def write_events(settings: Settings, firings: list[dict]) -> None:
+    """Append the firings' events to the landing log, one durable file per tenant, through
+    the same contract as the collector (so bronze gets the same row shape)."""
+    registry = TenantRegistry(settings.tenants_file)
+    log = LandingLog(settings.landing_dir)
+    by_tenant: dict[str, list[dict]] = {}
+    for firing in firings:
+        tenant = firing["tenant_id"]
+        found = registry.get(tenant)
+        by_tenant.setdefault(tenant, []).append(
+            normalize(
+                trigger_event(firing),
+                tenant_id=tenant,
+                secret=found.secret if found else b"",
+                received_at=firing["fired_at"].astimezone(UTC),
+            )
+        )
+    for tenant, rows in by_tenant.items():
+        log.write(tenant, "events", rows)
+
+
+def firing_counts(settings: Settings, now: datetime | None = None) -> dict[str, dict[str, int]]:
+    """Per trigger: firings recorded in the last hour, the last day and ever."""
+    ensure_trigger_tables(settings)
+    now = now or datetime.now(UTC)
+    conn = connect()
+    try:
+        rows = conn.execute(
+            "select trigger, count(*) filter (where fired_at >= ?), "
+            "count(*) filter (where fired_at >= ?), count(*) "
+            f"from delta_scan('{settings.trigger_firings_path}') group by trigger",
+            [now - timedelta(hours=1), now - timedelta(days=1)],
+        ).fetchall()
+    finally:
+        conn.close()
+    return {t: {"last_hour": h, "last_day": d, "total": n} for t, h, d, n in rows}
+
+
+def erase_firings(settings: Settings, tenant_id: str, ids: set[str]) -> int:
+    """Erasure: delete the firings of one user's identities (the user id and their devices),
+    and their outbox marks, leaving no old file version behind. Their `Trigger Fired` events
+    go with the user's other events (landing log and bronze). Returns the firings deleted."""
+    from deltalake import DeltaTable
+
+    from ingestion.erasure import purge_old_versions
+
+    ensure_trigger_tables(settings)
+
+    def quoted(value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    with fire_lock(settings):
+        path = settings.trigger_firings_path
+        conn = connect()
+        try:
+            doomed = [
+                row[0]
+                for row in conn.execute(
+                    f"select firing_id from delta_scan('{path}') "
+                    "where tenant_id = ? and list_contains(?, user_id)",
+                    [tenant_id, sorted(ids)],
+                ).fetchall()
+            ]
+        finally:
+            conn.close()
+        if not doomed:
+            return 0
+        listed = ", ".join(quoted(fid) for fid in doomed)
+        for table in (path, firings_written_path(settings)):
+            DeltaTable(str(table)).delete(f"firing_id in ({listed})")
+            purge_old_versions(table)
+        return len(doomed)

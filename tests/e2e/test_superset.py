@@ -1,0 +1,281 @@
+"""Dashboards on Apache Superset, in a real browser: the pipeline fills the marts from simulated
+traffic, publishes them to a real PostgreSQL, ``lakepulse bi`` starts Superset (own virtualenv)
+and imports the dashboards of ``bi/superset/``. Debian's Chromium (Playwright) logs in as each
+tenant, opens every dashboard and checks that each chart drew data and shows no error; the
+tenants' numbers come from their own rows only. Screenshots go to test-artifacts/."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+
+import psutil
+import pytest
+
+from ingestion.tenants import TenantRegistry
+from lakepulse.core.settings import PROJECT_ROOT, Settings
+from lakepulse.demo.simulator import Faults
+from lakepulse.operations.bi import DASHBOARDS_DIR
+from lakepulse.triggers.firing import record_firings
+from lakepulse.warehouse.postgres import free_port
+from lakepulse.warehouse.publish import ensure_serving, publish
+from lakepulse.warehouse.trigger_tables import ensure_trigger_tables
+from tests.conftest import SIM_CLOCK, Workspace, land_simulated
+from tests.e2e.test_dagster_ui import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+DASHBOARDS = {"lakepulse-business": 5, "lakepulse-marketing": 5, "lakepulse-operations": 4}
+"""Dashboard slug (before the tenant suffix) -> number of charts on it."""
+ERRORS = ("error", "refused", "no results", "permission denied", "no data")
+"""Text of a chart that failed or came back empty (compared lower-cased)."""
+
+
+@pytest.fixture(scope="module")
+def superset(tmp_path_factory, postgres_url):
+    """Marts of two tenants (with rejected events and an alert each) published to PostgreSQL,
+    and ``lakepulse bi`` serving them; yields (settings, url, tenant logins)."""
+    with pytest.MonkeyPatch.context() as mp:
+        home = tmp_path_factory.mktemp("bi") / "home"
+        mp.setenv("LAKEPULSE_HOME", str(home))
+        mp.setenv("LAKEPULSE_BI_PORT", str(free_port()))
+        mp.setenv("LAKEPULSE_PG_URL", postgres_url)
+        mp.delenv("DAGSTER_HOME", raising=False)
+        settings = Settings.from_env()
+        settings.ensure_dirs()
+        registry = TenantRegistry(settings.tenants_file)
+        keys = {tenant: registry.add(tenant) for tenant in ("acme", "globex")}
+        # Superset starts first (it needs only the logins), while the pipeline fills the marts.
+        ensure_serving(postgres_url)
+        out_path = home / "bi.out"
+        with open(out_path, "w") as out:
+            bi = subprocess.Popen(
+                [sys.executable, "-m", "lakepulse.cli", "bi"],
+                cwd=PROJECT_ROOT,
+                env=settings.process_env() | {"LAKEPULSE_BI_PORT": os.environ["LAKEPULSE_BI_PORT"]},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        url = f"http://127.0.0.1:{os.environ['LAKEPULSE_BI_PORT']}"
+        try:
+            workspace = Workspace(settings)
+            land_simulated(
+                settings,
+                None,
+                until=SIM_CLOCK + timedelta(minutes=10),
+                visits_per_second=1.5,
+                faults=Faults(duplicate_rate=0.05, malformed_rate=0.02),
+                tenants=keys,
+                count=False,
+            )
+            workspace.ingest()
+            # An anomaly alert per tenant: a firing of the `anomaly` trigger kind.
+            ensure_trigger_tables(settings)
+            record_firings(
+                settings,
+                [
+                    {
+                        "firing_id": f"alert-{tenant}",
+                        "tenant_id": tenant,
+                        "trigger": "conversion_anomaly",
+                        "kind": "anomaly",
+                        "user_id": None,
+                        "fired_at": SIM_CLOCK,
+                        "occurred_at": SIM_CLOCK,
+                        "arm": "treatment",
+                        "payload": '{"metric": "conversion_rate", "current_value": 0.01, '
+                        '"baseline_value": 0.05, "relative_change": -0.8, "z_score": -6.0, '
+                        f'"message": "conversion rate of {tenant} dropped 80%"}}',
+                        "destinations": "[]",
+                    }
+                    for tenant in keys
+                ],
+            )
+            workspace.build()
+            publish(settings, postgres_url)
+            wait_for(url + "/health", seconds=400)
+            wait_until_banner(out_path, bi)
+            passwords = {
+                tenant: (home / "bi" / "users" / tenant).read_text().strip() for tenant in keys
+            }
+            admin = (home / "bi" / "admin_password").read_text().strip()
+            yield settings, url, passwords, admin, out_path, bi
+        finally:
+            children = psutil.Process(bi.pid).children(recursive=True) if bi.poll() is None else []
+            bi.send_signal(signal.SIGINT)
+            bi.wait(timeout=60)
+            _gone, alive = psutil.wait_procs(children, timeout=10)
+            assert alive == [], f"Superset processes left after Ctrl-C: {alive}"
+
+
+def wait_until_banner(out_path, process, seconds: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if "Superset is up" in out_path.read_text():
+            return
+        assert process.poll() is None, out_path.read_text()
+        time.sleep(0.5)
+    raise AssertionError(out_path.read_text())
+
+
+def test_banner_shows_url_and_logins_and_no_database_password(superset):
+    settings, url, passwords, admin, out_path, _ = superset
+    banner = out_path.read_text()
+    assert url in banner and admin in banner
+    assert all(password in banner for password in passwords.values())
+    db_passwords = json.loads((settings.home / "postgres" / "bi_logins.json").read_text())
+    assert not any(login["password"] in banner for login in db_passwords.values())
+    assert not list((settings.home / "bi").glob("bundle-*.zip")), "bundles hold DB passwords"
+
+
+def chart_states(page) -> list[dict]:
+    """Every chart on the open dashboard: its title, whether it drew something, its error."""
+    return page.eval_on_selector_all(
+        ".dashboard-component-chart-holder",
+        """holders => holders.map(h => ({
+            title: (h.querySelector('.header-title, [data-test="editable-title"]') || {}).innerText || '',
+            drawn: !!h.querySelector('canvas, table tbody tr'),
+            loading: !!h.querySelector('.loading, [aria-label="Loading"]'),
+            text: h.innerText,
+        }))""",
+    )
+
+
+def open_dashboard(page, url: str, slug: str, expected: int, shot: str) -> list[dict]:
+    page.goto(f"{url}/superset/dashboard/{slug}/", wait_until="domcontentloaded")
+    deadline = 120_000
+    page.wait_for_selector(".dashboard-component-chart-holder", timeout=deadline)
+    states: list[dict] = []
+    for _ in range(240):
+        states = chart_states(page)
+        if len(states) == expected and all(s["drawn"] and not s["loading"] for s in states):
+            break
+        if any(marker in s["text"].lower() for s in states for marker in ERRORS):
+            break
+        page.wait_for_timeout(500)
+    page.wait_for_timeout(1500)  # let the last animation settle for the screenshot
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+    return states
+
+
+def login(page, url: str, user: str, password: str) -> None:
+    page.goto(f"{url}/login/", wait_until="domcontentloaded")
+    page.fill("#username", user)
+    page.fill("#password", password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda u: "/login" not in u, timeout=60_000)
+
+
+def test_each_tenant_sees_every_dashboard_drawn_with_its_own_data_only(superset):
+    from playwright.sync_api import sync_playwright
+
+    _settings, url, passwords, _, _, _ = superset
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            # acme opens every dashboard; globex the one with a tenant column (time budget).
+            for tenant, other, slugs in (
+                ("acme", "globex", list(DASHBOARDS)),
+                ("globex", "acme", ["lakepulse-operations"]),
+            ):
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                page = context.new_page()
+                login(page, url, tenant, passwords[tenant])
+                for slug in slugs:
+                    expected = DASHBOARDS[slug]
+                    states = open_dashboard(
+                        page, url, f"{slug}-{tenant}", expected, f"superset-{slug}-{tenant}"
+                    )
+                    assert len(states) == expected, (slug, states)
+                    for state in states:
+                        assert state["drawn"], (slug, state)
+                        for marker in ERRORS:
+                            assert marker not in state["text"].lower(), (slug, state)
+                        # The tenant column shows only this tenant, never the other one.
+                        assert other not in state["text"], (slug, state)
+                # The other tenant's dashboards are not even reachable.
+                page.goto(f"{url}/superset/dashboard/lakepulse-business-{other}/")
+                page.wait_for_timeout(3000)
+                assert page.locator(".dashboard-component-chart-holder").count() == 0
+                context.close()
+        finally:
+            browser.close()
+
+
+def test_each_tenants_charts_return_only_its_own_numbers(superset):
+    """Through Superset's REST API as each tenant: the events dataset's total is the tenant's
+    own total in the warehouse, it lists only its own charts and datasets, and asking for the
+    other tenant's dataset is refused."""
+    import httpx
+
+    settings, url, passwords, _, _, _ = superset
+    workspace = Workspace(settings)
+    datasets = {}
+    for tenant in passwords:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            token = client.post(
+                "/api/v1/security/login",
+                json={"username": tenant, "password": passwords[tenant], "provider": "db"},
+            )
+            token.raise_for_status()
+            client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+            charts = client.get("/api/v1/chart/", params={"q": "(page_size:100)"}).json()
+            names = [chart["slice_name"] for chart in charts["result"]]
+            assert len(names) == sum(DASHBOARDS.values())
+            assert all(name.endswith(f"· {tenant}") for name in names), names
+            listed = client.get("/api/v1/dataset/", params={"q": "(page_size:100)"}).json()
+            tables = {d["table_name"]: d["id"] for d in listed["result"]}
+            assert all(table.endswith(f"__{tenant}") for table in tables), tables
+            datasets[tenant] = tables[f"mart_event_volume__{tenant}"]
+            rows = chart_data(client, datasets[tenant])
+            log = settings.home / "logs" / "superset.log"
+            assert rows.status_code == 200, log.read_text()[-3000:]
+            by_tenant = {
+                row["tenant_id"]: row["events"] for row in rows.json()["result"][0]["data"]
+            }
+            expected = workspace.sql(
+                f"select sum(events) from marts.mart_event_volume where tenant_id = '{tenant}'"
+            )[0][0]
+            assert by_tenant == {tenant: expected} and expected > 0
+    with httpx.Client(base_url=url, timeout=60) as client:
+        token = client.post(
+            "/api/v1/security/login",
+            json={"username": "acme", "password": passwords["acme"], "provider": "db"},
+        )
+        client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        refused = chart_data(client, datasets["globex"])
+        assert refused.status_code in (403, 404), refused.text
+
+
+def chart_data(client, dataset_id: int):
+    """Events per tenant from one dataset, the way a chart asks Superset for its data."""
+    return client.post(
+        "/api/v1/chart/data",
+        json={
+            "datasource": {"id": dataset_id, "type": "table"},
+            "queries": [
+                {
+                    "columns": ["tenant_id"],
+                    "metrics": [
+                        {"expressionType": "SQL", "sqlExpression": "SUM(events)", "label": "events"}
+                    ],
+                    "row_limit": 100,
+                }
+            ],
+            "result_format": "json",
+            "result_type": "full",
+        },
+    )
+
+
+def test_bundle_on_disk_is_one_placeholder_connection():
+    """bi/superset is the export of one connection: per-tenant copies are made at import."""
+    databases = list((DASHBOARDS_DIR / "databases").glob("*.yaml"))
+    assert len(databases) == 1
+    assert "XXXXXXXXXX" in databases[0].read_text()
