@@ -3,7 +3,7 @@ trigger's `measure_days` after each user's first firing, and on the treatment ro
 over the holdout with its always-valid confidence sequence, p-value and decision.
 
 The per-user windows are aggregated in DuckDB (only a few sums per arm reach Python); the
-statistics are those of mart_experiment_results (`lakepulse/experiment_stats.py`), applied by
+statistics are those of mart_experiment_results (`lakepulse/analytics/experiment_stats.py`), applied by
 `lakepulse/triggers/impact.py`. Holdout shares and measure_days come from the running triggers
 file (`trigger_plans`). Firings without a user (tenant-level triggers) are not measured here.
 """
@@ -98,7 +98,14 @@ def model(dbt, session):
         [("trigger", pa.string()), ("holdout", pa.float64()), ("measure_days", pa.int64())]
     )
     session.register("trigger_impact_plans", pa.Table.from_pylist(plans, schema=plan_schema))
-    sums = session.sql(ARM_SUMS.format(default_days=impact.DEFAULT_MEASURE_DAYS)).df()
+    try:
+        sums = session.sql(ARM_SUMS.format(default_days=impact.DEFAULT_MEASURE_DAYS)).df()
+    finally:
+        # The views live in the warehouse file: left behind, a view over delta_scan makes every
+        # other reader of the file (erasure's sweep, ad-hoc tools) try to download the extension.
+        session.execute("drop view if exists trigger_impact_firings")
+        session.execute("drop view if exists trigger_impact_orders")
+        session.unregister("trigger_impact_plans")
     holdouts = {p["trigger"]: p["holdout"] for p in plans}
     computed_at = pd.Timestamp.now(tz="UTC").to_pydatetime()
     rows = []
