@@ -240,3 +240,32 @@ def postgres_url() -> Iterator[str]:
     os.chmod(base, 0o755)
     with temporary_postgres(base / "data") as url:
         yield url
+
+
+def record_anomaly_alerts(settings: Settings, tenants) -> None:
+    """One anomaly alert per tenant at SIM_CLOCK, recorded as what it is: a firing of the
+    `anomaly` trigger kind (the real firings table and its exactly-once MERGE)."""
+    from lakepulse.triggers.firing import record_firings
+    from lakepulse.warehouse.trigger_tables import ensure_trigger_tables
+
+    ensure_trigger_tables(settings)
+    record_firings(
+        settings,
+        [
+            {
+                "firing_id": f"alert-{tenant}",
+                "tenant_id": tenant,
+                "trigger": "conversion_anomaly",
+                "kind": "anomaly",
+                "user_id": None,
+                "fired_at": SIM_CLOCK,
+                "occurred_at": SIM_CLOCK,
+                "arm": "treatment",
+                "payload": '{"metric": "conversion_rate", "current_value": 0.01, '
+                '"baseline_value": 0.05, "relative_change": -0.8, "z_score": -6.0, '
+                f'"message": "conversion rate of {tenant} dropped 80%"}}',
+                "destinations": "[]",
+            }
+            for tenant in tenants
+        ],
+    )

@@ -18,11 +18,9 @@ from ingestion.tenants import TenantRegistry
 from lakepulse.core.settings import PROJECT_ROOT, Settings
 from lakepulse.demo.simulator import Faults
 from lakepulse.operations.bi import DASHBOARDS_DIR
-from lakepulse.triggers.firing import record_firings
 from lakepulse.warehouse.postgres import free_port
 from lakepulse.warehouse.publish import ensure_serving, publish
-from lakepulse.warehouse.trigger_tables import ensure_trigger_tables
-from tests.conftest import SIM_CLOCK, Workspace, land_simulated
+from tests.conftest import SIM_CLOCK, Workspace, land_simulated, record_anomaly_alerts
 from tests.e2e.test_dagster_ui import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -73,27 +71,7 @@ def superset(tmp_path_factory, postgres_url):
             )
             workspace.ingest()
             # An anomaly alert per tenant: a firing of the `anomaly` trigger kind.
-            ensure_trigger_tables(settings)
-            record_firings(
-                settings,
-                [
-                    {
-                        "firing_id": f"alert-{tenant}",
-                        "tenant_id": tenant,
-                        "trigger": "conversion_anomaly",
-                        "kind": "anomaly",
-                        "user_id": None,
-                        "fired_at": SIM_CLOCK,
-                        "occurred_at": SIM_CLOCK,
-                        "arm": "treatment",
-                        "payload": '{"metric": "conversion_rate", "current_value": 0.01, '
-                        '"baseline_value": 0.05, "relative_change": -0.8, "z_score": -6.0, '
-                        f'"message": "conversion rate of {tenant} dropped 80%"}}',
-                        "destinations": "[]",
-                    }
-                    for tenant in keys
-                ],
-            )
+            record_anomaly_alerts(settings, keys)
             workspace.build()
             publish(settings, postgres_url)
             wait_for(url + "/health", seconds=400)

@@ -9,7 +9,6 @@ import pytest
 
 from lakepulse.core.settings import Settings
 from lakepulse.demo.simulator import Faults
-from lakepulse.triggers.firing import record_firings
 from lakepulse.warehouse.publish import (
     CUSTOMER_LEVEL_MARTS,
     FRESHNESS_TABLE,
@@ -17,8 +16,7 @@ from lakepulse.warehouse.publish import (
     create_tenant_login,
     publish,
 )
-from lakepulse.warehouse.trigger_tables import ensure_trigger_tables
-from tests.conftest import SIM_CLOCK, Workspace, land_simulated
+from tests.conftest import Workspace, land_simulated, record_anomaly_alerts
 
 pytestmark = pytest.mark.integration
 
@@ -48,25 +46,7 @@ def built(tmp_path_factory, postgres_url):
         workspace.ingest()
         # An anomaly alert (an anomaly trigger's firing) per tenant, so row-level security is
         # tried on the alert and firing marts too.
-        ensure_trigger_tables(settings)
-        record_firings(
-            settings,
-            [
-                {
-                    "firing_id": f"alert-{tenant}",
-                    "tenant_id": tenant,
-                    "trigger": "conversion_anomaly",
-                    "kind": "anomaly",
-                    "user_id": None,
-                    "fired_at": SIM_CLOCK,
-                    "occurred_at": SIM_CLOCK,
-                    "arm": "treatment",
-                    "payload": '{"metric": "conversion_rate", "current_value": 0.01}',
-                    "destinations": "[]",
-                }
-                for tenant in ("acme", "globex")
-            ],
-        )
+        record_anomaly_alerts(settings, ("acme", "globex"))
         workspace.build()
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute("drop database if exists serving_test")
