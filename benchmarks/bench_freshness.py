@@ -82,6 +82,7 @@ class RunTimeline:
 
     created: float
     dequeued: float | None
+    """When the queue let the run go (its RUN_STARTING event): the launch begins."""
     started: float | None
     steps: list[tuple[str, float, float]] = field(default_factory=list)
     """(stage, start, end) of each step, in order."""
@@ -148,8 +149,8 @@ def run_timelines(settings: Settings) -> list[RunTimeline]:
             starts: dict[str, float] = {}
             for entry in instance.all_logs(record.dagster_run.run_id, of_type=kinds):
                 kind = entry.dagster_event.event_type
-                if kind == dg.DagsterEventType.RUN_DEQUEUED:
-                    timeline.dequeued = entry.timestamp
+                if kind in (dg.DagsterEventType.RUN_DEQUEUED, dg.DagsterEventType.RUN_STARTING):
+                    timeline.dequeued = max(timeline.dequeued or 0.0, entry.timestamp)
                 elif kind == dg.DagsterEventType.RUN_START:
                     timeline.started = entry.timestamp
                 elif kind == dg.DagsterEventType.STEP_START:
