@@ -22,6 +22,7 @@ from dagster import (
 )
 
 from lakepulse.warehouse.publish import MARTS
+from orchestration.assets.serving import PUBLISH_FIRST
 from orchestration.resources import LakepulseResource
 
 BRONZE_EVENTS = ["raw", "events"]
@@ -76,6 +77,7 @@ def mart_quality_check(mart: str) -> AssetChecksDefinition:
         blocking=True,
         description=f"great-expectations suite quality.marts for {mart} (rates in [0, 1], "
         "funnels never grow, period 0 = 100 %). Blocking: a failure stops the publish.",
+        op_tags=dict([PUBLISH_FIRST]),
     )
     def check(lakepulse: LakepulseResource) -> AssetCheckResult:
         from quality.marts import check_mart
