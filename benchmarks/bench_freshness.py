@@ -342,9 +342,13 @@ def main() -> None:
         cpu_end, _ = tree_usage(root, leave_out=("simulate",))
         whole_end, _ = tree_usage(root)
         elapsed = time.monotonic() - started
-        # Let the last probes through before stopping.
+        # Let the last probes through (two runs at most) before stopping.
         prober.measuring = False
-        time.sleep(min(90, 2 * args.probe_every + 60))
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not all(
+            p.postgres_at and p.replica_at for p in list(prober.probes.values())
+        ):
+            time.sleep(1)
     finally:
         if prober is not None:
             prober.stopping.set()
@@ -393,8 +397,8 @@ def report(settings: Settings, measured: dict) -> None:
     at_replica = [p.replica_at - p.accepted_at for p in probes if p.replica_at]
     lost = [p.name for p in probes if not p.postgres_at]
     runs = [r for r in run_timelines(settings) if r.ended]
-    measured = [r for r in runs if r.created >= min((p.accepted_at for p in probes), default=0)]
-    durations = [r.ended - (r.started or r.created) for r in measured]
+    runs_measured = [r for r in runs if r.created >= min((p.accepted_at for p in probes), default=0)]
+    durations = [r.ended - (r.started or r.created) for r in runs_measured]
     print(
         f"freshness at {measured['rate']:.0f} events/s over {elapsed / 60:.1f} min, "
         f"{len(probes)} probes ({len(lost)} not seen in PostgreSQL):"
@@ -413,22 +417,22 @@ def report(settings: Settings, measured: dict) -> None:
             "  where a probe's time went (mean s, share): "
             + ", ".join(f"{k} {v:.1f} ({v / total:.0%})" for k, v in mean.items() if v >= 0.05)
         )
-    if measured and durations:
-        gaps = np.diff([r.created for r in measured]) if len(measured) > 1 else [60.0]
+    if runs_measured and durations:
+        gaps = np.diff([r.created for r in runs_measured]) if len(runs_measured) > 1 else [60.0]
         bound = float(np.mean(gaps)) + float(np.mean(durations))
         p95 = float(np.percentile(at_pg, 95)) if at_pg else float("nan")
         print(
-            f"  runs: {len(measured)}, one every {np.mean(gaps):.1f} s, each {np.mean(durations):.1f} s "
+            f"  runs: {len(runs_measured)}, one every {np.mean(gaps):.1f} s, each {np.mean(durations):.1f} s "
             f"(launch to last step); bound = interval + run = {bound:.1f} s; "
             f"ratio p95 / bound = {p95 / bound:.2f}"
         )
         per_stage: dict[str, list[float]] = {}
-        for run in measured:
+        for run in runs_measured:
             for stage, start, end in run.segments():
                 per_stage.setdefault(stage, []).append(end - start)
         print(
             "  a run's stages (mean s): "
-            + ", ".join(f"{k} {sum(v) / len(measured):.1f}" for k, v in per_stage.items())
+            + ", ".join(f"{k} {sum(v) / len(runs_measured):.1f}" for k, v in per_stage.items())
         )
     print(
         f"  resources: the loop (all but the simulator) {loop_cpu / elapsed:.2f} cores on average "

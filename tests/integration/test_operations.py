@@ -2,6 +2,7 @@
 compaction, the erasure job, replay equal to the minute-maintained marts, blocking mart checks
 and freshness."""
 
+import dataclasses
 import datetime as dt
 import time
 import warnings
@@ -215,3 +216,28 @@ def test_sensor_queues_one_run_behind_a_running_one(settings, workspace):
         assert len(queued.run_requests) == 1, queued.skip_message
         # The queued run carries the pipeline tag, whose limit of one keeps it behind the other.
         assert job.tags.get("lakepulse/pipeline") == "minute"
+
+
+def test_the_minute_run_carries_the_marts_tests_and_blocking_suites_but_no_freshness_check(
+    settings, workspace
+):
+    """What the minute's run plans and records: every asset check of a dbt test is a test of a
+    mart (the upstream tests run inside dbt without a check each), the blocking suites are
+    there, the freshness checks are left to their own sensor, and the publish and the suites
+    gating it go before the trigger firing."""
+    land_simulated(settings, events=50)
+    settings = dataclasses.replace(settings, pg_url="postgresql://unused@/postgres")
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("ingest_and_build")
+    graph = defs.get_repository_def().asset_graph
+    checks = job.asset_layer.asset_graph.asset_check_keys
+    names = {check.name for check in checks}
+    dbt_tests = {
+        c for c in checks if c.name.startswith(("not_null", "unique", "accepted", "lakepulse_"))
+    }
+    assert dbt_tests, "the marts' dbt tests are asset checks"
+    assert {graph.get(c.asset_key).group_name for c in dbt_tests} == {"marts"}
+    assert {"bronze_events_quality", "mart_funnel_conversion_quality"} <= names
+    assert not any("freshness" in name for name in names)
+    priority = {n.name: int(n.tags.get("dagster/priority", 0)) for n in job.graph.node_defs}
+    assert priority["published_marts"] > priority["fire_triggers"]
