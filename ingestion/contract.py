@@ -200,6 +200,31 @@ def encoded_size(message: Any) -> int:
         raise ContractError(f"event is nested deeper than {MAX_NESTING} levels") from None
 
 
+def maybe_oversized(messages: list, body_bytes: int, limit: int = MAX_EVENT_BYTES) -> set[int]:
+    """Indexes of the messages that may encode to more than ``limit`` bytes (or not encode at
+    all); :func:`encoded_size` decides for each of them. A run of messages whose encodings add
+    up to no more than ``limit`` holds none, so a batch is encoded in a few runs (sized from
+    ``body_bytes``, split further when over) rather than one call a message: it is the sum
+    that is bounded, never an estimate."""
+    suspects: set[int] = set()
+    pieces = min(len(messages), -(-2 * body_bytes // limit)) or 1
+    step = -(-len(messages) // pieces)
+    runs = [(start, min(start + step, len(messages))) for start in range(0, len(messages), step)]
+    while runs:
+        start, stop = runs.pop()
+        if stop - start == 1:
+            suspects.add(start)
+            continue
+        try:  # the sum of the encodings: the list's, less brackets and commas
+            if len(orjson.dumps(messages[start:stop])) - (stop - start) - 1 <= limit:
+                continue
+        except orjson.JSONEncodeError:
+            pass
+        middle = (start + stop) // 2
+        runs += [(start, middle), (middle, stop)]
+    return suspects
+
+
 def message_id_for(message: dict) -> str:
     """Segment SDKs always send a messageId; a hand-made call without one gets a content hash,
     so retrying the same payload still deduplicates."""

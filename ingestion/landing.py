@@ -91,9 +91,10 @@ class LandingLog:
         """Durably publish ``rows`` as one new file; returns its path (None when no rows)."""
         if kind not in KINDS:
             raise ValueError(f"unknown landing file kind {kind!r}")
-        body = b"".join(orjson.dumps(row) + b"\n" for row in rows)
-        if not body:
+        encoded = list(map(orjson.dumps, rows))
+        if not encoded:
             return None
+        body = b"\n".join(encoded) + b"\n"
         directory = self.partition_dir(tenant_id)
         token = secrets.token_hex(6)
 
