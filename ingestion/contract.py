@@ -422,22 +422,30 @@ def normalize(
 
 
 def _commerce_fields(properties: dict, row: dict[str, Any]) -> None:
-    """The Segment e-commerce and experiment properties that have columns of their own."""
+    """The Segment e-commerce and experiment properties that have columns of their own
+    (absent ones, the usual case, skip the helpers)."""
     get = properties.get
-    row["order_id"] = _id(get("order_id"), "properties.order_id")
-    revenue = _number(get("revenue", get("total")), "revenue")
-    if revenue is not None and revenue < 0:
-        raise ContractError("'properties.revenue' must not be negative")
-    row["revenue"] = revenue
-    row["currency"] = _str(get("currency"))
+    if (order_id := get("order_id")) is not None:
+        row["order_id"] = _id(order_id, "properties.order_id")
+    revenue = get("revenue", get("total"))
+    if revenue is not None:
+        revenue = _number(revenue, "revenue")
+        if revenue < 0:
+            raise ContractError("'properties.revenue' must not be negative")
+        row["revenue"] = revenue
+    if (currency := get("currency")) is not None:
+        row["currency"] = _str(currency)
     product_id = get("product_id")
     if product_id is None:
         products = get("products")
         if isinstance(products, list) and products and isinstance(products[0], dict):
             product_id = products[0].get("product_id")
-    row["product_id"] = _id(product_id, "product_id")
-    row["experiment_id"] = _id(get("experiment_id"), "properties.experiment_id")
-    row["variation_id"] = _id(get("variation_id"), "properties.variation_id")
+    if product_id is not None:
+        row["product_id"] = _id(product_id, "product_id")
+    if (experiment_id := get("experiment_id")) is not None:
+        row["experiment_id"] = _id(experiment_id, "properties.experiment_id")
+    if (variation_id := get("variation_id")) is not None:
+        row["variation_id"] = _id(variation_id, "properties.variation_id")
 
 
 def rejection(
