@@ -41,7 +41,7 @@ from ingestion.pipeline import run_ingest
 from lakepulse.core.settings import DBT_PROJECT_DIR, Settings, disable_telemetry
 from lakepulse.demo.simulator import SimConfig, TrafficGenerator
 from lakepulse.operations.rebuild import ensure_sources
-from lakepulse.warehouse.dbt import build_args, dbt_command, remember_seeds
+from lakepulse.warehouse.dbt import build_args, dbt_command, remember_build
 from lakepulse.warehouse.replica import refresh_replica
 
 TENANTS = {"acme": "k1", "globex": "k2"}
@@ -139,7 +139,7 @@ class History:
         make_history(settings, base, size, span=span)
         ensure_sources(settings)
         self.full_refresh_s, _ = timed_dbt(settings, *build_args(full_refresh=True))
-        remember_seeds(settings, build_args(full_refresh=True))
+        remember_build(settings, build_args(full_refresh=True))
         self.full_nodes = slowest_nodes(settings)
         self.minutes_s: list[float] = []
         self.replicas_s: list[float] = []

@@ -24,6 +24,8 @@ class LakepulseResource(ConfigurableResource):
         # great-expectations takes ~5 s to import. Imported here, as the run starts and before
         # its first step lists the landing log, rather than inside the blocking bronze check,
         # which stands between the load and the marts: there every second delays each event.
+        # (Not on a thread beside the load: both import SQLAlchemy, and a half-imported module
+        # seen from the other thread failed the load.)
         import great_expectations  # noqa: F401
 
     @property

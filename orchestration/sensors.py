@@ -21,17 +21,24 @@ WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStat
 """Runs that have not begun loading: new landing files will be in their load anyway."""
 
 
+LANDING_SENSOR_INTERVAL_S = 5
+"""How often the landing sensor looks (the sensor daemon's own loop is 5 s). A minute cadence
+at most: under steady traffic a run starts as soon as the previous one ends, so an event
+waits for at most the run in progress, not for a clock tick as well."""
+
+
 def build_landing_sensor(job: UnresolvedAssetJobDefinition, settings: Settings):
     landing = LandingLog(settings.landing_dir)
 
     @sensor(
         name="landing_log_sensor",
         job=job,
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=LANDING_SENSOR_INTERVAL_S,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Every 60 s: when the collector has published new landing files, load them "
-        "into bronze and rebuild the marts. While a run is going, the next one waits in the "
-        "queue (never two at once) and starts when it ends; at most one waits.",
+        description=f"Every {LANDING_SENSOR_INTERVAL_S} s: when the collector has published new "
+        "landing files, load them into bronze, rebuild the marts and publish them. While a run "
+        "is going, the next one waits in the queue (never two at once) and starts the moment "
+        "it ends; at most one waits.",
     )
     def landing_log_sensor(context: SensorEvaluationContext):
         latest = landing.latest_name()

@@ -171,6 +171,12 @@ class Settings:
         return self.warehouse_path.with_name("seeds.sha256")
 
     @property
+    def upstream_tests_marker_path(self) -> Path:
+        """When a build last ran the upstream dbt tests; beside the warehouse, like the seeds'
+        marker."""
+        return self.warehouse_path.with_name("upstream_tests.at")
+
+    @property
     def erasure_audit_path(self) -> Path:
         """Append-only audit log of erasures (keyed hashes, never user ids)."""
         return self.home / "audit" / "erasures.jsonl"

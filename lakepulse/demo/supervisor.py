@@ -284,7 +284,9 @@ def _run_services(settings, rate, echo, keys, logins, pg_port, with_bi=True) -> 
             first = "" if bi_venv_ready() else "the first run builds its virtualenv, ~2 min; "
             echo(f"              (starting; {first}log: {bi[0].log})")
         echo("")
-        echo("The simulator sends storefront traffic; every 60 s the landing_log_sensor loads it")
+        echo(
+            "The simulator sends storefront traffic; within seconds the landing_log_sensor loads it"
+        )
         echo("into Delta and dbt rebuilds the marts. Explore with:")
         echo(
             '  lakepulse sql "select * from marts.mart_event_volume order by event_minute desc limit 10"'

@@ -10,7 +10,7 @@ import subprocess
 
 from lakepulse.core.settings import Settings
 from lakepulse.triggers.definitions import Installed, install
-from lakepulse.warehouse.dbt import build_args, remember_seeds, run_dbt
+from lakepulse.warehouse.dbt import build_args, remember_build, run_dbt
 from lakepulse.warehouse.publish import publish
 from lakepulse.warehouse.replica import refresh_replica
 from lakepulse.warehouse.trigger_tables import ensure_trigger_tables
@@ -42,7 +42,7 @@ def prepare_build(settings: Settings, full_refresh: bool = False) -> list[str]:
 def finish_build(settings: Settings, args: list[str]) -> None:
     """After a build with ``args`` succeeded: remember the seeds it built, and swap in a fresh
     read replica (ad-hoc SQL, checks, sensors and publish read that copy, never the live file)."""
-    remember_seeds(settings, args)
+    remember_build(settings, args)
     refresh_replica(settings)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from lakepulse.core.settings import DBT_PROJECT_DIR, Settings
@@ -43,21 +44,56 @@ def run_dbt(settings: Settings, *args: str, capture: bool = False) -> subprocess
     )
 
 
+UPSTREAM_TESTS_TAG = "upstream"
+"""Tag of the dbt tests on staging and intermediate models and on the sources
+(``dbt_project.yml``): they check dbt's working state, not what BI reads."""
+
+UPSTREAM_TESTS_EVERY_S = 600
+"""How often the minute's build includes the upstream tests."""
+
+
 def build_args(full_refresh: bool = False, settings: Settings | None = None) -> list[str]:
     """The pipeline's dbt build: every model, seed and data test. Unit tests check model logic
     on fixed inputs, not the data: they run in development and CI (`dbt build`, `dbt test
     --select test_type:unit`), not every minute. ``full_refresh`` rebuilds the incremental
     models from bronze (the experiment snapshot history is kept).
 
-    Seeds (funnel, experiment and channel definitions) change by hand, rarely: with
-    ``settings``, a build leaves them and their tests out when they are as this warehouse last
-    built them (see :func:`remember_seeds`), which saves a minute's run some forty dbt nodes."""
+    With ``settings`` (the minute's build), two kinds of nodes are left out while they would
+    only repeat themselves, each of them costing dbt ~0.1 s a node however small the data:
+
+    - the seeds (funnel, experiment and channel definitions, changed by hand, rarely) and
+      their tests, while they are as this warehouse last built them (:func:`remember_build`);
+    - the upstream tests (:data:`UPSTREAM_TESTS_TAG`), but every
+      :data:`UPSTREAM_TESTS_EVERY_S`: each minute, what BI reads is held by the blocking bronze
+      suite before dbt, the contracts' constraints (DuckDB refuses a violating row), the marts'
+      and trigger models' tests inside the build and the marts' suites before the publish."""
     args = ["build", "--exclude-resource-type", "unit_test"]
     if full_refresh:
         return [*args, "--full-refresh"]
-    if settings is not None and seeds_built(settings):
-        return [*args, "--exclude", "resource_type:seed"]
-    return args
+    if settings is None:
+        return args
+    excluded = []
+    if seeds_built(settings):
+        excluded.append("resource_type:seed")
+    if upstream_tests_ran_recently(settings):
+        excluded.append(f"tag:{UPSTREAM_TESTS_TAG}")
+    return [*args, "--exclude", " ".join(excluded)] if excluded else args
+
+
+def excluded_by(args: list[str]) -> list[str]:
+    """The selectors a build's ``--exclude`` named."""
+    return args[args.index("--exclude") + 1].split() if "--exclude" in args else []
+
+
+def upstream_tests_ran_recently(settings: Settings) -> bool:
+    marker = settings.upstream_tests_marker_path
+    if not (settings.warehouse_path.exists() and marker.exists()):
+        return False
+    try:
+        ran_at = float(marker.read_text().strip())
+    except ValueError:
+        return False
+    return 0 <= time.time() - ran_at < UPSTREAM_TESTS_EVERY_S
 
 
 def seeds_fingerprint() -> str:
@@ -81,8 +117,12 @@ def seeds_built(settings: Settings) -> bool:
     )
 
 
-def remember_seeds(settings: Settings, args: list[str]) -> None:
+def remember_build(settings: Settings, args: list[str]) -> None:
     """After a build with ``args`` succeeded: if it built the seeds, record their fingerprint,
-    so the next builds can leave them out until they change."""
-    if "--exclude" not in args:
+    so the next builds can leave them out until they change; if it ran the upstream tests,
+    when."""
+    excluded = excluded_by(args)
+    if "resource_type:seed" not in excluded:
         settings.seeds_marker_path.write_text(seeds_fingerprint() + "\n")
+    if f"tag:{UPSTREAM_TESTS_TAG}" not in excluded:
+        settings.upstream_tests_marker_path.write_text(f"{time.time():.3f}\n")

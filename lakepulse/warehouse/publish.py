@@ -12,6 +12,12 @@ only through ``lakepulse_customer_level``, which a login holds only when created
 ``lakepulse tenants bi-login NAME --customer-level``; the tenant policy applies to it too.
 After each publish, ``marts.mart_publish_freshness`` records when each mart was swapped in and
 the latest load time it holds, per tenant: the Operations dashboard's freshness chart.
+
+Only marts whose content changed since the last publish are copied: each mart's fingerprint (its
+row count and the sum of its rows' hashes, computed by DuckDB on the replica) is kept in
+``lakepulse_admin.published_marts``; a mart with the same fingerprint as its live table is left
+as it is (it already holds these rows) and counted current. Every minute most marts of a quiet
+tenant, and the experiment and trigger marts between their changes, need no copy.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
@@ -97,6 +104,10 @@ def _setup_statements() -> list[sql.Composable]:
         sql.SQL("grant usage on schema {} to {}").format(admin, bi),
         sql.SQL("grant execute on function {}.current_tenant() to {}").format(admin, bi),
         sql.SQL("grant usage on schema {} to {}").format(marts, bi),
+        sql.SQL(
+            "create table if not exists {}.{} (mart text primary key, fingerprint text not null, "
+            "published_at timestamptz not null)"
+        ).format(admin, sql.Identifier(FINGERPRINTS_TABLE)),
     ]
 
 
@@ -107,15 +118,27 @@ def ensure_serving(pg_url: str) -> None:
             conn.execute(statement)
 
 
+FINGERPRINTS_TABLE = "published_marts"
+"""In the admin schema: per mart, the fingerprint of the content last swapped in."""
+
+
 @dataclass
 class PublishResult:
     rows: dict[str, int]
+    """Marts copied and swapped in, and their rows."""
     seconds: float
     skipped: list[str]
+    """Marts the replica does not hold (not built yet)."""
+    unchanged: list[str] = field(default_factory=list)
+    """Marts whose content is the live table's already: not copied."""
 
 
 def _swap(
-    conn: psycopg.Connection, mart: str, staging: str, index_columns: tuple[str, ...]
+    conn: psycopg.Connection,
+    mart: str,
+    staging: str,
+    index_columns: tuple[str, ...],
+    fingerprint: str | None = None,
 ) -> None:
     marts, bi = sql.Identifier(SCHEMA), sql.Identifier(BI_ROLE)
     customer_level = sql.Identifier(CUSTOMER_LEVEL_ROLE)
@@ -148,13 +171,24 @@ def _swap(
                 marts, sql.Identifier(f"{staging}__idx"), index
             )
         )
+        if fingerprint is not None:  # in the swap's transaction: never ahead of the table
+            conn.execute(
+                sql.SQL(
+                    "insert into {}.{} values (%s, %s, now()) on conflict (mart) do update "
+                    "set fingerprint = excluded.fingerprint, published_at = excluded.published_at"
+                ).format(sql.Identifier(ADMIN_SCHEMA), sql.Identifier(FINGERPRINTS_TABLE)),
+                [mart, fingerprint],
+            )
 
 
 def publish(
-    settings: Settings, pg_url: str, marts: dict[str, tuple[str, ...]] | None = None
+    settings: Settings,
+    pg_url: str,
+    marts: dict[str, tuple[str, ...]] | None = None,
+    force: bool = False,
 ) -> PublishResult:
-    """Copy every mart from the warehouse to PostgreSQL schema ``marts``, each swapped in
-    atomically."""
+    """Copy every mart that changed since the last publish (every mart with ``force``) from
+    the read replica to PostgreSQL schema ``marts``, each swapped in atomically."""
     started = time.perf_counter()
     marts = marts or MARTS
     ensure_serving(pg_url)
@@ -170,12 +204,17 @@ def publish(
             [SCHEMA],
         ).fetchall()
     }
-    rows, skipped = {}, []
+    rows, skipped, unchanged = {}, [], []
     try:
         with psycopg.connect(pg_url, autocommit=True) as conn:
+            live = _live_fingerprints(conn)
             for mart, index_columns in marts.items():
                 if mart not in available:
                     skipped.append(mart)
+                    continue
+                fingerprint = _fingerprint(duck, mart)
+                if not force and live.get(mart) == fingerprint:
+                    unchanged.append(mart)
                     continue
                 staging = f"{mart}__publishing"
                 conn.execute(
@@ -186,21 +225,49 @@ def publish(
                 duck.execute(
                     f'create table pg.{SCHEMA}."{staging}" as select * from wh.{SCHEMA}."{mart}"'
                 )
-                _swap(conn, mart, staging, index_columns)
-                rows[mart] = duck.execute(f'select count(*) from wh.{SCHEMA}."{mart}"').fetchone()[
-                    0
-                ]
-            _record_freshness(conn, list(rows))
+                _swap(conn, mart, staging, index_columns, fingerprint)
+                rows[mart] = int(fingerprint.split(":", 1)[0])
+            _record_freshness(conn, list(rows), unchanged)
     finally:
         duck.close()
-    return PublishResult(rows, time.perf_counter() - started, skipped)
+    return PublishResult(rows, time.perf_counter() - started, skipped, unchanged)
 
 
-def _record_freshness(conn: psycopg.Connection, published: list[str]) -> None:
+def _fingerprint(duck, mart: str) -> str:
+    """``rows:hash-sum`` of a mart in the replica: equal for equal contents, in any order
+    (a sum, not an xor, so duplicate rows do not cancel out)."""
+    count, digest = duck.execute(
+        f'select count(*), coalesce(sum(hash(m)::hugeint), 0) from wh.{SCHEMA}."{mart}" as m'
+    ).fetchone()
+    return f"{count}:{digest}"
+
+
+def _live_fingerprints(conn: psycopg.Connection) -> dict[str, str]:
+    """Fingerprints of the marts live now (a mart dropped by hand since is not live)."""
+    return {
+        mart: fingerprint
+        for mart, fingerprint in conn.execute(
+            sql.SQL(
+                "select f.mart, f.fingerprint from {}.{} f "
+                "where to_regclass(format('%I.%I', {}::text, f.mart)) is not null"
+            ).format(
+                sql.Identifier(ADMIN_SCHEMA),
+                sql.Identifier(FINGERPRINTS_TABLE),
+                sql.Literal(SCHEMA),
+            )
+        ).fetchall()
+    }
+
+
+def _record_freshness(
+    conn: psycopg.Connection, published: list[str], unchanged: Sequence[str] = ()
+) -> None:
     """Swap in ``marts.mart_publish_freshness``: per tenant and mart just published, the publish
     time, its rows and the latest ``last_loaded_at`` (load time of the newest event it counts)
-    where the mart has one. Rows of marts not published this time are carried over, so a mart
-    that stops publishing shows its age growing instead of vanishing."""
+    where the mart has one. Marts found ``unchanged`` keep their rows with this publish's time
+    (they are current: the build changed nothing in them). Rows of other marts not published
+    this time are carried over, so a mart that stops publishing shows its age growing instead
+    of vanishing."""
     marts, table = sql.Identifier(SCHEMA), sql.Identifier(FRESHNESS_TABLE)
     staging = sql.Identifier(f"{FRESHNESS_TABLE}__publishing")
     conn.execute(sql.SQL("drop table if exists {}.{}").format(marts, staging))
@@ -229,10 +296,12 @@ def _record_freshness(conn: psycopg.Connection, published: list[str]) -> None:
     exists = conn.execute("select to_regclass(%s)", [f"{SCHEMA}.{FRESHNESS_TABLE}"]).fetchone()[0]
     if exists:
         conn.execute(
-            sql.SQL("insert into {}.{} select * from {}.{} where not (mart = any(%s))").format(
-                marts, staging, marts, table
-            ),
-            [published],
+            sql.SQL(
+                "insert into {}.{} select tenant_id, mart, "
+                "case when mart = any(%s) then now() else published_at end, "
+                "row_count, latest_loaded_at from {}.{} where not (mart = any(%s))"
+            ).format(marts, staging, marts, table),
+            [list(unchanged), published],
         )
     _swap(conn, FRESHNESS_TABLE, f"{FRESHNESS_TABLE}__publishing", ("tenant_id", "mart"))
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from lakepulse.core.settings import DBT_PROJECT_DIR
-from lakepulse.warehouse.dbt import run_dbt
+from lakepulse.warehouse.dbt import UPSTREAM_TESTS_TAG, run_dbt
 from tests.conftest import land_simulated
 
 pytestmark = pytest.mark.integration
@@ -48,12 +48,33 @@ def test_every_model_has_a_yaml_with_description_and_tests():
     for name in sql_models:
         model = docs[name]
         assert model.get("description"), name
-        has_tests = model.get("data_tests") or any(
-            c.get("data_tests") for c in model.get("columns", [])
+        columns = model.get("columns", [])
+        # Constraints of an enforced contract are tests DuckDB runs on every write.
+        has_tests = (
+            model.get("data_tests")
+            or any(c.get("data_tests") for c in columns)
+            or (
+                model.get("config", {}).get("contract", {}).get("enforced")
+                and any(c.get("constraints") for c in columns)
+            )
         )
-        assert has_tests, f"{name} has no data_tests"
+        assert has_tests, f"{name} has no data_tests or constraints"
     for name in MARTS:
         assert docs[name]["config"]["contract"]["enforced"] is True, name
+
+
+def test_upstream_tests_are_tagged_and_the_marts_and_trigger_tests_are_not(settings):
+    """The minute's build runs the upstream tests every 10 minutes and the others always
+    (lakepulse.warehouse.dbt.build_args): the tag must fall exactly on the sources', the
+    staging and the intermediate models' tests."""
+    run_dbt(settings, "parse", "--quiet", capture=True)
+    manifest = json.loads((settings.dbt_target_dir / "manifest.json").read_text())
+    tests = [n for n in manifest["nodes"].values() if n["resource_type"] == "test"]
+    folders = {n["original_file_path"].split("/")[1] for n in tests}
+    assert {"staging", "intermediate", "marts", "triggers"} <= folders
+    for node in tests:
+        upstream = node["original_file_path"].split("/")[1] in {"staging", "intermediate"}
+        assert (UPSTREAM_TESTS_TAG in node["tags"]) == upstream, node["unique_id"]
 
 
 def test_build_and_docs_on_simulated_traffic(settings, workspace):

@@ -2,6 +2,7 @@
 per-tenant row-level security."""
 
 import threading
+from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -16,7 +17,7 @@ from lakepulse.warehouse.publish import (
     create_tenant_login,
     publish,
 )
-from tests.conftest import Workspace, land_simulated, record_anomaly_alerts
+from tests.conftest import SIM_CLOCK, Workspace, land_simulated, record_anomaly_alerts
 
 pytestmark = pytest.mark.integration
 
@@ -197,10 +198,44 @@ def test_readers_never_see_a_partial_or_missing_table_during_publish(built):
         thread.start()
     try:
         for _ in range(3):
-            publish(settings, url)
+            publish(settings, url, force=True)  # copied and swapped even though unchanged
     finally:
         stop.set()
         for thread in threads:
             thread.join()
     assert errors == []
     assert len(counts) > 10 and set(counts) == {expected}
+
+
+def test_publish_copies_only_the_marts_that_changed(built):
+    settings, workspace, url, _ = built
+    with psycopg.connect(url) as conn:
+        before = dict(
+            conn.execute(
+                f"select mart, max(published_at) from marts.{FRESHNESS_TABLE} group by 1"
+            ).fetchall()
+        )
+    again = publish(settings, url)
+    assert again.rows == {}, "nothing was rebuilt, so nothing is copied"
+    assert set(again.unchanged) == set(MARTS) - set(again.skipped)
+    with psycopg.connect(url) as conn:
+        after = dict(
+            conn.execute(
+                f"select mart, max(published_at) from marts.{FRESHNESS_TABLE} group by 1"
+            ).fetchall()
+        )
+    # Unchanged marts are current: their freshness rows carry this publish's time.
+    assert all(after[mart] > before[mart] for mart in before)
+
+    # New well-formed traffic, a minute after what is loaded: the event marts change, the
+    # rejected-events mart does not.
+    land_simulated(settings, 400, seed=31, faults=Faults(), start=SIM_CLOCK + timedelta(hours=6))
+    workspace.ingest()
+    workspace.build()
+    changed = publish(settings, url)
+    assert "mart_event_volume" in changed.rows
+    assert "mart_rejected_events" in changed.unchanged
+    with psycopg.connect(url) as conn:
+        for mart in ("mart_event_volume", "fct_sessions"):
+            published = conn.execute(f"select count(*) from marts.{mart}").fetchone()[0]
+            assert published == workspace.sql(f"select count(*) from marts.{mart}")[0][0], mart
