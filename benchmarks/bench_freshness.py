@@ -52,20 +52,23 @@ from lakepulse.core.settings import PROJECT_ROOT, Settings, disable_telemetry
 from lakepulse.demo.supervisor import DEMO_TENANTS
 from lakepulse.warehouse.postgres import free_port
 
+PROBES_FILE = "freshness_probes.json"
 PROBE_TENANT = "acme"
 PROBE_PREFIX = "freshness probe "
 TARGET_P95_S = 45.0
 STAGES = ("sensor", "queue", "launch", "load", "checks", "dbt", "triggers", "publish", "poll")
-STEP_STAGE = {"bronze_load": "load", "dbt_models": "dbt", "published_marts": "publish"}
-"""Step keys of the minute job and the stage they count for; checks and triggers by name."""
+STEP_STAGE = {
+    "bronze_load": "load",
+    "dbt_models": "dbt",
+    "postgres__marts": "publish",
+    "fire_triggers": "triggers",
+}
+"""Step keys of the minute job and the stage they count for; every other step is a check
+(the suites, triggers.yml and its validity check)."""
 
 
 def stage_of(step_key: str) -> str:
-    if step_key in STEP_STAGE:
-        return STEP_STAGE[step_key]
-    if "trigger" in step_key:
-        return "triggers"
-    return "checks"
+    return STEP_STAGE.get(step_key, "checks")
 
 
 @dataclass
@@ -82,6 +85,7 @@ class RunTimeline:
 
     created: float
     dequeued: float | None
+    """When the queue let the run go (its RUN_STARTING event): the launch begins."""
     started: float | None
     steps: list[tuple[str, float, float]] = field(default_factory=list)
     """(stage, start, end) of each step, in order."""
@@ -148,8 +152,8 @@ def run_timelines(settings: Settings) -> list[RunTimeline]:
             starts: dict[str, float] = {}
             for entry in instance.all_logs(record.dagster_run.run_id, of_type=kinds):
                 kind = entry.dagster_event.event_type
-                if kind == dg.DagsterEventType.RUN_DEQUEUED:
-                    timeline.dequeued = entry.timestamp
+                if kind in (dg.DagsterEventType.RUN_DEQUEUED, dg.DagsterEventType.RUN_STARTING):
+                    timeline.dequeued = max(timeline.dequeued or 0.0, entry.timestamp)
                 elif kind == dg.DagsterEventType.RUN_START:
                     timeline.started = entry.timestamp
                 elif kind == dg.DagsterEventType.STEP_START:
@@ -278,8 +282,13 @@ def main() -> None:
     parser.add_argument("--probe-every", type=float, default=3.0)
     parser.add_argument("--home", type=Path, help="copy this data directory first (history)")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    parser.add_argument("--report", type=Path, help="only print the figures of a kept run")
     args = parser.parse_args()
     disable_telemetry()
+    if args.report:
+        settings = Settings.from_env({"LAKEPULSE_HOME": str(args.report)})
+        report(settings, json.loads((args.report / PROBES_FILE).read_text()))
+        return
     home = Path(tempfile.mkdtemp(prefix="lakepulse-fresh-"))
     if args.home:
         shutil.copytree(args.home, home, dirs_exist_ok=True, symlinks=True)
@@ -344,7 +353,16 @@ def main() -> None:
             demo.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(demo.pid, signal.SIGKILL)
-    report(settings, prober, args, elapsed, cpu_end - cpu_start, whole_end - whole_start, peak_rss)
+    measured = {
+        "rate": args.rate,
+        "elapsed": elapsed,
+        "loop_cpu": cpu_end - cpu_start,
+        "whole_cpu": whole_end - whole_start,
+        "peak_rss": peak_rss,
+        "probes": [vars(p) for p in prober.probes.values()],
+    }
+    (home / PROBES_FILE).write_text(json.dumps(measured))
+    report(settings, measured)
     if not args.keep:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -366,8 +384,11 @@ def _published(prober: Prober):
     return check
 
 
-def report(settings, prober, args, elapsed, loop_cpu, whole_cpu, peak_rss) -> None:
-    probes = list(prober.probes.values())
+def report(settings: Settings, measured: dict) -> None:
+    """Print the figures of a measurement (also: ``--report DIR`` on a kept data directory)."""
+    probes = [Probe(**p) for p in measured["probes"]]
+    elapsed, peak_rss = measured["elapsed"], measured["peak_rss"]
+    loop_cpu, whole_cpu = measured["loop_cpu"], measured["whole_cpu"]
     at_pg = [p.postgres_at - p.accepted_at for p in probes if p.postgres_at]
     at_replica = [p.replica_at - p.accepted_at for p in probes if p.replica_at]
     lost = [p.name for p in probes if not p.postgres_at]
@@ -375,7 +396,7 @@ def report(settings, prober, args, elapsed, loop_cpu, whole_cpu, peak_rss) -> No
     measured = [r for r in runs if r.created >= min((p.accepted_at for p in probes), default=0)]
     durations = [r.ended - (r.started or r.created) for r in measured]
     print(
-        f"freshness at {args.rate:.0f} events/s over {elapsed / 60:.1f} min, "
+        f"freshness at {measured['rate']:.0f} events/s over {elapsed / 60:.1f} min, "
         f"{len(probes)} probes ({len(lost)} not seen in PostgreSQL):"
     )
     print(

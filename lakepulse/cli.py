@@ -216,7 +216,8 @@ def experiment(experiment_id: str, tenant_id: str, metric: str, plot_path: str |
 
 
 @main.command(help="Publish the marts to PostgreSQL schema `marts` (LAKEPULSE_PG_URL).")
-def publish() -> None:
+@click.option("--all", "everything", is_flag=True, help="Copy every mart whole, changed or not.")
+def publish(everything: bool) -> None:
     from lakepulse.warehouse.publish import publish as publish_marts
 
     settings = _settings()
@@ -229,11 +230,13 @@ def publish() -> None:
     if not settings.replica_path.exists():
         click.echo("error: no marts yet: run `lakepulse build` first", err=True)
         sys.exit(2)
-    result = publish_marts(settings, settings.pg_url)
+    result = publish_marts(settings, settings.pg_url, force=everything)
     for mart, rows in result.rows.items():
-        click.echo(f"  marts.{mart:<26} {rows:>10} rows")
+        how = f"delta of {result.deltas[mart]} keys" if mart in result.deltas else "copied"
+        click.echo(f"  marts.{mart:<26} {rows:>10} rows  ({how})")
     click.echo(
-        f"published {len(result.rows)} marts in {result.seconds:.1f} s, each swapped in atomically."
+        f"published {len(result.rows)} marts in {result.seconds:.1f} s, each atomically"
+        + (f"; {len(result.unchanged)} unchanged, left as they are." if result.unchanged else ".")
     )
     click.echo(
         "Next: `lakepulse tenants bi-login NAME` for a BI login that sees one tenant's rows."

@@ -22,6 +22,7 @@ from dagster import (
 )
 
 from lakepulse.warehouse.publish import MARTS
+from orchestration.assets.serving import PUBLISH_FIRST
 from orchestration.resources import LakepulseResource
 
 BRONZE_EVENTS = ["raw", "events"]
@@ -76,6 +77,7 @@ def mart_quality_check(mart: str) -> AssetChecksDefinition:
         blocking=True,
         description=f"great-expectations suite quality.marts for {mart} (rates in [0, 1], "
         "funnels never grow, period 0 = 100 %). Blocking: a failure stops the publish.",
+        op_tags=dict([PUBLISH_FIRST]),
     )
     def check(lakepulse: LakepulseResource) -> AssetCheckResult:
         from quality.marts import check_mart
@@ -92,6 +94,7 @@ def build_mart_quality_checks() -> list[AssetChecksDefinition]:
 
 
 FRESHNESS_MINUTES = 5
+FRESHNESS_SENSOR_INTERVAL_S = 120
 
 
 # Dagster 1.13 marks these builders as superseded by FreshnessPolicy. We keep checks: they run
@@ -117,7 +120,10 @@ def build_freshness_sensor(checks: list[AssetChecksDefinition]):
         warnings.filterwarnings(**_SUPERSEDED)
         return build_sensor_for_freshness_checks(
             freshness_checks=checks,
-            minimum_interval_seconds=60,
+            # Each evaluation is a run of its own (a process that imports the code location,
+            # ~5 s of CPU beside the minute's runs): every two minutes is soon enough for a
+            # mart five minutes behind.
+            minimum_interval_seconds=FRESHNESS_SENSOR_INTERVAL_S,
             name="freshness_checks_sensor",
             default_status=DefaultSensorStatus.RUNNING,
         )

@@ -171,6 +171,12 @@ class Settings:
         return self.warehouse_path.with_name("seeds.sha256")
 
     @property
+    def published_state_path(self) -> Path:
+        """Keys and row hashes of the large marts as last published to PostgreSQL, which the
+        next publish compares with to send only a delta."""
+        return self.warehouse_path.with_name("published.duckdb")
+
+    @property
     def upstream_tests_marker_path(self) -> Path:
         """When a build last ran the upstream dbt tests; beside the warehouse, like the seeds'
         marker."""

@@ -64,4 +64,6 @@ def rebuild(settings: Settings, full_refresh: bool = False, capture: bool = Fals
     run_dbt(settings, *args, capture=capture)
     finish_build(settings, args)
     if settings.pg_url:
-        publish(settings, settings.pg_url)
+        # After a full refresh (replay, erasure, retention) every mart is copied and swapped in
+        # whole: the old tables, erased rows among them, leave PostgreSQL with their files.
+        publish(settings, settings.pg_url, force=full_refresh)

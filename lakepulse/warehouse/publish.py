@@ -18,6 +18,13 @@ row count and the sum of its rows' hashes, computed by DuckDB on the replica) is
 ``lakepulse_admin.published_marts``; a mart with the same fingerprint as its live table is left
 as it is (it already holds these rows) and counted current. Every minute most marts of a quiet
 tenant, and the experiment and trigger marts between their changes, need no copy.
+
+The large marts of :data:`DELTA_KEYS` (a row per session or user, which every minute changes a
+few of) are published as a delta when PostgreSQL holds what the last publish left there: the
+keys of the rows added, changed or gone since then (found by comparing row hashes with the
+published state kept beside the warehouse) are deleted and the new rows inserted, in one
+transaction, so a reader sees the table before or after, never between. Anything else (no state,
+a state that does not match the live table, ``force``) copies the whole table and swaps it in.
 """
 
 from __future__ import annotations
@@ -118,6 +125,14 @@ def ensure_serving(pg_url: str) -> None:
             conn.execute(statement)
 
 
+DELTA_KEYS: dict[str, tuple[str, ...]] = {
+    "fct_sessions": ("tenant_id", "session_id"),
+    "dim_users": ("tenant_id", "user_key"),
+}
+"""Marts published as a delta, by their unique key (each has a uniqueness test on it).
+mart_buyer_signals is not one: its clock-relative columns (``signals_as_of``, sessions in the
+last 7 days) change in every row whenever the tenant's clock moves, so its delta is the table."""
+
 FINGERPRINTS_TABLE = "published_marts"
 """In the admin schema: per mart, the fingerprint of the content last swapped in."""
 
@@ -131,6 +146,8 @@ class PublishResult:
     """Marts the replica does not hold (not built yet)."""
     unchanged: list[str] = field(default_factory=list)
     """Marts whose content is the live table's already: not copied."""
+    deltas: dict[str, int] = field(default_factory=dict)
+    """Marts of ``rows`` published as a delta, and the keys each delta touched."""
 
 
 def _swap(
@@ -154,6 +171,15 @@ def _swap(
                 sql.SQL(", ").join(map(sql.Identifier, index_columns)),
             )
         )
+        if mart in DELTA_KEYS:  # the deltas delete by key
+            conn.execute(
+                sql.SQL("create index {} on {}.{} ({})").format(
+                    sql.Identifier(f"{staging}__key"),
+                    marts,
+                    new,
+                    sql.SQL(", ").join(map(sql.Identifier, DELTA_KEYS[mart])),
+                )
+            )
         conn.execute(sql.SQL("alter table {}.{} enable row level security").format(marts, new))
         conn.execute(
             sql.SQL(
@@ -171,14 +197,24 @@ def _swap(
                 marts, sql.Identifier(f"{staging}__idx"), index
             )
         )
-        if fingerprint is not None:  # in the swap's transaction: never ahead of the table
+        if mart in DELTA_KEYS:
             conn.execute(
-                sql.SQL(
-                    "insert into {}.{} values (%s, %s, now()) on conflict (mart) do update "
-                    "set fingerprint = excluded.fingerprint, published_at = excluded.published_at"
-                ).format(sql.Identifier(ADMIN_SCHEMA), sql.Identifier(FINGERPRINTS_TABLE)),
-                [mart, fingerprint],
+                sql.SQL("alter index {}.{} rename to {}").format(
+                    marts, sql.Identifier(f"{staging}__key"), sql.Identifier(f"{mart}__key_idx")
+                )
             )
+        if fingerprint is not None:  # in the swap's transaction: never ahead of the table
+            _record_fingerprint(conn, mart, fingerprint)
+
+
+def _record_fingerprint(conn: psycopg.Connection, mart: str, fingerprint: str) -> None:
+    conn.execute(
+        sql.SQL(
+            "insert into {}.{} values (%s, %s, now()) on conflict (mart) do update "
+            "set fingerprint = excluded.fingerprint, published_at = excluded.published_at"
+        ).format(sql.Identifier(ADMIN_SCHEMA), sql.Identifier(FINGERPRINTS_TABLE)),
+        [mart, fingerprint],
+    )
 
 
 def publish(
@@ -197,6 +233,10 @@ def publish(
     # The read replica: a consistent copy of the last build that no build ever locks.
     duck.execute(f"attach '{settings.replica_path}' as wh (read_only)")
     duck.execute(f"attach '{pg_url}' as pg (type postgres)")
+    duck.execute(f"attach '{settings.published_state_path}' as ps")
+    duck.execute(
+        "create table if not exists ps.fingerprints (mart varchar primary key, fingerprint varchar)"
+    )
     available = {
         row[0]
         for row in duck.execute(
@@ -204,7 +244,7 @@ def publish(
             [SCHEMA],
         ).fetchall()
     }
-    rows, skipped, unchanged = {}, [], []
+    rows, skipped, unchanged, deltas = {}, [], [], {}
     try:
         with psycopg.connect(pg_url, autocommit=True) as conn:
             live = _live_fingerprints(conn)
@@ -215,6 +255,10 @@ def publish(
                 fingerprint = _fingerprint(duck, mart)
                 if not force and live.get(mart) == fingerprint:
                     unchanged.append(mart)
+                    continue
+                if not force and mart in DELTA_KEYS and _state_matches(duck, mart, live):
+                    rows[mart] = int(fingerprint.split(":", 1)[0])
+                    deltas[mart] = _publish_delta(duck, conn, mart, fingerprint)
                     continue
                 staging = f"{mart}__publishing"
                 conn.execute(
@@ -227,10 +271,75 @@ def publish(
                 )
                 _swap(conn, mart, staging, index_columns, fingerprint)
                 rows[mart] = int(fingerprint.split(":", 1)[0])
+                if mart in DELTA_KEYS:
+                    _remember_state(duck, mart, fingerprint)
             _record_freshness(conn, list(rows), unchanged)
     finally:
         duck.close()
-    return PublishResult(rows, time.perf_counter() - started, skipped, unchanged)
+    return PublishResult(rows, time.perf_counter() - started, skipped, unchanged, deltas)
+
+
+def _state_matches(duck, mart: str, live: dict[str, str]) -> bool:
+    """Whether the published state kept here describes the live table (a crash between the
+    publish's commit and the state's update, or another publisher, leaves it behind)."""
+    row = duck.execute("select fingerprint from ps.fingerprints where mart = ?", [mart]).fetchone()
+    return row is not None and live.get(mart) == row[0]
+
+
+def _remember_state(duck, mart: str, fingerprint: str) -> None:
+    """Keep the keys and row hashes of what was just published, after its commit."""
+    keys = ", ".join(DELTA_KEYS[mart])
+    duck.execute(
+        f'create or replace table ps."{mart}" as '
+        f'select {keys}, hash(m) as row_hash from wh.{SCHEMA}."{mart}" as m'
+    )
+    duck.execute("insert or replace into ps.fingerprints values (?, ?)", [mart, fingerprint])
+
+
+def _publish_delta(duck, conn: psycopg.Connection, mart: str, fingerprint: str) -> int:
+    """Publish the rows of ``mart`` added, changed or gone since the published state, in one
+    PostgreSQL transaction; returns how many keys it touched."""
+    keys = DELTA_KEYS[mart]
+    key_list = ", ".join(keys)
+    admin, target = sql.Identifier(ADMIN_SCHEMA), sql.Identifier(mart)
+    changed_keys, changed_rows = f"{mart}__delta_keys", f"{mart}__delta_rows"
+    duck.execute(
+        f"create or replace temp table current_rows as select {key_list}, hash(m) as row_hash "
+        f'from wh.{SCHEMA}."{mart}" as m'
+    )
+    duck.execute(
+        f"create or replace temp table delta_keys as "
+        f'select {key_list} from current_rows anti join ps."{mart}" using ({key_list}, row_hash) '
+        f'union all select {key_list} from ps."{mart}" anti join current_rows using ({key_list})'
+    )
+    for staged in (changed_keys, changed_rows):
+        conn.execute(sql.SQL("drop table if exists {}.{}").format(admin, sql.Identifier(staged)))
+    duck.execute(f'create table pg.{ADMIN_SCHEMA}."{changed_keys}" as select * from delta_keys')
+    duck.execute(
+        f'create table pg.{ADMIN_SCHEMA}."{changed_rows}" as select m.* '
+        f'from wh.{SCHEMA}."{mart}" as m semi join delta_keys using ({key_list})'
+    )
+    matches = sql.SQL(" and ").join(
+        sql.SQL("t.{k} = d.{k}").format(k=sql.Identifier(k)) for k in keys
+    )
+    with conn.transaction():
+        conn.execute(
+            sql.SQL("delete from {}.{} as t using {}.{} as d where {}").format(
+                sql.Identifier(SCHEMA), target, admin, sql.Identifier(changed_keys), matches
+            )
+        )
+        conn.execute(
+            sql.SQL("insert into {}.{} select * from {}.{}").format(
+                sql.Identifier(SCHEMA), target, admin, sql.Identifier(changed_rows)
+            )
+        )
+        _record_fingerprint(conn, mart, fingerprint)
+    for staged in (changed_keys, changed_rows):
+        conn.execute(sql.SQL("drop table {}.{}").format(admin, sql.Identifier(staged)))
+    touched = duck.execute("select count(*) from delta_keys").fetchone()[0]
+    duck.execute(f'create or replace table ps."{mart}" as select * from current_rows')
+    duck.execute("insert or replace into ps.fingerprints values (?, ?)", [mart, fingerprint])
+    return touched
 
 
 def _fingerprint(duck, mart: str) -> str:

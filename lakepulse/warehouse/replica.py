@@ -29,6 +29,9 @@ def rewrite_warehouse(settings: Settings) -> None:
     if settings.warehouse_path.exists():
         copy_database(settings.warehouse_path, settings.warehouse_path)
         refresh_replica(settings)
+    # The publish's state of the large marts (their keys) goes too: the next publish copies
+    # them whole and starts a fresh one.
+    settings.published_state_path.unlink(missing_ok=True)
 
 
 def explorer(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
