@@ -5,7 +5,8 @@ corpus. Any optimisation of the hot path must leave this at zero differences.
 The corpus: seeded simulator traffic with every fault on (malformed events, skewed clocks,
 duplicates), plus mutations of those messages that hit each rule: wrong types, bad and
 future timestamps, missing ids, PII in traits and URLs, deep nesting, numbers as ids, pages
-whose properties carry the URL, identify traits only in context.
+whose properties carry the URL, identify traits only in context, events that take the
+batch's context and sentAt.
 
     python -m benchmarks.differential_contract            # against main, 30k messages
     python -m benchmarks.differential_contract --rev HEAD~3 --messages 60000
@@ -30,12 +31,21 @@ from lakepulse.demo.simulator import Faults, SimConfig, TrafficGenerator
 
 RECEIVED_AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SECRET = bytes(range(32))
+BATCH_CONTEXTS = (
+    None,
+    {"library": {"name": "analytics-python"}, "ip": "1.2.3.4", "os": {"name": "x"}},
+    {"page": {"url": "https://shop.example/?email=a@b.co"}, "userAgent": "Mozilla/5.0 (iPad)"},
+    {},
+)
+"""A batch's own context and sentAt (Segment's server SDKs send both at batch level): an event
+without a context of its own takes the batch's."""
+BATCH_SENT_AT = (None, "2026-12-01T11:59:30Z", None, "2026-12-01T12:00:00+01:00", None, None, "bad")
 
 
 def _mutate(message: dict, rng: random.Random) -> dict:
     """A copy of ``message`` with one rule-hitting change."""
     out = copy.deepcopy(message)
-    choice = rng.randrange(16)
+    choice = rng.randrange(17)
     props = out.setdefault("properties", {}) if isinstance(out.get("properties"), dict) else {}
     if choice == 0:
         out["userId"] = rng.choice([123, 4.5, True, [], "", "x" * 600, None])
@@ -84,6 +94,8 @@ def _mutate(message: dict, rng: random.Random) -> dict:
         out.pop("anonymousId", None)
     elif choice == 14:
         out["context"] = {**out.get("context", {}), "campaign": {"name": "c", "source": 1}}
+    elif choice == 15:
+        out.pop("context", None)  # takes the batch's context, if any
     else:
         props["nested"] = [{"email": "who@where.org"}, {"url": "http://a?token=1"}, "me@x.io"]
     return out
@@ -114,8 +126,8 @@ def rows(messages: list[dict]) -> list[bytes]:
                 tenant_id="acme",
                 secret=SECRET,
                 received_at=RECEIVED_AT,
-                batch_context=None,
-                batch_sent_at=None,
+                batch_context=BATCH_CONTEXTS[index % len(BATCH_CONTEXTS)],
+                batch_sent_at=BATCH_SENT_AT[index % len(BATCH_SENT_AT)],
                 default_type="track" if index % 7 == 0 else None,
             )
         except ContractError as err:

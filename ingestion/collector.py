@@ -32,6 +32,7 @@ from ingestion.contract import (
     MAX_EVENT_BYTES,
     ContractError,
     encoded_size,
+    maybe_oversized,
     normalize,
     rejection,
 )
@@ -288,12 +289,13 @@ class Collector:
         context = body.get("context") if isinstance(body.get("context"), dict) else None
         sent_at = body.get("sentAt")
         good, bad, report = [], [], []
-        check_size = len(raw) > MAX_EVENT_BYTES  # no event can be larger than its body
+        # No event can be larger than its body, nor than a run of events it is in.
+        oversized = maybe_oversized(messages, len(raw)) if len(raw) > MAX_EVENT_BYTES else ()
         for index, message in enumerate(messages):
             try:
                 if lenient and (problem := json_problem(message)):
                     raise ContractError(problem)
-                if check_size and encoded_size(message) > MAX_EVENT_BYTES:
+                if index in oversized and encoded_size(message) > MAX_EVENT_BYTES:
                     raise ContractError(f"event exceeds {MAX_EVENT_BYTES} bytes")
                 good.append(
                     normalize(

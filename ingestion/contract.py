@@ -200,6 +200,31 @@ def encoded_size(message: Any) -> int:
         raise ContractError(f"event is nested deeper than {MAX_NESTING} levels") from None
 
 
+def maybe_oversized(messages: list, body_bytes: int, limit: int = MAX_EVENT_BYTES) -> set[int]:
+    """Indexes of the messages that may encode to more than ``limit`` bytes (or not encode at
+    all); :func:`encoded_size` decides for each of them. A run of messages whose encodings add
+    up to no more than ``limit`` holds none, so a batch is encoded in a few runs (sized from
+    ``body_bytes``, split further when over) rather than one call a message: it is the sum
+    that is bounded, never an estimate."""
+    suspects: set[int] = set()
+    pieces = min(len(messages), -(-2 * body_bytes // limit)) or 1
+    step = -(-len(messages) // pieces)
+    runs = [(start, min(start + step, len(messages))) for start in range(0, len(messages), step)]
+    while runs:
+        start, stop = runs.pop()
+        if stop - start == 1:
+            suspects.add(start)
+            continue
+        try:  # the sum of the encodings: the list's, less brackets and commas
+            if len(orjson.dumps(messages[start:stop])) - (stop - start) - 1 <= limit:
+                continue
+        except orjson.JSONEncodeError:
+            pass
+        middle = (start + stop) // 2
+        runs += [(start, middle), (middle, stop)]
+    return suspects
+
+
 def message_id_for(message: dict) -> str:
     """Segment SDKs always send a messageId; a hand-made call without one gets a content hash,
     so retrying the same payload still deduplicates."""
@@ -217,6 +242,11 @@ NO_REFERRER = "$direct"
 _EMPTY: dict = {}
 _CONTAINER_TYPES = frozenset({dict, list})
 _SCRUBBED_FIELDS = frozenset({"properties", "traits", "context"})
+_COMMERCE_KEYS = frozenset(
+    {"order_id", "revenue", "total", "currency", "product_id", "products"}
+    | {"experiment_id", "variation_id"}
+)
+"""Properties that fill a typed column (see ``_commerce_fields``); none present: all null."""
 _PAGE_PROPERTIES = ("path", "url", "referrer", "title")
 
 
@@ -243,14 +273,20 @@ def normalize(
     """
     if not isinstance(message, dict):
         raise ContractError(f"each event must be a JSON object, got {type(message).__name__}")
+    # Inlined fast checks below (``type(x) is str`` ...) fall back to the helpers for anything
+    # else: a function call is a large part of the cost of a field here.
     get = message.get
     kind = get("type", default_type)
     if not isinstance(kind, str) or kind not in EVENT_TYPES:
         raise ContractError(
             f"'type' must be one of {', '.join(sorted(EVENT_TYPES))}; got {str(kind)[:40]!r}"
         )
-    user_id = _id(get("userId"), "userId")
-    anonymous_id = _id(get("anonymousId"), "anonymousId")
+    user_id = get("userId")
+    if type(user_id) is not str or not 0 < len(user_id) <= 512:
+        user_id = _id(user_id, "userId")
+    anonymous_id = get("anonymousId")
+    if type(anonymous_id) is not str or not 0 < len(anonymous_id) <= 512:
+        anonymous_id = _id(anonymous_id, "anonymousId")
     if user_id is None and anonymous_id is None:
         raise ContractError("either 'userId' or 'anonymousId' is required")
     event = get("event")
@@ -261,68 +297,112 @@ def normalize(
         event = _str(get("name"))
     else:
         event = None
-    group_id = _id(get("groupId"), "groupId")
+    group_id = get("groupId")
+    if group_id is not None:
+        group_id = _id(group_id, "groupId")
     if kind == "group" and group_id is None:
         raise ContractError("'groupId' is required for group calls")
-    previous_id = _id(get("previousId"), "previousId")
+    previous_id = get("previousId")
+    if previous_id is not None:
+        previous_id = _id(previous_id, "previousId")
     if kind == "alias" and (previous_id is None or user_id is None):
         raise ContractError("'previousId' and 'userId' are required for alias calls")
 
     for key, value in message.items():  # fields not scrubbed below: nesting bounded too
         if type(value) in _CONTAINER_TYPES and key not in _SCRUBBED_FIELDS and too_deep(value):
             raise ContractError(f"'{key}' is nested deeper than {MAX_NESTING} levels")
-    properties = _obj(message, "properties")
-    traits = _obj(message, "traits")
-    context = _obj(message, "context") or (batch_context or _EMPTY)
-    if not isinstance(context, dict):
-        raise ContractError("'context' must be an object")
+    properties = get("properties")
+    if type(properties) is not dict:
+        properties = _obj(message, "properties")
+    traits = get("traits")
+    if type(traits) is not dict:
+        traits = _obj(message, "traits")
+    context = get("context")
+    if type(context) is not dict:
+        context = _obj(message, "context")
+    if not context:
+        context = batch_context or _EMPTY
+        if not isinstance(context, dict):
+            raise ContractError("'context' must be an object")
     if not traits and kind == "identify":
         traits = _sub(context, "traits")  # where RudderStack's browser SDK puts them
 
     original = parse_time(get("originalTimestamp") or get("timestamp"), "timestamp")
-    sent_at = parse_time(get("sentAt", batch_sent_at), "sentAt")
-    timestamp = corrected_timestamp(original, sent_at, received_at)
+    sent_at = get("sentAt", batch_sent_at)
+    if sent_at is not None:
+        sent_at = parse_time(sent_at, "sentAt")
+    if original is None or sent_at is None:
+        timestamp = original or received_at
+    else:
+        timestamp = corrected_timestamp(original, sent_at, received_at)
     if timestamp - received_at > MAX_FUTURE_SKEW:
         raise ContractError(
             f"timestamp {timestamp.isoformat()} is more than a day after it was received"
         )
+    received_micros = _micros(received_at)  # memo: one received_at for the whole batch
+    timestamp_micros = (
+        received_micros if timestamp is received_at else int(timestamp.timestamp() * 1_000_000)
+    )
 
-    page = _sub(context, "page")
+    page = context.get("page")
+    if type(page) is not dict:
+        page = _EMPTY
     if kind == "page" and properties:
         page = {**page, **{k: properties[k] for k in _PAGE_PROPERTIES if k in properties}}
     url, referrer = page.get("url"), page.get("referrer")
-    campaign = _sub(context, "campaign")
+    page_path, page_title = page.get("path"), page.get("title")
+    if page_path is not None and type(page_path) is not str:
+        page_path = _str(page_path)
+    if page_title is not None and type(page_title) is not str:
+        page_title = _str(page_title)
+    user_agent, locale = context.get("userAgent"), context.get("locale")
+    if user_agent is not None and type(user_agent) is not str:
+        user_agent = _str(user_agent)
+    if locale is not None and type(locale) is not str:
+        locale = _str(locale)
+    device, library = context.get("device"), context.get("library")
+    device_type = _str(device.get("type")) if type(device) is dict else None
+    library_name = library.get("name") if type(library) is dict else None
+    if library_name is not None and type(library_name) is not str:
+        library_name = _str(library_name)
+    message_id = get("messageId")
+    if type(message_id) is not str or not 0 < len(message_id) <= 512:
+        message_id = _id(message_id, "messageId") or message_id_for(message)
 
     row: dict[str, Any] = {
         "tenant_id": tenant_id,
-        "message_id": _id(get("messageId"), "messageId") or message_id_for(message),
+        "message_id": message_id,
         "type": kind,
         "event": event,
         "user_id": user_id,
         "anonymous_id": anonymous_id,
-        "timestamp": _micros(timestamp),
-        "original_timestamp": _micros(original) if original else None,
-        "sent_at": _micros(sent_at) if sent_at else None,
-        "received_at": _micros(received_at),
-        "page_path": _str(page.get("path")),
+        "timestamp": timestamp_micros,
+        "original_timestamp": None
+        if original is None
+        else timestamp_micros
+        if original is timestamp
+        else int(original.timestamp() * 1_000_000),
+        "sent_at": None if sent_at is None else int(sent_at.timestamp() * 1_000_000),
+        "received_at": received_micros,
+        "page_path": page_path,
         "page_url": strip_url(url) if isinstance(url, str) else None,
         "page_referrer": strip_url(referrer)
         if isinstance(referrer, str) and referrer != NO_REFERRER
         else None,
-        "page_title": _str(page.get("title")),
+        "page_title": page_title,
         "utm_source": None,
         "utm_medium": None,
         "utm_campaign": None,
         "utm_term": None,
         "utm_content": None,
-        "device_class": device_class(
-            _str(context.get("userAgent")), _str(_sub(context, "device").get("type"))
-        ),
-        "locale": _str(context.get("locale")),
-        "library": _str(_sub(context, "library").get("name")),
+        "device_class": device_class(user_agent, device_type),
+        "locale": locale,
+        "library": library_name,
         "properties": _scrubbed_json(properties, secret, "properties") if properties else None,
         "traits": _scrubbed_json(traits, secret, "traits") if traits else None,
-        "context": _rest_of_context(context, secret),
+        "context": None
+        if context.keys() <= FLATTENED_CONTEXT  # the common case, tested in C
+        else _rest_of_context(context, secret),
         "order_id": None,
         "revenue": None,
         "currency": None,
@@ -332,31 +412,40 @@ def normalize(
         "group_id": group_id,
         "previous_id": previous_id,
     }
-    if campaign:
+    campaign = context.get("campaign")
+    if type(campaign) is dict and campaign:
         for field in UTM_FIELDS:
             row[f"utm_{field}"] = _str(campaign.get(field if field != "campaign" else "name"))
-    if properties:
+    if properties and not _COMMERCE_KEYS.isdisjoint(properties):
         _commerce_fields(properties, row)
     return row
 
 
 def _commerce_fields(properties: dict, row: dict[str, Any]) -> None:
-    """The Segment e-commerce and experiment properties that have columns of their own."""
+    """The Segment e-commerce and experiment properties that have columns of their own
+    (absent ones, the usual case, skip the helpers)."""
     get = properties.get
-    row["order_id"] = _id(get("order_id"), "properties.order_id")
-    revenue = _number(get("revenue", get("total")), "revenue")
-    if revenue is not None and revenue < 0:
-        raise ContractError("'properties.revenue' must not be negative")
-    row["revenue"] = revenue
-    row["currency"] = _str(get("currency"))
+    if (order_id := get("order_id")) is not None:
+        row["order_id"] = _id(order_id, "properties.order_id")
+    revenue = get("revenue", get("total"))
+    if revenue is not None:
+        revenue = _number(revenue, "revenue")
+        if revenue < 0:
+            raise ContractError("'properties.revenue' must not be negative")
+        row["revenue"] = revenue
+    if (currency := get("currency")) is not None:
+        row["currency"] = _str(currency)
     product_id = get("product_id")
     if product_id is None:
         products = get("products")
         if isinstance(products, list) and products and isinstance(products[0], dict):
             product_id = products[0].get("product_id")
-    row["product_id"] = _id(product_id, "product_id")
-    row["experiment_id"] = _id(get("experiment_id"), "properties.experiment_id")
-    row["variation_id"] = _id(get("variation_id"), "properties.variation_id")
+    if product_id is not None:
+        row["product_id"] = _id(product_id, "product_id")
+    if (experiment_id := get("experiment_id")) is not None:
+        row["experiment_id"] = _id(experiment_id, "properties.experiment_id")
+    if (variation_id := get("variation_id")) is not None:
+        row["variation_id"] = _id(variation_id, "properties.variation_id")
 
 
 def rejection(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
+import random
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -48,11 +48,21 @@ class LandingFile:
         return int(self.name.split("-", 1)[0])
 
 
+_names = random.Random()
+"""Random parts of file names: uniqueness is all they need, so a per-process generator
+(seeded from the OS, reseeded in a forked child) rather than a system call a name."""
+os.register_at_fork(after_in_child=_names.seed)
+
+
+def _token() -> str:
+    return f"{_names.getrandbits(48):012x}"
+
+
 def _publish(directory: Path, body: bytes, name: Callable[[], str]) -> Path:
     """Write to a temporary name, fsync, rename to ``name()`` (asked for only once the bytes
     are on disk), fsync the directory: a reader sees no file, the old one or the whole new one,
     and a crash loses nothing acknowledged."""
-    tmp = directory / f".tmp-{secrets.token_hex(6)}"
+    tmp = directory / f".tmp-{_token()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     try:
         view = memoryview(body)
@@ -91,11 +101,13 @@ class LandingLog:
         """Durably publish ``rows`` as one new file; returns its path (None when no rows)."""
         if kind not in KINDS:
             raise ValueError(f"unknown landing file kind {kind!r}")
+        # Each encoding joined to its newline at once: holding all of orjson's outputs until one
+        # join measured five times slower (its output buffers are larger than their bytes).
         body = b"".join(orjson.dumps(row) + b"\n" for row in rows)
         if not body:
             return None
         directory = self.partition_dir(tenant_id)
-        token = secrets.token_hex(6)
+        token = _token()
 
         def name() -> str:  # named at publish time, so names sort (nearly) in publication order
             return f"{time.time_ns() // 1000:016d}-{token}.{kind}.ndjson"

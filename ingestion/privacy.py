@@ -176,7 +176,11 @@ def scrub(value: Any, secret: bytes, depth: int = 0) -> Any:
         for key, item in value.items():
             rule = _rule(key)
             if not rule:
-                out[key] = item if type(item) in _PLAIN else scrub(item, secret, depth + 1)
+                kind = type(item)  # plain leaves and text without "@" inline: no call
+                if kind in _PLAIN or (kind is str and "@" not in item):
+                    out[key] = item
+                else:
+                    out[key] = scrub(item, secret, depth + 1)
             elif rule == "drop":
                 continue
             elif rule == "hash" and type(item) in _HASHABLE:

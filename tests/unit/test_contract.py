@@ -1,12 +1,16 @@
 """The bronze contract: normalisation, clock-skew correction and clear rejections."""
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ingestion.contract import (
+    MAX_EVENT_BYTES,
     ContractError,
     corrected_timestamp,
+    encoded_size,
+    maybe_oversized,
     message_id_for,
     normalize,
     rejection,
@@ -22,6 +26,28 @@ def norm(message, **kw):
 
 def micros(ts: datetime) -> int:
     return int(ts.timestamp() * 1_000_000)
+
+
+def test_maybe_oversized_names_every_event_over_the_limit():
+    """The runs it encodes together must never hide an event over the limit, or one orjson
+    cannot write, whatever the sizes and the body size it is told."""
+    rng = random.Random(7)
+    for _ in range(300):
+        sizes = [rng.choice([0, 10, 5_000, 20_000, 32_700, 32_800, 40_000]) for _ in range(40)]
+        messages = [{"blob": "x" * size} for size in sizes[: rng.randint(1, 40)]]
+        if rng.random() < 0.2:
+            messages[rng.randrange(len(messages))] = {"text": "\ud800"}  # not writable
+        over = set()
+        for index, message in enumerate(messages):
+            try:
+                if encoded_size(message) > MAX_EVENT_BYTES:
+                    over.add(index)
+            except ContractError:
+                over.add(index)
+        body_bytes = rng.choice([1, sum(sizes), 10**6])
+        assert over <= maybe_oversized(messages, body_bytes)
+    small = [{"blob": "x" * 100} for _ in range(100)]
+    assert maybe_oversized(small, 12_000) == set()
 
 
 def test_clock_skew_is_corrected_the_segment_way():

@@ -1,5 +1,6 @@
 """The landing log: durable, immutable, partitioned by tenant, readable as Arrow."""
 
+import os
 import shutil
 
 import pyarrow as pa
@@ -64,3 +65,21 @@ def test_lines_that_do_not_fit_the_schema_are_set_aside(tmp_path):
     table = read_files(list(log.files()), pa.schema([("a", pa.int64())]), conflicts)
     assert table["a"].to_pylist() == [1, 3]
     assert [(c.line_no, c.line) for c in conflicts] == [(1, b'{"a":"not a number"}')]
+
+
+def test_file_names_drawn_after_a_fork_differ_from_the_parents():
+    """Landing file names take their random part from a per-process generator: a forked
+    writer (a Dagster run, a worker) must not draw the same names as its parent, or one
+    rename could replace another's file."""
+    from ingestion import landing
+
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child reports its first draw and exits at once
+        os.write(write_end, landing._token().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    os.close(write_end)
+    child_token = os.read(read_end, 64).decode()
+    os.close(read_end)
+    assert len(child_token) == 12 and child_token != landing._token()
