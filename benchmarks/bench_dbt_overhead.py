@@ -78,13 +78,15 @@ def dbt_sql_log(log_dir: Path) -> tuple[list[tuple[str, str]], float]:
 
 
 def python_nodes(settings: Settings) -> dict[str, float]:
-    """Python models of the last dbt command and the seconds each took."""
+    """Nodes of the last dbt command that ran no replayable SQL, and the seconds each took:
+    Python models, and seeds (dbt logs their COPY abridged) when their CSVs changed."""
     manifest = json.loads((settings.dbt_target_dir / "manifest.json").read_text())
     results = json.loads((settings.dbt_target_dir / "run_results.json").read_text())["results"]
     return {
         r["unique_id"]: r["execution_time"]
         for r in results
         if manifest["nodes"].get(r["unique_id"], {}).get("language") == "python"
+        or r["unique_id"].startswith("seed.")
     }
 
 

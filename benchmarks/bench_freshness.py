@@ -397,7 +397,9 @@ def report(settings: Settings, measured: dict) -> None:
     at_replica = [p.replica_at - p.accepted_at for p in probes if p.replica_at]
     lost = [p.name for p in probes if not p.postgres_at]
     runs = [r for r in run_timelines(settings) if r.ended]
-    runs_measured = [r for r in runs if r.created >= min((p.accepted_at for p in probes), default=0)]
+    runs_measured = [
+        r for r in runs if r.created >= min((p.accepted_at for p in probes), default=0)
+    ]
     durations = [r.ended - (r.started or r.created) for r in runs_measured]
     print(
         f"freshness at {measured['rate']:.0f} events/s over {elapsed / 60:.1f} min, "

@@ -240,4 +240,4 @@ def test_the_minute_run_carries_the_marts_tests_and_blocking_suites_but_no_fresh
     assert {"bronze_events_quality", "mart_funnel_conversion_quality"} <= names
     assert not any("freshness" in name for name in names)
     priority = {n.name: int(n.tags.get("dagster/priority", 0)) for n in job.graph.node_defs}
-    assert priority["published_marts"] > priority["fire_triggers"]
+    assert priority["postgres__marts"] > priority["fire_triggers"]
