@@ -5,6 +5,7 @@ import sys
 
 from benchmarks import (
     bench_collector,
+    bench_dbt_overhead,
     bench_delivery,
     bench_freshness,
     bench_incremental,
@@ -19,6 +20,7 @@ if __name__ == "__main__":
         bench_loader,
         bench_microbatch,
         bench_incremental,
+        bench_dbt_overhead,
         bench_serving,
         bench_freshness,
         bench_delivery,
