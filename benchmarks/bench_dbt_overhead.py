@@ -117,11 +117,11 @@ def measure_minute(history: History, seed: int, scratch: Path) -> Minute:
         settings, 60_000, history.reached + timedelta(seconds=1), seed=seed
     )
     run_ingest(settings)
-    copy_dir = scratch / f"copy-{seed}"
+    copy_dir = scratch / f"copy-{history.size}-{seed}"
     copy_dir.mkdir()
     warehouse = settings.warehouse_path
     shutil.copy2(warehouse, copy_dir / warehouse.name)
-    logs = scratch / f"logs-{seed}"
+    logs = scratch / f"logs-{history.size}-{seed}"  # a log of its own: dbt appends
     args = build_args(settings=settings)
     started = time.perf_counter()
     subprocess.run(
