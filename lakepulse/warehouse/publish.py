@@ -252,7 +252,10 @@ def publish(
                 if mart not in available:
                     skipped.append(mart)
                     continue
-                fingerprint = _fingerprint(duck, mart)
+                # The large marts' rows are hashed once: their fingerprint, delta and state.
+                fingerprint = (
+                    _hash_rows(duck, mart) if mart in DELTA_KEYS else _fingerprint(duck, mart)
+                )
                 if not force and live.get(mart) == fingerprint:
                     unchanged.append(mart)
                     continue
@@ -286,27 +289,35 @@ def _state_matches(duck, mart: str, live: dict[str, str]) -> bool:
     return row is not None and live.get(mart) == row[0]
 
 
-def _remember_state(duck, mart: str, fingerprint: str) -> None:
-    """Keep the keys and row hashes of what was just published, after its commit."""
+def _hash_rows(duck, mart: str) -> str:
+    """Keys and row hashes of a large mart into temp table ``current_rows``; returns its
+    fingerprint, the same as :func:`_fingerprint` computes from the rows."""
     keys = ", ".join(DELTA_KEYS[mart])
     duck.execute(
-        f'create or replace table ps."{mart}" as '
-        f'select {keys}, hash(m) as row_hash from wh.{SCHEMA}."{mart}" as m'
+        f"create or replace temp table current_rows as select {keys}, hash(m) as row_hash "
+        f'from wh.{SCHEMA}."{mart}" as m'
     )
+    count, digest = duck.execute(
+        "select count(*), coalesce(sum(row_hash::hugeint), 0) from current_rows"
+    ).fetchone()
+    return f"{count}:{digest}"
+
+
+def _remember_state(duck, mart: str, fingerprint: str) -> None:
+    """Keep the keys and row hashes of what was just published (``current_rows``, from
+    :func:`_hash_rows`), after its commit."""
+    duck.execute(f'create or replace table ps."{mart}" as select * from current_rows')
     duck.execute("insert or replace into ps.fingerprints values (?, ?)", [mart, fingerprint])
 
 
 def _publish_delta(duck, conn: psycopg.Connection, mart: str, fingerprint: str) -> int:
     """Publish the rows of ``mart`` added, changed or gone since the published state, in one
-    PostgreSQL transaction; returns how many keys it touched."""
+    PostgreSQL transaction; returns how many keys it touched. Reads ``current_rows``
+    (:func:`_hash_rows`)."""
     keys = DELTA_KEYS[mart]
     key_list = ", ".join(keys)
     admin, target = sql.Identifier(ADMIN_SCHEMA), sql.Identifier(mart)
     changed_keys, changed_rows = f"{mart}__delta_keys", f"{mart}__delta_rows"
-    duck.execute(
-        f"create or replace temp table current_rows as select {key_list}, hash(m) as row_hash "
-        f'from wh.{SCHEMA}."{mart}" as m'
-    )
     duck.execute(
         f"create or replace temp table delta_keys as "
         f'select {key_list} from current_rows anti join ps."{mart}" using ({key_list}, row_hash) '
@@ -337,8 +348,7 @@ def _publish_delta(duck, conn: psycopg.Connection, mart: str, fingerprint: str) 
     for staged in (changed_keys, changed_rows):
         conn.execute(sql.SQL("drop table {}.{}").format(admin, sql.Identifier(staged)))
     touched = duck.execute("select count(*) from delta_keys").fetchone()[0]
-    duck.execute(f'create or replace table ps."{mart}" as select * from current_rows')
-    duck.execute("insert or replace into ps.fingerprints values (?, ?)", [mart, fingerprint])
+    _remember_state(duck, mart, fingerprint)
     return touched
 
 
