@@ -240,8 +240,13 @@ def test_holdout_users_receive_nothing_and_their_share_matches_the_setting(setti
     with WebhookSink() as sink:
         triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url, concurrency=8)})
         write_firings(settings, rows)
-        run_pass(settings, triggers)
-    delivered = {r.json["user_id"] for r in sink.requests}
+        first = run_pass(settings, triggers)
+        # On a loaded machine a request can time out (2 s) or the pass reach its deadline: that
+        # firing is retrying or still due, never lost, and the next pass delivers it.
+        assert first.delivered + first.retrying + first.deferred == first.due
+        later = run_pass(settings, triggers, now=T0 + timedelta(hours=1))
+        assert first.delivered + later.delivered == first.due
+    delivered = {r.json["user_id"] for r in sink.requests if r.status == 200}
     held_out = {r["user_id"] for r in rows if r["arm"] == "holdout"}
     assert delivered and not delivered & held_out
     assert delivered | held_out == {r["user_id"] for r in rows}
