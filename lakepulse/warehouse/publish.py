@@ -128,10 +128,11 @@ def ensure_serving(pg_url: str) -> None:
 DELTA_KEYS: dict[str, tuple[str, ...]] = {
     "fct_sessions": ("tenant_id", "session_id"),
     "dim_users": ("tenant_id", "user_key"),
+    "mart_buyer_signals": ("tenant_id", "user_key"),
 }
-"""Marts published as a delta, by their unique key (each has a uniqueness test on it).
-mart_buyer_signals is not one: its clock-relative columns (``signals_as_of``, sessions in the
-last 7 days) change in every row whenever the tenant's clock moves, so its delta is the table."""
+"""Marts published as a delta, by their unique key (each has a uniqueness test on it). A delta
+is the keys whose rows changed: mart_buyer_signals keeps no clock in its rows, so a minute
+changes only the users whose events, or 7/30-day and days-since figures, moved."""
 
 FINGERPRINTS_TABLE = "published_marts"
 """In the admin schema: per mart, the fingerprint of the content last swapped in."""

@@ -35,6 +35,7 @@ INCREMENTAL = {
     "int_funnel_progress",
     "int_user_activity_days",
     "int_buyer_signals",
+    "mart_buyer_signals",
     "int_experiment_assignments",
     "int_experiment_user_metrics",
     "mart_funnel_conversion",
@@ -177,6 +178,41 @@ ATTRIBUTION = [
 ]
 
 
+CLOCK = "clock"
+
+# Hand-built users of tenant "clock", whose clock-relative signals change while they send
+# nothing: only c2 comes back, moving the tenant's clock (its latest event).
+CLOCK_EVENTS = [
+    [
+        # c1 ordered on the 13th at 10:00: 7 days before the clock (the 20th, 09:00) plus 1 h.
+        event(
+            "k1",
+            "c1",
+            "track",
+            "Order Completed",
+            at("10:00:00", "2026-11-13"),
+            properties={"order_id": "k-o1", "revenue": 30},
+        ),
+        # c3 was last here 29.5 days before the clock.
+        event("k2", "c3", "page", "Home", at("20:00:00", "2026-10-21")),
+        event("k3", "c2", "page", "Home", at("09:00:00")),
+    ],
+    # The clock moves to 10:30: c1's session leaves the 7-day window.
+    [event("k4", "c2", "page", "Home", at("10:30:00"))],
+    # The clock moves to the 21st, 08:00: a day more since c1's order; c3 leaves the 30 days.
+    [event("k5", "c2", "page", "Home", at("08:00:00", "2026-11-21"))],
+]
+CLOCK_SIGNALS = (
+    "select user_key, sessions_last_7d, sessions_last_30d, days_since_last_order "
+    "from marts.mart_buyer_signals where tenant_id = 'clock' and user_key <> 'c2' order by 1"
+)
+CLOCK_EXPECTED = [
+    [("c1", 1, 1, 7), ("c3", 0, 1, None)],
+    [("c1", 0, 1, 7), ("c3", 0, 1, None)],
+    [("c1", 0, 1, 8), ("c3", 0, 0, None)],
+]
+
+
 def simulated(events: int) -> list[tuple[str, dict]]:
     faults = Faults(duplicate_rate=0.05, late_rate=0.05, out_of_order=True, skew_rate=0.05)
     generator = TrafficGenerator(
@@ -237,10 +273,12 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
             settings,
             part
             + [(GOLD, message) for message in golden]
-            + [(ATTR, message) for message in ATTRIBUTION[i]],
+            + [(ATTR, message) for message in ATTRIBUTION[i]]
+            + [(CLOCK, message) for message in CLOCK_EVENTS[i]],
         )
         workspace.ingest()
         workspace.build()
+        assert workspace.warehouse_sql(CLOCK_SIGNALS) == CLOCK_EXPECTED[i], i
         if i == 0:
             before_late = workspace.warehouse_sql(
                 "select count(*) from marts.fct_sessions where tenant_id = 'gold' "

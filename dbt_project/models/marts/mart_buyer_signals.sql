@@ -1,10 +1,23 @@
 -- One row per tenant and (stitched) user: the buyer's signals for a merchant talking to them.
 -- Built from int_buyer_signals (incremental by user), adding what depends on the clock,
 -- taken as the tenant's latest event (its users' latest last_seen_at): sessions in the last 7
--- and 30 days and days since the last order. Rebuilt whole each run (a narrow scan of the
--- incremental table), so those figures are right for every user in every minute.
+-- and 30 days and days since the last order.
+--
+-- Incremental by user, so a minute rewrites only the rows that changed: the users whose
+-- events changed (as in int_buyer_signals, with their tombstones), and the users whose
+-- clock-relative figures the clock's move changed though their events did not (a session
+-- leaving the 7- or 30-day window, a day passing since the last order). The previous clock is
+-- read back from this table (its users' latest last_seen_at), so the rows equal a rebuild.
 
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        replace_scope=[{'keys': ['tenant_id', 'user_key']}],
+        tombstone_if='first_seen_at is null',
+        on_schema_change='fail',
+    )
+}}
 
 with
 
@@ -22,42 +35,109 @@ clocks as (
 
 ),
 
-final as (
+{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
 
+{%- if is_incremental() %}
+
+previous_clocks as (
+
+    select tenant_id, max(last_seen_at) as previous_as_of
+    from {{ this }}
+    group by tenant_id
+
+),
+
+clock_moves as (
+
+    select clocks.tenant_id, clocks.signals_as_of, previous_clocks.previous_as_of
+    from clocks
+    left join previous_clocks
+        on clocks.tenant_id = previous_clocks.tenant_id
+    where previous_clocks.previous_as_of is distinct from clocks.signals_as_of
+
+),
+
+figures_at_both_clocks as (
+
+    -- only users with a session start or an order the move can matter to
     select
         signals.tenant_id,
         signals.user_key,
-        signals.user_id,
-        signals.first_seen_at,
-        signals.last_seen_at,
-        cast(len(list_filter(
-            signals.recent_session_starts,
-            lambda started: started > clocks.signals_as_of - interval 7 day
-        )) as bigint) as sessions_last_7d,
-        cast(len(list_filter(
-            signals.recent_session_starts,
-            lambda started: started > clocks.signals_as_of - interval 30 day
-        )) as bigint) as sessions_last_30d,
-        signals.last_viewed_products,
-        signals.cart_products,
-        signals.cart_value,
-        signals.cart_opened_at,
-        signals.cart_last_touched_at,
-        signals.orders,
-        signals.lifetime_revenue,
-        signals.last_order_at,
-        cast(date_diff('day', signals.last_order_at, clocks.signals_as_of) as bigint)
-            as days_since_last_order,
-        signals.acquisition_channel,
-        signals.acquisition_campaign,
-        signals.last_partner_id,
-        clocks.signals_as_of,
-        cast(signals.first_seen_at as date) as first_seen_date,
-        signals.last_loaded_at
+        clock_moves.previous_as_of is null as tenant_is_new,
+        {{ buyer_clock_figures('signals', 'clock_moves.previous_as_of', '_before') }},
+        {{ buyer_clock_figures('signals', 'clock_moves.signals_as_of') }}
     from signals
+    inner join clock_moves
+        on signals.tenant_id = clock_moves.tenant_id
+    where clock_moves.previous_as_of is null
+        or signals.last_order_at is not null
+        or signals.last_seen_at
+            > least(clock_moves.previous_as_of, clock_moves.signals_as_of) - interval 30 day
+
+),
+
+moved_by_the_clock as (
+
+    select tenant_id, user_key
+    from figures_at_both_clocks
+    where tenant_is_new
+        or sessions_last_7d_before <> sessions_last_7d
+        or sessions_last_30d_before <> sessions_last_30d
+        or days_since_last_order_before is distinct from days_since_last_order
+
+),
+
+scope as (
+
+    select tenant_id, user_key from affected
+
+    union
+
+    select tenant_id, user_key from moved_by_the_clock
+
+),
+
+{%- endif %}
+
+scoped_signals as (
+
+    select signals.*
+    from signals
+    {%- if is_incremental() %}
+    semi join scope
+        on signals.tenant_id = scope.tenant_id
+        and signals.user_key = scope.user_key
+    {%- endif %}
+
+),
+
+final as (
+
+    select
+        scoped_signals.tenant_id,
+        scoped_signals.user_key,
+        scoped_signals.user_id,
+        scoped_signals.first_seen_at,
+        scoped_signals.last_seen_at,
+        {{ buyer_clock_figures('scoped_signals', 'clocks.signals_as_of') }},
+        scoped_signals.last_viewed_products,
+        scoped_signals.cart_products,
+        scoped_signals.cart_value,
+        scoped_signals.cart_opened_at,
+        scoped_signals.cart_last_touched_at,
+        scoped_signals.orders,
+        scoped_signals.lifetime_revenue,
+        scoped_signals.last_order_at,
+        scoped_signals.acquisition_channel,
+        scoped_signals.acquisition_campaign,
+        scoped_signals.last_partner_id,
+        cast(scoped_signals.first_seen_at as date) as first_seen_date,
+        scoped_signals.last_loaded_at
+    from scoped_signals
     inner join clocks
-        on signals.tenant_id = clocks.tenant_id
+        on scoped_signals.tenant_id = clocks.tenant_id
 
 )
 
 select * from final
+{{- affected_user_tombstones() }}
