@@ -32,13 +32,14 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
 
 from lakepulse.core.duck import connect, load_postgres
+from lakepulse.core.locks import exclusive_lock
 from lakepulse.core.settings import Settings
 
 SCHEMA = "marts"
@@ -223,11 +224,19 @@ def publish(
     pg_url: str,
     marts: dict[str, tuple[str, ...]] | None = None,
     force: bool = False,
+    on_wait: Callable[[], None] | None = None,
 ) -> PublishResult:
     """Copy every mart that changed since the last publish (every mart with ``force``) from
-    the read replica to PostgreSQL schema ``marts``, each swapped in atomically."""
+    the read replica to PostgreSQL schema ``marts``, each swapped in atomically. One publish at
+    a time per data directory: another (the pipeline's, say) is waited for, after ``on_wait``."""
+    with exclusive_lock(settings.publish_lock_path, on_wait=on_wait):
+        return _publish(settings, pg_url, marts or MARTS, force)
+
+
+def _publish(
+    settings: Settings, pg_url: str, marts: dict[str, tuple[str, ...]], force: bool
+) -> PublishResult:
     started = time.perf_counter()
-    marts = marts or MARTS
     ensure_serving(pg_url)
     duck = connect()
     load_postgres(duck)

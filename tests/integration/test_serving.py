@@ -1,6 +1,7 @@
 """Serving marts to BI over PostgreSQL (a real server): atomic publish, least privilege and
 per-tenant row-level security."""
 
+import signal
 import threading
 from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -19,7 +20,13 @@ from lakepulse.warehouse.publish import (
     create_tenant_login,
     publish,
 )
-from tests.conftest import SIM_CLOCK, Workspace, land_simulated, record_anomaly_alerts
+from tests.conftest import (
+    SIM_CLOCK,
+    Workspace,
+    hold_lock,
+    land_simulated,
+    record_anomaly_alerts,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -281,3 +288,23 @@ def test_a_delta_deletes_rows_gone_and_a_lost_state_falls_back_to_a_full_copy(bu
     assert "dim_users" in result.rows and result.deltas == {}
     assert published_rows(url, "dim_users") == replica_rows(workspace, "dim_users")
     workspace.build()  # the replica as the warehouse holds it again
+
+
+def test_a_publish_waits_for_the_one_in_progress(built):
+    """`lakepulse publish` while the pipeline publishes: it waits for the lock (and says so)
+    instead of failing on the published state; a holder killed with SIGKILL frees it."""
+    settings, _, url, _ = built
+    holder = hold_lock(settings.publish_lock_path)
+    told, results = threading.Event(), []
+    second = threading.Thread(
+        target=lambda: results.append(publish(settings, url, on_wait=told.set))
+    )
+    second.start()
+    try:
+        assert told.wait(60), "the second publish did not report the wait"
+        assert results == []  # still waiting: the lock is held
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    second.join(120)
+    assert len(results) == 1 and results[0].rows == {}  # then ran: nothing had changed
