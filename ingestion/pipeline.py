@@ -9,7 +9,6 @@ dropped as already present: every event lands once. docs/bronze.md has the reaso
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import time
@@ -35,6 +34,7 @@ from ingestion.landing import (
     pending_files,
     read_files,
 )
+from lakepulse.core.locks import exclusive_lock
 from lakepulse.core.settings import BRONZE_PIPELINE_NAME, Settings
 
 DATASET_NAME = "raw"
@@ -279,13 +279,8 @@ def bronze_pipeline(settings: Settings) -> dlt.Pipeline:
 def loader_lock(settings: Settings) -> Iterator[None]:
     """One loader at a time per data directory (CLI and Dagster alike): two concurrent
     appends could both miss each other's rows when deduplicating."""
-    settings.dlt_pipelines_dir.mkdir(parents=True, exist_ok=True)
-    with open(settings.dlt_pipelines_dir / "loader.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive_lock(settings.dlt_pipelines_dir / "loader.lock"):
+        yield
 
 
 def _drop_interrupted_schema_writes(pipeline: dlt.Pipeline) -> None:

@@ -230,7 +230,12 @@ def publish(everything: bool) -> None:
     if not settings.replica_path.exists():
         click.echo("error: no marts yet: run `lakepulse build` first", err=True)
         sys.exit(2)
-    result = publish_marts(settings, settings.pg_url, force=everything)
+    result = publish_marts(
+        settings,
+        settings.pg_url,
+        force=everything,
+        on_wait=lambda: click.echo("another publish is running (the pipeline's); waiting for it"),
+    )
     for mart, rows in result.rows.items():
         how = f"delta of {result.deltas[mart]} keys" if mart in result.deltas else "copied"
         click.echo(f"  marts.{mart:<26} {rows:>10} rows  ({how})")

@@ -94,6 +94,25 @@ def collector(settings: Settings, tmp_path: Path) -> Iterator[str]:
 SIM_CLOCK = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
+_LOCK_HOLDER = """
+import fcntl, sys, time
+handle = open(sys.argv[1], "a")
+fcntl.flock(handle, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def hold_lock(path: Path) -> subprocess.Popen:
+    """Another process holding the advisory lock on ``path`` (as a run of the pipeline would),
+    returned once it holds it; kill it to free the lock."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _LOCK_HOLDER, str(path)], stdout=subprocess.PIPE
+    )
+    assert holder.stdout.readline() == b"held\n"
+    return holder
+
+
 def landing_rows(path: Path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 

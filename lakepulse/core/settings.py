@@ -177,6 +177,12 @@ class Settings:
         return self.warehouse_path.with_name("published.duckdb")
 
     @property
+    def publish_lock_path(self) -> Path:
+        """Held by the publish in progress (the pipeline's or ``lakepulse publish``): one at a
+        time, since both write the published state and swap the same tables."""
+        return self.warehouse_path.with_name("publish.lock")
+
+    @property
     def upstream_tests_marker_path(self) -> Path:
         """When a build last ran the upstream dbt tests; beside the warehouse, like the seeds'
         marker."""

@@ -34,7 +34,6 @@ puts dead letters back on the schedule from its start.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
@@ -45,9 +44,8 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -58,6 +56,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from lakepulse.core.locks import exclusive_lock
 from lakepulse.core.settings import DBT_PROJECT_DIR, Settings
 from lakepulse.triggers import transport
 from lakepulse.triggers.destinations import (
@@ -120,21 +119,9 @@ class PassResult:
 
 
 # Tables --------------------------------------------------------------------------------------
-@contextmanager
-def _pass_lock(settings: Settings) -> Iterator[bool]:
-    """An exclusive advisory lock; the kernel drops it when its holder dies, even by SIGKILL."""
-    lock_path = settings.trigger_delivery_lock_path
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _pass_lock(settings: Settings):
+    """One delivery pass (or re-queue) at a time per data directory; never waits."""
+    return exclusive_lock(settings.trigger_delivery_lock_path, wait=False)
 
 
 def _latest_sql(deliveries: Path) -> str:

@@ -23,7 +23,6 @@ interleave.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -38,6 +37,7 @@ from ingestion.contract import normalize
 from ingestion.landing import LandingLog
 from ingestion.tenants import TenantRegistry
 from lakepulse.core.duck import connect
+from lakepulse.core.locks import exclusive_lock
 from lakepulse.core.settings import Settings
 from lakepulse.triggers.definitions import Definitions, Trigger, assign_arm, install
 from lakepulse.warehouse.trigger_tables import (
@@ -102,14 +102,8 @@ class FireResult:
 @contextmanager
 def fire_lock(settings: Settings) -> Iterator[None]:
     """One fire run at a time per home (the Dagster asset and the CLI may race)."""
-    settings.triggers_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(settings.triggers_dir / "fire.lock", os.O_RDWR | os.O_CREAT, 0o640)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive_lock(settings.triggers_dir / "fire.lock"):
         yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def fire(settings: Settings, dry_run: bool = False, now: datetime | None = None) -> FireResult:

@@ -74,6 +74,7 @@ def test_upstream_tests_are_tagged_and_the_marts_and_trigger_tests_are_not(setti
     assert {"staging", "intermediate", "marts", "triggers"} <= folders
     for node in tests:
         upstream = node["original_file_path"].split("/")[1] in {"staging", "intermediate"}
+        upstream = upstream or bool(node["sources"])  # the triggers' sources too
         assert (UPSTREAM_TESTS_TAG in node["tags"]) == upstream, node["unique_id"]
 
 

@@ -1,6 +1,7 @@
 """Serving marts to BI over PostgreSQL (a real server): atomic publish, least privilege and
 per-tenant row-level security."""
 
+import signal
 import threading
 from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -19,7 +20,13 @@ from lakepulse.warehouse.publish import (
     create_tenant_login,
     publish,
 )
-from tests.conftest import SIM_CLOCK, Workspace, land_simulated, record_anomaly_alerts
+from tests.conftest import (
+    SIM_CLOCK,
+    Workspace,
+    hold_lock,
+    land_simulated,
+    record_anomaly_alerts,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -269,6 +276,15 @@ def test_a_delta_deletes_rows_gone_and_a_lost_state_falls_back_to_a_full_copy(bu
     assert result.deltas == {"fct_sessions": 1}
     assert published_rows(url, "fct_sessions") == replica_rows(workspace, "fct_sessions")
     assert gone[0] not in {(row[1],) for row in published_rows(url, "fct_sessions")}
+    # The next delta starts from the state the last one left (updated in place): one key.
+    with duckdb.connect(str(settings.replica_path)) as replica:
+        replica.execute(
+            "update marts.fct_sessions set events = events + 1 "
+            "where session_id = (select max(session_id) from marts.fct_sessions)"
+        )
+    result = publish(settings, url)
+    assert result.deltas == {"fct_sessions": 1}
+    assert published_rows(url, "fct_sessions") == replica_rows(workspace, "fct_sessions")
 
     # A state that does not describe the live tables (lost, or left behind by a crash after
     # the commit) is never used: the next publish copies the marts whole.
@@ -281,3 +297,24 @@ def test_a_delta_deletes_rows_gone_and_a_lost_state_falls_back_to_a_full_copy(bu
     assert "dim_users" in result.rows and result.deltas == {}
     assert published_rows(url, "dim_users") == replica_rows(workspace, "dim_users")
     workspace.build()  # the replica as the warehouse holds it again
+
+
+def test_a_publish_waits_for_the_one_in_progress(built):
+    """`lakepulse publish` while the pipeline publishes: it waits for the lock (and says so)
+    instead of failing on the published state; a holder killed with SIGKILL frees it."""
+    settings, workspace, url, _ = built
+    holder = hold_lock(settings.publish_lock_path)
+    told, results = threading.Event(), []
+    second = threading.Thread(
+        target=lambda: results.append(publish(settings, url, on_wait=told.set))
+    )
+    second.start()
+    try:
+        assert told.wait(60), "the second publish did not report the wait"
+        assert results == []  # still waiting: the lock is held
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    second.join(120)
+    assert len(results) == 1  # then it ran, to the end
+    assert published_rows(url, "fct_sessions") == replica_rows(workspace, "fct_sessions")

@@ -1,0 +1,35 @@
+"""One process at a time per data directory for the workflows that must not overlap (the
+loader, the trigger firing and delivery, the publish): an advisory ``flock`` on a file beside
+the state it guards, which the kernel drops when its holder dies, SIGKILL included, so no
+stale lock ever needs clearing."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def exclusive_lock(
+    path: Path, *, wait: bool = True, on_wait: Callable[[], None] | None = None
+) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (created if missing). Yields True once held. With
+    ``wait=False`` it yields False at once when another process holds it; otherwise it calls
+    ``on_wait`` (to tell a user why nothing happens yet) and blocks until the holder ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                yield False
+                return
+            if on_wait:
+                on_wait()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
