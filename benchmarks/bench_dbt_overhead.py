@@ -36,7 +36,7 @@ from pathlib import Path
 
 import duckdb
 
-from benchmarks.bench_incremental import History, land_traffic
+from benchmarks.bench_incremental import History, KeptHistory, land_traffic
 from ingestion.pipeline import run_ingest
 from lakepulse.core.duck import connect
 from lakepulse.core.settings import DBT_PROJECT_DIR, Settings, disable_telemetry
@@ -147,21 +147,6 @@ def measure_minute(history: History, seed: int, scratch: Path) -> Minute:
     direct_s = replay(copy_dir / warehouse.name, statements, set(python))
     shutil.rmtree(copy_dir)
     return Minute(dbt_s, direct_s, sum(python.values()), len(statements), nodes, sql_in_dbt)
-
-
-class KeptHistory(History):
-    """A data directory built before (``bench_incremental --keep``): only its clock is read."""
-
-    def __init__(self, home: Path) -> None:
-        self.settings = Settings.from_env({"LAKEPULSE_HOME": str(home)})
-        conn = connect()
-        try:
-            latest, size = conn.execute(
-                f"select max(timestamp), count(*) from delta_scan('{self.settings.bronze_events_path}')"
-            ).fetchone()
-        finally:
-            conn.close()
-        self.size, self.reached = size, latest
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ from deltalake import DeltaTable, write_deltalake
 from ingestion.contract import normalize
 from ingestion.landing import LandingLog
 from ingestion.pipeline import run_ingest
+from lakepulse.core.duck import connect
 from lakepulse.core.settings import DBT_PROJECT_DIR, Settings, disable_telemetry
 from lakepulse.demo.simulator import SimConfig, TrafficGenerator
 from lakepulse.operations.rebuild import ensure_sources
@@ -156,6 +157,21 @@ class History:
         self.replicas_s.append(replica)
         self.minute_nodes = slowest_nodes(self.settings)
         return build
+
+
+class KeptHistory(History):
+    """A data directory built before (``bench_incremental --keep``): only its clock is read."""
+
+    def __init__(self, home: Path) -> None:
+        self.settings = Settings.from_env({"LAKEPULSE_HOME": str(home)})
+        conn = connect()
+        try:
+            latest, size = conn.execute(
+                f"select max(timestamp), count(*) from delta_scan('{self.settings.bronze_events_path}')"
+            ).fetchone()
+        finally:
+            conn.close()
+        self.size, self.reached = size, latest
 
 
 def main() -> None:

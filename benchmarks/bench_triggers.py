@@ -5,6 +5,10 @@ write back), against the whole minute. The ratio (10 M / 1 M) of the triggers' c
 it grows with history; the target is at most 1.5.
 
     python -m benchmarks.bench_triggers --sizes 1000000 10000000
+    python -m benchmarks.bench_triggers --homes /tmp/kept-1m /tmp/kept-10m
+
+``--homes`` uses data directories kept by ``bench_incremental --keep`` (a minute of traffic is
+added to them) instead of building the histories.
 
 History and live minutes are those of bench_incremental (the real simulator, loader and dbt
 build); the project's triggers.yml is installed, so every built-in kind runs.
@@ -18,8 +22,9 @@ import json
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
-from benchmarks.bench_incremental import History
+from benchmarks.bench_incremental import History, KeptHistory
 from lakepulse.core.settings import Settings, disable_telemetry
 from lakepulse.triggers.definitions import install
 from lakepulse.triggers.firing import fire
@@ -51,20 +56,25 @@ def main() -> None:
     parser.add_argument("--minute", type=int, default=60_000)
     parser.add_argument("--minutes", type=int, default=3)
     parser.add_argument("--base", type=int, default=1_000_000)
+    parser.add_argument("--homes", type=Path, nargs="+", help="kept data directories instead")
     args = parser.parse_args()
     disable_telemetry()
     print(f"triggers benchmark: one minute of {args.minute:,} events on top of history")
     rows: dict[int, dict[str, list[float]]] = {}
     with contextlib.ExitStack() as stack:
         histories = []
-        for size in args.sizes:
-            home = stack.enter_context(tempfile.TemporaryDirectory())
-            install(Settings.from_env({"LAKEPULSE_HOME": home}))
-            history = History(size, home, args.base, "days")
+        for size_or_home in args.homes or args.sizes:
+            if args.homes:
+                history = KeptHistory(size_or_home)
+                install(history.settings)
+            else:
+                home = stack.enter_context(tempfile.TemporaryDirectory())
+                install(Settings.from_env({"LAKEPULSE_HOME": home}))
+                history = History(size_or_home, home, args.base, "days")
             fire(history.settings)  # the first deploy's firings, not part of a minute
             histories.append(history)
-            rows[size] = {"minute": [], "dbt_triggers": [], "fire": []}
-            print(f"  history {size:>10,} built", flush=True)
+            rows[history.size] = {"minute": [], "dbt_triggers": [], "fire": []}
+            print(f"  history {history.size:>10,} ready", flush=True)
         for seed in range(2, 2 + args.minutes):
             for history in histories:
                 build = history.live_minute(args.minute, seed)
@@ -90,7 +100,7 @@ def main() -> None:
             f"({ours / minute:.0%} of the minute)"
         )
     if len(cost) > 1:
-        first, last = args.sizes[0], args.sizes[-1]
+        first, last = histories[0].size, histories[-1].size
         print(
             f"  ratio (triggers' cost at {last:,} / at {first:,}): "
             f"{cost[last] / cost[first]:.2f}   (target <= 1.5)"
