@@ -172,6 +172,8 @@ class KeptHistory(History):
         finally:
             conn.close()
         self.size, self.reached = size, latest
+        self.minutes_s: list[float] = []
+        self.replicas_s: list[float] = []
 
 
 def main() -> None:
