@@ -114,7 +114,7 @@ def measure_minute(history: History, seed: int, scratch: Path) -> Minute:
     warehouse copy."""
     settings = history.settings
     history.reached = land_traffic(
-        settings, 60_000, history.reached + timedelta(seconds=1), seed=seed
+        settings, 60_000, history.reached + timedelta(seconds=1), seed=history.minute_seed(seed)
     )
     run_ingest(settings)
     copy_dir = scratch / f"copy-{history.size}-{seed}"

@@ -145,11 +145,15 @@ class History:
         self.minutes_s: list[float] = []
         self.replicas_s: list[float] = []
 
+    def minute_seed(self, seed: int) -> int:
+        """The simulator's seed for a live minute: a seed fixes the message ids it sends."""
+        return seed
+
     def live_minute(self, events: int, seed: int) -> float:
         """One minute of live traffic after the history, loaded then built as the sensor's run
         would."""
         self.reached = land_traffic(
-            self.settings, events, self.reached + timedelta(seconds=1), seed=seed
+            self.settings, events, self.reached + timedelta(seconds=1), seed=self.minute_seed(seed)
         )
         run_ingest(self.settings)
         build, replica = timed_dbt(self.settings, *build_args(settings=self.settings))
@@ -174,6 +178,11 @@ class KeptHistory(History):
         self.size, self.reached = size, latest
         self.minutes_s: list[float] = []
         self.replicas_s: list[float] = []
+
+    def minute_seed(self, seed: int) -> int:
+        """A seed no earlier run on this directory used (from its clock): the same seed again
+        would re-send the same message ids with new timestamps, a client no SDK is."""
+        return int(self.reached.timestamp()) * 100 + seed
 
 
 def main() -> None:
