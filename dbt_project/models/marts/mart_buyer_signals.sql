@@ -57,22 +57,44 @@ clock_moves as (
 
 ),
 
+clock_windows as (
+
+    -- what the move sweeps: session starts in (earlier, later] minus 7 or 30 days can leave
+    -- or enter a window; days since an order change only if the date changed
+    select
+        tenant_id,
+        previous_as_of,
+        signals_as_of,
+        least(previous_as_of, signals_as_of) as earlier,
+        greatest(previous_as_of, signals_as_of) as later,
+        date_diff('day', previous_as_of, signals_as_of) <> 0 as date_changed
+    from clock_moves
+
+),
+
 figures_at_both_clocks as (
 
-    -- only users with a session start or an order the move can matter to
+    -- only users the move can matter to, by cheap bounds first (a session start lies between
+    -- first_seen_at and last_seen_at); the figures then decide exactly
     select
         signals.tenant_id,
         signals.user_key,
-        clock_moves.previous_as_of is null as tenant_is_new,
-        {{ buyer_clock_figures('signals', 'clock_moves.previous_as_of', '_before') }},
-        {{ buyer_clock_figures('signals', 'clock_moves.signals_as_of') }}
+        clock_windows.previous_as_of is null as tenant_is_new,
+        {{ buyer_clock_figures('signals', 'clock_windows.previous_as_of', '_before') }},
+        {{ buyer_clock_figures('signals', 'clock_windows.signals_as_of') }}
     from signals
-    inner join clock_moves
-        on signals.tenant_id = clock_moves.tenant_id
-    where clock_moves.previous_as_of is null
-        or signals.last_order_at is not null
-        or signals.last_seen_at
-            > least(clock_moves.previous_as_of, clock_moves.signals_as_of) - interval 30 day
+    inner join clock_windows
+        on signals.tenant_id = clock_windows.tenant_id
+    where clock_windows.previous_as_of is null
+        or (signals.last_order_at is not null and clock_windows.date_changed)
+        or (
+            signals.first_seen_at <= clock_windows.later - interval 7 day
+            and signals.last_seen_at > clock_windows.earlier - interval 7 day
+        )
+        or (
+            signals.first_seen_at <= clock_windows.later - interval 30 day
+            and signals.last_seen_at > clock_windows.earlier - interval 30 day
+        )
 
 ),
 
