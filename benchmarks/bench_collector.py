@@ -53,6 +53,7 @@ import orjson
 import psutil
 import uvloop
 
+from benchmarks.bench_freshness import tree_usage
 from ingestion.tenants import TenantRegistry
 from lakepulse.core.settings import PROJECT_ROOT, Settings
 from lakepulse.demo.simulator import SimConfig, TrafficGenerator
@@ -257,15 +258,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time so far of the server and its worker processes."""
-        root = psutil.Process(self.process.pid)
-        total = 0.0
-        for proc in [root, *root.children(recursive=True)]:
-            try:
-                times = proc.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-        return total
+        return tree_usage(psutil.Process(self.process.pid))[0]
 
 
 def ours(home: Path, workers: int) -> Server:

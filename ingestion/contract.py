@@ -30,6 +30,8 @@ MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 MAX_FUTURE_SKEW = timedelta(days=1)
 """A corrected timestamp later than this past receipt is a broken client clock: quarantined."""
+MAX_ID_CHARS = 512
+"""The longest id (messageId, userId, anonymousId, order_id ...) the contract accepts."""
 
 UTM_FIELDS = ("source", "medium", "campaign", "term", "content")
 
@@ -136,15 +138,15 @@ def corrected_timestamp(
 
 
 def _id(value: Any, field: str) -> str | None:
-    if type(value) is str and 0 < len(value) <= 512:  # the common case, first
+    if type(value) is str and 0 < len(value) <= MAX_ID_CHARS:  # the common case, first
         return value
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ContractError(f"'{field}' must be a string or number, got {type(value).__name__}")
     text = str(value)
-    if len(text) > 512:
-        raise ContractError(f"'{field}' is longer than 512 characters")
+    if len(text) > MAX_ID_CHARS:
+        raise ContractError(f"'{field}' is longer than {MAX_ID_CHARS} characters")
     return text
 
 
@@ -282,10 +284,10 @@ def normalize(
             f"'type' must be one of {', '.join(sorted(EVENT_TYPES))}; got {str(kind)[:40]!r}"
         )
     user_id = get("userId")
-    if type(user_id) is not str or not 0 < len(user_id) <= 512:
+    if type(user_id) is not str or not 0 < len(user_id) <= MAX_ID_CHARS:
         user_id = _id(user_id, "userId")
     anonymous_id = get("anonymousId")
-    if type(anonymous_id) is not str or not 0 < len(anonymous_id) <= 512:
+    if type(anonymous_id) is not str or not 0 < len(anonymous_id) <= MAX_ID_CHARS:
         anonymous_id = _id(anonymous_id, "anonymousId")
     if user_id is None and anonymous_id is None:
         raise ContractError("either 'userId' or 'anonymousId' is required")
@@ -366,7 +368,7 @@ def normalize(
     if library_name is not None and type(library_name) is not str:
         library_name = _str(library_name)
     message_id = get("messageId")
-    if type(message_id) is not str or not 0 < len(message_id) <= 512:
+    if type(message_id) is not str or not 0 < len(message_id) <= MAX_ID_CHARS:
         message_id = _id(message_id, "messageId") or message_id_for(message)
 
     row: dict[str, Any] = {

@@ -13,7 +13,7 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -275,12 +275,10 @@ def bronze_pipeline(settings: Settings) -> dlt.Pipeline:
     )
 
 
-@contextmanager
-def loader_lock(settings: Settings) -> Iterator[None]:
+def loader_lock(settings: Settings) -> AbstractContextManager[bool]:
     """One loader at a time per data directory (CLI and Dagster alike): two concurrent
     appends could both miss each other's rows when deduplicating."""
-    with exclusive_lock(settings.dlt_pipelines_dir / "loader.lock"):
-        yield
+    return exclusive_lock(settings.dlt_pipelines_dir / "loader.lock")
 
 
 def _drop_interrupted_schema_writes(pipeline: dlt.Pipeline) -> None:

@@ -46,6 +46,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -119,7 +120,7 @@ class PassResult:
 
 
 # Tables --------------------------------------------------------------------------------------
-def _pass_lock(settings: Settings):
+def _pass_lock(settings: Settings) -> AbstractContextManager[bool]:
     """One delivery pass (or re-queue) at a time per data directory; never waits."""
     return exclusive_lock(settings.trigger_delivery_lock_path, wait=False)
 

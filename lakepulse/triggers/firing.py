@@ -26,8 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -99,11 +98,9 @@ class FireResult:
         return text
 
 
-@contextmanager
-def fire_lock(settings: Settings) -> Iterator[None]:
+def fire_lock(settings: Settings) -> AbstractContextManager[bool]:
     """One fire run at a time per home (the Dagster asset and the CLI may race)."""
-    with exclusive_lock(settings.triggers_dir / "fire.lock"):
-        yield
+    return exclusive_lock(settings.triggers_dir / "fire.lock")
 
 
 def fire(settings: Settings, dry_run: bool = False, now: datetime | None = None) -> FireResult:

@@ -307,30 +307,26 @@ def _hash_rows(duck, mart: str) -> str:
         f"create or replace temp table current_rows as select {keys}, hash(m) as row_hash "
         f'from wh.{SCHEMA}."{mart}" as m'
     )
-    count, digest = duck.execute(
-        "select count(*), coalesce(sum(row_hash::hugeint), 0) from current_rows"
-    ).fetchone()
-    return f"{count}:{digest}"
+    return _digest(duck, "current_rows", "row_hash")
 
 
 def _remember_state(duck, mart: str, fingerprint: str, changed: str | None = None) -> None:
     """Keep the keys and row hashes of what was just published (``current_rows``, from
-    :func:`_hash_rows`), after its commit. After a delta only the ``changed`` keys (a temp
-    table) are replaced, in one transaction with the fingerprint: rewriting the whole state
+    :func:`_hash_rows`), after its commit, in one transaction with its fingerprint. After a
+    delta only the ``changed`` keys (a temp table) are replaced: rewriting the whole state
     would write every key of a 1.7 M-row mart to disk each minute."""
-    if changed is None:
-        duck.execute(f'create or replace table ps."{mart}" as select * from current_rows')
-        duck.execute("insert or replace into ps.fingerprints values (?, ?)", [mart, fingerprint])
-        return
-    keys = DELTA_KEYS[mart]
-    matches = " and ".join(f"s.{k} = c.{k}" for k in keys)
     duck.execute("begin")
     try:
-        duck.execute(f'delete from ps."{mart}" as s using {changed} as c where {matches}')
-        duck.execute(
-            f'insert into ps."{mart}" select * from current_rows '
-            f"semi join {changed} using ({', '.join(keys)})"
-        )
+        if changed is None:
+            duck.execute(f'create or replace table ps."{mart}" as select * from current_rows')
+        else:
+            keys = DELTA_KEYS[mart]
+            matches = " and ".join(f"s.{k} = c.{k}" for k in keys)
+            duck.execute(f'delete from ps."{mart}" as s using {changed} as c where {matches}')
+            duck.execute(
+                f'insert into ps."{mart}" select * from current_rows '
+                f"semi join {changed} using ({', '.join(keys)})"
+            )
         duck.execute("insert or replace into ps.fingerprints values (?, ?)", [mart, fingerprint])
         duck.execute("commit")
     except BaseException:
@@ -383,8 +379,13 @@ def _publish_delta(duck, conn: psycopg.Connection, mart: str, fingerprint: str) 
 def _fingerprint(duck, mart: str) -> str:
     """``rows:hash-sum`` of a mart in the replica: equal for equal contents, in any order
     (a sum, not an xor, so duplicate rows do not cancel out)."""
+    return _digest(duck, f'wh.{SCHEMA}."{mart}" as m', "hash(m)")
+
+
+def _digest(duck, relation: str, row_hash: str) -> str:
+    """The fingerprint formula, written once: row count and the sum of ``row_hash``."""
     count, digest = duck.execute(
-        f'select count(*), coalesce(sum(hash(m)::hugeint), 0) from wh.{SCHEMA}."{mart}" as m'
+        f"select count(*), coalesce(sum({row_hash}::hugeint), 0) from {relation}"
     ).fetchone()
     return f"{count}:{digest}"
 

@@ -47,28 +47,23 @@ previous_clocks as (
 
 ),
 
-clock_moves as (
+clock_windows as (
 
-    select clocks.tenant_id, clocks.signals_as_of, previous_clocks.previous_as_of
+    -- each tenant whose clock moved, and what the move sweeps: session starts in (earlier,
+    -- later] minus 7 or 30 days can leave or enter a window; days since an order change only
+    -- if the date changed
+    select
+        clocks.tenant_id,
+        previous_clocks.previous_as_of,
+        clocks.signals_as_of,
+        least(previous_clocks.previous_as_of, clocks.signals_as_of) as earlier,
+        greatest(previous_clocks.previous_as_of, clocks.signals_as_of) as later,
+        date_diff('day', previous_clocks.previous_as_of, clocks.signals_as_of) <> 0
+            as date_changed
     from clocks
     left join previous_clocks
         on clocks.tenant_id = previous_clocks.tenant_id
     where previous_clocks.previous_as_of is distinct from clocks.signals_as_of
-
-),
-
-clock_windows as (
-
-    -- what the move sweeps: session starts in (earlier, later] minus 7 or 30 days can leave
-    -- or enter a window; days since an order change only if the date changed
-    select
-        tenant_id,
-        previous_as_of,
-        signals_as_of,
-        least(previous_as_of, signals_as_of) as earlier,
-        greatest(previous_as_of, signals_as_of) as later,
-        date_diff('day', previous_as_of, signals_as_of) <> 0 as date_changed
-    from clock_moves
 
 ),
 
@@ -123,13 +118,7 @@ scope as (
 
 scoped_signals as (
 
-    select signals.*
-    from signals
-    {%- if is_incremental() %}
-    semi join scope
-        on signals.tenant_id = scope.tenant_id
-        and signals.user_key = scope.user_key
-    {%- endif %}
+    {{ of_affected_users('signals', affected='scope') }}
 
 ),
 
