@@ -15,6 +15,7 @@ import hmac
 import json
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -68,20 +69,30 @@ class WebhookSink:
         self.requests: list[Received] = []
         self._lock = threading.Lock()
         self._released = threading.Event()
+        self._in_flight = 0
+        self._last_activity = time.monotonic()
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY)
-                body = self.rfile.read(length)
-                if sink.hang:
-                    sink._released.wait(120)
-                    return
-                if sink.delay_seconds:
-                    sink._released.wait(sink.delay_seconds)
-                sink._answer(self, body)
+                with sink._lock:
+                    sink._in_flight += 1
+                    sink._last_activity = time.monotonic()
+                try:
+                    length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY)
+                    body = self.rfile.read(length)
+                    if sink.hang:
+                        sink._released.wait(120)
+                        return
+                    if sink.delay_seconds:
+                        sink._released.wait(sink.delay_seconds)
+                    sink._answer(self, body)
+                finally:
+                    with sink._lock:
+                        sink._in_flight -= 1
+                        sink._last_activity = time.monotonic()
 
             def log_message(self, *args) -> None:  # quiet: the sink reports through on_request
                 pass
@@ -113,6 +124,20 @@ class WebhookSink:
         handler.wfile.write(reply)
         if self.on_request:
             self.on_request(received)
+
+    def wait_idle(self, quiet_seconds: float = 0.5, timeout: float = 30.0) -> bool:
+        """Wait until no request has been handled for ``quiet_seconds``, so ``requests`` holds
+        every request a sender that has gone (killed, say) will ever have made. Read in the
+        middle of a handler's delay, or before the accept loop took a queued connection, it
+        would miss some. Returns False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                quiet_for = time.monotonic() - self._last_activity
+                if self._in_flight == 0 and quiet_for >= quiet_seconds:
+                    return True
+            time.sleep(0.05)
+        return False
 
     @property
     def url(self) -> str:

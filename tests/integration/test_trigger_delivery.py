@@ -270,6 +270,8 @@ def test_a_deliverer_killed_mid_batch_loses_nothing_on_restart(settings, tmp_pat
             time.sleep(0.01)
         deliverer.send_signal(signal.SIGKILL)
         deliverer.wait()
+        # Requests the sink was still answering (the 10 ms delay) count as sent before the kill.
+        assert sink.wait_idle(), "the sink is still answering a killed deliverer"
         killed_at = len(sink.requests)
         assert killed_at < 240, "the pass ended before the kill: nothing was tested"
         restarted = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True)
