@@ -37,7 +37,13 @@ def materialized(ui: str, *path: str) -> bool:
     return bool(data.get("assetMaterializations"))
 
 
-def test_demo_builds_marts_within_three_minutes_and_stops_cleanly(tmp_path, monkeypatch):
+# A timeout, not a target (bench_freshness measures how fresh the marts are): the first run
+# waits for the sensor's first tick and builds every model from nothing, which on a loaded
+# 2-core machine once took over 180 s.
+FIRST_MARTS_TIMEOUT_S = 360
+
+
+def test_demo_builds_marts_and_stops_cleanly(tmp_path, monkeypatch):
     monkeypatch.setenv("LAKEPULSE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.setenv("LAKEPULSE_COLLECTOR_PORT", str(free_port()))
@@ -61,7 +67,7 @@ def test_demo_builds_marts_within_three_minutes_and_stops_cleanly(tmp_path, monk
     started = time.monotonic()
     try:
         ok = False
-        while time.monotonic() - started < 180 and demo.poll() is None:
+        while time.monotonic() - started < FIRST_MARTS_TIMEOUT_S and demo.poll() is None:
             try:
                 seen |= {p.pid for p in psutil.Process(demo.pid).children(recursive=True)}
             except psutil.NoSuchProcess:
@@ -82,7 +88,10 @@ def test_demo_builds_marts_within_three_minutes_and_stops_cleanly(tmp_path, monk
                 break
             time.sleep(3)
         banner = out_path.read_text()
-        assert ok, f"no successful materializations within 180 s; demo output:\n{banner}"
+        assert ok, (
+            f"no successful materializations within {FIRST_MARTS_TIMEOUT_S} s; "
+            f"demo output:\n{banner}"
+        )
         assert settings.collector_url in banner and ui in banner
         # The local webhook sink every trigger destination posts to in the demo: it answers.
         sink_url = f"http://127.0.0.1:{sink_port}/hook"

@@ -6,7 +6,7 @@ order landing in an old minute, a funnel completed by later events."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 
 import duckdb
@@ -116,6 +116,10 @@ GOLDEN = [
             at("10:02:10"),
             properties={"order_id": "o3", "revenue": 20},
         ),
+        # A client re-using g7's messageId two days later, under another device, received an
+        # hour after the original (beyond the loader's window): bronze keeps it, but the first
+        # copy wins; d4 never appears.
+        event("g7", "d4", "page", "Home", at("09:00:00", "2026-11-22")),
     ],
 ]
 
@@ -227,8 +231,8 @@ def simulated(events: int) -> list[tuple[str, dict]]:
     ]
 
 
-def land(settings, messages: list[tuple[str, dict]]) -> None:
-    received = datetime.now(UTC)
+def land(settings, messages: list[tuple[str, dict]], received: datetime | None = None) -> None:
+    received = received or datetime.now(UTC)
     by_tenant: dict[str, list[dict]] = {}
     for tenant, message in messages:
         by_tenant.setdefault(tenant, []).append(
@@ -258,10 +262,10 @@ def warehouse_tables(settings) -> dict[str, list[tuple]]:
 
 
 def ran_incrementally(settings, model: str) -> bool:
-    """The model's last run applied the replace_scope strategy (a delete of the batch's scope,
-    then an insert), not a rebuild."""
+    """The model's last run inserted a batch (replace_scope deletes the batch's scope first,
+    append does not), not a rebuild."""
     [path] = (settings.dbt_target_dir / "run").rglob(f"models/*/{model}.sql")
-    return "delete from" in path.read_text()
+    return "insert into" in path.read_text()
 
 
 def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace):
@@ -275,6 +279,8 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
             + [(GOLD, message) for message in golden]
             + [(ATTR, message) for message in ATTRIBUTION[i]]
             + [(CLOCK, message) for message in CLOCK_EVENTS[i]],
+            # an hour apart, so the loader's 30-minute window does not span two increments
+            received=datetime.now(UTC) - timedelta(hours=increments - i),
         )
         workspace.ingest()
         workspace.build()
@@ -340,6 +346,13 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
     assert workspace.warehouse_sql(
         "select sum(events)::int from marts.mart_event_volume where tenant_id = 'gold'",
     ) == [(13,)]
+    assert workspace.sql(
+        "select count(*) from raw.events where tenant_id = 'gold' and message_id = 'g7'"
+    ) == [(2,)]
+    assert workspace.warehouse_sql(
+        "select device_id, strftime(event_at at time zone 'UTC', '%d %H:%M') "
+        "from staging.stg_events where tenant_id = 'gold' and message_id = 'g7'",
+    ) == [("d2", "20 09:00")]
 
     assert_attribution(workspace)
 

@@ -1,15 +1,17 @@
 -- One row per event: bronze deduplicated on (tenant_id, message_id), typed and renamed for
--- the models downstream. The latest load of a message wins. UTM fields and the page path that
+-- the models downstream. The first load of a message wins, as in the loader (and Segment): a
+-- copy sent again, even days later with another timestamp or device, is a duplicate and
+-- changes nothing downstream. UTM fields and the page path that
 -- the event's context lacks (server-side tracking, raw HTTP, most mobile SDKs) are read from its
 -- page URL; done here rather than in bronze so that bronze keeps what was sent and a replay of
 -- rows already stored gets the same answer. Incremental: a run reads only the
--- bronze rows loaded since the last one (Delta file statistics on loaded_at skip the rest).
+-- bronze rows loaded since the last one (Delta file statistics on loaded_at skip the rest) and
+-- appends those whose message it does not hold yet.
 
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_scope',
-        replace_scope=[{'keys': ['tenant_id', 'message_id']}],
+        incremental_strategy='append',
     )
 }}
 
@@ -30,10 +32,29 @@ deduplicated as (
     from source
     qualify row_number() over (
         partition by tenant_id, message_id
-        order by loaded_at desc
+        order by loaded_at
     ) = 1
 
 ),
+
+{% if is_incremental() -%}
+new_messages as (
+
+    -- a message already held (its first copy, or a re-read load) is not appended again
+    select deduplicated.*
+    from deduplicated
+    anti join {{ this }} as kept
+        on deduplicated.tenant_id = kept.tenant_id
+        and deduplicated.message_id = kept.message_id
+
+),
+{%- else -%}
+new_messages as (
+
+    select * from deduplicated
+
+),
+{%- endif %}
 
 renamed as (
 
@@ -86,7 +107,7 @@ renamed as (
         properties,
         traits
 
-    from deduplicated
+    from new_messages
 
 )
 
