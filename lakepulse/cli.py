@@ -126,8 +126,13 @@ def ingest() -> None:
     click.echo("Next: `lakepulse build` to rebuild the marts.")
 
 
-@main.command(help="dbt build: staging, intermediate and marts, with their tests.")
-@click.argument("dbt_args", nargs=-1)
+@main.command(
+    help="dbt build: staging, intermediate and marts, with their tests. Any dbt build option "
+    "passes through, e.g. lakepulse build --full-refresh --select mart_buyer_signals.",
+    # dbt's options are dbt's: click passes them on rather than refusing them as unknown
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
 def build(dbt_args: tuple[str, ...]) -> None:
     import subprocess
 

@@ -52,6 +52,20 @@ def test_sql_reports_bad_queries(settings):
     assert result.returncode == 2 and "query failed" in result.stderr
 
 
+def test_build_passes_dbt_options_through(settings, workspace):
+    from tests.conftest import land_simulated
+
+    land_simulated(settings, 300)
+    workspace.ingest()
+    workspace.build()
+    result = cli(settings, "build", "--full-refresh", "--select", "stg_events")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Marts rebuilt" in result.stdout
+    [run_sql] = (settings.dbt_target_dir / "run").rglob("models/*/stg_events.sql")
+    assert "insert into" not in run_sql.read_text()  # rebuilt whole, not appended to
+    assert "fct_sessions" not in result.stdout  # only the selected model ran
+
+
 def test_sql_answers_while_a_build_is_running(settings, workspace):
     from tests.conftest import land_simulated
 
