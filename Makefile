@@ -13,8 +13,6 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: install demo test lint unit e2e bench clean lock bi
 
-install: $(STAMP)
-
 # Pinned: pyproject.toml names the direct dependencies, requirements.lock every transitive one.
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +39,10 @@ BROWSER_SDK := tests/browser_sdk/node_modules/.installed
 $(BROWSER_SDK): tests/browser_sdk/package-lock.json
 	npm ci --prefix tests/browser_sdk --no-audit --no-fund --loglevel=error
 	@touch $(BROWSER_SDK)
+
+# The development environment: our virtualenv and the SDK bundles the tests drive, so any test
+# runs on its own after `make install`, not only inside `make test`.
+install: $(STAMP) $(NODE_SDK) $(BROWSER_SDK)
 
 # Debian's Chromium for the Dagster UI test: Playwright drives it, no browser is downloaded.
 CHROMIUM := /usr/bin/chromium
