@@ -137,13 +137,18 @@ def build(dbt_args: tuple[str, ...]) -> None:
     import subprocess
 
     from lakepulse.operations.rebuild import prepare_dbt, run_build
+    from lakepulse.warehouse.schema_drift import migration_message
 
     settings = _settings()
     refused = prepare_dbt(settings).error  # dbt reads only validated trigger definitions
     if refused:
         click.echo(f"warning: {refused}; the previous valid triggers are built instead.", err=True)
     try:
-        run_build(settings, *dbt_args)
+        run_build(
+            settings,
+            *dbt_args,
+            on_migrate=lambda drifts: click.echo(migration_message(drifts), err=True),
+        )
     except subprocess.CalledProcessError as err:
         click.echo(
             "dbt build failed; the lines above name the model or test. Fix it and rerun.", err=True

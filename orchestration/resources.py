@@ -5,14 +5,13 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Sequence
 from functools import cached_property
-from pathlib import Path
 
 from dagster import ConfigurableResource, InitResourceContext
 from dagster_dbt import DbtCliResource, DbtProject
 from packaging.version import Version
 
 from lakepulse.core.settings import DBT_PROJECT_DIR, Settings
-from lakepulse.warehouse.dbt import dbt_executable, run_dbt
+from lakepulse.warehouse.dbt import dbt_executable, manifest_is_stale, run_dbt
 
 
 class LakepulseResource(ConfigurableResource):
@@ -46,18 +45,6 @@ def dbt_project_for(settings: Settings) -> DbtProject:
     if manifest_is_stale(project.manifest_path):
         run_dbt(settings, "parse", "--quiet", capture=True)
     return project
-
-
-def manifest_is_stale(manifest: Path) -> bool:
-    if not manifest.exists():
-        return True
-    built = manifest.stat().st_mtime
-    sources = (
-        p
-        for p in DBT_PROJECT_DIR.rglob("*")
-        if p.suffix in {".sql", ".py", ".yml", ".yaml", ".csv", ".md"} and "target" not in p.parts
-    )
-    return any(p.stat().st_mtime > built for p in sources)
 
 
 class LakepulseDbtCliResource(DbtCliResource):

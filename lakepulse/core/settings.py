@@ -183,6 +183,13 @@ class Settings:
         return self.warehouse_path.with_name("publish.lock")
 
     @property
+    def schemas_checked_marker_path(self) -> Path:
+        """Fingerprint of the dbt project the incremental tables' columns were last checked
+        against (:mod:`lakepulse.warehouse.schema_drift`); beside the warehouse, like the seeds'
+        marker."""
+        return self.warehouse_path.with_name("schemas_checked.sha256")
+
+    @property
     def upstream_tests_marker_path(self) -> Path:
         """When a build last ran the upstream dbt tests; beside the warehouse, like the seeds'
         marker."""

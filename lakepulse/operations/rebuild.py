@@ -7,12 +7,20 @@ the seeds fingerprint, the replica readers open, the publish) is written once.""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 
 from lakepulse.core.settings import Settings
 from lakepulse.triggers.definitions import Installed, install
-from lakepulse.warehouse.dbt import build_args, remember_build, run_dbt
+from lakepulse.warehouse.dbt import build_args, manifest_is_stale, remember_build, run_dbt
 from lakepulse.warehouse.publish import publish
 from lakepulse.warehouse.replica import refresh_replica
+from lakepulse.warehouse.schema_drift import (
+    Drift,
+    checked_already,
+    drifted_models,
+    manifest_path,
+    remember_checked,
+)
 from lakepulse.warehouse.trigger_tables import ensure_trigger_tables
 
 
@@ -32,11 +40,48 @@ def ensure_sources(settings: Settings) -> None:
     ensure_trigger_tables(settings)
 
 
-def prepare_build(settings: Settings, full_refresh: bool = False) -> list[str]:
-    """:func:`prepare_dbt`, then the pipeline's dbt build arguments (seeds left out while
-    unchanged)."""
+def prepare_build(
+    settings: Settings,
+    full_refresh: bool = False,
+    on_migrate: Callable[[list[Drift]], None] | None = None,
+) -> list[str]:
+    """:func:`prepare_dbt` and :func:`migrate_changed_schemas`, then the pipeline's dbt build
+    arguments (seeds left out while unchanged)."""
     prepare_dbt(settings)
+    if not full_refresh:
+        migrate_changed_schemas(settings, on_migrate)
     return build_args(full_refresh, settings)
+
+
+def migrate_changed_schemas(
+    settings: Settings, on_migrate: Callable[[list[Drift]], None] | None = None
+) -> list[Drift]:
+    """Rebuild, from bronze, each incremental model whose table no longer has the columns its
+    contract names (a release changed them), and every model downstream of it, before the
+    build that would otherwise stop on it every minute. Downstream incremental models are
+    rebuilt too: rows they kept were computed from the old columns. ``on_migrate`` hears of
+    the models first (a full refresh of a large history takes minutes). Checked once per
+    parsed manifest; returns what was rebuilt."""
+    if checked_already(settings):
+        return []
+    if manifest_is_stale(manifest_path(settings)):
+        run_dbt(settings, "parse", "--quiet", capture=True)  # the columns as the project has them
+    drifts = drifted_models(settings)
+    if drifts:
+        if on_migrate:
+            on_migrate(drifts)
+        selection = " ".join(f"{drift.model}+" for drift in drifts)
+        run_dbt(
+            settings,
+            "build",
+            "--exclude-resource-type",
+            "unit_test",
+            "--full-refresh",
+            "--select",
+            selection,
+        )
+    remember_checked(settings)
+    return drifts
 
 
 def finish_build(settings: Settings, args: list[str]) -> None:
@@ -47,11 +92,17 @@ def finish_build(settings: Settings, args: list[str]) -> None:
 
 
 def run_build(
-    settings: Settings, *dbt_args: str, capture: bool = False
+    settings: Settings,
+    *dbt_args: str,
+    capture: bool = False,
+    on_migrate: Callable[[list[Drift]], None] | None = None,
 ) -> subprocess.CompletedProcess:
-    """``lakepulse build [DBT_ARGS]``: a plain ``dbt build`` with the user's arguments (every
-    model, seed and test when none), then the replica. Raises ``CalledProcessError``."""
+    """``lakepulse build [DBT_ARGS]``: :func:`migrate_changed_schemas` (unless a full refresh
+    was asked for), then a plain ``dbt build`` with the user's arguments (every model, seed
+    and test when none), then the replica. Raises ``CalledProcessError``."""
     prepare_dbt(settings)
+    if "--full-refresh" not in dbt_args:
+        migrate_changed_schemas(settings, on_migrate)
     result = run_dbt(settings, "build", *dbt_args, capture=capture)
     refresh_replica(settings)
     return result

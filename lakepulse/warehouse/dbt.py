@@ -96,15 +96,46 @@ def upstream_tests_ran_recently(settings: Settings) -> bool:
     return 0 <= time.time() - ran_at < UPSTREAM_TESTS_EVERY_S
 
 
+def _fingerprint(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        if path.is_file():
+            name = str(path.relative_to(DBT_PROJECT_DIR)).encode()
+            digest.update(name + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def seeds_fingerprint() -> str:
     """A hash of everything that decides the seed tables: the CSVs, their YAML and the
     project file (column types, schema)."""
-    digest = hashlib.sha256()
     seeds = DBT_PROJECT_DIR / "seeds"
-    for path in [*sorted(seeds.iterdir()), DBT_PROJECT_DIR / "dbt_project.yml"]:
-        if path.is_file():
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return _fingerprint([*sorted(seeds.iterdir()), DBT_PROJECT_DIR / "dbt_project.yml"])
+
+
+PROJECT_SUFFIXES = {".sql", ".py", ".yml", ".yaml", ".csv", ".md"}
+
+
+def project_files() -> list[Path]:
+    """The files dbt parses (models, macros, seeds, YAML, docs), not its artifacts."""
+    return sorted(
+        p
+        for p in DBT_PROJECT_DIR.rglob("*")
+        if p.suffix in PROJECT_SUFFIXES and "target" not in p.parts and "logs" not in p.parts
+    )
+
+
+def project_fingerprint() -> str:
+    """A hash of every file dbt parses: it changes when a release or an analyst changes the
+    project, and only then."""
+    return _fingerprint(project_files())
+
+
+def manifest_is_stale(manifest: Path) -> bool:
+    """Whether a project file changed since ``manifest`` was written (or there is none)."""
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    return any(p.stat().st_mtime > built for p in project_files())
 
 
 def seeds_built(settings: Settings) -> bool:

@@ -16,6 +16,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from lakepulse.core.settings import Settings
 from lakepulse.operations.rebuild import finish_build, prepare_build
+from lakepulse.warehouse.schema_drift import migration_message
 
 OWNER = "team:analytics-engineering"
 
@@ -76,7 +77,11 @@ def build_dbt_assets(project: DbtProject, settings: Settings) -> AssetsDefinitio
     def dbt_models(
         context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
     ) -> Iterator:
-        args = prepare_build(settings, config.full_refresh)
+        args = prepare_build(
+            settings,
+            config.full_refresh,
+            on_migrate=lambda drifts: context.log.warning(migration_message(drifts)),
+        )
         # Artifacts in this data directory's target, beside the partial-parse state our parse
         # left there under the same profile: dbt re-reads only what changed (a full parse is
         # ~4 s of every minute) and no per-run target folder piles up in the project.
