@@ -64,6 +64,9 @@ def migrate_changed_schemas(
     parsed manifest; returns what was rebuilt."""
     if checked_already(settings):
         return []
+    if not settings.warehouse_path.exists():  # nothing built yet: the build follows the project
+        remember_checked(settings)
+        return []
     if manifest_is_stale(manifest_path(settings)):
         run_dbt(settings, "parse", "--quiet", capture=True)  # the columns as the project has them
     drifts = drifted_models(settings)
