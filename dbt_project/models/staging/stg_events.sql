@@ -37,24 +37,18 @@ deduplicated as (
 
 ),
 
-{% if is_incremental() -%}
 new_messages as (
 
-    -- a message already held (its first copy, or a re-read load) is not appended again
     select deduplicated.*
     from deduplicated
+    {%- if is_incremental() %}
+    -- a message already held (its first copy, or a re-read load) is not appended again
     anti join {{ this }} as kept
         on deduplicated.tenant_id = kept.tenant_id
         and deduplicated.message_id = kept.message_id
+    {%- endif %}
 
 ),
-{%- else -%}
-new_messages as (
-
-    select * from deduplicated
-
-),
-{%- endif %}
 
 renamed as (
 
