@@ -61,7 +61,8 @@ def migrate_changed_schemas(
     build that would otherwise stop on it every minute. Downstream incremental models are
     rebuilt too: rows they kept were computed from the old columns. ``on_migrate`` hears of
     the models first (a full refresh of a large history takes minutes). Checked once per
-    parsed manifest; returns what was rebuilt."""
+    version of the project (its files' fingerprint); returns what was rebuilt. The experiment
+    snapshot history survives, as in any full refresh (``full_refresh: false``)."""
     if checked_already(settings):
         return []
     if not settings.warehouse_path.exists():  # nothing built yet: the build follows the project
