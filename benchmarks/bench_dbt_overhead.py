@@ -7,9 +7,9 @@ time at most 2x the direct time, at 1 M and at 10 M events of history.
 dbt's side is the whole command: process start, imports, (partial) parse, the graph, Jinja,
 its metadata queries and per-node bookkeeping, the SQL, and closing the database (which
 checkpoints the minute's WAL into the file). The direct side is the SQL alone, the metadata
-queries included (it is what dbt sent), and the same close. Python models run Python, not SQL: their
-nodes' statements are left out of the replay and their execution time, as dbt measured it, is
-added to the direct side (they cost the same either way).
+queries included (it is what dbt sent), and the same close. Python models run Python, not
+SQL: their nodes' statements are left out of the replay and their execution time, as dbt
+measured it, is added to the direct side (they cost the same either way).
 
 Each size is a data directory with that much history, fully built: made here as
 ``bench_incremental`` makes them (simulated traffic, loaded, tiled back in time), or given with
@@ -87,7 +87,7 @@ def dbt_sql_log(log_dir: Path) -> tuple[list[tuple[str, str]], float]:
 def python_nodes(settings: Settings) -> dict[str, float]:
     """Nodes of the last dbt command that ran no replayable SQL, and the seconds each took:
     Python models, and seeds (dbt logs their COPY abridged) when their CSVs changed."""
-    manifest = json.loads((settings.dbt_target_dir / "manifest.json").read_text())
+    manifest = json.loads(settings.dbt_manifest_path.read_text())
     results = json.loads((settings.dbt_target_dir / "run_results.json").read_text())["results"]
     return {
         r["unique_id"]: r["execution_time"]

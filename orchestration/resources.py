@@ -11,7 +11,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 from packaging.version import Version
 
 from lakepulse.core.settings import DBT_PROJECT_DIR, Settings
-from lakepulse.warehouse.dbt import dbt_executable, manifest_is_stale, run_dbt
+from lakepulse.warehouse.dbt import dbt_executable, ensure_manifest
 
 
 class LakepulseResource(ConfigurableResource):
@@ -42,8 +42,7 @@ def dbt_project_for(settings: Settings) -> DbtProject:
     # Parsed with our own dbt invocation (dagster-dbt's preparer needs `dbt` on PATH), and only
     # when a project file changed: every run process loads these definitions, and a parse
     # costs seconds of the minute budget.
-    if manifest_is_stale(project.manifest_path):
-        run_dbt(settings, "parse", "--quiet", capture=True)
+    ensure_manifest(settings)
     return project
 
 

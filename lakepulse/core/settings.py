@@ -160,6 +160,11 @@ class Settings:
         return self.home / "dbt" / "target"
 
     @property
+    def dbt_manifest_path(self) -> Path:
+        """The manifest of the last parse of the project for this data directory."""
+        return self.dbt_target_dir / "manifest.json"
+
+    @property
     def replica_path(self) -> Path:
         """Read replica of the marts that readers outside a build open (never the live file)."""
         return self.warehouse_path.with_name("lakepulse.read.duckdb")

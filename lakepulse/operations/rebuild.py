@@ -11,14 +11,19 @@ from collections.abc import Callable
 
 from lakepulse.core.settings import Settings
 from lakepulse.triggers.definitions import Installed, install
-from lakepulse.warehouse.dbt import build_args, manifest_is_stale, remember_build, run_dbt
+from lakepulse.warehouse.dbt import (
+    build_args,
+    ensure_manifest,
+    project_fingerprint,
+    remember_build,
+    run_dbt,
+)
 from lakepulse.warehouse.publish import publish
 from lakepulse.warehouse.replica import refresh_replica
 from lakepulse.warehouse.schema_drift import (
     Drift,
     checked_already,
     drifted_models,
-    manifest_path,
     remember_checked,
 )
 from lakepulse.warehouse.trigger_tables import ensure_trigger_tables
@@ -63,13 +68,13 @@ def migrate_changed_schemas(
     the models first (a full refresh of a large history takes minutes). Checked once per
     version of the project (its files' fingerprint); returns what was rebuilt. The experiment
     snapshot history survives, as in any full refresh (``full_refresh: false``)."""
-    if checked_already(settings):
+    project = project_fingerprint()
+    if checked_already(settings, project):
         return []
     if not settings.warehouse_path.exists():  # nothing built yet: the build follows the project
-        remember_checked(settings)
+        remember_checked(settings, project)
         return []
-    if manifest_is_stale(manifest_path(settings)):
-        run_dbt(settings, "parse", "--quiet", capture=True)  # the columns as the project has them
+    ensure_manifest(settings)  # the columns as the project has them now
     drifts = drifted_models(settings)
     if drifts:
         if on_migrate:
@@ -84,7 +89,7 @@ def migrate_changed_schemas(
             "--select",
             selection,
         )
-    remember_checked(settings)
+    remember_checked(settings, project)
     return drifts
 
 

@@ -138,6 +138,15 @@ def manifest_is_stale(manifest: Path) -> bool:
     return any(p.stat().st_mtime > built for p in project_files())
 
 
+def ensure_manifest(settings: Settings) -> Path:
+    """This data directory's manifest, parsed again only when a project file changed (a parse
+    costs seconds of a minute's budget)."""
+    manifest = settings.dbt_manifest_path
+    if manifest_is_stale(manifest):
+        run_dbt(settings, "parse", "--quiet", capture=True)
+    return manifest
+
+
 def seeds_built(settings: Settings) -> bool:
     """Whether the warehouse's seed tables were built from the seeds as they are now."""
     marker = settings.seeds_marker_path

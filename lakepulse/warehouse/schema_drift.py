@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from lakepulse.core.duck import connect
 from lakepulse.core.settings import Settings
-from lakepulse.warehouse.dbt import project_fingerprint
 
 
 @dataclass(frozen=True)
@@ -42,10 +40,6 @@ class Drift:
         return f"{self.model} ({'; '.join(parts)})"
 
 
-def manifest_path(settings: Settings) -> Path:
-    return settings.dbt_target_dir / "manifest.json"
-
-
 def migration_message(drifts: list[Drift]) -> str:
     """What the operator is told before the rebuild (the Dagster run log, the CLI)."""
     return (
@@ -54,14 +48,15 @@ def migration_message(drifts: list[Drift]) -> str:
     )
 
 
-def checked_already(settings: Settings) -> bool:
-    """Whether the tables were checked against the project as it is now."""
+def checked_already(settings: Settings, project: str) -> bool:
+    """Whether the tables were checked against the project whose fingerprint is ``project``
+    (:func:`lakepulse.warehouse.dbt.project_fingerprint`)."""
     marker = settings.schemas_checked_marker_path
-    return marker.exists() and marker.read_text().strip() == project_fingerprint()
+    return marker.exists() and marker.read_text().strip() == project
 
 
-def remember_checked(settings: Settings) -> None:
-    settings.schemas_checked_marker_path.write_text(project_fingerprint() + "\n")
+def remember_checked(settings: Settings, project: str) -> None:
+    settings.schemas_checked_marker_path.write_text(project + "\n")
 
 
 def contracted_incremental_models(manifest: dict) -> dict[tuple[str, str], tuple[str, list[str]]]:
@@ -83,7 +78,7 @@ def contracted_incremental_models(manifest: dict) -> dict[tuple[str, str], tuple
 def drifted_models(settings: Settings) -> list[Drift]:
     """The incremental models with a contract whose existing table has other columns. A
     table not built yet is not drift: dbt creates it as the contract says."""
-    path = manifest_path(settings)
+    path = settings.dbt_manifest_path
     if not (path.exists() and settings.warehouse_path.exists()):
         return []
     models = contracted_incremental_models(json.loads(path.read_text()))

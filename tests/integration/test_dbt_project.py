@@ -68,7 +68,7 @@ def test_upstream_tests_are_tagged_and_the_marts_and_trigger_tests_are_not(setti
     (lakepulse.warehouse.dbt.build_args): the tag must fall exactly on the sources', the
     staging and the intermediate models' tests."""
     run_dbt(settings, "parse", "--quiet", capture=True)
-    manifest = json.loads((settings.dbt_target_dir / "manifest.json").read_text())
+    manifest = json.loads(settings.dbt_manifest_path.read_text())
     tests = [n for n in manifest["nodes"].values() if n["resource_type"] == "test"]
     folders = {n["original_file_path"].split("/")[1] for n in tests}
     assert {"staging", "intermediate", "marts", "triggers"} <= folders
