@@ -79,11 +79,8 @@ def latest_states(settings: Settings) -> dict[tuple[str, str], dict]:
 
 
 def contract_arm(trigger: str, tenant_id: str, user_id: str, holdout: float) -> str:
-    """The firing step's arm (``assign_arm``: sha256 of trigger|tenant|user) once it is on this
-    branch; until then the contract's rule written out, to make holdout test data."""
-    try:
-        from lakepulse.triggers.definitions import assign_arm
-    except ImportError:
-        digest = hashlib.sha256(f"{trigger}|{tenant_id}|{user_id}".encode()).hexdigest()
-        return "holdout" if int(digest[:15], 16) / 16**15 < holdout else "treatment"
-    return assign_arm(trigger, tenant_id, user_id, holdout)
+    """The documented arm rule written out here, not imported from the product: the first 15
+    hex digits of sha256("trigger|tenant|user") as a fraction of 16**15; below the holdout
+    share is `holdout`."""
+    digest = hashlib.sha256(f"{trigger}|{tenant_id}|{user_id}".encode()).hexdigest()
+    return "holdout" if int(digest[:15], 16) / 16**15 < holdout else "treatment"

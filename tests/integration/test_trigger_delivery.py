@@ -21,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lakepulse.core.duck import connect
 from lakepulse.core.settings import PROJECT_ROOT
 from lakepulse.triggers.delivery import deliver_pass, requeue_dead
 from lakepulse.triggers.sink import WebhookSink
@@ -34,6 +33,7 @@ from tests.delivery_support import (
     write_firings,
     write_triggers_file,
 )
+from tests.integration.test_triggers import at, identify, land, track
 
 pytestmark = pytest.mark.integration
 
@@ -126,16 +126,27 @@ def test_retryable_failures_become_dead_letters_when_the_schedule_is_exhausted(s
     assert (state["status"], state["attempts"], state["last_status_code"]) == ("dead", 2, 502)
 
 
-def test_body_and_signature_verify_with_the_destination_secret(settings, tmp_path):
-    replica = settings.replica_path
-    replica.parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(replica)
-    conn.execute("create schema marts")
-    conn.execute(
-        "create table marts.mart_buyer_signals as "
-        "select 'shop' as tenant_id, 'u1' as user_id, 3 as orders_30d, 120.5 as revenue_30d"
-    )
-    conn.close()
+# One buyer's hand-written history: signed in at 09:00, viewed p9, bought p1 (19.99) at 09:05,
+# then put p2 (12.50) in a cart left open; the tenant's clock is their last event (09:10).
+BUYER = [
+    identify("s0", "dev-s", "u1", at("09:00")),
+    track("s1", "dev-s", "Product Viewed", at("09:01"), "u1", product_id="p9", price=5.0),
+    track(
+        "s2", "dev-s", "Product Added", at("09:02"), "u1", product_id="p1", price=19.99, quantity=1
+    ),
+    track("s3", "dev-s", "Order Completed", at("09:05"), "u1", order_id="o1", revenue=19.99),
+    track(
+        "s4", "dev-s", "Product Added", at("09:10"), "u1", product_id="p2", price=12.5, quantity=1
+    ),
+]
+
+
+def test_body_and_signature_verify_with_the_destination_secret(settings, workspace, tmp_path):
+    # The real mart_buyer_signals, built by dbt from landed events, serialised into the body:
+    # timestamps, lists and decimals as the receiver reads them.
+    land(settings, BUYER, tenant="shop")
+    workspace.ingest()
+    workspace.build("--select", "+mart_buyer_signals")
     with WebhookSink() as sink:
         triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url)})
         write_firings(settings, [firing(1)])
@@ -145,7 +156,12 @@ def test_body_and_signature_verify_with_the_destination_secret(settings, tmp_pat
     expected = "sha256=" + hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
     assert request.headers["X-Lakepulse-Signature"] == expected
     assert request.headers["Idempotency-Key"] == "f-cart_abandoned-00001"
-    assert request.json == {
+    body = request.json
+    # When the loader ran (the wall clock): an ISO-8601 UTC instant, as every timestamp.
+    loaded_at = body["signals"].pop("last_loaded_at")
+    assert datetime.fromisoformat(loaded_at.replace("Z", "+00:00")).tzinfo == UTC
+    assert loaded_at.endswith("Z")
+    assert body == {
         "firing_id": "f-cart_abandoned-00001",
         "trigger": "cart_abandoned",
         "kind": "cart_abandoned",
@@ -154,7 +170,28 @@ def test_body_and_signature_verify_with_the_destination_secret(settings, tmp_pat
         "fired_at": "2026-11-30T12:00:01Z",
         "occurred_at": "2026-11-30T11:30:01Z",
         "payload": {"cart_value": 41, "items": 2},
-        "signals": {"orders_30d": 3, "revenue_30d": 120.5},
+        # Worked out by hand from BUYER: an identify is no visit (first seen at the view);
+        # the order emptied the cart, p2 opened a new one; one session, no referrer.
+        "signals": {
+            "user_key": "u1",
+            "first_seen_at": "2026-11-20T09:01:00Z",
+            "first_seen_date": "2026-11-20",
+            "last_seen_at": "2026-11-20T09:10:00Z",
+            "sessions_last_7d": 1,
+            "sessions_last_30d": 1,
+            "last_viewed_products": ["p9"],
+            "cart_products": ["p2"],
+            "cart_value": 12.5,
+            "cart_opened_at": "2026-11-20T09:10:00Z",
+            "cart_last_touched_at": "2026-11-20T09:10:00Z",
+            "orders": 1,
+            "lifetime_revenue": 19.99,
+            "last_order_at": "2026-11-20T09:05:00Z",
+            "days_since_last_order": 0,
+            "acquisition_channel": "direct",
+            "acquisition_campaign": None,
+            "last_partner_id": None,
+        },
     }
 
 
