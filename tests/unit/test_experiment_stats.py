@@ -13,7 +13,6 @@ from lakepulse.analytics.experiment_stats import (
     cuped_adjust,
     cuped_theta,
     decide,
-    sequential_rho,
     srm_p_value,
 )
 
@@ -106,14 +105,11 @@ def test_always_valid_p_value_is_the_alpha_at_which_the_sequence_touches_zero():
     control = Moments(3000, 300, 300, proportion=True)
     treatment = Moments(3000, 360, 360, proportion=True)
     result = compare(control, treatment, relative=False)
-    p = result.sequential_p_value
-    assert 0 < p < 1
-    rho2 = sequential_rho(0.05, 5000) ** 2  # the design rho, held fixed
-    n = 6000
-    halfwidth_at_p = math.sqrt(result.variance * n) * math.sqrt(
-        2 * (n * rho2 + 1) / (n**2 * rho2) * math.log(math.sqrt(n * rho2 + 1) / p)
-    )
-    assert halfwidth_at_p == pytest.approx(abs(result.lift), rel=1e-9)
+    # Worked out by hand: lift 0.02, variance 0.09/3000 + 0.1056/3000 = 6.52e-5, n = 6000,
+    # rho^2 = (-2 ln 0.05 + ln(1 - 2 ln 0.05)) / 5000; the p at which the half-width equals
+    # the lift is sqrt(n rho^2 + 1) exp(-lift^2 n rho^2 / (2 variance (n rho^2 + 1))).
+    assert round(result.sequential_p_value, 5) == 0.20206
+    assert result.variance == pytest.approx(6.52e-5)
 
 
 def test_srm_is_pearsons_chi_square_against_the_planned_split():

@@ -51,16 +51,13 @@ def test_each_arm_gets_the_gbstats_results_against_the_control():
     rows = by_variation(experiments.snapshot(GROWTHBOOK, {}, NOW))
     control, green = rows["control"], rows["green"]
     assert control["is_control"] and control.get("absolute_lift") is None
-    a, b = stats.Moments(3000, 1396.87, 52377.9767), stats.Moments(3461, 2422.7, 134698.29)
-    absolute = stats.compare(a, b, relative=False, n_star=1000)
-    relative = stats.compare(a, b, relative=True, n_star=1000)
-    assert (green["absolute_lift"], green["p_value"]) == (absolute.lift, absolute.p_value)
+    # GrowthBook's values (gbstats' unit tests) and, for the fixed-horizon p-value, Welch's t
+    # worked out by hand: lift 2422.7/3461 - 1396.87/3000 = 0.23438, se 0.12983, df ~6330.
+    assert round(green["absolute_lift"], 5) == 0.23438
+    assert round(green["p_value"], 4) == 0.0711
     assert round(green["sequential_absolute_ci_low"], 5) == -0.17909  # GrowthBook's value
     assert round(green["sequential_absolute_ci_high"], 5) == 0.64784
-    assert (green["sequential_relative_ci_low"], green["sequential_relative_ci_high"]) == (
-        relative.sequential_ci_low,
-        relative.sequential_ci_high,
-    )
+    assert round(green["sequential_relative_ci_high"], 5) == 1.56516
     assert round(green["sequential_relative_ci_low"], 5) == -0.55844
     # One snapshot: the always-valid values are this snapshot's, and the sequence straddles 0.
     assert green["snapshots"] == 1
