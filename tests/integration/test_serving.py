@@ -27,6 +27,7 @@ from tests.conftest import (
     land_simulated,
     record_anomaly_alerts,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +41,15 @@ def with_db(url: str, dbname: str, user: str | None = None) -> str:
     if user:
         netloc = f"{user}@{netloc.split('@', 1)[-1]}"
     return urlunsplit((parts.scheme, netloc, f"/{dbname}", parts.query, parts.fragment))
+
+
+PUBLISH_WINDOW: dict[str, object] = {}
+"""The server's clock just before and just after the fixture's publish."""
+
+
+def server_clock(url: str):
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("select clock_timestamp()").fetchone()[0]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +72,9 @@ def built(tmp_path_factory, postgres_url):
             conn.execute("drop database if exists serving_test")
             conn.execute("create database serving_test")
         url = with_db(postgres_url, "serving_test")
+        PUBLISH_WINDOW["before"] = server_clock(url)
         result = publish(settings, url)
+        PUBLISH_WINDOW["after"] = server_clock(url)
         yield settings, workspace, url, result
 
 
@@ -139,13 +151,14 @@ def test_publish_records_each_marts_freshness_per_tenant(built):
     _, workspace, url, result = built
     with tenant_conn(url, "acme") as conn:
         rows = conn.execute(
-            f"select tenant_id, mart, row_count, latest_loaded_at, published_at <= now() "
+            f"select tenant_id, mart, row_count, latest_loaded_at, published_at "
             f"from marts.{FRESHNESS_TABLE}"
         ).fetchall()
     assert {row[0] for row in rows} == {"acme"}
     assert {row[1] for row in rows} == set(result.rows) - NO_TRIGGERS_FIRED  # no rows, no age
-    for _, mart, count, _, published in rows:
-        assert published
+    for _, mart, count, _, published_at in rows:
+        # The time of the publish that wrote it, by the server's clock.
+        assert PUBLISH_WINDOW["before"] <= published_at <= PUBLISH_WINDOW["after"], mart
         expected = workspace.sql(f"select count(*) from marts.{mart} where tenant_id = 'acme'")
         assert count == expected[0][0], mart
     loaded = {mart: latest for _, mart, _, latest, _ in rows}
@@ -186,15 +199,16 @@ def test_readers_never_see_a_partial_or_missing_table_during_publish(built):
     expected = workspace.sql(
         "select count(*) from marts.mart_conversion_windows where tenant_id = 'acme'"
     )[0][0]
-    errors, counts = [], []
+    errors: list[str] = []
+    counts: list[list[int]] = [[], [], []]
     stop = threading.Event()
     login = create_tenant_login(url, "acme")
 
-    def reader() -> None:
+    def reader(seen: list[int]) -> None:
         with tenant_conn(url, "acme", login) as conn:
             while not stop.is_set():
                 try:
-                    counts.append(
+                    seen.append(
                         conn.execute(
                             "select count(*) from marts.mart_conversion_windows"
                         ).fetchone()[0]
@@ -202,18 +216,28 @@ def test_readers_never_see_a_partial_or_missing_table_during_publish(built):
                 except psycopg.Error as err:
                     errors.append(repr(err))
 
-    threads = [threading.Thread(target=reader) for _ in range(3)]
+    def every_reader_reads_again() -> None:
+        marks = [len(seen) for seen in counts]
+        wait_until(
+            lambda: all(len(seen) > mark for seen, mark in zip(counts, marks, strict=True)),
+            "every reader to read again",
+        )
+
+    threads = [threading.Thread(target=reader, args=(seen,)) for seen in counts]
     for thread in threads:
         thread.start()
     try:
+        every_reader_reads_again()
         for _ in range(3):
             publish(settings, url, force=True)  # copied and swapped even though unchanged
+            every_reader_reads_again()  # between swaps too, not only before and after
     finally:
         stop.set()
         for thread in threads:
             thread.join()
     assert errors == []
-    assert len(counts) > 10 and set(counts) == {expected}
+    assert {count for seen in counts for count in seen} == {expected}
+    # Readers caught inside a swap itself: test_publish_killed_midway_* below.
 
 
 def test_publish_copies_only_the_marts_that_changed(built):
