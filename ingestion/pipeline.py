@@ -195,6 +195,7 @@ def _landing_resource(spec: TableSpec, landing: LandingLog, lake_dir: Path):
         # receive time: a copy can only be in the same landing partition (same tenant) and
         # within DEDUPE_WINDOW, so a long backlog is not compared against all of itself.
         seen: list[tuple[set[str], object, pa.Table]] = []
+        yielded = False
         pending = [
             f
             for partition, files in sorted(by_partition.items())
@@ -217,10 +218,15 @@ def _landing_resource(spec: TableSpec, landing: LandingLog, lake_dir: Path):
                 if table.num_rows:
                     latest = pc.max(table["received_at"]).as_py()
                     seen.append((partitions, latest, table.select(list(spec.key))))
+                    yielded = True
                     yield table
             for partition in {f.partition for f in chunk}:
                 loaded = [f for f in chunk if f.partition == partition]
                 cursors[partition] = advance_cursor(cursors.get(partition, {}), loaded)
+        if not yielded and not (table_path / "_delta_log").exists():
+            # A first load with nothing to load still creates the table (empty, with bronze's
+            # schema and partitioning), so dbt, `lakepulse sql` and the checks can read it.
+            yield to_bronze(spec.schema.empty_table(), spec, loaded_at)
 
     return read_landing
 

@@ -91,16 +91,33 @@ def simulate(
         def progress(sent: int, accepted: int) -> None:
             bar.update(task, completed=sent, description=f"sent {sent}, accepted {accepted}")
 
+    import httpx
+
     try:
         accepted = run(
             generator, sender, rate=rate, total=total, duration=duration, on_progress=progress
         )
     except KeyboardInterrupt:
         accepted = None
+    except httpx.TransportError as err:
+        click.echo(
+            f"error: no collector answers at {sender.client.base_url} ({err}). Start one with "
+            "`lakepulse collect` (or `make demo`), or pass --url.",
+            err=True,
+        )
+        sys.exit(2)
     finally:
         if not quiet:
             bar.stop()
         sender.close()
+    if accepted == 0:
+        click.echo(
+            "error: the collector accepted no events: it knows none of these write keys. The "
+            "demo tenants' keys work only under `lakepulse demo`; register a tenant with "
+            "`lakepulse tenants add NAME` and pass --write-key NAME=KEY.",
+            err=True,
+        )
+        sys.exit(2)
     if accepted is not None:
         click.echo(f"{accepted} events accepted. Next: `lakepulse ingest` then `lakepulse build`.")
 
@@ -126,6 +143,17 @@ def ingest() -> None:
     click.echo("Next: `lakepulse build` to rebuild the marts.")
 
 
+def _require_bronze(settings: Settings) -> None:
+    """dbt reads bronze's Delta tables; before the first load there are none."""
+    if not (settings.bronze_events_path / "_delta_log").exists():
+        click.echo(
+            f"error: bronze does not exist yet ({settings.bronze_events_path}): run "
+            "`lakepulse ingest` first (it creates the tables, empty if no events were sent).",
+            err=True,
+        )
+        sys.exit(2)
+
+
 @main.command(
     help="dbt build: staging, intermediate and marts, with their tests. Any dbt build option "
     "passes through, e.g. lakepulse build --full-refresh --select mart_buyer_signals.",
@@ -140,6 +168,7 @@ def build(dbt_args: tuple[str, ...]) -> None:
     from lakepulse.warehouse.schema_drift import migration_message
 
     settings = _settings()
+    _require_bronze(settings)
     refused = prepare_dbt(settings).error  # dbt reads only validated trigger definitions
     if refused:
         click.echo(f"warning: {refused}; the previous valid triggers are built instead.", err=True)
@@ -346,6 +375,10 @@ def compact(retain_hours: int) -> None:
             f"  raw.{table:<16} {result['files_removed']} files compacted into "
             f"{result['files_added']}, {vacuumed.get(table, 0)} old files vacuumed"
         )
+    if not compacted:
+        click.echo(
+            "Nothing to compact: bronze does not exist yet. Send events, then `lakepulse ingest`."
+        )
 
 
 @main.command(help="Rebuild every mart from bronze (dbt full refresh), then republish.")
@@ -355,6 +388,7 @@ def replay() -> None:
     from lakepulse.operations.replay import replay as replay_marts
 
     settings = _settings()
+    _require_bronze(settings)
     try:
         replay_marts(settings)
     except subprocess.CalledProcessError as err:
@@ -429,8 +463,11 @@ def tenants_bi_login(name: str, customer_level: bool) -> None:
 def tenants_list() -> None:
     from ingestion.tenants import TenantRegistry
 
-    for name in TenantRegistry(_settings().tenants_file).tenants():
+    names = TenantRegistry(_settings().tenants_file).tenants()
+    for name in names:
         click.echo(name)
+    if not names:
+        click.echo("No tenants yet: `lakepulse tenants add NAME` registers one.", err=True)
 
 
 @main.group(help="Triggers (dbt_project/triggers.yml): validate, list, fire, deliver, retry.")
