@@ -397,6 +397,57 @@ def replay() -> None:
     click.echo("Every mart rebuilt from bronze" + (" and republished." if settings.pg_url else "."))
 
 
+@main.command(help="Fit every tenant's customer lifetime models (BG/NBD + Gamma-Gamma) now.")
+@click.option("--tenant", "tenant_ids", multiple=True, help="Only this tenant (repeatable).")
+def predict(tenant_ids: tuple[str, ...]) -> None:
+    from lakepulse.operations.predict import NothingToFit, TenantResult, fit_predictions
+
+    def show(result: TenantResult) -> None:
+        if result.model is None:
+            click.echo(f"  {result.tenant_id}: not fitted: {result.error}")
+            return
+        fit, holdout = result.model.fit, result.model.holdout
+        click.echo(
+            f"  {result.tenant_id}: {fit.customers} customers ({fit.repeat_customers} repeat) "
+            f"to {result.observation_end}, fitted in {result.seconds:.1f} s"
+        )
+        click.echo(
+            f"    BG/NBD      r={fit.r:.4g} alpha={fit.alpha:.4g} days a={fit.a:.4g} "
+            f"b={fit.b:.4g} (log-likelihood {fit.log_likelihood:.1f})"
+        )
+        if fit.p is None:
+            click.echo("    Gamma-Gamma not fitted (too few repeat customers)")
+        else:
+            click.echo(f"    Gamma-Gamma p={fit.p:.4g} q={fit.q:.4g} gamma={fit.gamma:.4g}")
+        if holdout is None:
+            click.echo("    holdout     none (too little history before the last 30 days)")
+        else:
+            ratio = "n/a" if holdout.ratio is None else f"{holdout.ratio:.3f}"
+            click.echo(
+                f"    holdout     last {holdout.days} days: predicted "
+                f"{holdout.predicted_orders:.1f} vs actual {holdout.actual_orders} orders "
+                f"(ratio {ratio}), MAE {holdout.mae:.3f} per customer"
+            )
+
+    try:
+        results = fit_predictions(_settings(), list(tenant_ids) or None, on_tenant=show)
+    except NothingToFit as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+    fitted = sum(1 for r in results if r.model is not None)
+    if not results:
+        click.echo(
+            "No orders yet: nothing to fit. Send traffic, then `lakepulse ingest` and build."
+        )
+        return
+    click.echo(
+        f"{fitted} of {len(results)} tenants fitted and recorded. Next: the next build applies "
+        "the fits to every customer (`lakepulse build --select mart_clv_model "
+        "mart_customer_predictions`), then `lakepulse publish` serves marts.mart_clv_model and "
+        "marts.mart_customer_predictions; the running pipeline does both by itself."
+    )
+
+
 @main.group(help="Tenants (merchants) and their write keys.")
 def tenants() -> None:
     pass

@@ -128,6 +128,11 @@ class Settings:
         return self.lake_dir / "triggers" / ".deliver.lock"
 
     @property
+    def clv_fits_path(self) -> Path:
+        """Delta table of the customer-lifetime model fits (one row per tenant and fit)."""
+        return self.lake_dir / "predictions" / "clv_fits"
+
+    @property
     def warehouse_path(self) -> Path:
         """DuckDB file dbt builds into; only the pipeline writes it."""
         return self.home / "warehouse" / "lakepulse.duckdb"

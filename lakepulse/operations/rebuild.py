@@ -18,6 +18,7 @@ from lakepulse.warehouse.dbt import (
     remember_build,
     run_dbt,
 )
+from lakepulse.warehouse.prediction_tables import ensure_prediction_tables
 from lakepulse.warehouse.publish import publish
 from lakepulse.warehouse.replica import refresh_replica
 from lakepulse.warehouse.schema_drift import (
@@ -39,10 +40,11 @@ def prepare_dbt(settings: Settings) -> Installed:
 
 
 def ensure_sources(settings: Settings) -> None:
-    """The tables dbt reads as sources but does not write (trigger firings and deliveries):
-    empty until their writers' first rows, but there."""
+    """The tables dbt reads as sources but does not write (trigger firings and deliveries,
+    customer-lifetime fits): empty until their writers' first rows, but there."""
     settings.ensure_dirs()
     ensure_trigger_tables(settings)
+    ensure_prediction_tables(settings)
 
 
 def prepare_build(

@@ -29,6 +29,7 @@ a state that does not match the live table, ``force``) copies the whole table an
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import time
@@ -54,6 +55,7 @@ CUSTOMER_LEVEL_MARTS: set[str] = {
     "mart_buyer_signals",
     "fct_trigger_firings",
     "fct_trigger_deliveries",
+    "mart_customer_predictions",
 }
 """Marts with a row per user or session: a plain BI login reads only aggregates. A module that
 publishes another user-level table adds its name here."""
@@ -78,6 +80,8 @@ MARTS: dict[str, tuple[str, ...]] = {
     "mart_rejected_events": ("tenant_id", "rejected_minute"),
     "fct_trigger_deliveries": ("tenant_id", "trigger", "fired_at"),
     "mart_trigger_impact": ("tenant_id", "trigger"),
+    "mart_clv_model": ("tenant_id", "fitted_at"),
+    "mart_customer_predictions": ("tenant_id", "churn_risk"),
 }
 """Published marts and the index each gets for dashboard filters (tenant, then date)."""
 
@@ -130,6 +134,7 @@ DELTA_KEYS: dict[str, tuple[str, ...]] = {
     "fct_sessions": ("tenant_id", "session_id"),
     "dim_users": ("tenant_id", "user_key"),
     "mart_buyer_signals": ("tenant_id", "user_key"),
+    "mart_customer_predictions": ("tenant_id", "user_key"),
 }
 """Marts published as a delta, by their unique key (each has a uniqueness test on it). A delta
 is the keys whose rows changed: mart_buyer_signals keeps no clock in its rows, so a minute
@@ -193,6 +198,7 @@ def _swap(
         conn.execute(sql.SQL("drop table if exists {}.{}").format(marts, old))
         conn.execute(sql.SQL("alter table if exists {}.{} rename to {}").format(marts, live, old))
         conn.execute(sql.SQL("alter table {}.{} rename to {}").format(marts, new, live))
+        _fault_pause("swap", mart)
         conn.execute(sql.SQL("drop table if exists {}.{}").format(marts, old))
         conn.execute(
             sql.SQL("alter index {}.{} rename to {}").format(
@@ -207,6 +213,19 @@ def _swap(
             )
         if fingerprint is not None:  # in the swap's transaction: never ahead of the table
             _record_fingerprint(conn, mart, fingerprint)
+
+
+FAULT_PAUSE = "LAKEPULSE_FAULT_PAUSE_IN_PUBLISH"
+
+
+def _fault_pause(point: str, mart: str) -> None:
+    """Fault injection for crash tests: with ``LAKEPULSE_FAULT_PAUSE_IN_PUBLISH=point:mart``
+    (``swap``: after the renames; ``delta``: after the delete, before the insert) the publish
+    stops there, inside the open transaction, so a test can SIGKILL it at exactly that point.
+    Unset in production."""
+    if os.environ.get(FAULT_PAUSE) == f"{point}:{mart}":
+        print(f"paused: {point} of {mart}", flush=True)
+        time.sleep(600)
 
 
 def _record_fingerprint(conn: psycopg.Connection, mart: str, fingerprint: str) -> None:
@@ -363,6 +382,7 @@ def _publish_delta(duck, conn: psycopg.Connection, mart: str, fingerprint: str) 
                 sql.Identifier(SCHEMA), target, admin, sql.Identifier(changed_keys), matches
             )
         )
+        _fault_pause("delta", mart)
         conn.execute(
             sql.SQL("insert into {}.{} select * from {}.{}").format(
                 sql.Identifier(SCHEMA), target, admin, sql.Identifier(changed_rows)
