@@ -10,8 +10,9 @@ export RUNTIME__DLTHUB_TELEMETRY := false
 export GX_ANALYTICS_ENABLED := False
 export DAGSTER_DISABLE_TELEMETRY := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install demo test lint unit e2e bench clean lock bi
+.PHONY: install demo test lint unit e2e bench clean lock bi docs
 
 # Pinned: pyproject.toml names the direct dependencies, requirements.lock every transitive one.
 $(STAMP): pyproject.toml requirements.lock
@@ -55,9 +56,14 @@ test: $(STAMP) $(NODE_SDK) $(BROWSER_SDK) $(CHROMIUM) bi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mkdocs build --strict
 	@# Two workers for most tests; the timing-sensitive ones alone afterwards.
 	$(BIN)/pytest -m "not serial" -n 2 --dist loadfile
 	$(BIN)/pytest -m serial
+
+# The docs site (mkdocs.yml, docs/) at http://127.0.0.1:8000, rebuilt on every save.
+docs: $(STAMP)
+	$(BIN)/mkdocs serve
 
 unit: $(STAMP)
 	$(BIN)/pytest -m "not integration and not e2e"
@@ -83,4 +89,4 @@ lock:
 	/tmp/lakepulse-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 
 clean:
-	rm -rf $(VENV) bi/.venv .pytest_cache .ruff_cache dbt_project/target dbt_project/logs
+	rm -rf $(VENV) bi/.venv .pytest_cache .ruff_cache dbt_project/target dbt_project/logs site
