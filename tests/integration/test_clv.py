@@ -11,15 +11,22 @@ orders rather than first completions, biases the fit and fails the test.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
+import psycopg
 import pytest
 
 from ingestion.contract import normalize
 from ingestion.landing import LandingLog
+from lakepulse.core.settings import PROJECT_ROOT
 from lakepulse.operations.predict import fit_predictions
+from lakepulse.warehouse import publish as publish_module
+from lakepulse.warehouse.publish import create_tenant_login, publish
 
 pytestmark = pytest.mark.integration
 
@@ -91,30 +98,36 @@ def land_customers(settings, tenant: str, customers: list[dict], seed: int) -> d
 
     for customer in customers:
         days = []
+        revenue: dict[int, float] = {}
         for number, (t, spend) in enumerate(
             zip(customer["times"], customer["spends"], strict=True)
         ):
             at = START + timedelta(days=t)
             day_start = at.replace(hour=0, minute=0, second=0, microsecond=0)
-            days.append((day_start - START).days)
+            day = (day_start - START).days
+            days.append(day)
             order_id = f"{customer['user']}-{number}"
             if rng.random() < 0.25:  # two orders on one day: one occasion
                 share = rng.uniform(0.2, 0.8)
                 earlier = day_start + (at - day_start) / 2
-                emit(
-                    order_message(customer["user"], earlier, order_id + "a", spend * share), earlier
-                )
+                first = order_message(customer["user"], earlier, order_id + "a", spend * share)
+                emit(first, earlier)
+                revenue[day] = revenue.get(day, 0.0) + first["properties"]["revenue"]
                 spend *= 1 - share
-            emit(order_message(customer["user"], at, order_id, spend), at)
+            message = order_message(customer["user"], at, order_id, spend)
+            emit(message, at)
+            revenue[day] = revenue.get(day, 0.0) + message["properties"]["revenue"]
             if rng.random() < 0.05:  # the same order completed twice: one order
                 again = at + timedelta(minutes=10)
                 emit(order_message(customer["user"], again, order_id, spend), again)
         occasions = sorted(set(days))
         customer["days"] = occasions
+        repeats = [revenue[d] for d in occasions[1:]]
         expected[customer["user"]] = (
             len(occasions) - 1,
             occasions[-1] - occasions[0],
             (DAYS - 1) - occasions[0],
+            sum(repeats) / len(repeats) if repeats else 0.0,
         )
     # The tenant's clock: an event on the last observed day.
     last = START + timedelta(days=DAYS - 1, hours=23, minutes=59)
@@ -156,7 +169,7 @@ def test_fit_recovers_known_bgnbd_parameters_through_the_pipeline(settings, work
     assert result.error is None and result.observation_end == date(2025, 12, 30)
     fit = result.model.fit
     assert fit.customers == CUSTOMERS
-    assert fit.repeat_customers == sum(1 for x, _, _ in expected.values() if x > 0)
+    assert fit.repeat_customers == sum(1 for x, *_ in expected.values() if x > 0)
     recovered = {k: getattr(fit, k) for k in TRUTH}
     for name, truth in TRUTH.items():
         assert abs(recovered[name] / truth - 1) < 0.10, (name, recovered, TRUTH)
@@ -184,12 +197,74 @@ def test_fit_recovers_known_bgnbd_parameters_through_the_pipeline(settings, work
     assert (customers_seen, holdout_actual) == (CUSTOMERS, actual)
     assert (r, alpha) == pytest.approx((fit.r, fit.alpha))
     rows = workspace.sql(
-        "select user_key, frequency, recency_days, age_days, p_alive, churn_risk "
-        "from marts.mart_customer_predictions where tenant_id = 'synth' order by user_key"
+        "select user_key, frequency, recency_days, age_days, monetary_value, p_alive, "
+        "churn_risk from marts.mart_customer_predictions where tenant_id = 'synth' "
+        "order by user_key"
     )
     assert len(rows) == CUSTOMERS
     params = {"r": fit.r, "alpha": fit.alpha, "a": fit.a, "b": fit.b}
-    for user, x, t_x, age, alive, risk in rows[:500]:
-        assert (x, t_x, age) == expected[user]
+    for user, x, t_x, age, monetary, alive, risk in rows[:500]:
+        assert (x, t_x, age) == expected[user][:3]
+        assert monetary == pytest.approx(expected[user][3], abs=1e-6)
         assert alive == pytest.approx(p_alive(params, x, t_x, age), rel=1e-9)
         assert (risk == "one_time") == (x == 0)
+
+
+def test_predict_cli_and_only_customer_level_logins_read_the_predictions(
+    settings, workspace, postgres_url
+):
+    small = {"r": 2.0, "alpha": 50.0, "a": 0.8, "b": 3.0}
+    counts = {"acme": 300, "globex": 200}
+    for seed, (tenant, n) in enumerate(counts.items()):
+        land_customers(settings, tenant, simulate_customers(n, seed, small), seed)
+    workspace.ingest()
+    workspace.build(*SELECT)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "lakepulse.cli", "predict"],
+        env=settings.process_env(),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for tenant, n in counts.items():
+        assert f"{tenant}: {n} customers" in out
+    assert out.count("BG/NBD      r=") == 2 and out.count("holdout     last 30 days") == 2
+    assert "2 of 2 tenants fitted" in out and "lakepulse publish" in out
+
+    workspace.build(*MARTS)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("drop database if exists clv_test")
+        conn.execute("create database clv_test")
+    url = with_db(postgres_url, "clv_test")
+    published = publish(settings, url, {m: MARTS_INDEX[m] for m in MARTS_INDEX})
+    assert published.rows == {"mart_clv_model": 2, "mart_customer_predictions": 500}
+
+    def login(tenant: str, customer_level: bool) -> psycopg.Connection:
+        role, password = create_tenant_login(url, tenant, customer_level=customer_level)
+        return psycopg.connect(
+            with_db(url, "clv_test", user=role), password=password, autocommit=True
+        )
+
+    with login("acme", customer_level=False) as conn:
+        assert conn.execute("select tenant_id, customers from marts.mart_clv_model").fetchall() == [
+            ("acme", 300)
+        ]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("select count(*) from marts.mart_customer_predictions")
+    with login("globex", customer_level=True) as conn:
+        assert conn.execute(
+            "select tenant_id, count(*) from marts.mart_customer_predictions group by 1"
+        ).fetchall() == [("globex", 200)]
+
+
+def with_db(url: str, dbname: str, user: str | None = None) -> str:
+    parts = urlsplit(url)
+    netloc = f"{user}@{parts.netloc.split('@', 1)[-1]}" if user else parts.netloc
+    return urlunsplit((parts.scheme, netloc, f"/{dbname}", parts.query, parts.fragment))
+
+
+MARTS_INDEX = {m: publish_module.MARTS[m] for m in ("mart_clv_model", "mart_customer_predictions")}
