@@ -29,6 +29,7 @@ a state that does not match the live table, ``force``) copies the whole table an
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import time
@@ -197,6 +198,7 @@ def _swap(
         conn.execute(sql.SQL("drop table if exists {}.{}").format(marts, old))
         conn.execute(sql.SQL("alter table if exists {}.{} rename to {}").format(marts, live, old))
         conn.execute(sql.SQL("alter table {}.{} rename to {}").format(marts, new, live))
+        _fault_pause("swap", mart)
         conn.execute(sql.SQL("drop table if exists {}.{}").format(marts, old))
         conn.execute(
             sql.SQL("alter index {}.{} rename to {}").format(
@@ -211,6 +213,19 @@ def _swap(
             )
         if fingerprint is not None:  # in the swap's transaction: never ahead of the table
             _record_fingerprint(conn, mart, fingerprint)
+
+
+FAULT_PAUSE = "LAKEPULSE_FAULT_PAUSE_IN_PUBLISH"
+
+
+def _fault_pause(point: str, mart: str) -> None:
+    """Fault injection for crash tests: with ``LAKEPULSE_FAULT_PAUSE_IN_PUBLISH=point:mart``
+    (``swap``: after the renames; ``delta``: after the delete, before the insert) the publish
+    stops there, inside the open transaction, so a test can SIGKILL it at exactly that point.
+    Unset in production."""
+    if os.environ.get(FAULT_PAUSE) == f"{point}:{mart}":
+        print(f"paused: {point} of {mart}", flush=True)
+        time.sleep(600)
 
 
 def _record_fingerprint(conn: psycopg.Connection, mart: str, fingerprint: str) -> None:
@@ -283,6 +298,9 @@ def _publish(
                         sql.Identifier(SCHEMA), sql.Identifier(staging)
                     )
                 )
+                # DuckDB's catalog of `pg` still lists a staging table a killed publish left
+                # behind: forget it, or the copy below fills a table that is no longer there.
+                duck.execute("call pg_clear_cache()")
                 duck.execute(
                     f'create table pg.{SCHEMA}."{staging}" as select * from wh.{SCHEMA}."{mart}"'
                 )
@@ -353,6 +371,7 @@ def _publish_delta(duck, conn: psycopg.Connection, mart: str, fingerprint: str) 
     )
     for staged in (changed_keys, changed_rows):
         conn.execute(sql.SQL("drop table if exists {}.{}").format(admin, sql.Identifier(staged)))
+    duck.execute("call pg_clear_cache()")  # as in _publish: a killed delta's staged tables
     duck.execute(f'create table pg.{ADMIN_SCHEMA}."{changed_keys}" as select * from delta_keys')
     duck.execute(
         f'create table pg.{ADMIN_SCHEMA}."{changed_rows}" as select m.* '
@@ -367,6 +386,7 @@ def _publish_delta(duck, conn: psycopg.Connection, mart: str, fingerprint: str) 
                 sql.Identifier(SCHEMA), target, admin, sql.Identifier(changed_keys), matches
             )
         )
+        _fault_pause("delta", mart)
         conn.execute(
             sql.SQL("insert into {}.{} select * from {}.{}").format(
                 sql.Identifier(SCHEMA), target, admin, sql.Identifier(changed_rows)
