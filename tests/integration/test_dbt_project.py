@@ -2,6 +2,7 @@
 under contract, docs generate, and a full build passes on simulated traffic."""
 
 import json
+import re
 import subprocess
 
 import duckdb
@@ -84,7 +85,17 @@ def test_build_and_docs_on_simulated_traffic(settings, workspace):
     workspace.build()
     # The pipeline's build leaves unit tests to development and CI: here they run.
     unit = run_dbt(settings, "test", "--select", "test_type:unit", capture=True).stdout
-    assert "PASS=12" in unit.replace(" ", "")
+    # Every unit test of the project ran and passed: the summary's counts, exactly, against
+    # the unit tests the manifest holds (at least the twelve written when this was).
+    manifest = json.loads(settings.dbt_manifest_path.read_text())
+    declared = set(manifest["unit_tests"])
+    assert len(declared) >= 12
+    run = json.loads((settings.dbt_target_dir / "run_results.json").read_text())
+    assert {r["unique_id"] for r in run["results"]} == declared
+    assert {r["status"] for r in run["results"]} == {"pass"}
+    summary = re.search(r"PASS=(\d+)\s+WARN=(\d+)\s+ERROR=(\d+)\s+SKIP=(\d+)", unit)
+    assert summary is not None, unit
+    assert summary.groups() == (str(len(declared)), "0", "0", "0"), unit
     run_dbt(settings, "docs", "generate", capture=True)
     catalog = json.loads((settings.dbt_target_dir / "catalog.json").read_text())
     built = {node["metadata"]["name"] for node in catalog["nodes"].values()}
