@@ -10,6 +10,7 @@ from lakepulse.operations.rebuild import ensure_sources
 from orchestration.assets.bronze import build_bronze_assets, landing_log_spec
 from orchestration.assets.dbt import build_dbt_assets
 from orchestration.assets.maintenance import compaction, retention
+from orchestration.assets.predictions import clv_fits
 from orchestration.assets.serving import build_publish_asset
 from orchestration.assets.triggers import build_trigger_assets, triggers_yml, triggers_yml_valid
 from orchestration.checks import (
@@ -23,10 +24,11 @@ from orchestration.jobs import (
     build_replay_job,
     compaction_job,
     erase_user_job,
+    predict_job,
     retention_job,
 )
 from orchestration.resources import LakepulseResource, dbt_project_for, dbt_resource
-from orchestration.schedules import compaction_schedule, retention_schedule
+from orchestration.schedules import compaction_schedule, predictions_schedule, retention_schedule
 from orchestration.sensors import build_delivery_sensor, build_landing_sensor
 
 
@@ -43,7 +45,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     freshness = build_freshness_checks()
     ingest_and_build = build_ingest_and_build_job(*pipeline_assets, leave_out=tuple(freshness))
     return dg.Definitions(
-        assets=[landing_log_spec, *pipeline_assets, retention, compaction],
+        assets=[landing_log_spec, *pipeline_assets, retention, compaction, clv_fits],
         asset_checks=[
             triggers_yml_valid,
             bronze_events_quality,
@@ -56,8 +58,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             retention_job,
             compaction_job,
             erase_user_job,
+            predict_job,
         ],
-        schedules=[retention_schedule, compaction_schedule],
+        schedules=[retention_schedule, compaction_schedule, predictions_schedule],
         sensors=[
             build_landing_sensor(ingest_and_build, settings),
             build_freshness_sensor(freshness),

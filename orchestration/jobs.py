@@ -67,6 +67,11 @@ retention_job = maintenance_job(
 compaction_job = maintenance_job(
     "compaction", ["maintenance", "compaction"], "OPTIMIZE and VACUUM the bronze tables."
 )
+predict_job = maintenance_job(
+    "predict",
+    ["predictions", "clv_fits"],
+    "Fit every tenant's customer lifetime models (same as `lakepulse predict`).",
+)
 
 
 @job(

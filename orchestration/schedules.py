@@ -1,8 +1,9 @@
-"""Schedules: retention nightly, compaction hourly (both serialised with the minute runs)."""
+"""Schedules: retention nightly, compaction hourly, the customer-lifetime fits daily (all
+serialised with the minute runs)."""
 
 from dagster import DefaultScheduleStatus, ScheduleDefinition
 
-from orchestration.jobs import compaction_job, retention_job
+from orchestration.jobs import compaction_job, predict_job, retention_job
 
 retention_schedule = ScheduleDefinition(
     name="nightly_retention",
@@ -20,4 +21,13 @@ compaction_schedule = ScheduleDefinition(
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
     description="Every hour at :30: compact the minute loads' small files, vacuum old ones.",
+)
+
+predictions_schedule = ScheduleDefinition(
+    name="daily_predictions",
+    job=predict_job,
+    cron_schedule="45 2 * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="02:45 UTC: fit every tenant's customer lifetime models (`lakepulse predict`).",
 )

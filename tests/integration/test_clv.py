@@ -17,6 +17,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
+import dagster as dg
 import numpy as np
 import psycopg
 import pytest
@@ -27,6 +28,7 @@ from lakepulse.core.settings import PROJECT_ROOT
 from lakepulse.operations.predict import fit_predictions
 from lakepulse.warehouse import publish as publish_module
 from lakepulse.warehouse.publish import create_tenant_login, publish
+from orchestration.definitions import build_definitions
 
 pytestmark = pytest.mark.integration
 
@@ -220,6 +222,17 @@ def test_predict_cli_and_only_customer_level_logins_read_the_predictions(
     workspace.ingest()
     workspace.build(*SELECT)
 
+    # The daily Dagster job (its schedule runs it at 02:45 UTC), then the CLI: two fits each.
+    defs = build_definitions(settings)
+    assert defs.resolve_schedule_def("daily_predictions").job_name == "predict"
+    with dg.instance_for_test() as instance:
+        run = defs.resolve_job_def("predict").execute_in_process(instance=instance)
+    assert run.success
+    [materialization] = run.asset_materializations_for_node("predictions__clv_fits")
+    metadata = materialization.metadata
+    assert metadata["tenants_fitted"].value == 2
+    assert metadata["acme"].value["customers"] == 300 and metadata["acme"].value["holdout"]
+
     result = subprocess.run(
         [sys.executable, "-m", "lakepulse.cli", "predict"],
         env=settings.process_env(),
@@ -236,12 +249,18 @@ def test_predict_cli_and_only_customer_level_logins_read_the_predictions(
     assert "2 of 2 tenants fitted" in out and "lakepulse publish" in out
 
     workspace.build(*MARTS)
+    # Each tenant's customers are predicted from its latest fit.
+    assert workspace.sql(
+        "select distinct tenant_id, fitted_at from marts.mart_customer_predictions order by 1"
+    ) == workspace.sql(
+        "select tenant_id, max(fitted_at) from marts.mart_clv_model group by 1 order by 1"
+    )
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("drop database if exists clv_test")
         conn.execute("create database clv_test")
     url = with_db(postgres_url, "clv_test")
     published = publish(settings, url, {m: MARTS_INDEX[m] for m in MARTS_INDEX})
-    assert published.rows == {"mart_clv_model": 2, "mart_customer_predictions": 500}
+    assert published.rows == {"mart_clv_model": 4, "mart_customer_predictions": 500}
 
     def login(tenant: str, customer_level: bool) -> psycopg.Connection:
         role, password = create_tenant_login(url, tenant, customer_level=customer_level)
@@ -251,7 +270,8 @@ def test_predict_cli_and_only_customer_level_logins_read_the_predictions(
 
     with login("acme", customer_level=False) as conn:
         assert conn.execute("select tenant_id, customers from marts.mart_clv_model").fetchall() == [
-            ("acme", 300)
+            ("acme", 300),
+            ("acme", 300),
         ]
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("select count(*) from marts.mart_customer_predictions")

@@ -1,0 +1,46 @@
+"""The `predictions` group: each tenant's customer-lifetime fit (BG/NBD + Gamma-Gamma), daily by
+the `daily_predictions` schedule, the same workflow as `lakepulse predict`. The dbt models
+mart_clv_model and mart_customer_predictions read the fits downstream (source
+`predictions.clv_fits`), in the next minute's build."""
+
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+
+from lakepulse.operations.predict import NothingToFit, fit_predictions
+from orchestration.resources import LakepulseResource
+
+OWNER = "team:analytics-engineering"
+
+
+@asset(
+    key=AssetKey(["predictions", "clv_fits"]),
+    deps=[AssetKey(["int_customer_orders"]), AssetKey(["int_tenant_clocks"])],
+    group_name="predictions",
+    owners=[OWNER],
+    kinds={"delta", "python"},
+    description="Fits every tenant's customer lifetime models (BG/NBD + Gamma-Gamma, maximum "
+    "likelihood, purchase occasions per day) and appends one row per tenant to "
+    "lake/predictions/clv_fits, with the holdout accuracy of a fit made without the last 30 "
+    "days. Metadata: each tenant's parameters and accuracy, or why it was not fitted.",
+)
+def clv_fits(context: AssetExecutionContext, lakepulse: LakepulseResource) -> MaterializeResult:
+    try:
+        results = fit_predictions(lakepulse.settings)
+    except NothingToFit as err:
+        context.log.warning(str(err))
+        return MaterializeResult(metadata={"tenants_fitted": 0, "note": str(err)})
+    metadata: dict = {"tenants_fitted": sum(1 for r in results if r.model is not None)}
+    for result in results:
+        if result.model is None:
+            context.log.warning(f"{result.tenant_id} not fitted: {result.error}")
+            metadata[result.tenant_id] = MetadataValue.text(f"not fitted: {result.error}")
+        else:
+            holdout = result.model.holdout
+            metadata[result.tenant_id] = MetadataValue.json(
+                {
+                    "observation_end": str(result.observation_end),
+                    **result.model.fit.as_dict(),
+                    "holdout": holdout.as_dict() if holdout else None,
+                    "seconds": result.seconds,
+                }
+            )
+    return MaterializeResult(metadata=metadata)
