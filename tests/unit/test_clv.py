@@ -138,3 +138,18 @@ def test_too_few_customers_is_a_clear_error():
     frame = orders(("ann", "2025-01-01", 1.0), ("ann", "2025-01-03", 1.0))
     with pytest.raises(clv.FitError, match="at least 20"):
         clv.fit(clv.rfm_summary(frame, date(2025, 1, 10)))
+
+
+def test_the_summary_agrees_with_lifetimes_own_on_cdnow():
+    """lifetimes' `summary_data_from_transaction_data` (freq="D") is the usual RFM summary;
+    ours must give the same per-day frequency, recency, T and monetary value."""
+    from lifetimes.utils import summary_data_from_transaction_data
+
+    frame = cdnow_orders()
+    theirs = summary_data_from_transaction_data(
+        frame, "customer_id", "order_date", "revenue", observation_period_end="1998-06-30", freq="D"
+    ).sort_index()
+    ours = clv.rfm_summary(frame, date(1998, 6, 30))
+    assert list(ours.index) == list(theirs.index)
+    for column in ("frequency", "recency", "T", "monetary_value"):
+        assert ours[column].to_numpy() == pytest.approx(theirs[column].to_numpy(), abs=1e-9), column
