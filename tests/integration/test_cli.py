@@ -66,28 +66,51 @@ def test_build_passes_dbt_options_through(settings, workspace):
     assert "fct_sessions" not in result.stdout  # only the selected model ran
 
 
+_HOLD_DUCKDB = """
+import sys, time, duckdb
+conn = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == "read")
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def hold_duckdb(path, mode: str) -> subprocess.Popen:
+    """Another process with ``path`` open as a build (``write``: DuckDB's exclusive lock) or a
+    reader (``read``) has it, returned once it holds it; kill it to let go."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_DUCKDB, str(path), mode], stdout=subprocess.PIPE
+    )
+    assert holder.stdout.readline() == b"held\n"
+    return holder
+
+
 def test_sql_answers_while_a_build_is_running(settings, workspace):
     from tests.conftest import land_simulated
 
     land_simulated(settings, 2_000)
     workspace.ingest()
     workspace.build()
-    before = cli(settings, "sql", "select count(*) as n from marts.fct_sessions")
+    query = "select count(*) as n from marts.fct_sessions"
+    before = cli(settings, "sql", query)
     assert before.returncode == 0, before.stderr
-    build = subprocess.Popen(
-        [sys.executable, "-m", "lakepulse.cli", "build"],
-        env=settings.process_env(),
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    answers = []
-    while build.poll() is None:
-        result = cli(settings, "sql", "select count(*) as n from marts.fct_sessions")
-        answers.append(
-            (result.returncode, result.stdout.split()[-1] if result.stdout else result.stderr)
-        )
-    assert build.returncode == 0, "the build must not be blocked by readers"
-    assert len(answers) >= 2
-    assert all(code == 0 for code, _ in answers), answers
-    assert {value for _, value in answers} == {before.stdout.split()[-1]}
+    count = before.stdout.split()[-1]
+
+    # A build holds the warehouse's write lock for as long as dbt runs: `sql` does not need it.
+    writer = hold_duckdb(settings.warehouse_path, "write")
+    try:
+        during = cli(settings, "sql", query)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert during.returncode == 0, during.stderr
+    assert during.stdout.split()[-1] == count
+
+    # A reader with the marts open does not block a build, and keeps the copy it opened.
+    reader = hold_duckdb(settings.replica_path, "read")
+    try:
+        build = cli(settings, "build")
+        assert build.returncode == 0, "the build must not be blocked by readers"
+    finally:
+        reader.kill()
+        reader.wait()
+    assert cli(settings, "sql", query).stdout.split()[-1] == count  # nothing new to build
