@@ -9,6 +9,7 @@ reader never sees a partial file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -65,12 +66,18 @@ def _publish(directory: Path, body: bytes, name: Callable[[], str]) -> Path:
     tmp = directory / f".tmp-{_token()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     try:
-        view = memoryview(body)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        # A full or failing disk: no half-written file stays behind (nor its space).
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     final = directory / name()
     os.rename(tmp, final)
     _fsync_dir(directory)
