@@ -69,6 +69,8 @@ class WebhookSink:
         self.requests: list[Received] = []
         self._lock = threading.Lock()
         self._released = threading.Event()
+        self._open = threading.Event()
+        self._open.set()
         self._in_flight = 0
         self._last_activity = time.monotonic()
         sink = self
@@ -88,6 +90,7 @@ class WebhookSink:
                         return
                     if sink.delay_seconds:
                         sink._released.wait(sink.delay_seconds)
+                    sink._open.wait()
                     sink._answer(self, body)
                 finally:
                     with sink._lock:
@@ -125,6 +128,21 @@ class WebhookSink:
         if self.on_request:
             self.on_request(received)
 
+    def hold(self) -> None:
+        """Keep every request from now on unanswered (received, not recorded) until
+        :meth:`release`: a test can stop a sender mid-batch at a known request."""
+        self._open.clear()
+
+    def release(self) -> None:
+        """Answer the held requests, and the next ones at once."""
+        self._open.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet answered."""
+        with self._lock:
+            return self._in_flight
+
     def wait_idle(self, quiet_seconds: float = 0.5, timeout: float = 30.0) -> bool:
         """Wait until no request has been handled for ``quiet_seconds``, so ``requests`` holds
         every request a sender that has gone (killed, say) will ever have made. Read in the
@@ -150,6 +168,7 @@ class WebhookSink:
 
     def stop(self) -> None:
         self._released.set()
+        self._open.set()
         self.server.shutdown()
         self.server.server_close()
 

@@ -3,6 +3,7 @@
 import socket
 
 from lakepulse.triggers.sink import WebhookSink
+from tests.waiting import wait_until
 
 
 def _post_and_hang_up(url_port: int) -> None:
@@ -17,12 +18,16 @@ def _post_and_hang_up(url_port: int) -> None:
 
 
 def test_wait_idle_counts_a_request_still_being_answered_when_its_sender_left():
-    with WebhookSink(delay_seconds=1.0) as sink:
+    with WebhookSink() as sink:
+        sink.hold()
         _post_and_hang_up(sink.server.server_address[1])
-        seen_at_once = len(sink.requests)
+        wait_until(lambda: sink.in_flight == 1, "the sink to receive the request")
+        seen_while_held = len(sink.requests)  # received, not yet answered: not counted
+        assert not sink.wait_idle(quiet_seconds=0.1, timeout=0.5)  # in flight: not idle
+        sink.release()
         assert sink.wait_idle(quiet_seconds=0.2)
         seen_when_idle = len(sink.requests)
-    assert seen_at_once == 0  # the sink was still in its delay: a count read now misses it
+    assert seen_while_held == 0
     assert seen_when_idle == 1
 
 
