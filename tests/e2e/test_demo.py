@@ -16,6 +16,7 @@ import pytest
 
 from lakepulse.core.settings import PROJECT_ROOT, Settings
 from tests.conftest import free_port
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
@@ -144,13 +145,22 @@ def test_demo_builds_marts_and_stops_cleanly(tmp_path, monkeypatch):
         demo.send_signal(signal.SIGINT)
         demo.wait(timeout=60)
     assert demo.returncode == 0, out_path.read_text()[-3000:]
-    time.sleep(1)
-    leftovers = [
-        p
-        for p in seen
-        if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-    ]
-    assert leftovers == [], f"processes still running after Ctrl-C: {leftovers}"
+
+    def leftovers() -> list[int]:
+        alive = []
+        for p in seen:
+            try:
+                if psutil.Process(p).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        return alive
+
+    # Children reaped by their parents a moment after the demo itself exits: wait for it.
+    try:
+        wait_until(lambda: not leftovers(), "the demo's processes to exit", timeout=60)
+    except TimeoutError:
+        pytest.fail(f"processes still running after Ctrl-C: {leftovers()}")
     pgdata = str(settings.home / "postgres" / "data")
     servers = [
         p for p in psutil.process_iter(["cmdline"]) if pgdata in " ".join(p.info["cmdline"] or [])
