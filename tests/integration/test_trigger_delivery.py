@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -549,3 +550,102 @@ def test_secrets_and_secret_urls_never_reach_the_state_table(settings, tmp_path)
     assert "Connection refused" in states[("f-cart_abandoned-00001", "team")]["last_error"]
     stored = json.dumps(delivery_rows(settings), default=str)
     assert "SECRETPATH" not in stored and SECRET not in stored
+
+
+def test_408_and_429_are_retried_with_the_same_idempotency_key(settings, tmp_path):
+    with WebhookSink(statuses=[408, 429]) as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url)})
+        write_firings(settings, [firing(1)])
+        assert run_pass(settings, triggers).retrying == 1
+        state = latest_states(settings)[("f-cart_abandoned-00001", "hook")]
+        assert (state["status"], state["last_status_code"]) == ("retrying", 408)
+        assert run_pass(settings, triggers, now=T0 + timedelta(hours=1)).retrying == 1
+        state = latest_states(settings)[("f-cart_abandoned-00001", "hook")]
+        assert (state["status"], state["last_status_code"]) == ("retrying", 429)
+        assert run_pass(settings, triggers, now=T0 + timedelta(hours=2)).delivered == 1
+    assert [r.status for r in sink.requests] == [408, 429, 200]
+    assert {r.headers["Idempotency-Key"] for r in sink.requests} == {"f-cart_abandoned-00001"}
+
+
+def test_a_pass_while_another_runs_answers_busy_and_sends_nothing(settings, tmp_path):
+    with WebhookSink() as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url)})
+        write_firings(settings, [firing(1)])
+        sink.hold()  # the first pass stays inside its delivery, holding the pass lock
+        first: list = []
+        running = threading.Thread(target=lambda: first.append(run_pass(settings, triggers)))
+        running.start()
+        try:
+            wait_until(lambda: sink.in_flight == 1, "the first pass to send")
+            second = run_pass(settings, triggers)
+            assert second.busy and second.due == 0
+            assert "another delivery pass is running" in second.summary()
+        finally:
+            sink.release()
+            running.join(timeout=120)
+    assert first[0].delivered == 1 and not first[0].busy
+    assert len(sink.requests) == 1  # the busy pass sent no copy
+
+
+def test_per_destination_limit_takes_the_oldest_first(settings, tmp_path):
+    with WebhookSink() as sink:
+        triggers = write_triggers_file(
+            tmp_path, {"hook": webhook(sink.url, concurrency=1), "other": webhook(sink.url)}
+        )
+        write_firings(
+            settings,
+            [firing(i) for i in (5, 3, 1, 4, 2)] + [firing(9, destinations=("other",))],
+        )
+        sizes = []
+        for hours in range(4):
+            result = run_pass(
+                settings, triggers, now=T0 + timedelta(hours=hours), per_destination_limit=2
+            )
+            sizes.append((result.due, result.delivered))
+    # Two per destination and pass: the other destination's one is not held back.
+    assert sizes == [(3, 3), (2, 2), (1, 1), (0, 0)]
+    hook = [
+        r.json["firing_id"]
+        for r in sink.requests
+        if r.json["firing_id"] != "f-cart_abandoned-00009"
+    ]
+    assert hook == [f"f-cart_abandoned-{i:05d}" for i in (1, 2, 3, 4, 5)]  # oldest first
+
+
+def test_firings_not_started_by_the_pass_deadline_wait_for_the_next_pass(settings, tmp_path):
+    deadline = 0.5
+    with WebhookSink() as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url, concurrency=1)})
+        write_firings(settings, [firing(i) for i in range(1, 6)])
+        sink.hold()  # the first request is answered only once the pass deadline has passed
+
+        def answer_after_the_deadline() -> None:
+            wait_until(lambda: sink.in_flight == 1, "the first request")
+            arrived = time.monotonic()  # after the pass set its deadline
+            wait_until(lambda: time.monotonic() > arrived + deadline, "the deadline to pass")
+            sink.release()
+
+        releaser = threading.Thread(target=answer_after_the_deadline)
+        releaser.start()
+        first = run_pass(settings, triggers, deadline_seconds=deadline)
+        releaser.join()
+        assert (first.due, first.delivered, first.deferred) == (5, 1, 4)
+        # Deferred is not attempted: nothing recorded, no attempt counted; the next pass sends.
+        assert list(latest_states(settings)) == [("f-cart_abandoned-00001", "hook")]
+        later = run_pass(settings, triggers, now=T0 + timedelta(minutes=1))
+        assert (later.due, later.delivered) == (4, 4)
+    assert len(sink.requests) == 5
+    assert {s["attempts"] for s in latest_states(settings).values()} == {1}
+
+
+def test_an_undefined_destination_is_a_dead_letter(settings, tmp_path):
+    with WebhookSink() as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url)})
+        write_firings(settings, [firing(1, destinations=("hook", "nowhere"))])
+        result = run_pass(settings, triggers)
+        assert (result.delivered, result.dead) == (1, 1)
+        assert run_pass(settings, triggers, now=T0 + timedelta(days=1)).due == 0
+    dead = latest_states(settings)[("f-cart_abandoned-00001", "nowhere")]
+    assert dead["status"] == "dead" and dead["attempts"] == 1
+    assert dead["last_error"] == "destination 'nowhere' is not defined in the triggers file"
+    assert len(sink.requests) == 1
