@@ -31,13 +31,13 @@ NUMERIC = [
     "cart_adds",
     "cart_value",
     "duration_s",
-    "returning",
+    "returning_visitor",
     "past_orders",
-    "clv_90d",
 ]
 """Numeric features of a session: its page and product views, products added and the cart's
-value, its length, whether the visitor had visited before (0/1), her orders before it, and her
-expected 90-day value (``mart_customer_predictions.clv_90d``, 0 when unknown)."""
+value, its length, whether the visitor had visited before (0/1), and her orders before it.
+The customer's CLV is not among them: today's CLV of a past session's visitor counts the
+orders that session's label is about (a point-in-time CLV would be needed)."""
 
 CATEGORICAL = ["channel", "device_class"]
 """Categorical features: the session's acquisition channel and device class."""

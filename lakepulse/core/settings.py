@@ -133,6 +133,16 @@ class Settings:
         return self.lake_dir / "predictions" / "clv_fits"
 
     @property
+    def propensity_fits_path(self) -> Path:
+        """Delta table of the purchase-propensity models' holdout accuracy (a row per bin)."""
+        return self.lake_dir / "predictions" / "propensity_fits"
+
+    @property
+    def propensity_models_dir(self) -> Path:
+        """The trained purchase-propensity model of each tenant (``<tenant>.joblib``)."""
+        return self.home / "models" / "propensity"
+
+    @property
     def warehouse_path(self) -> Path:
         """DuckDB file dbt builds into; only the pipeline writes it."""
         return self.home / "warehouse" / "lakepulse.duckdb"

@@ -1,7 +1,13 @@
-"""``lakepulse predict`` and the daily Dagster asset: fit every tenant's customer-lifetime
-models now (:mod:`lakepulse.analytics.clv`) and append the fits to the table dbt publishes as
-``mart_clv_model``. ``mart_customer_predictions`` applies each tenant's latest fit to every
-customer at each build, so a customer's figures follow her orders between the daily fits.
+"""``lakepulse predict`` and the daily Dagster assets: fit every tenant's models now.
+
+- Customer lifetime (:mod:`lakepulse.analytics.clv`, :func:`fit_predictions`): the fits are
+  appended to the table dbt publishes as ``mart_clv_model``; ``mart_customer_predictions``
+  applies each tenant's latest fit to every customer at each build, so a customer's figures
+  follow her orders between the daily fits.
+- Purchase propensity (:mod:`lakepulse.analytics.propensity`, :func:`fit_propensity`): the
+  holdout accuracy is appended to the table dbt publishes as ``mart_model_accuracy`` and the
+  model trained on every labelled session is kept per tenant; ``mart_visitor_propensity``
+  scores the sessions active in the last 30 minutes with it at each build.
 
 Each tenant is observed up to its own "now", the day of its latest event
 (``int_tenant_clocks``, the triggers' clock), never the wall clock: a replay or a backlog fits
@@ -18,10 +24,14 @@ from datetime import UTC, date, datetime
 
 import pandas as pd
 
-from lakepulse.analytics import clv
+from lakepulse.analytics import clv, propensity
 from lakepulse.core.duck import connect
 from lakepulse.core.settings import Settings
-from lakepulse.warehouse.prediction_tables import append_fits
+from lakepulse.warehouse.prediction_tables import (
+    append_fits,
+    append_propensity_fits,
+    save_propensity_model,
+)
 
 ORDERS = """
 select tenant_id, user_key as customer_id, order_date, revenue
@@ -31,6 +41,9 @@ CLOCKS = """
 select tenant_id, cast(timezone('UTC', judged_at) as date) as observation_end
 from intermediate.int_tenant_clocks
 """
+SESSIONS = "select * from intermediate.int_session_features"
+ORDER_TIMES = "select tenant_id, user_key, ordered_at from intermediate.int_customer_orders"
+NOW = "select tenant_id, judged_at from intermediate.int_tenant_clocks"
 
 
 class NothingToFit(RuntimeError):
@@ -46,7 +59,8 @@ class TenantResult:
     seconds: float
 
 
-def _read(settings: Settings) -> tuple[pd.DataFrame, dict[str, date]]:
+def _query(settings: Settings, needs: set[str], *queries: str) -> list:
+    """Run ``queries`` on the warehouse (read-only) once it holds the models ``needs``."""
     if not settings.warehouse_path.exists():
         raise NothingToFit("no warehouse yet: run `lakepulse ingest` and `lakepulse build` first")
     conn = connect(settings.warehouse_path, read_only=True)
@@ -57,13 +71,18 @@ def _read(settings: Settings) -> tuple[pd.DataFrame, dict[str, date]]:
                 "select table_name from duckdb_tables() where schema_name = 'intermediate'"
             ).fetchall()
         }
-        if not {"int_customer_orders", "int_tenant_clocks"} <= tables:
-            raise NothingToFit("the orders are not modelled yet: run `lakepulse build` first")
-        orders = conn.sql(ORDERS).df()
-        clocks = dict(conn.execute(CLOCKS).fetchall())
+        if not needs <= tables:
+            raise NothingToFit(
+                f"{', '.join(sorted(needs - tables))} not built yet: run `lakepulse build` first"
+            )
+        return [conn.sql(query).df() for query in queries]
     finally:
         conn.close()
-    return orders, clocks
+
+
+def _read(settings: Settings) -> tuple[pd.DataFrame, dict[str, date]]:
+    orders, clocks = _query(settings, {"int_customer_orders", "int_tenant_clocks"}, ORDERS, CLOCKS)
+    return orders, dict(zip(clocks["tenant_id"], clocks["observation_end"], strict=True))
 
 
 def fit_predictions(
@@ -119,3 +138,75 @@ def fit_row(tenant_id: str, fitted_at: datetime, result: TenantResult) -> dict:
         "holdout_ratio": holdout.ratio if holdout else None,
         "fit_seconds": result.seconds,
     }
+
+
+@dataclass(frozen=True)
+class PropensityResult:
+    tenant_id: str
+    accuracy: propensity.Accuracy | None
+    error: str | None
+    seconds: float
+
+
+def fit_propensity(
+    settings: Settings,
+    tenants: list[str] | None = None,
+    on_tenant: Callable[[PropensityResult], None] | None = None,
+) -> list[PropensityResult]:
+    """Per tenant with sessions (or only ``tenants``): label the sessions whose 24 hours are
+    over by the tenant's clock, measure a model trained before the last labelled day on that
+    day, keep the model trained on every labelled session, and append the accuracy (a row per
+    calibration bin) in one commit. ``error`` says why a tenant has no model."""
+    sessions, orders, clocks = _query(
+        settings,
+        {"int_session_features", "int_customer_orders", "int_tenant_clocks"},
+        SESSIONS,
+        ORDER_TIMES,
+        NOW,
+    )
+    now = dict(zip(clocks["tenant_id"], clocks["judged_at"], strict=True))
+    fitted_at = datetime.now(UTC)
+    results, rows = [], []
+    for tenant_id, tenant_sessions in sessions.groupby("tenant_id", sort=True):
+        if tenants is not None and tenant_id not in tenants:
+            continue
+        started = time.perf_counter()
+        tenant_sessions = tenant_sessions.reset_index(drop=True)
+        tenant_sessions[propensity.LABEL] = propensity.label_sessions(
+            tenant_sessions, orders[orders["tenant_id"] == tenant_id]
+        )
+        try:
+            fitted = propensity.fit_tenant(tenant_sessions, pd.Timestamp(now[tenant_id]))
+        except propensity.PropensityError as err:
+            result = PropensityResult(tenant_id, None, str(err), time.perf_counter() - started)
+        else:
+            save_propensity_model(settings, tenant_id, fitted.model, fitted_at)
+            seconds = time.perf_counter() - started
+            result = PropensityResult(tenant_id, fitted.accuracy, None, seconds)
+            rows += accuracy_rows(tenant_id, fitted_at, now[tenant_id], result)
+        results.append(result)
+        if on_tenant:
+            on_tenant(result)
+    append_propensity_fits(settings, rows)
+    return results
+
+
+def accuracy_rows(
+    tenant_id: str, fitted_at: datetime, observed_until, result: PropensityResult
+) -> list[dict]:
+    """The ``mart_model_accuracy`` rows of one fit: one per calibration bin."""
+    accuracy = result.accuracy
+    assert accuracy is not None
+    common = {
+        "tenant_id": tenant_id,
+        "model": "purchase_propensity",
+        "fitted_at": fitted_at,
+        "observed_until": pd.Timestamp(observed_until).to_pydatetime(),
+        "train_sessions": accuracy.train_sessions,
+        "holdout_sessions": accuracy.holdout_sessions,
+        "holdout_orders": accuracy.holdout_orders,
+        "auc": accuracy.auc,
+        "base_rate": accuracy.base_rate,
+        "fit_seconds": result.seconds,
+    }
+    return [{**common, **row} for row in accuracy.calibration]

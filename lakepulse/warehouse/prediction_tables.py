@@ -1,9 +1,12 @@
-"""The table of customer-lifetime model fits, which dbt reads (source ``predictions.clv_fits``)
-but does not write: ``lakepulse predict`` and the daily Dagster asset append one row per tenant
-and fit (:mod:`lakepulse.operations.predict`). Every build ensures it exists, like the trigger
-tables."""
+"""The tables of model fits that dbt reads (sources ``predictions.clv_fits`` and
+``predictions.propensity_fits``) but does not write: ``lakepulse predict`` and the daily Dagster
+asset append to them (:mod:`lakepulse.operations.predict`). Every build ensures they exist,
+like the trigger tables."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -37,25 +40,91 @@ CLV_FITS_SCHEMA = pa.schema(
 """One row per tenant and fit; the columns of ``mart_clv_model``."""
 
 
-def ensure_prediction_tables(settings: Settings) -> None:
-    """Create the (empty) fits table when missing, so dbt's source finds it before any fit."""
+PROPENSITY_FITS_SCHEMA = pa.schema(
+    [
+        pa.field("tenant_id", pa.string(), nullable=False),
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("fitted_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        ("observed_until", pa.timestamp("us", tz="UTC")),
+        ("train_sessions", pa.int64()),
+        ("holdout_sessions", pa.int64()),
+        ("holdout_orders", pa.int64()),
+        ("auc", pa.float64()),
+        ("base_rate", pa.float64()),
+        ("bin", pa.int64()),
+        ("predicted_low", pa.float64()),
+        ("predicted_high", pa.float64()),
+        ("predicted_rate", pa.float64()),
+        ("observed_rate", pa.float64()),
+        ("sessions", pa.int64()),
+        ("fit_seconds", pa.float64()),
+    ]
+)
+"""One row per tenant, fit and calibration bin; the columns of ``mart_model_accuracy``."""
+
+
+def _ensure(path, schema: pa.Schema) -> None:
     from deltalake import write_deltalake
 
-    path = settings.clv_fits_path
     if not (path / "_delta_log").exists():
         path.mkdir(parents=True, exist_ok=True)
         try:
-            write_deltalake(str(path), CLV_FITS_SCHEMA.empty_table(), mode="append")
+            write_deltalake(str(path), schema.empty_table(), mode="append")
         except Exception:
             if not (path / "_delta_log").exists():  # not a concurrent creation
                 raise
 
 
-def append_fits(settings: Settings, rows: list[dict]) -> None:
-    """Append fits (dicts with the columns of :data:`CLV_FITS_SCHEMA`) in one Delta commit."""
+def ensure_prediction_tables(settings: Settings) -> None:
+    """Create the (empty) fits tables when missing, so dbt's sources find them before a fit."""
+    _ensure(settings.clv_fits_path, CLV_FITS_SCHEMA)
+    _ensure(settings.propensity_fits_path, PROPENSITY_FITS_SCHEMA)
+
+
+def _append(path, schema: pa.Schema, rows: list[dict]) -> None:
     from deltalake import write_deltalake
 
-    ensure_prediction_tables(settings)
     if rows:
-        table = pa.Table.from_pylist(rows, schema=CLV_FITS_SCHEMA)
-        write_deltalake(str(settings.clv_fits_path), table, mode="append")
+        write_deltalake(str(path), pa.Table.from_pylist(rows, schema=schema), mode="append")
+
+
+def append_fits(settings: Settings, rows: list[dict]) -> None:
+    """Append fits (dicts with the columns of :data:`CLV_FITS_SCHEMA`) in one Delta commit."""
+    ensure_prediction_tables(settings)
+    _append(settings.clv_fits_path, CLV_FITS_SCHEMA, rows)
+
+
+def append_propensity_fits(settings: Settings, rows: list[dict]) -> None:
+    """Append accuracy rows (:data:`PROPENSITY_FITS_SCHEMA`) in one Delta commit."""
+    ensure_prediction_tables(settings)
+    _append(settings.propensity_fits_path, PROPENSITY_FITS_SCHEMA, rows)
+
+
+MODEL_SUFFIX = ".joblib"
+
+
+def save_propensity_model(settings: Settings, tenant_id: str, model, fitted_at) -> Path:
+    """Keep a tenant's trained propensity model (replacing the previous one by rename, so a
+    reader never loads half a file). Only lakepulse writes this directory: the files are
+    pickles, loaded by :func:`load_propensity_models`."""
+    import joblib
+
+    directory = settings.propensity_models_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{tenant_id}{MODEL_SUFFIX}"
+    tmp = directory / f".{tenant_id}.{os.getpid()}.tmp"
+    joblib.dump({"model": model, "fitted_at": fitted_at}, tmp)
+    os.replace(tmp, target)
+    return target
+
+
+def load_propensity_models(directory: Path) -> dict[str, dict]:
+    """Each tenant's latest propensity model: ``{tenant: {"model", "fitted_at"}}``."""
+    import joblib
+
+    if not directory.exists():
+        return {}
+    return {
+        path.name.removesuffix(MODEL_SUFFIX): joblib.load(path)
+        for path in sorted(directory.glob(f"*{MODEL_SUFFIX}"))
+    }

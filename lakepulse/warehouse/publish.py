@@ -56,6 +56,7 @@ CUSTOMER_LEVEL_MARTS: set[str] = {
     "fct_trigger_firings",
     "fct_trigger_deliveries",
     "mart_customer_predictions",
+    "mart_visitor_propensity",
 }
 """Marts with a row per user or session: a plain BI login reads only aggregates. A module that
 publishes another user-level table adds its name here."""
@@ -82,6 +83,8 @@ MARTS: dict[str, tuple[str, ...]] = {
     "mart_trigger_impact": ("tenant_id", "trigger"),
     "mart_clv_model": ("tenant_id", "fitted_at"),
     "mart_customer_predictions": ("tenant_id", "churn_risk"),
+    "mart_model_accuracy": ("tenant_id", "fitted_at"),
+    "mart_visitor_propensity": ("tenant_id", "session_start_at"),
 }
 """Published marts and the index each gets for dashboard filters (tenant, then date)."""
 

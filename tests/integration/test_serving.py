@@ -36,9 +36,12 @@ NO_TRIGGERS_FIRED = {
     "mart_trigger_impact",
     "mart_clv_model",
     "mart_customer_predictions",
+    "mart_model_accuracy",
+    "mart_visitor_propensity",
 }
-"""Marts that stay empty here: the fixture fires no trigger and fits no customer-lifetime model
-(minutes of traffic hold no purchase history; tests/integration/test_clv.py publishes them)."""
+"""Marts that stay empty here: the fixture fires no trigger and fits no prediction model
+(minutes of traffic hold no purchase history; tests/integration/test_clv.py and
+test_propensity.py publish them)."""
 
 
 def with_db(url: str, dbname: str, user: str | None = None) -> str:

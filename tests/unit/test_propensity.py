@@ -70,7 +70,6 @@ def simulate_sessions(days: int, per_day: int, seed: int) -> pd.DataFrame:
     cart_adds = rng.binomial(product_views, 0.15)
     cart_value = np.array([rng.gamma(2.0, 20.0, k).sum() for k in cart_adds])
     duration = rng.exponential(60.0 * (1 + page_views))
-    clv = np.where(returning, rng.gamma(2.0, 30.0, n), 0.0)
     channel = rng.choice(list(CHANNELS), n)
     device = rng.choice(list(DEVICES), n)
     logit = (
@@ -80,7 +79,6 @@ def simulate_sessions(days: int, per_day: int, seed: int) -> pd.DataFrame:
         + 0.25 * np.sqrt(product_views)
         + 0.7 * returning
         + 0.35 * np.minimum(past_orders, 3)
-        + 0.004 * clv
         + np.array([CHANNELS[c] for c in channel])
         + np.array([DEVICES[d] for d in device])
     )
@@ -94,9 +92,8 @@ def simulate_sessions(days: int, per_day: int, seed: int) -> pd.DataFrame:
             "cart_adds": cart_adds,
             "cart_value": cart_value,
             "duration_s": duration,
-            "returning": returning.astype(int),
+            "returning_visitor": returning.astype(int),
             "past_orders": past_orders,
-            "clv_90d": clv,
             "channel": channel,
             "device_class": device,
             "ordered_24h": (rng.random(n) < truth).astype(int),

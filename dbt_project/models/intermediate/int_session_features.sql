@@ -1,0 +1,113 @@
+-- One row per session with what the purchase-propensity model sees (lakepulse/analytics/
+-- propensity.py), counted from the session's events *before its first order*: its page and
+-- product views, products added and the cart's value, its length so far, channel and device,
+-- whether the visitor had a session before, and her orders before it. A live session is scored
+-- on the same features, so nothing the order itself causes (a confirmation page, a longer
+-- visit) can leak into training. The label (an order within 24 h of the start) is computed by
+-- the model's code.
+
+with
+
+sessions as (
+
+    select tenant_id, session_id, user_key, session_start_at, session_end_at, channel, device_class
+    from {{ ref('fct_sessions') }}
+
+),
+
+session_events as (
+
+    select tenant_id, session_id, message_id, event_type, event_name, event_at
+    from {{ ref('int_sessionized_events') }}
+
+),
+
+first_orders as (
+
+    select tenant_id, session_id, min(event_at) as first_order_at
+    from session_events
+    where event_name = 'Order Completed'
+    group by tenant_id, session_id
+
+),
+
+before_order as (
+
+    select session_events.*
+    from session_events
+    left join first_orders using (tenant_id, session_id)
+    where first_orders.first_order_at is null or session_events.event_at < first_orders.first_order_at
+
+),
+
+activity as (
+
+    select
+        tenant_id,
+        session_id,
+        count(*) filter (where event_type in ('page', 'screen')) as page_views,
+        count(*) filter (where event_name = 'Product Viewed') as product_views,
+        count(*) filter (where event_name = 'Product Added') as cart_adds,
+        date_diff('second', min(event_at), max(event_at)) as duration_s
+    from before_order
+    group by tenant_id, session_id
+
+),
+
+carts as (
+
+    -- price and quantity are in stg_events' payload
+    select
+        before_order.tenant_id,
+        before_order.session_id,
+        sum(
+            coalesce(try_cast(json_extract(events.properties, '$.price') as double), 0)
+            * coalesce(try_cast(json_extract(events.properties, '$.quantity') as integer), 1)
+        ) as cart_value
+    from before_order
+    inner join {{ ref('stg_events') }} as events
+        on events.tenant_id = before_order.tenant_id
+        and events.message_id = before_order.message_id
+    where before_order.event_name = 'Product Added' and events.event_name = 'Product Added'
+    group by before_order.tenant_id, before_order.session_id
+
+),
+
+past_orders as (
+
+    select
+        sessions.tenant_id,
+        sessions.session_id,
+        count(orders.order_id) as past_orders
+    from sessions
+    inner join {{ ref('int_customer_orders') }} as orders
+        on orders.tenant_id = sessions.tenant_id
+        and orders.user_key = sessions.user_key
+        and orders.ordered_at < sessions.session_start_at
+    group by sessions.tenant_id, sessions.session_id
+
+)
+
+select
+    sessions.tenant_id,
+    sessions.session_id,
+    sessions.user_key,
+    sessions.session_start_at,
+    sessions.session_end_at,
+    first_orders.first_order_at,
+    coalesce(activity.page_views, 0) as page_views,
+    coalesce(activity.product_views, 0) as product_views,
+    coalesce(activity.cart_adds, 0) as cart_adds,
+    coalesce(carts.cart_value, 0)::double as cart_value,
+    coalesce(activity.duration_s, 0) as duration_s,
+    (row_number() over (
+        partition by sessions.tenant_id, sessions.user_key order by sessions.session_start_at
+    ) > 1)::integer as returning_visitor,
+    coalesce(past_orders.past_orders, 0) as past_orders,
+    sessions.channel,
+    sessions.device_class
+from sessions
+left join first_orders using (tenant_id, session_id)
+left join activity using (tenant_id, session_id)
+left join carts using (tenant_id, session_id)
+left join past_orders using (tenant_id, session_id)
