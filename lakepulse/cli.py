@@ -397,10 +397,19 @@ def replay() -> None:
     click.echo("Every mart rebuilt from bronze" + (" and republished." if settings.pg_url else "."))
 
 
-@main.command(help="Fit every tenant's customer lifetime models (BG/NBD + Gamma-Gamma) now.")
+@main.command(
+    help="Fit every tenant's prediction models now: customer lifetime (BG/NBD + Gamma-Gamma) "
+    "and purchase propensity, each with its holdout accuracy."
+)
 @click.option("--tenant", "tenant_ids", multiple=True, help="Only this tenant (repeatable).")
 def predict(tenant_ids: tuple[str, ...]) -> None:
-    from lakepulse.operations.predict import NothingToFit, TenantResult, fit_predictions
+    from lakepulse.operations.predict import (
+        NothingToFit,
+        PropensityResult,
+        TenantResult,
+        fit_predictions,
+        fit_propensity,
+    )
 
     def show(result: TenantResult) -> None:
         if result.model is None:
@@ -429,22 +438,46 @@ def predict(tenant_ids: tuple[str, ...]) -> None:
                 f"(ratio {ratio}), MAE {holdout.mae:.3f} per customer"
             )
 
+    def show_propensity(result: PropensityResult) -> None:
+        if result.accuracy is None:
+            click.echo(f"  {result.tenant_id}: not fitted: {result.error}")
+            return
+        accuracy = result.accuracy
+        worst = max(abs(b["predicted_rate"] - b["observed_rate"]) for b in accuracy.calibration)
+        click.echo(
+            f"  {result.tenant_id}: AUC {accuracy.auc:.3f} on {accuracy.holdout_sessions} held-out "
+            f"sessions ({accuracy.holdout_orders} ordered within 24 h), trained on "
+            f"{accuracy.train_sessions}; calibration off by at most {worst:.3f} in a decile "
+            f"({result.seconds:.1f} s)"
+        )
+
+    settings = _settings()
+    tenants = list(tenant_ids) or None
     try:
-        results = fit_predictions(_settings(), list(tenant_ids) or None, on_tenant=show)
+        click.echo("Customer lifetime (BG/NBD + Gamma-Gamma):")
+        results = fit_predictions(settings, tenants, on_tenant=show)
     except NothingToFit as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(1)
-    fitted = sum(1 for r in results if r.model is not None)
-    if not results:
+    click.echo("Purchase propensity (an order within 24 h of a session's start):")
+    try:
+        propensities = fit_propensity(settings, tenants, on_tenant=show_propensity)
+    except NothingToFit as err:
+        click.echo(f"  not fitted: {err}")
+        propensities = []
+    if not results and not propensities:
         click.echo(
             "No orders yet: nothing to fit. Send traffic, then `lakepulse ingest` and build."
         )
         return
+    fitted = sum(1 for r in results if r.model is not None)
+    scored = sum(1 for r in propensities if r.accuracy is not None)
     click.echo(
-        f"{fitted} of {len(results)} tenants fitted and recorded. Next: the next build applies "
-        "the fits to every customer (`lakepulse build --select mart_clv_model "
-        "mart_customer_predictions`), then `lakepulse publish` serves marts.mart_clv_model and "
-        "marts.mart_customer_predictions; the running pipeline does both by itself."
+        f"{fitted} of {len(results)} tenants fitted and recorded; {scored} of "
+        f"{len(propensities)} propensity models. Next: the next build applies them "
+        "(`lakepulse build --select mart_clv_model mart_customer_predictions "
+        "mart_model_accuracy mart_visitor_propensity`), then `lakepulse publish` serves them "
+        "under marts.*; the running pipeline does both by itself."
     )
 
 

@@ -10,7 +10,7 @@ from lakepulse.operations.rebuild import ensure_sources
 from orchestration.assets.bronze import build_bronze_assets, landing_log_spec
 from orchestration.assets.dbt import build_dbt_assets
 from orchestration.assets.maintenance import compaction, retention
-from orchestration.assets.predictions import clv_fits
+from orchestration.assets.predictions import clv_fits, propensity_fits
 from orchestration.assets.serving import build_publish_asset
 from orchestration.assets.triggers import build_trigger_assets, triggers_yml, triggers_yml_valid
 from orchestration.checks import (
@@ -45,7 +45,14 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     freshness = build_freshness_checks()
     ingest_and_build = build_ingest_and_build_job(*pipeline_assets, leave_out=tuple(freshness))
     return dg.Definitions(
-        assets=[landing_log_spec, *pipeline_assets, retention, compaction, clv_fits],
+        assets=[
+            landing_log_spec,
+            *pipeline_assets,
+            retention,
+            compaction,
+            clv_fits,
+            propensity_fits,
+        ],
         asset_checks=[
             triggers_yml_valid,
             bronze_events_quality,

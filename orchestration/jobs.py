@@ -67,10 +67,15 @@ retention_job = maintenance_job(
 compaction_job = maintenance_job(
     "compaction", ["maintenance", "compaction"], "OPTIMIZE and VACUUM the bronze tables."
 )
-predict_job = maintenance_job(
-    "predict",
-    ["predictions", "clv_fits"],
-    "Fit every tenant's customer lifetime models (same as `lakepulse predict`).",
+predict_job = define_asset_job(
+    name="predict",
+    description="Fit every tenant's customer lifetime and purchase-propensity models (same as "
+    "`lakepulse predict`).",
+    selection=AssetSelection.keys(
+        AssetKey(["predictions", "clv_fits"]), AssetKey(["predictions", "propensity_fits"])
+    ),
+    tags={PIPELINE_TAG: "predict"},
+    executor_def=in_process_executor,
 )
 
 

@@ -29,5 +29,6 @@ predictions_schedule = ScheduleDefinition(
     cron_schedule="45 2 * * *",
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
-    description="02:45 UTC: fit every tenant's customer lifetime models (`lakepulse predict`).",
+    description="02:45 UTC: fit every tenant's customer lifetime and purchase-propensity models "
+    "(`lakepulse predict`).",
 )

@@ -5,6 +5,8 @@ lakepulse.analytics.propensity: every expected figure is counted from what it se
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 from ingestion.contract import normalize
 from ingestion.landing import LandingLog
+from lakepulse.core.settings import PROJECT_ROOT
 from lakepulse.operations.predict import fit_propensity
 
 pytestmark = pytest.mark.integration
@@ -173,3 +176,16 @@ def test_propensity_is_learnt_from_sessions_and_scores_the_live_ones(settings, w
     )
     assert sorted(u for u, _ in live) == ["clock", *[f"live{i:02d}" for i in range(20)]]
     assert all(0 < p < 1 for _, p in live)
+
+    # `lakepulse predict` fits it again and says how good it is.
+    printed = subprocess.run(
+        [sys.executable, "-m", "lakepulse.cli", "predict", "--tenant", "shop"],
+        env=settings.process_env(),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert f"shop: AUC {accuracy.auc:.3f} on {len(holdout)} held-out sessions" in printed.stdout
+    assert "1 of 1 propensity models" in printed.stdout
