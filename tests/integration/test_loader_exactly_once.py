@@ -102,24 +102,34 @@ def test_killed_loader_converges_to_the_uninterrupted_result(tmp_path):
     # The landing log reaches the crashing loader in tranches (in publication order, as the
     # collector would write it), so every round has real work to be killed in; each round
     # kills in the next phase of PHASES, at a random moment shortly after it begins (none for
-    # the commit gap, which lasts milliseconds).
+    # the commit gap, which lasts milliseconds). A kill that comes after the loader finished
+    # is not counted: rounds go on, aimed at a long phase not killed in yet, until each has
+    # been (a count of kills, not a bet on the machine's speed), with tranches to spare.
     files = sorted(LandingLog(reference.landing_dir).files(), key=lambda f: f.name)
-    rounds = 2 * len(PHASES)
+    tranches = 4 * len(PHASES)
+    long_phases = PHASES[:3]
     rng = random.Random(5)
     killed: list[str] = []
-    for i in range(rounds):
-        for f in files[i * len(files) // rounds : (i + 1) * len(files) // rounds]:
+    for i in range(tranches):
+        last = i == tranches - 1 or (i >= 2 * len(PHASES) and all(p in killed for p in long_phases))
+        end = len(files) if last else (i + 1) * len(files) // tranches
+        for f in files[i * len(files) // tranches : end]:
             target = crashed.landing_dir / f.path.relative_to(reference.landing_dir)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f.path, target)
-        phase = PHASES[i % len(PHASES)]
+        missed = [p for p in long_phases if p not in killed]
+        aimed = i >= 2 * len(PHASES) and missed
+        phase = missed[0] if aimed else PHASES[i % len(PHASES)]
         delay = 0.0 if phase == "after_delta_commit" else rng.uniform(0.0, 0.05)
         if kill_in_phase(crashed, phase, delay):
             killed.append(phase)
+        if last:
+            break
     ingest(crashed)
     ingest(crashed)  # and once more with nothing new
-    # The long phases are always caught; the commit gap is too short to promise.
-    assert {"extracting", "normalizing", "writing_delta"} <= set(killed), killed
+    # Every long phase was killed in (else the folders moved: see PHASES); the commit gap is
+    # too short to promise.
+    assert set(long_phases) <= set(killed), killed
     assert bronze_rows(crashed) == expected
 
 
