@@ -80,8 +80,14 @@ def test_intervals_are_clipped_to_what_the_metric_allows():
         relative=False,
         n_star=1000,
     )
-    assert unclipped.sequential_ci_low < -1 < 1 < unclipped.sequential_ci_high
-    assert unclipped.ci_low < -1
+    # Worked out by hand: lift -1/3, variance 2/27 + 2/27 = 4/27; Welch's df 4 gives the fixed
+    # interval -1/3 -+ 2.776 * 0.3849; the sequence (N* 1000, n 6) is -1/3 -+ 4.4362.
+    assert round(unclipped.variance, 6) == round(4 / 27, 6)
+    assert (round(unclipped.sequential_ci_low, 4), round(unclipped.sequential_ci_high, 4)) == (
+        -4.7696,
+        4.1029,
+    )
+    assert round(unclipped.ci_low, 4) == -1.4020
     assert (green["sequential_absolute_ci_low"], green["sequential_absolute_ci_high"]) == (-1, 1)
     assert green["absolute_ci_low"] == -1.0
     assert (green["always_valid_ci_low"], green["always_valid_ci_high"]) == (-1, 1)
