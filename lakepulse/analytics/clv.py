@@ -125,6 +125,10 @@ def rfm_summary(orders: pd.DataFrame, observation_end: date) -> pd.DataFrame:
 # --- the fit ----------------------------------------------------------------------------------
 
 
+DIVERGED_LOG = 15.0
+"""A log-parameter beyond +-15 (a parameter above 3e6 or below 3e-7) has run off to a boundary."""
+
+
 class FitError(ValueError):
     """The data cannot support a fit (too few customers) or the optimiser did not converge."""
 
@@ -166,6 +170,12 @@ def _minimize(negative_log_likelihood, args: tuple, size: int) -> np.ndarray:
             jac=True,
             tol=1e-7,
             args=args,
+        )
+    if np.all(np.isfinite(result.x)) and np.max(np.abs(result.x)) > DIVERGED_LOG:
+        raise FitError(
+            "the likelihood has no maximum at finite parameters (some run off to 0 or "
+            "infinity): the customers look too much alike, or the history is too short, "
+            "to tell their differences apart"
         )
     if not result.success:
         gradient = float(np.max(np.abs(result.jac))) if result.jac is not None else math.inf

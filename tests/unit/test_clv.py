@@ -153,3 +153,15 @@ def test_the_summary_agrees_with_lifetimes_own_on_cdnow():
     assert list(ours.index) == list(theirs.index)
     for column in ("frequency", "recency", "T", "monetary_value"):
         assert ours[column].to_numpy() == pytest.approx(theirs[column].to_numpy(), abs=1e-9), column
+
+
+def test_customers_who_all_buy_alike_are_a_clear_error():
+    """Everyone buys every 7 days and never stops: no heterogeneity to estimate (r and alpha
+    grow without bound), which the fit says instead of returning a boundary as an estimate."""
+    rows = [
+        (f"c{c}", (pd.Timestamp("2025-01-01") + pd.Timedelta(days=c % 7 + 7 * k)).date(), 1.0)
+        for c in range(200)
+        for k in range(8)
+    ]
+    with pytest.raises(clv.FitError, match="no maximum at finite parameters"):
+        clv.fit(clv.rfm_summary(orders(*rows), date(2025, 3, 1)))
