@@ -11,6 +11,7 @@ from benchmarks import (
     bench_incremental,
     bench_loader,
     bench_microbatch,
+    bench_propensity,
     bench_serving,
 )
 
@@ -24,6 +25,7 @@ if __name__ == "__main__":
         bench_serving,
         bench_freshness,
         bench_delivery,
+        bench_propensity,
     ):
         print(f"\n== {bench.__name__} ==", flush=True)
         sys.argv = [bench.__name__]

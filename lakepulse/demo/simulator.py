@@ -9,6 +9,7 @@ events, so a test can assert exact counts.
 from __future__ import annotations
 
 import base64
+import math
 import random
 import time
 import uuid
@@ -80,6 +81,12 @@ class SimConfig:
     """Visits that browse many products for minutes and add nothing to the cart."""
     visits_per_second: float = 1.0
     """Pace of simulated time when the generator runs on a fixed start clock."""
+    known_propensity: bool = False
+    """Visits whose order is drawn with a probability known from what the visit shows (product
+    views, products added and their value, a previous visit, channel, device; see
+    :func:`buying_probability`), recorded per visit in ``TrafficGenerator.truth``: the limit
+    the purchase-propensity model is benchmarked against. Off by default, so seeded traffic
+    stays as it was."""
     experiments: list[Experiment] = field(
         default_factory=lambda: [Experiment("checkout_button", {"control": 1.0, "green": 1.15})]
     )
@@ -99,6 +106,10 @@ class TrafficGenerator:
         self.users: dict[str, str] = {}
         self.visit_count = 0
         self.skews: dict[str, float] = {}
+        self.truth: dict[str, float] = {}
+        """With ``known_propensity``: the messageId of each visit's first event -> the
+        probability its order was drawn with."""
+        self.seen: set[str] = set()
 
     def _now(self) -> datetime:
         """Real time, or for a fixed start clock simulated time advancing ``visits_per_second``."""
@@ -201,6 +212,10 @@ class TrafficGenerator:
 
         product, price = rng.choice(PRODUCTS)
         emit("page", name="Home", properties={"path": "/"}, path="/")
+        if self.config.known_propensity:
+            return self._known_propensity_visit(
+                emit, out, clock, start, anonymous_id, channel, device
+            )
         # Shoppers the triggers react to (off unless configured, so seeded traffic is stable).
         persona = rng.random() if self.config.bounce_share or self.config.browse_share else 1.0
         if persona < self.config.bounce_share:
@@ -281,6 +296,57 @@ class TrafficGenerator:
                     )
         return self._end_visit(out, clock, start, anonymous_id)
 
+    def _known_propensity_visit(
+        self, emit, out: list, clock: list, start: datetime, anonymous_id: str, channel, device
+    ) -> list:
+        """Views, adds, then an order with the probability :func:`buying_probability` gives
+        for what the visit showed (recorded in :attr:`truth`)."""
+        rng = self.rng
+        returning = anonymous_id in self.seen
+        self.seen.add(anonymous_id)
+        views = rng.randint(1, 6)
+        cart_value = 0.0
+        adds = 0
+        for _ in range(views):
+            product, price = rng.choice(PRODUCTS)
+            emit(
+                "track",
+                event="Product Viewed",
+                properties={"product_id": product, "price": price},
+                path=f"/p/{product}",
+            )
+            if rng.random() < 0.2:
+                quantity = rng.randint(1, 2)
+                adds += 1
+                cart_value += price * quantity
+                emit(
+                    "track",
+                    event="Product Added",
+                    properties={"product_id": product, "price": price, "quantity": quantity},
+                    path=f"/p/{product}",
+                )
+        probability = buying_probability(views, adds, cart_value, returning, channel, device)
+        self.truth[out[0][2]["messageId"]] = probability
+        if rng.random() < probability:
+            user_id = self.users.get(anonymous_id)
+            if user_id is None:
+                user_id = "u_" + self._id()[:12]
+                self.users[anonymous_id] = user_id
+                emit("identify", traits={"plan": "guest"}, path="/checkout")
+                out[-1][2]["userId"] = user_id
+            emit(
+                "track",
+                event="Order Completed",
+                properties={
+                    "order_id": "o_" + self._id()[:16],
+                    "revenue": round(cart_value or PRODUCTS[0][1], 2),
+                    "currency": "USD",
+                },
+                path="/checkout/thanks",
+            )
+            out[-1][2]["userId"] = user_id
+        return self._end_visit(out, clock, start, anonymous_id)
+
     def _end_visit(self, out: list, clock: list, start: datetime, anonymous_id: str) -> list:
         """The visit ends now: events carry past timestamps, as a real SDK's buffered ones
         would. A skewed device clock shifts timestamp and sentAt alike; the collector
@@ -296,6 +362,28 @@ class TrafficGenerator:
             if skew:
                 message["_clock_skew_s"] = skew.total_seconds()
         return out
+
+
+CHANNEL_LIFT = {"direct": 0.0, "search": 0.2, "social": -0.5, "email": 0.6, "paid": 0.3}
+DEVICE_LIFT = {"desktop": 0.0, "mobile": -0.3, "tablet": -0.1}
+
+
+def buying_probability(
+    views: int, adds: int, cart_value: float, returning: bool, channel: str, device: str
+) -> float:
+    """The simulator's true probability that a ``known_propensity`` visit orders: logistic in
+    what the visit shows, with a nonlinearity (square root of views, log of the cart's value)
+    and an interaction (the cart's value counts only with something in it)."""
+    logit = (
+        -3.2
+        + 1.6 * (adds > 0)
+        + 0.6 * math.log1p(cart_value / 50.0)
+        + 0.3 * math.sqrt(views)
+        + 0.6 * returning
+        + CHANNEL_LIFT.get(channel, 0.0)
+        + DEVICE_LIFT.get(device, 0.0)
+    )
+    return 1.0 / (1.0 + math.exp(-logit))
 
 
 def _auth(write_key: str) -> str:
