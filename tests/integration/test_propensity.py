@@ -27,14 +27,16 @@ VISITORS = 3000
 SEED = 4242
 
 
-def simulate(settings, tenant: str = "shop") -> dict:
+def simulate(settings, tenant: str = "shop", hold_from: datetime | None = None) -> dict:
     """Each visitor comes back every 2-5 days. A visit: a page view, Poisson(3) product views,
     each added to the cart with probability 0.2 (price Gamma(2, 20), quantity 1-2), and with a
     probability known here an `Order Completed` before it ends. Visits are at least 2 days
-    apart, so a visit's 24 hours hold only its own order."""
+    apart, so a visit's 24 hours hold only its own order. Events from ``hold_from`` on are
+    not written but returned (``later``), to be landed by a second load."""
     rng = np.random.default_rng(SEED)
     log = LandingLog(settings.landing_dir)
     rows: list[dict] = []
+    later: list[dict] = []
     visits = []
 
     def emit(user: str, at: datetime, kind: str, **fields) -> None:
@@ -45,7 +47,8 @@ def simulate(settings, tenant: str = "shop") -> dict:
             "timestamp": at.isoformat(),
             **fields,
         }
-        rows.append(normalize(message, tenant_id=tenant, secret=b"s", received_at=at))
+        row = normalize(message, tenant_id=tenant, secret=b"s", received_at=at)
+        (later if hold_from is not None and at >= hold_from else rows).append(row)
 
     for index in range(VISITORS):
         user = f"v{index:05d}"
@@ -123,13 +126,22 @@ def simulate(settings, tenant: str = "shop") -> dict:
         emit(f"live{index:02d}", end - timedelta(minutes=20), "page", properties={"path": "/"})
     emit("clock", end, "page", properties={"path": "/"})
     log.write(tenant, "events", rows)
-    return {"visits": visits, "now": end}
+    return {"visits": visits, "now": end, "later": later}
 
 
 def test_propensity_is_learnt_from_sessions_and_scores_the_live_ones(settings, workspace):
-    sent = simulate(settings)
+    # Two loads: the features built incrementally (visitors coming back, orders after the
+    # first load, visits cut by it) equal a full rebuild's.
+    sent = simulate(settings, hold_from=START + timedelta(days=6, hours=12))
     workspace.ingest()
     workspace.build("--select", "+int_session_features", "+int_tenant_clocks")
+    LandingLog(settings.landing_dir).write("shop", "events", sent["later"])
+    workspace.ingest()
+    workspace.build("--select", "+int_session_features", "+int_tenant_clocks")
+    query = "select * exclude (last_loaded_at) from intermediate.int_session_features order by 2"
+    incremental = workspace.warehouse_sql(query)
+    workspace.build("--full-refresh", "--select", "int_session_features")
+    assert workspace.warehouse_sql(query) == incremental
 
     # The features, as sent.
     by_start = {(v["user"], v["start"].replace(microsecond=0)): v for v in sent["visits"]}

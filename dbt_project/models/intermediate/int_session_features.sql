@@ -5,20 +5,58 @@
 -- on the same features, so nothing the order itself causes (a confirmation page, a longer
 -- visit) can leak into training. The label (an order within 24 h of the start) is computed by
 -- the model's code.
+--
+-- Incremental by user, like dim_users: the users whose sessions changed have all their
+-- sessions recomputed (a new session or order moves their later sessions' `returning_visitor`
+-- and `past_orders`), and a device that signed in leaves its anonymous rows (tombstones).
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_scope',
+        replace_scope=[{'keys': ['tenant_id', 'user_key']}],
+        tombstone_if='session_id is null',
+        on_schema_change='fail',
+    )
+}}
 
 with
 
+all_sessions as (
+
+    select * from {{ ref('fct_sessions') }}
+
+),
+
+{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
+
 sessions as (
 
-    select tenant_id, session_id, user_key, session_start_at, session_end_at, channel, device_class
-    from {{ ref('fct_sessions') }}
+    select
+        tenant_id, session_id, user_key, session_start_at, session_end_at, channel, device_class,
+        last_loaded_at
+    from ({{ of_affected_users('all_sessions') }})
+
+),
+
+all_session_events as (
+
+    select * from {{ ref('int_sessionized_events') }}
 
 ),
 
 session_events as (
 
-    select tenant_id, session_id, message_id, event_type, event_name, event_at
-    from {{ ref('int_sessionized_events') }}
+    -- the affected users' sessions' events; in a minute's run only from their earliest
+    -- session on, so older row groups are skipped
+    select events.tenant_id, events.session_id, events.message_id, events.event_type,
+        events.event_name, events.event_at
+    from all_session_events as events
+    semi join sessions
+        on events.tenant_id = sessions.tenant_id and events.session_id = sessions.session_id
+    {%- if is_incremental() %}
+    where events.event_at >= (select min(session_start_at) from sessions)
+    {%- endif %}
 
 ),
 
@@ -54,21 +92,32 @@ activity as (
 
 ),
 
-carts as (
+added as (
 
     -- price and quantity are in stg_events' payload
+    select tenant_id, message_id, properties
+    from {{ ref('stg_events') }}
+    where event_name = 'Product Added'
+    {%- if is_incremental() %}
+        and event_at >= (select min(session_start_at) from sessions)
+    {%- endif %}
+
+),
+
+carts as (
+
     select
         before_order.tenant_id,
         before_order.session_id,
         sum(
-            coalesce(try_cast(json_extract(events.properties, '$.price') as double), 0)
-            * coalesce(try_cast(json_extract(events.properties, '$.quantity') as integer), 1)
+            coalesce(try_cast(json_extract(added.properties, '$.price') as double), 0)
+            * coalesce(try_cast(json_extract(added.properties, '$.quantity') as integer), 1)
         ) as cart_value
     from before_order
-    inner join {{ ref('stg_events') }} as events
-        on events.tenant_id = before_order.tenant_id
-        and events.message_id = before_order.message_id
-    where before_order.event_name = 'Product Added' and events.event_name = 'Product Added'
+    inner join added
+        on added.tenant_id = before_order.tenant_id
+        and added.message_id = before_order.message_id
+    where before_order.event_name = 'Product Added'
     group by before_order.tenant_id, before_order.session_id
 
 ),
@@ -105,9 +154,11 @@ select
     ) > 1)::integer as returning_visitor,
     coalesce(past_orders.past_orders, 0) as past_orders,
     sessions.channel,
-    sessions.device_class
+    sessions.device_class,
+    sessions.last_loaded_at
 from sessions
 left join first_orders using (tenant_id, session_id)
 left join activity using (tenant_id, session_id)
 left join carts using (tenant_id, session_id)
 left join past_orders using (tenant_id, session_id)
+{{- affected_user_tombstones() }}
