@@ -615,6 +615,8 @@ def triggers_fire(dry_run: bool) -> None:
             f"{name}: {len(outcome.fired)} new, {outcome.already_recorded} already recorded, "
             f"{outcome.cooling_down} in cooldown"
         )
+        if outcome.outside_propensity:
+            line += f", {outcome.outside_propensity} outside the propensity range"
         click.echo(line + (f" ({outcome.note})" if outcome.note else ""))
         if dry_run:
             for row in outcome.fired:

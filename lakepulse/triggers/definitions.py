@@ -109,6 +109,8 @@ COMMON_FIELDS = {
     "measure_days",
     "destinations",
     "description",
+    "min_propensity",
+    "max_propensity",
 }
 
 
@@ -123,6 +125,10 @@ class Trigger:
     measure_days: int = 7
     destinations: tuple[str, ...] = ()
     description: str | None = None
+    min_propensity: float | None = None
+    max_propensity: float | None = None
+    """User-level kinds only: fire only for users whose latest purchase propensity
+    (mart_visitor_propensity) is at least / at most this; a user without one does not pass."""
 
     @property
     def model(self) -> str:
@@ -240,6 +246,19 @@ def _parse_trigger(source: str, raw: Any, index: int, destinations: dict) -> Tri
     description = raw.get("description")
     if description is not None and not isinstance(description, str):
         _fail(source, "must be text", name, "description")
+    bounds = {}
+    for bound in ("min_propensity", "max_propensity"):
+        value = raw.get(bound)
+        if value is None:
+            continue
+        if kind in TENANT_LEVEL_KINDS:
+            _fail(source, f"applies to user-level kinds only, not {kind}", name, bound)
+        _check_value(source, name, bound, value, Param(NUMBER, minimum=0))
+        if value > 1:
+            _fail(source, f"must be a probability between 0 and 1, got {value!r}", name, bound)
+        bounds[bound] = float(value)
+    if bounds.get("min_propensity", 0.0) > bounds.get("max_propensity", 1.0):
+        _fail(source, "must not exceed max_propensity", name, "min_propensity")
     return Trigger(
         name=name,
         kind=kind,
@@ -250,6 +269,7 @@ def _parse_trigger(source: str, raw: Any, index: int, destinations: dict) -> Tri
         measure_days=measure_days,
         destinations=tuple(names),
         description=description,
+        **bounds,
     )
 
 

@@ -75,6 +75,8 @@ class TriggerOutcome:
     candidates: int = 0
     already_recorded: int = 0
     cooling_down: int = 0
+    outside_propensity: int = 0
+    """Candidates left out by the trigger's min_propensity / max_propensity."""
     fired: list[dict] = field(default_factory=list)
     note: str | None = None
 
@@ -195,11 +197,15 @@ def _new_firings(
     if not candidates and not _model_exists(conn, trigger):
         outcome.note = f"model {trigger.model} is not built yet: run `lakepulse build`"
     cooldown = timedelta(hours=trigger.cooldown_hours)
+    scores = _propensities(conn, trigger)
     rows = []
     for tenant_id, user_id, occurrence_key, occurred_at, payload in candidates:
         if not trigger.applies_to(tenant_id):
             continue
         outcome.candidates += 1
+        if scores is not None and not _within(trigger, scores.get((tenant_id, user_id))):
+            outcome.outside_propensity += 1
+            continue
         subject = subject_of(user_id, payload)
         fid = firing_id(trigger.name, tenant_id, subject, str(occurrence_key))
         if fid in recorded["ids"]:
@@ -227,6 +233,34 @@ def _new_firings(
         outcome.fired.append(row)
         rows.append(row)
     return rows
+
+
+def _propensities(conn, trigger: Trigger) -> dict[tuple[str, str], float] | None:
+    """Each user's latest purchase propensity (mart_visitor_propensity in the replica), when
+    the trigger filters on it; ``None`` when it does not."""
+    if trigger.min_propensity is None and trigger.max_propensity is None:
+        return None
+    exists = conn.execute(
+        "select count(*) from information_schema.tables where table_catalog = 'wh' "
+        "and table_schema = 'marts' and table_name = 'mart_visitor_propensity'"
+    ).fetchone()[0]
+    if not exists:
+        return {}
+    return {
+        (tenant_id, user_key): propensity
+        for tenant_id, user_key, propensity in conn.execute(
+            "select tenant_id, user_key, arg_max(propensity, session_start_at) "
+            "from wh.marts.mart_visitor_propensity group by tenant_id, user_key"
+        ).fetchall()
+    }
+
+
+def _within(trigger: Trigger, propensity: float | None) -> bool:
+    if propensity is None:
+        return False
+    low = trigger.min_propensity if trigger.min_propensity is not None else 0.0
+    high = trigger.max_propensity if trigger.max_propensity is not None else 1.0
+    return low <= propensity <= high
 
 
 def _model_exists(conn, trigger: Trigger) -> bool:

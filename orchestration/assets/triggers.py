@@ -105,6 +105,7 @@ def build_trigger_assets(settings: Settings):
                     "fired_now": len(outcome.fired) if outcome else 0,
                     "candidates": outcome.candidates if outcome else 0,
                     "cooling_down": outcome.cooling_down if outcome else 0,
+                    "outside_propensity": outcome.outside_propensity if outcome else 0,
                     "firings_last_hour": count["last_hour"],
                     "firings_last_day": count["last_day"],
                     "firings_total": count["total"],

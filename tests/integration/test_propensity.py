@@ -112,6 +112,7 @@ def simulate(settings, tenant: str = "shop", hold_from: datetime | None = None) 
                     "past_orders": orders,
                     "ordered": int(ordered),
                     "truth": truth,
+                    "end": clock,
                 }
             )
             sessions += 1
@@ -120,10 +121,14 @@ def simulate(settings, tenant: str = "shop", hold_from: datetime | None = None) 
         if len(rows) > 5000:
             log.write(tenant, "events", rows)
             rows.clear()
-    # Live visits in the last 30 minutes, then the tenant's clock.
+    # Live visits in the last 30 minutes, visits 5 and 50 hours before the end (in and out of
+    # the scored day; the latter before the held-out day), then the tenant's clock.
     end = START + timedelta(days=DAYS + 1)
     for index in range(20):
         emit(f"live{index:02d}", end - timedelta(minutes=20), "page", properties={"path": "/"})
+    for index in range(10):
+        emit(f"today{index:02d}", end - timedelta(hours=5), "page", properties={"path": "/"})
+        emit(f"earlier{index:02d}", end - timedelta(hours=50), "page", properties={"path": "/"})
     emit("clock", end, "page", properties={"path": "/"})
     log.write(tenant, "events", rows)
     return {"visits": visits, "now": end, "later": later}
@@ -183,11 +188,20 @@ def test_propensity_is_learnt_from_sessions_and_scores_the_live_ones(settings, w
     assert [b[0] for b in bins] == list(range(1, 11))
     assert sum(b[1] for b in bins) == len(holdout)
     assert all(b[2] == pytest.approx(accuracy.auc) for b in bins)
-    live = workspace.sql(
-        "select user_key, propensity from marts.mart_visitor_propensity where tenant_id = 'shop'"
+    scored = workspace.sql(
+        "select user_key, active, propensity from marts.mart_visitor_propensity "
+        "where tenant_id = 'shop'"
     )
-    assert sorted(u for u, _ in live) == ["clock", *[f"live{i:02d}" for i in range(20)]]
-    assert all(0 < p < 1 for _, p in live)
+    assert sorted(u for u, active, _ in scored if active) == [
+        "clock",
+        *[f"live{i:02d}" for i in range(20)],
+    ]
+    # and the sessions of the last day, no longer active; not those of 50 hours ago
+    ended = {v["user"] for v in sent["visits"] if v["end"] >= now - timedelta(hours=24)}
+    assert sorted(u for u, active, _ in scored if not active) == sorted(
+        {f"today{i:02d}" for i in range(10)} | ended
+    )
+    assert all(0 < p < 1 for *_, p in scored)
 
     # `lakepulse predict` fits it again and says how good it is.
     printed = subprocess.run(
