@@ -8,18 +8,25 @@
 {% macro counted_completion(events, first_completions) -%}
     (
         {{ events }}.event_name = 'Order Completed'
-        and ({{ events }}.order_id is null or {{ first_completions }}.message_id is not null)
+        and (
+            {{ events }}.order_id is null
+            or {{ first_completions }}.message_id = {{ events }}.message_id
+        )
     )
 {%- endmacro %}
 
 {#-
     The join that `counted_completion` reads: `orders` (stg_orders, one row per order's first
-    completion) as `alias`; `since`: only first completions from then on.
+    completion) as `alias`, joined to every completion of the same order, first or not, so a
+    model also sees when its order was last decided (`alias.loaded_at`: a later load of an
+    earlier copy takes the order from the completion that held it); `since`: only first
+    completions from then on.
 -#}
 {% macro join_first_completions(events, orders, alias, since=none) -%}
     left join {{ orders }} as {{ alias }}
-        on {{ events }}.tenant_id = {{ alias }}.tenant_id
-        and {{ events }}.message_id = {{ alias }}.message_id
+        on {{ events }}.event_name = 'Order Completed'
+        and {{ events }}.tenant_id = {{ alias }}.tenant_id
+        and {{ events }}.order_id = {{ alias }}.order_id
         {%- if since is not none %}
         and {{ alias }}.ordered_at >= {{ since }}
         {%- endif %}

@@ -7,6 +7,7 @@ order landing in an old minute, a funnel completed by later events."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from itertools import islice
 
 import duckdb
@@ -73,6 +74,16 @@ GOLDEN = [
         event("g7", "d2", "page", "Home", at("09:00:00")),
         # d3: one page view.
         event("g8", "d3", "page", "Home", at("10:00:00")),
+        # d5 orders o5 at 12:05 (and holds it, for now).
+        event("g14", "d5", "page", "Home", at("12:00:00")),
+        event(
+            "g15",
+            "d5",
+            "track",
+            "Order Completed",
+            at("12:05:00"),
+            properties={"order_id": "o5", "revenue": 47.37},
+        ),
     ],
     [
         # Late: d1's phone was offline; this event bridges its two visits into one session.
@@ -120,6 +131,16 @@ GOLDEN = [
         # hour after the original (beyond the loader's window): bronze keeps it, but the first
         # copy wins; d4 never appears.
         event("g7", "d4", "page", "Home", at("09:00:00", "2026-11-22")),
+        # o5 again, from another device and EARLIER (an offline queue flushed late): this
+        # copy is the order's first completion now; d5's visit loses the order it held.
+        event(
+            "g16",
+            "d6",
+            "track",
+            "Order Completed",
+            at("11:00:00"),
+            properties={"order_id": "o5", "revenue": 47.37},
+        ),
     ],
 ]
 
@@ -295,6 +316,10 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
                 "select user_key from marts.dim_users where tenant_id = 'gold' "
                 "and user_key like 'd2%'",
             ) == [("d2",)]
+            assert workspace.warehouse_sql(
+                "select orders, revenue from marts.fct_sessions where tenant_id = 'gold' "
+                "and device_id = 'd5'",
+            ) == [(1, Decimal("47.37"))]
 
     # The increments carried late events: some loaded later happened before others loaded
     # earlier (not only the hand-built ones).
@@ -319,11 +344,19 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
         ("d2", "u2", "19 23:50", 2, 0, 0),
         ("d2", "u2", "20 09:00", 1, 0, 0),
         ("d3", "d3", "20 10:00", 3, 1, 20),
+        ("d5", "d5", "20 12:00", 2, 0, 0),
+        ("d6", "d6", "20 11:00", 1, 1, Decimal("47.37")),
     ]
     assert workspace.warehouse_sql(
-        "select user_key, sessions, devices, first_seen_date::varchar from marts.dim_users "
-        "where tenant_id = 'gold' order by user_key",
-    ) == [("d1", 1, 1, "2026-11-20"), ("d3", 1, 1, "2026-11-20"), ("u2", 2, 1, "2026-11-19")]
+        "select user_key, sessions, devices, first_seen_date::varchar, orders, revenue "
+        "from marts.dim_users where tenant_id = 'gold' order by user_key",
+    ) == [
+        ("d1", 1, 1, "2026-11-20", 1, 50),
+        ("d3", 1, 1, "2026-11-20", 1, 20),
+        ("d5", 1, 1, "2026-11-20", 0, 0),
+        ("d6", 1, 1, "2026-11-20", 1, Decimal("47.37")),
+        ("u2", 2, 1, "2026-11-19", 0, 0),
+    ]
     windows = dict(
         (minutes, (orders, revenue))
         for minutes, orders, revenue in workspace.warehouse_sql(
@@ -345,7 +378,7 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
     ) == [("purchase", 4), ("quick_checkout", 1)]
     assert workspace.warehouse_sql(
         "select sum(events)::int from marts.mart_event_volume where tenant_id = 'gold'",
-    ) == [(13,)]
+    ) == [(16,)]
     assert workspace.sql(
         "select count(*) from raw.events where tenant_id = 'gold' and message_id = 'g7'"
     ) == [(2,)]

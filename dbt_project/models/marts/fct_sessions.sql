@@ -2,9 +2,13 @@
 -- what it did (events, page views, orders, revenue) and for whom (stitched user).
 --
 -- Incremental by device, like int_sessionized_events: the sessions of a device from the first
--- one that changed are rebuilt from its events. A device whose user changed (it identified)
--- has its other sessions restamped with the user from the row already kept, without reading
--- their events again.
+-- one that changed are rebuilt from its events. A session also changes without an event of its
+-- own when a later-loaded, earlier copy of one of its orders takes the order away (the first
+-- completion wins, stg_orders): the sessions holding any completion of an order decided since
+-- the last run are rebuilt too, and a session's last_loaded_at counts its orders' decisions, so
+-- the user-level models downstream recompute the user who lost the order as well. A device
+-- whose user changed (it identified) has its other sessions restamped with the user from the
+-- row already kept, without reading their events again.
 
 {{
     config(
@@ -19,14 +23,40 @@ with
 
 {%- if is_incremental() %}
 {%- set watermark = incremental_watermark() %}
-{%- set changed_by_events %}
-    select tenant_id, device_id, min(session_start_at) as changed_from
-    from {{ ref('int_sessionized_events') }}
+{%- set decided_orders %}
+    select tenant_id, order_id, ordered_at
+    from {{ ref('stg_orders') }}
     where loaded_at > {{ watermark }}
+{%- endset %}
+{#- the earliest completion an order decided since the watermark can have: its first one -#}
+{%- set completions_from = query_literal(
+    "select cast(min(ordered_at) as varchar) from (" ~ decided_orders ~ ")", "timestamptz"
+) %}
+{%- set changed %}
+    select tenant_id, device_id, min(changed_from) as changed_from
+    from (
+        -- devices with new events, from their first session those events touched
+        select tenant_id, device_id, min(session_start_at) as changed_from
+        from {{ ref('int_sessionized_events') }}
+        where loaded_at > {{ watermark }}
+        group by tenant_id, device_id
+
+        union all
+
+        -- devices holding a completion of an order whose first completion changed
+        select completions.tenant_id, completions.device_id, min(completions.session_start_at)
+        from {{ ref('int_sessionized_events') }} as completions
+        semi join ({{ decided_orders }}) as decided
+            on completions.tenant_id = decided.tenant_id
+            and completions.order_id = decided.order_id
+        where completions.event_name = 'Order Completed'
+            and completions.event_at >= {{ completions_from }}
+        group by completions.tenant_id, completions.device_id
+    )
     group by tenant_id, device_id
 {%- endset %}
 {%- set scan_from = query_literal(
-    "select cast(min(changed_from) as varchar) from (" ~ changed_by_events ~ ")", "timestamptz"
+    "select cast(min(changed_from) as varchar) from (" ~ changed ~ ")", "timestamptz"
 ) %}
 {%- endif %}
 
@@ -37,9 +67,9 @@ identity as (
 ),
 
 {% if is_incremental() -%}
-changed_by_events as (
+changed as (
 
-    {{ changed_by_events }}
+    {{ changed }}
 
 ),
 
@@ -55,10 +85,10 @@ events as (
 
     select all_events.*
     from {{ ref('int_sessionized_events') }} as all_events
-    inner join changed_by_events
-        on all_events.tenant_id = changed_by_events.tenant_id
-        and all_events.device_id = changed_by_events.device_id
-        and all_events.session_start_at >= changed_by_events.changed_from
+    inner join changed
+        on all_events.tenant_id = changed.tenant_id
+        and all_events.device_id = changed.device_id
+        and all_events.session_start_at >= changed.changed_from
     where all_events.session_start_at >= {{ scan_from }}
 
 ),
@@ -76,14 +106,14 @@ restamped as (
     inner join changed_by_identity
         on kept.tenant_id = changed_by_identity.tenant_id
         and kept.device_id = changed_by_identity.device_id
-    left join changed_by_events
-        on kept.tenant_id = changed_by_events.tenant_id
-        and kept.device_id = changed_by_events.device_id
+    left join changed
+        on kept.tenant_id = changed.tenant_id
+        and kept.device_id = changed.device_id
     left join identity
         on kept.tenant_id = identity.tenant_id
         and kept.device_id = identity.anonymous_id
-    where changed_by_events.changed_from is null
-        or kept.session_start_at < changed_by_events.changed_from
+    where changed.changed_from is null
+        or kept.session_start_at < changed.changed_from
 
 ),
 {%- else -%}
@@ -104,9 +134,12 @@ flagged_events as (
         coalesce(
             events.page_url, events.page_path, events.page_referrer,
             events.utm_source, events.utm_medium, events.utm_campaign
-        ) is not null as carries_landing_context
+        ) is not null as carries_landing_context,
+        -- when the order of a completion was last decided (its first completion's load)
+        first_completions.loaded_at as order_decided_at
     from events
-    {{ join_first_completions('events', ref('stg_orders'), 'first_completions', scan_from if is_incremental() else none) }}
+    {#- every first completion: a displaced copy's order may have moved before scan_from #}
+    {{ join_first_completions('events', ref('stg_orders'), 'first_completions') }}
 
 ),
 
@@ -154,7 +187,7 @@ sessions as (
         coalesce(sum(revenue) filter (where completes_order), 0) as revenue,
         min(event_at) filter (where event_name = 'Product Added') as first_product_added_at,
         min(event_at) filter (where event_name = 'Order Completed') as first_order_at,
-        max(loaded_at) as events_loaded_at
+        greatest(max(loaded_at), max(order_decided_at)) as events_loaded_at
     from flagged_events
     group by tenant_id, session_id, device_id
 
