@@ -57,9 +57,10 @@ test: $(STAMP) $(NODE_SDK) $(BROWSER_SDK) $(CHROMIUM) bi
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mkdocs build --strict
-	@# Two workers for most tests; the timing-sensitive ones alone afterwards.
-	$(BIN)/pytest -m "not serial" -n 2 --dist loadfile
-	$(BIN)/pytest -m serial
+	@# Two workers for most tests; the timing-sensitive ones alone afterwards. The fault
+	@# injection runs a sample of its boundaries here; `pytest -m faults` runs the rest.
+	$(BIN)/pytest -m "not serial and not faults" -n 2 --dist loadfile
+	$(BIN)/pytest -m "serial and not faults"
 
 # The docs site (mkdocs.yml, docs/) at http://127.0.0.1:8000, rebuilt on every save.
 docs: $(STAMP)
