@@ -82,7 +82,8 @@ def _query(settings: Settings, needs: set[str], *queries: str) -> list:
 
 def _read(settings: Settings) -> tuple[pd.DataFrame, dict[str, date]]:
     orders, clocks = _query(settings, {"int_customer_orders", "int_tenant_clocks"}, ORDERS, CLOCKS)
-    return orders, dict(zip(clocks["tenant_id"], clocks["observation_end"], strict=True))
+    ends = pd.to_datetime(clocks["observation_end"]).dt.date
+    return orders, dict(zip(clocks["tenant_id"], ends, strict=True))
 
 
 def fit_predictions(
