@@ -131,6 +131,15 @@ def _features(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def signature() -> dict:
+    """What a kept model was trained on (features, scikit-learn version): a model whose
+    signature differs from the running code's is not used to score (a release that changed
+    the features waits for the next fit instead of failing the build)."""
+    import sklearn
+
+    return {"features": [*NUMERIC, *CATEGORICAL], "sklearn": sklearn.__version__}
+
+
 def score(model, sessions: pd.DataFrame) -> np.ndarray:
     """P(order within 24 h) for each session."""
     if sessions.empty:

@@ -181,7 +181,9 @@ def fit_propensity(
         except propensity.PropensityError as err:
             result = PropensityResult(tenant_id, None, str(err), time.perf_counter() - started)
         else:
-            save_propensity_model(settings, tenant_id, fitted.model, fitted_at)
+            save_propensity_model(
+                settings, tenant_id, fitted.model, fitted_at, propensity.signature()
+            )
             seconds = time.perf_counter() - started
             result = PropensityResult(tenant_id, fitted.accuracy, None, seconds)
             rows += accuracy_rows(tenant_id, fitted_at, now[tenant_id], result)

@@ -103,28 +103,39 @@ def append_propensity_fits(settings: Settings, rows: list[dict]) -> None:
 MODEL_SUFFIX = ".joblib"
 
 
-def save_propensity_model(settings: Settings, tenant_id: str, model, fitted_at) -> Path:
-    """Keep a tenant's trained propensity model (replacing the previous one by rename, so a
-    reader never loads half a file). Only lakepulse writes this directory: the files are
-    pickles, loaded by :func:`load_propensity_models`."""
+def save_propensity_model(
+    settings: Settings, tenant_id: str, model, fitted_at, signature: dict | None = None
+) -> Path:
+    """Keep a tenant's trained propensity model with its ``signature`` (what it was trained
+    on), replacing the previous one by rename, so a reader never loads half a file. Only
+    lakepulse writes this directory: the files are pickles, loaded by
+    :func:`load_propensity_models`."""
     import joblib
 
     directory = settings.propensity_models_dir
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{tenant_id}{MODEL_SUFFIX}"
     tmp = directory / f".{tenant_id}.{os.getpid()}.tmp"
-    joblib.dump({"model": model, "fitted_at": fitted_at}, tmp)
+    joblib.dump({"model": model, "fitted_at": fitted_at, "signature": signature}, tmp)
     os.replace(tmp, target)
     return target
 
 
-def load_propensity_models(directory: Path) -> dict[str, dict]:
-    """Each tenant's latest propensity model: ``{tenant: {"model", "fitted_at"}}``."""
+def load_propensity_models(directory: Path, signature: dict | None = None) -> dict[str, dict]:
+    """Each tenant's latest propensity model: ``{tenant: {"model", "fitted_at", ...}}``. With
+    ``signature``, only the models trained with it; a file that does not load is left out too
+    (the tenant is scored again after its next fit)."""
     import joblib
 
     if not directory.exists():
         return {}
-    return {
-        path.name.removesuffix(MODEL_SUFFIX): joblib.load(path)
-        for path in sorted(directory.glob(f"*{MODEL_SUFFIX}"))
-    }
+    models = {}
+    for path in sorted(directory.glob(f"*{MODEL_SUFFIX}")):
+        try:
+            kept = joblib.load(path)
+        except Exception:
+            continue
+        if signature is not None and kept.get("signature") != signature:
+            continue
+        models[path.name.removesuffix(MODEL_SUFFIX)] = kept
+    return models

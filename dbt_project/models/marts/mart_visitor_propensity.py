@@ -35,7 +35,7 @@ SCHEMA = pa.schema(
 def model(dbt, session):
     dbt.config(materialized="table")
     home = Path(os.environ.get("LAKEPULSE_HOME", "../.lakepulse"))
-    models = load_propensity_models(home / "models" / "propensity")
+    models = load_propensity_models(home / "models" / "propensity", propensity.signature())
     clocks = dbt.ref("int_tenant_clocks").df()
     features = dbt.ref("int_session_features")
     frames = []
