@@ -149,8 +149,10 @@ select
     coalesce(activity.cart_adds, 0) as cart_adds,
     coalesce(carts.cart_value, 0)::double as cart_value,
     coalesce(activity.duration_s, 0) as duration_s,
+    -- session_id breaks ties: two devices of one user can start sessions at the same instant
     (row_number() over (
-        partition by sessions.tenant_id, sessions.user_key order by sessions.session_start_at
+        partition by sessions.tenant_id, sessions.user_key
+        order by sessions.session_start_at, sessions.session_id
     ) > 1)::integer as returning_visitor,
     coalesce(past_orders.past_orders, 0) as past_orders,
     sessions.channel,
