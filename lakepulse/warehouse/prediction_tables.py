@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from lakepulse.core.settings import Settings
+from lakepulse.warehouse.trigger_tables import ensure_delta_table
 
 CLV_FITS_SCHEMA = pa.schema(
     [
@@ -63,22 +64,10 @@ PROPENSITY_FITS_SCHEMA = pa.schema(
 """One row per tenant, fit and calibration bin; the columns of ``mart_model_accuracy``."""
 
 
-def _ensure(path, schema: pa.Schema) -> None:
-    from deltalake import write_deltalake
-
-    if not (path / "_delta_log").exists():
-        path.mkdir(parents=True, exist_ok=True)
-        try:
-            write_deltalake(str(path), schema.empty_table(), mode="append")
-        except Exception:
-            if not (path / "_delta_log").exists():  # not a concurrent creation
-                raise
-
-
 def ensure_prediction_tables(settings: Settings) -> None:
     """Create the (empty) fits tables when missing, so dbt's sources find them before a fit."""
-    _ensure(settings.clv_fits_path, CLV_FITS_SCHEMA)
-    _ensure(settings.propensity_fits_path, PROPENSITY_FITS_SCHEMA)
+    ensure_delta_table(settings.clv_fits_path, CLV_FITS_SCHEMA)
+    ensure_delta_table(settings.propensity_fits_path, PROPENSITY_FITS_SCHEMA)
 
 
 def _append(path, schema: pa.Schema, rows: list[dict]) -> None:

@@ -56,7 +56,9 @@ def firings_written_path(settings: Settings) -> Path:
     return settings.trigger_firings_path.with_name("firings_written")
 
 
-def _ensure_delta(path: Path, schema: pa.Schema) -> None:
+def ensure_delta_table(path: Path, schema: pa.Schema) -> None:
+    """Create an empty Delta table with ``schema`` at ``path`` unless one is there (a
+    concurrent creator may win: that is fine)."""
     from deltalake import write_deltalake
 
     if not (path / "_delta_log").exists():
@@ -76,9 +78,9 @@ def definitions_file(settings: Settings) -> Path:
 def ensure_trigger_tables(settings: Settings) -> None:
     """Create the (empty) firings and deliveries tables and definitions file when missing, so
     every reader (dbt's sources, the deliverer's queries) finds them before the first firing."""
-    _ensure_delta(settings.trigger_firings_path, FIRINGS_SCHEMA)
-    _ensure_delta(settings.trigger_deliveries_path, DELIVERIES_SCHEMA)
-    _ensure_delta(firings_written_path(settings), WRITTEN_SCHEMA)
+    ensure_delta_table(settings.trigger_firings_path, FIRINGS_SCHEMA)
+    ensure_delta_table(settings.trigger_deliveries_path, DELIVERIES_SCHEMA)
+    ensure_delta_table(firings_written_path(settings), WRITTEN_SCHEMA)
     definitions = definitions_file(settings)
     if not definitions.exists():
         definitions.parent.mkdir(parents=True, exist_ok=True)

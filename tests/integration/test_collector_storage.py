@@ -61,21 +61,9 @@ def small_landing(settings):
 
 
 @pytest.fixture
-def collector_on(settings, small_landing, tmp_path):
-    with open(tmp_path / "collector.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "lakepulse.cli", "collect"],
-            env=settings.process_env(),
-            cwd=PROJECT_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for_http(f"{settings.collector_url}/health", process=proc)
-            yield settings.collector_url
-        finally:
-            proc.kill()
-            proc.wait()
+def collector_on(small_landing, collector):
+    """The real collector, started after its landing directory became the small tmpfs."""
+    yield collector
 
 
 def landed(settings) -> list[str]:
