@@ -13,7 +13,7 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -281,10 +281,18 @@ def bronze_pipeline(settings: Settings) -> dlt.Pipeline:
     )
 
 
-def loader_lock(settings: Settings) -> AbstractContextManager[bool]:
+@contextmanager
+def loader_lock(settings: Settings) -> Iterator[bool]:
     """One loader at a time per data directory (CLI and Dagster alike): two concurrent
-    appends could both miss each other's rows when deduplicating."""
-    return exclusive_lock(settings.dlt_pipelines_dir / "loader.lock")
+    appends could both miss each other's rows when deduplicating. The pipeline lock is taken
+    first (``Settings.pipeline_lock_path``): a load, and erasure, retention and compaction,
+    which hold this lock, wait for the pipeline worker's cycle to end rather than write
+    under it."""
+    with (
+        exclusive_lock(settings.pipeline_lock_path),
+        exclusive_lock(settings.dlt_pipelines_dir / "loader.lock"),
+    ):
+        yield True
 
 
 def _drop_interrupted_schema_writes(pipeline: dlt.Pipeline) -> None:

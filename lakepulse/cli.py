@@ -143,6 +143,42 @@ def ingest() -> None:
     click.echo("Next: `lakepulse build` to rebuild the marts.")
 
 
+def _waiting_for_worker() -> None:
+    click.echo("waiting for the pipeline worker's cycle to end (a few seconds) ...", err=True)
+
+
+@main.command(
+    help="Run the pipeline worker in the foreground: load, check, build, publish and fire "
+    "each freshness tier (live, session, daily) on its cadence, until Ctrl-C. Dagster runs "
+    "the same worker (job pipeline_worker); run this one only where Dagster does not."
+)
+@click.option("--minutes", type=float, default=None, help="Stop after this many minutes.")
+def worker(minutes: float | None) -> None:
+    import signal
+    import threading
+    import time
+
+    from lakepulse.operations.worker import CycleReport, run_worker
+
+    settings = _settings()
+    stop = threading.Event()
+    for stopping in (signal.SIGINT, signal.SIGTERM):  # the cycle in progress ends first
+        signal.signal(stopping, lambda *_: stop.set())
+
+    def show(report: CycleReport) -> None:
+        took = sum(report.stages.values())
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in report.stages.items())
+        if report.error:
+            click.echo(f"cycle failed after {took:.1f} s: {report.error}", err=True)
+        else:
+            click.echo(f"built {'+'.join(report.tiers)} in {took:.1f} s ({stages})")
+
+    click.echo(f"pipeline worker on {settings.home}; Ctrl-C stops it after the current cycle.")
+    until = time.monotonic() + minutes * 60 if minutes else None
+    run_worker(settings, stop, until, on_cycle=show)
+    click.echo("worker stopped. `lakepulse sql` reads the marts as its last daily cycle left them.")
+
+
 def _require_bronze(settings: Settings) -> None:
     """dbt reads bronze's Delta tables; before the first load there are none."""
     if not (settings.bronze_events_path / "_delta_log").exists():
@@ -177,6 +213,7 @@ def build(dbt_args: tuple[str, ...]) -> None:
             settings,
             *dbt_args,
             on_migrate=lambda drifts: click.echo(migration_message(drifts), err=True),
+            on_wait=_waiting_for_worker,
         )
     except subprocess.CalledProcessError as err:
         click.echo(

@@ -24,12 +24,13 @@ from orchestration.jobs import (
     build_replay_job,
     compaction_job,
     erase_user_job,
+    pipeline_worker_job,
     predict_job,
     retention_job,
 )
 from orchestration.resources import LakepulseResource, dbt_project_for, dbt_resource
 from orchestration.schedules import compaction_schedule, predictions_schedule, retention_schedule
-from orchestration.sensors import build_delivery_sensor, build_landing_sensor
+from orchestration.sensors import build_landing_sensor, build_worker_sensor
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
@@ -66,12 +67,13 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             compaction_job,
             erase_user_job,
             predict_job,
+            pipeline_worker_job,
         ],
         schedules=[retention_schedule, compaction_schedule, predictions_schedule],
         sensors=[
+            build_worker_sensor(pipeline_worker_job, settings),
             build_landing_sensor(ingest_and_build, settings),
             build_freshness_sensor(freshness),
-            build_delivery_sensor(settings),
         ],
         # Every job in one process, the implicit one the freshness sensor launches included: a
         # subprocess per step re-imports Dagster and our code (~5-10 s of CPU each time).

@@ -13,8 +13,12 @@ from dagster import (
     job,
 )
 
-from lakepulse.core.dagster_instance import PIPELINE_TAG
-from orchestration.ops import erase_user_op
+from lakepulse.core.dagster_instance import PIPELINE_TAG, WORKER_TAG
+from orchestration.ops import erase_user_op, pipeline_worker_op
+
+# The pipeline worker's runs carry WORKER_TAG (one at a time), not PIPELINE_TAG: a worker run
+# lasts half an hour, and the jobs that write the lake take turns with its cycles through the
+# pipeline lock instead.
 
 
 def build_ingest_and_build_job(
@@ -88,3 +92,16 @@ predict_job = define_asset_job(
 )
 def erase_user_job() -> None:
     erase_user_op()
+
+
+@job(
+    name="pipeline_worker",
+    description="The long-lived pipeline worker (`lakepulse worker`): every few seconds, load "
+    "the new landing files, check them, build, publish and fire the live tier; the session "
+    "and daily tiers on their cadence. The sensor pipeline_worker_sensor keeps one running and "
+    "starts the next when a run ends (every 30 minutes) or its worker stops beating.",
+    tags={WORKER_TAG: "worker"},
+    executor_def=in_process_executor,
+)
+def pipeline_worker_job() -> None:
+    pipeline_worker_op()

@@ -5,10 +5,16 @@ Note for privacy reviews: Dagster stores a run's config, so the erasure job leav
 in Dagster's run storage (`$DAGSTER_HOME`). `lakepulse erase` leaves no trace at all; prefer it,
 or delete the run afterwards (`dagster run delete RUN_ID`)."""
 
+import time
+
 from dagster import Config, OpExecutionContext, op
 
 from lakepulse.operations.erasure import erase_user
+from lakepulse.operations.worker import CycleReport, run_worker
+from orchestration.events import cycle_events
 from orchestration.resources import LakepulseResource
+
+WORKER_ROLLOVER_MINUTES = 30.0
 
 
 class ErasureConfig(Config):
@@ -36,3 +42,32 @@ def erase_user_op(
         f"erased {report.identities} identities: {report.landing_lines_removed} landing lines, "
         f"{report.bronze_rows_removed} bronze rows, {report.rejected_rows_removed} rejected rows"
     )
+
+
+class WorkerConfig(Config):
+    """``minutes``: how long this run of the worker cycles before it ends and the sensor starts
+    the next (a run's event log stays readable)."""
+
+    minutes: float = WORKER_ROLLOVER_MINUTES
+
+
+@op(
+    description="The pipeline worker (lakepulse.operations.worker.run_worker, the same as "
+    "`lakepulse worker`): load, check, build, publish and fire each freshness tier on its "
+    "cadence, reporting every cycle's materializations and bronze check here.",
+)
+def pipeline_worker_op(
+    context: OpExecutionContext, config: WorkerConfig, lakepulse: LakepulseResource
+) -> None:
+    settings = lakepulse.settings
+
+    def report(cycle: CycleReport) -> None:
+        for event in cycle_events(cycle, settings):
+            context.log_event(event)
+        if cycle.error:
+            context.log.warning(f"cycle failed: {cycle.error}")
+        else:
+            took = ", ".join(f"{k} {v:.1f} s" for k, v in cycle.stages.items())
+            context.log.info(f"built {'+'.join(cycle.tiers)}: {took}")
+
+    run_worker(settings, until=time.monotonic() + config.minutes * 60, on_cycle=report)

@@ -1,5 +1,8 @@
-"""Sensors: the minute cadence of the pipeline. (Anomaly alerts are a trigger kind now:
-models/triggers/trigger_anomaly.sql, fired with the other triggers after the marts.)"""
+"""Sensors: the pipeline worker kept alive (the default), and the run-per-load cadence it
+replaced, stopped by default (for a data directory where no long-lived process may run).
+Deliveries run on the worker's own thread, not inside a sensor evaluation."""
+
+import time
 
 from dagster import (
     DagsterRunStatus,
@@ -15,7 +18,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 
 from ingestion.landing import LandingLog
 from lakepulse.core.settings import Settings
-from lakepulse.triggers.delivery import deliver_pass
+from lakepulse.operations.worker import worker_beating
 
 WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
 """Runs that have not begun loading: new landing files will be in their load anyway."""
@@ -34,8 +37,10 @@ def build_landing_sensor(job: UnresolvedAssetJobDefinition, settings: Settings):
         name="landing_log_sensor",
         job=job,
         minimum_interval_seconds=LANDING_SENSOR_INTERVAL_S,
-        default_status=DefaultSensorStatus.RUNNING,
-        description=f"Every {LANDING_SENSOR_INTERVAL_S} s: when the collector has published new "
+        default_status=DefaultSensorStatus.STOPPED,
+        description=f"Stopped by default: pipeline_worker_sensor keeps the long-lived worker "
+        "going instead, and the two must not both run. "
+        f"Every {LANDING_SENSOR_INTERVAL_S} s: when the collector has published new "
         "landing files, load them into bronze, rebuild the marts and publish them. While a run "
         "is going, the next one waits in the queue (never two at once) and starts the moment "
         "it ends; at most one waits.",
@@ -62,26 +67,43 @@ def build_landing_sensor(job: UnresolvedAssetJobDefinition, settings: Settings):
     return landing_log_sensor
 
 
-def build_delivery_sensor(settings: Settings):
-    @sensor(
-        name="trigger_delivery_sensor",
-        minimum_interval_seconds=30,
-        default_status=DefaultSensorStatus.RUNNING,
-        description="Every 30 s: one delivery pass (lakepulse.triggers.delivery.deliver_pass, "
-        "the same as `lakepulse triggers deliver`): due treatment firings go to their webhook, "
-        "e-mail and Slack destinations, with retries and dead letters. A pass stops starting "
-        "new deliveries after 25 s, so passes never overlap.",
-    )
-    def trigger_delivery_sensor(context: SensorEvaluationContext):
-        result = deliver_pass(settings)
-        if result.busy or not result.due:
-            return SkipReason(result.summary())
-        context.log.info(result.summary())
-        if result.dead:
-            context.log.warning(
-                f"{result.dead} dead letters: see marts.fct_trigger_deliveries, then "
-                "`lakepulse triggers retry`"
-            )
-        return SkipReason(result.summary())
+IN_PROGRESS = [*WAITING, DagsterRunStatus.STARTED]
 
-    return trigger_delivery_sensor
+WORKER_SENSOR_INTERVAL_S = 5
+
+WORKER_START_GRACE_S = 120
+"""A worker run younger than this may not have written its first heartbeat yet (the run's
+process imports Dagster, dbt, dlt and great-expectations first)."""
+
+
+def build_worker_sensor(job, settings: Settings):
+    @sensor(
+        name="pipeline_worker_sensor",
+        job=job,
+        minimum_interval_seconds=WORKER_SENSOR_INTERVAL_S,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=f"Every {WORKER_SENSOR_INTERVAL_S} s: keeps one pipeline_worker run going. "
+        "It starts one when none is queued or running (the previous one rolled over, failed or "
+        "was killed), and marks failed a run whose worker stopped beating (its process died "
+        "without Dagster seeing it), then starts the next.",
+    )
+    def pipeline_worker_sensor(context: SensorEvaluationContext):
+        records = context.instance.get_run_records(
+            RunsFilter(job_name=job.name, statuses=IN_PROGRESS), limit=1
+        )
+        if records:
+            record = records[0]
+            run = record.dagster_run
+            started = record.start_time or record.create_timestamp.timestamp()
+            if (
+                run.status != DagsterRunStatus.STARTED
+                or time.time() - started < WORKER_START_GRACE_S
+                or worker_beating(settings)
+            ):
+                return SkipReason(f"worker run {run.run_id[:8]} is {run.status.value.lower()}")
+            context.instance.report_run_failed(
+                run, "the pipeline worker stopped beating; a new run takes over"
+            )
+        return RunRequest(run_key=f"worker-{time.time():.3f}")
+
+    return pipeline_worker_sensor

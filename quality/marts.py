@@ -7,6 +7,8 @@ each rule is one plain expectation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from lakepulse.core.duck import connect
@@ -90,10 +92,11 @@ MART_CHECK_QUERIES = {
 }
 
 
-def check_mart(settings: Settings, mart: str) -> QualityResult:
+def check_mart(settings: Settings, mart: str, source: Path | None = None) -> QualityResult:
     """Run ``mart``'s suite on the rows it reads, from the read replica (never the live
-    warehouse, which a build may hold)."""
-    conn = connect(settings.replica_path, read_only=True)
+    warehouse, which a build may hold), or from ``source`` (the pipeline worker, which owns
+    the warehouse between its builds, checks a tier's marts there before publishing them)."""
+    conn = connect(source or settings.replica_path, read_only=True)
     try:
         df = conn.sql(MART_CHECK_QUERIES[mart]).df()
     finally:

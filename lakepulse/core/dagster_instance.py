@@ -12,6 +12,9 @@ PIPELINE_TAG = "lakepulse/pipeline"
 """Runs carrying this tag never overlap (a run-queue limit here, and the sensor skips)."""
 
 
+WORKER_TAG = "lakepulse/worker"
+"""The pipeline worker's runs: never two at once."""
+
 MARKER = "# Written by lakepulse from the environment; remove this line to keep your edits.\n"
 PG_URL_VAR = "LAKEPULSE_DAGSTER_PG_URL"
 
@@ -29,7 +32,10 @@ def dagster_yaml(settings: Settings, env: dict[str, str] | None = None) -> dict:
             "runs": {
                 "max_concurrent_runs": 4,
                 # The minute pipeline never overlaps itself, whatever launches it.
-                "tag_concurrency_limits": [{"key": PIPELINE_TAG, "limit": 1}],
+                "tag_concurrency_limits": [
+                    {"key": PIPELINE_TAG, "limit": 1},
+                    {"key": WORKER_TAG, "limit": 1},
+                ],
             }
         },
         # The next minute run waits in the queue behind the current one: look every second

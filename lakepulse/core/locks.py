@@ -6,9 +6,14 @@ stale lock ever needs clearing."""
 from __future__ import annotations
 
 import fcntl
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+_HELD: dict[tuple[str, int], int] = {}
+"""Locks this process holds, per (path, thread), and how deeply: a workflow that takes the
+pipeline lock may call another that takes it too (erasure calls the rebuild)."""
 
 
 @contextmanager
@@ -17,7 +22,16 @@ def exclusive_lock(
 ) -> Iterator[bool]:
     """Hold an exclusive lock on ``path`` (created if missing). Yields True once held. With
     ``wait=False`` it yields False at once when another process holds it; otherwise it calls
-    ``on_wait`` (to tell a user why nothing happens yet) and blocks until the holder ends."""
+    ``on_wait`` (to tell a user why nothing happens yet) and blocks until the holder ends.
+    Re-entrant within a thread: taking a lock this thread holds already yields True at once."""
+    held = (str(path.resolve()), threading.get_ident())
+    if _HELD.get(held):
+        _HELD[held] += 1
+        try:
+            yield True
+        finally:
+            _HELD[held] -= 1
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         try:
@@ -29,7 +43,9 @@ def exclusive_lock(
             if on_wait:
                 on_wait()
             fcntl.flock(handle, fcntl.LOCK_EX)
+        _HELD[held] = 1
         try:
             yield True
         finally:
+            del _HELD[held]
             fcntl.flock(handle, fcntl.LOCK_UN)

@@ -197,6 +197,26 @@ class Settings:
         return self.warehouse_path.with_name("published.duckdb")
 
     @property
+    def pipeline_lock_path(self) -> Path:
+        """Held by whatever writes the lake or the warehouse: the pipeline worker for each of
+        its cycles, and ``lakepulse build``, ``ingest``, ``publish``, erasure, retention,
+        replay and compaction for their whole run. They take turns; none waits for more than
+        a cycle of the worker."""
+        return self.warehouse_path.with_name("pipeline.lock")
+
+    @property
+    def worker_cycles_path(self) -> Path:
+        """The pipeline worker's account of its cycles, a JSON line each (stages' seconds,
+        tiers built, marts published): what ``bench_freshness`` and operators read."""
+        return self.warehouse_path.with_name("worker_cycles.ndjson")
+
+    @property
+    def worker_heartbeat_path(self) -> Path:
+        """Rewritten by the pipeline worker after every cycle (its pid and the time): the
+        Dagster sensor that keeps it alive restarts a run whose worker stopped beating."""
+        return self.warehouse_path.with_name("worker.heartbeat")
+
+    @property
     def publish_lock_path(self) -> Path:
         """Held by the publish in progress (the pipeline's or ``lakepulse publish``): one at a
         time, since both write the published state and swap the same tables."""

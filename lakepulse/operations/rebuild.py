@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 
+from lakepulse.core.locks import exclusive_lock
 from lakepulse.core.settings import Settings
 from lakepulse.triggers.definitions import Installed, install
 from lakepulse.warehouse.dbt import (
@@ -28,6 +29,12 @@ from lakepulse.warehouse.schema_drift import (
     remember_checked,
 )
 from lakepulse.warehouse.trigger_tables import ensure_trigger_tables
+
+
+def pipeline_turn(settings: Settings, on_wait: Callable[[], None] | None = None):
+    """The pipeline lock (``Settings.pipeline_lock_path``), for a build outside the worker:
+    it waits for the worker's cycle to end, and the worker's next cycle waits for it."""
+    return exclusive_lock(settings.pipeline_lock_path, on_wait=on_wait)
 
 
 def prepare_dbt(settings: Settings) -> Installed:
@@ -107,25 +114,30 @@ def run_build(
     *dbt_args: str,
     capture: bool = False,
     on_migrate: Callable[[list[Drift]], None] | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess:
     """``lakepulse build [DBT_ARGS]``: :func:`migrate_changed_schemas` (unless a full refresh
     was asked for), then a plain ``dbt build`` with the user's arguments (every model, seed
-    and test when none), then the replica. Raises ``CalledProcessError``."""
-    prepare_dbt(settings)
-    if "--full-refresh" not in dbt_args:
-        migrate_changed_schemas(settings, on_migrate)
-    result = run_dbt(settings, "build", *dbt_args, capture=capture)
-    refresh_replica(settings)
-    return result
+    and test when none), then the replica. Waits for the pipeline worker's cycle (after
+    ``on_wait``) and holds the pipeline lock throughout. Raises ``CalledProcessError``."""
+    with pipeline_turn(settings, on_wait):
+        prepare_dbt(settings)
+        if "--full-refresh" not in dbt_args:
+            migrate_changed_schemas(settings, on_migrate)
+        result = run_dbt(settings, "build", *dbt_args, capture=capture)
+        refresh_replica(settings)
+        return result
 
 
 def rebuild(settings: Settings, full_refresh: bool = False, capture: bool = False) -> None:
     """Build every model (from bronze with ``full_refresh``: ``lakepulse replay``), refresh
-    the replica, and publish to PostgreSQL when one is configured."""
-    args = prepare_build(settings, full_refresh)
-    run_dbt(settings, *args, capture=capture)
-    finish_build(settings, args)
-    if settings.pg_url:
-        # After a full refresh (replay, erasure, retention) every mart is copied and swapped in
-        # whole: the old tables, erased rows among them, leave PostgreSQL with their files.
-        publish(settings, settings.pg_url, force=full_refresh)
+    the replica, and publish to PostgreSQL when one is configured. Under the pipeline lock:
+    the worker's cycles wait for it, and it for theirs."""
+    with pipeline_turn(settings):
+        args = prepare_build(settings, full_refresh)
+        run_dbt(settings, *args, capture=capture)
+        finish_build(settings, args)
+        if settings.pg_url:
+            # After a full refresh (replay, erasure, retention) every mart is copied and swapped
+            # in whole: the old tables, erased rows among them, leave PostgreSQL with their files.
+            publish(settings, settings.pg_url, force=full_refresh)

@@ -29,6 +29,7 @@ import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -105,27 +106,39 @@ def fire_lock(settings: Settings) -> AbstractContextManager[bool]:
     return exclusive_lock(settings.triggers_dir / "fire.lock")
 
 
-def fire(settings: Settings, dry_run: bool = False, now: datetime | None = None) -> FireResult:
+def fire(
+    settings: Settings,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    models: set[str] | None = None,
+    source: Path | None = None,
+) -> FireResult:
     """The fire workflow (see the module docstring). ``dry_run`` computes what would fire
-    and writes nothing."""
+    and writes nothing. ``models``: only the triggers whose candidates these dbt models hold (a
+    freshness tier's);
+    ``source``: read candidates from this DuckDB file instead of the replica (the pipeline
+    worker fires from the warehouse it has just built)."""
     with fire_lock(settings):
         installed = install(settings)
         ensure_trigger_tables(settings)
         recovered = 0 if dry_run else write_back_pending(settings)
         fired_at = (now or datetime.now(UTC)).astimezone(UTC)
-        outcomes = {t.name: TriggerOutcome() for t in installed.definitions.triggers}
+        triggers = [
+            t for t in installed.definitions.triggers if models is None or t.model in models
+        ]
+        outcomes = {t.name: TriggerOutcome() for t in triggers}
         rows: list[dict] = []
-        replica = settings.replica_path
-        if installed.definitions.triggers and replica.exists():
+        replica = source or settings.replica_path
+        if triggers and replica.exists():
             conn = connect()
             try:
                 conn.execute(f"attach '{replica}' as wh (read_only)")
                 recorded = _recorded(conn, settings)
-                for trigger in installed.definitions.triggers:
+                for trigger in triggers:
                     rows += _new_firings(conn, trigger, recorded, outcomes[trigger.name], fired_at)
             finally:
                 conn.close()
-        elif installed.definitions.triggers:
+        elif triggers:
             for outcome in outcomes.values():
                 outcome.note = "no marts yet: run `lakepulse build` first"
         if dry_run or not rows:

@@ -5,10 +5,12 @@ happens around a build (alerts table, replica, publish) is :mod:`lakepulse.opera
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from lakepulse.core.settings import DBT_PROJECT_DIR, Settings
 
@@ -44,6 +46,88 @@ def run_dbt(settings: Settings, *args: str, capture: bool = False) -> subprocess
     )
 
 
+def dbt_arguments(settings: Settings, *args: str) -> list[str]:
+    """dbt's arguments for this data directory: the project, its profile, its target."""
+    return dbt_command(settings, *args)[1:]
+
+
+class DbtFailed(RuntimeError):
+    """An in-process dbt invocation failed; the message names the failing nodes."""
+
+
+class WarmDbt:
+    """dbt inside this process, for the long-lived pipeline worker: dbt is imported once and
+    the project parsed once, its manifest kept between invocations and parsed again only when
+    a project file changes. Each invocation of a run-per-minute design paid ~3 s of imports,
+    ~2 s of partial parse and ~1 s of adapter start before its first model.
+
+    dbt allows one invocation at a time per process, so a worker serialises them. The
+    process's environment becomes the data directory's (dbt's profile reads
+    ``LAKEPULSE_HOME``): make one per worker process, for one data directory."""
+
+    def __init__(self, settings: Settings) -> None:
+        from dbt.cli.main import dbtRunner
+
+        self.settings = settings
+        os.environ.update(settings.process_env())
+        settings.ensure_dirs()
+        self._runner_class = dbtRunner
+        self._manifest: Any = None
+        self._parsed_at = 0.0
+
+    def _manifest_now(self) -> Any:
+        manifest_file = self.settings.dbt_manifest_path
+        stale = self._manifest is None or any(
+            p.stat().st_mtime > self._parsed_at for p in project_files()
+        )
+        if stale:
+            self._parsed_at = time.time()
+            result = self._runner_class().invoke(dbt_arguments(self.settings, "parse", "--quiet"))
+            if not result.success:
+                raise DbtFailed(f"dbt parse failed: {result.exception}")
+            self._manifest = result.result
+            assert manifest_file.exists()
+        return self._manifest
+
+    def manifest_path(self) -> Path:
+        """The manifest's file, as the project is now (parsed first if it changed)."""
+        self._manifest_now()
+        return self.settings.dbt_manifest_path
+
+    def invoke(self, *args: str) -> Any:
+        """Run one dbt command (``build --select ...``); returns dbt's result, raises
+        :class:`DbtFailed` naming the nodes that failed."""
+        runner = self._runner_class(manifest=self._manifest_now())
+        try:
+            result = runner.invoke(dbt_arguments(self.settings, *args, "--quiet"))
+        finally:
+            _close_warehouse()
+        if not result.success:
+            failed = [
+                f"{r.node.name}: {(r.message or '').strip()[:300]}"
+                for r in getattr(result.result, "results", None) or []
+                if str(r.status) in {"error", "fail", "runtime error"}
+            ]
+            raise DbtFailed(
+                f"dbt {args[0]} failed: " + ("; ".join(failed) or str(result.exception))
+            )
+        return result.result
+
+
+def _close_warehouse() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process after an invocation
+    (the adapter's environment outlives it), so the worker's publish and checks, and other
+    processes between two cycles, can open the warehouse file."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    try:
+        environment = DuckDBConnectionManager.env()
+    except Exception:  # none was opened
+        return
+    environment.close()
+    DuckDBConnectionManager.close_all_connections()
+
+
 UPSTREAM_TESTS_TAG = "upstream"
 """Tag of the dbt tests on staging and intermediate models and on the sources
 (``dbt_project.yml``): they check dbt's working state, not what BI reads."""
@@ -77,6 +161,24 @@ def build_args(full_refresh: bool = False, settings: Settings | None = None) -> 
         excluded.append("resource_type:seed")
     if upstream_tests_ran_recently(settings):
         excluded.append(f"tag:{UPSTREAM_TESTS_TAG}")
+    return [*args, "--exclude", " ".join(excluded)] if excluded else args
+
+
+def tier_build_args(settings: Settings, select: str, upstream_tests: bool) -> list[str]:
+    """The worker's build of one freshness tier (``select``, see
+    :mod:`lakepulse.warehouse.tiers`): its models and their tests, the seeds too while they are
+    not built as they are now, and the upstream tests (of every tier) only when
+    ``upstream_tests`` (the slowest tier's turn: the faster ones never wait for them)."""
+    selected, excluded = [select], []
+    if seeds_built(settings):
+        excluded.append("resource_type:seed")
+    else:
+        selected.append("resource_type:seed")
+    if upstream_tests:
+        selected.append(f"tag:{UPSTREAM_TESTS_TAG}")
+    else:
+        excluded.append(f"tag:{UPSTREAM_TESTS_TAG}")
+    args = ["build", "--exclude-resource-type", "unit_test", "--select", " ".join(selected)]
     return [*args, "--exclude", " ".join(excluded)] if excluded else args
 
 

@@ -35,6 +35,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -247,23 +248,37 @@ def publish(
     marts: dict[str, tuple[str, ...]] | None = None,
     force: bool = False,
     on_wait: Callable[[], None] | None = None,
+    source: Path | None = None,
 ) -> PublishResult:
     """Copy every mart that changed since the last publish (every mart with ``force``) from
-    the read replica to PostgreSQL schema ``marts``, each swapped in atomically. One publish at
-    a time per data directory: another (the pipeline's, say) is waited for, after ``on_wait``."""
-    with exclusive_lock(settings.publish_lock_path, on_wait=on_wait):
-        return _publish(settings, pg_url, marts or MARTS, force)
+        the read replica to PostgreSQL schema ``marts``, each swapped in atomically. One publish at
+        a time per data directory, and never during a cycle of the pipeline worker (the pipeline
+    lock): another is waited for, after ``on_wait``.
+
+        ``source``: read the marts from this DuckDB file instead of the replica. The pipeline
+        worker, which owns the warehouse between its builds, publishes a tier from the warehouse
+        itself, so no copy of the marts stands between a build and BI."""
+    with (
+        exclusive_lock(settings.pipeline_lock_path, on_wait=on_wait),
+        exclusive_lock(settings.publish_lock_path, on_wait=on_wait),
+    ):
+        return _publish(settings, pg_url, marts or MARTS, force, source or settings.replica_path)
 
 
 def _publish(
-    settings: Settings, pg_url: str, marts: dict[str, tuple[str, ...]], force: bool
+    settings: Settings,
+    pg_url: str,
+    marts: dict[str, tuple[str, ...]],
+    force: bool,
+    source: Path,
 ) -> PublishResult:
     started = time.perf_counter()
     ensure_serving(pg_url)
     duck = connect()
     load_postgres(duck)
-    # The read replica: a consistent copy of the last build that no build ever locks.
-    duck.execute(f"attach '{settings.replica_path}' as wh (read_only)")
+    # The read replica (a consistent copy of the last build that no build ever locks), or the
+    # warehouse when its owner publishes.
+    duck.execute(f"attach '{source}' as wh (read_only)")
     duck.execute(f"attach '{pg_url}' as pg (type postgres)")
     duck.execute(f"attach '{settings.published_state_path}' as ps")
     duck.execute(

@@ -15,7 +15,7 @@ from dagster import (
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from lakepulse.core.settings import Settings
-from lakepulse.operations.rebuild import finish_build, prepare_build
+from lakepulse.operations.rebuild import finish_build, pipeline_turn, prepare_build
 from lakepulse.warehouse.schema_drift import migration_message
 
 OWNER = "team:analytics-engineering"
@@ -77,20 +77,21 @@ def build_dbt_assets(project: DbtProject, settings: Settings) -> AssetsDefinitio
     def dbt_models(
         context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
     ) -> Iterator:
-        args = prepare_build(
-            settings,
-            config.full_refresh,
-            on_migrate=lambda drifts: context.log.warning(migration_message(drifts)),
-        )
-        # Artifacts in this data directory's target, beside the partial-parse state our parse
-        # left there under the same profile: dbt re-reads only what changed (a full parse is
-        # ~4 s of every minute) and no per-run target folder piles up in the project.
-        invocation = dbt.cli(args, context=context, target_path=settings.dbt_target_dir)
-        for event in invocation.stream():
-            # Tests that are not asset checks arrive as observations: the run's log and dbt's
-            # run_results.json already hold them (a failing one fails this step).
-            if not isinstance(event, AssetObservation):
-                yield event
-        finish_build(settings, args)  # seeds fingerprint, then the replica readers open
+        with pipeline_turn(settings):  # never inside a cycle of the pipeline worker
+            args = prepare_build(
+                settings,
+                config.full_refresh,
+                on_migrate=lambda drifts: context.log.warning(migration_message(drifts)),
+            )
+            # Artifacts in this data directory's target, beside the partial-parse state our
+            # parse left there under the same profile: dbt re-reads only what changed (a full
+            # parse is ~4 s) and no per-run target folder piles up in the project.
+            invocation = dbt.cli(args, context=context, target_path=settings.dbt_target_dir)
+            for event in invocation.stream():
+                # Tests that are not asset checks arrive as observations: the run's log and
+                # dbt's run_results.json already hold them (a failing one fails this step).
+                if not isinstance(event, AssetObservation):
+                    yield event
+            finish_build(settings, args)  # seeds fingerprint, then the replica readers open
 
     return dbt_models

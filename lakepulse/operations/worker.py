@@ -1,0 +1,304 @@
+"""The pipeline worker: one long-lived process that owns the warehouse and keeps every
+freshness tier's promise (:mod:`lakepulse.warehouse.tiers`).
+
+A run-per-minute design pays its fixed costs on every run: a new process importing Dagster,
+dlt, dbt and great-expectations, dbt's start and parse, and every model rebuilt, a day's grain
+included. The worker pays them once. It loops in short cycles, each under the pipeline lock
+(``Settings.pipeline_lock_path``), so ``lakepulse build``, ``ingest``, ``publish``, erasure,
+retention, replay and compaction take their turn between two cycles:
+
+1. load the new landing files into bronze (dlt), then run the blocking bronze suite on them:
+   a failing load builds nothing in this cycle, so it never reaches a published mart;
+2. for each tier due (``live`` every cycle with new events; ``session`` and ``daily`` on their
+   cadence): ``dbt build`` its models and their tests in this process (:class:`WarmDbt`, the
+   manifest kept), run the great-expectations suites of its marts, publish the marts that
+   changed from the warehouse itself, and fire the tier's trigger kinds;
+3. on the daily tier's turn, refresh the read replica that ad-hoc SQL reads.
+
+Deliveries run beside the cycles, on a thread, so a slow webhook never holds a tier back.
+
+Every step is one of the workflows the CLI runs alone, so a worker killed at any moment loses
+and duplicates nothing: the loader, the incremental models, the publish and the firing are
+each exactly-once on their own, and the next worker's first cycle builds every tier."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from ingestion.landing import LandingLog
+from ingestion.pipeline import run_ingest
+from lakepulse.core.locks import exclusive_lock
+from lakepulse.core.settings import Settings
+from lakepulse.operations.rebuild import migrate_changed_schemas, prepare_dbt
+from lakepulse.triggers.delivery import deliver_pass
+from lakepulse.triggers.firing import fire
+from lakepulse.warehouse.dbt import WarmDbt, remember_build, tier_build_args
+from lakepulse.warehouse.publish import publish
+from lakepulse.warehouse.replica import refresh_replica
+from lakepulse.warehouse.tiers import TIERS, Tier, TierPlan, tier_plan, tier_selector
+
+IDLE_POLL_S = 0.5
+"""How often an idle worker looks for new landing files."""
+
+ERROR_BACKOFF_S = 5.0
+"""Pause after a failed cycle (the next one retries what failed)."""
+
+HEARTBEAT_EVERY_S = 5.0
+
+DELIVERY_EVERY_S = 10.0
+"""How often a delivery pass starts when none is running (and after every firing)."""
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did, written as a JSON line to ``Settings.worker_cycles_path``."""
+
+    started_at: float
+    """Wall-clock start (epoch seconds)."""
+    landing: str | None
+    """The newest landing file this cycle's load took in."""
+    tiers: list[str] = field(default_factory=list)
+    stages: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage: ``load``, ``checks``, then ``dbt:<tier>``, ``publish:<tier>``, ..."""
+    published: dict[str, int] = field(default_factory=dict)
+    """Marts published, and their rows (or the keys a delta touched)."""
+    fired: int = 0
+    bronze_passed: bool | None = None
+    """The blocking bronze suite's verdict on this cycle's load (None: nothing loaded)."""
+    error: str | None = None
+
+    @property
+    def ended_at(self) -> float:
+        return self.started_at + sum(self.stages.values())
+
+
+class PipelineWorker:
+    """The loop of :mod:`lakepulse.operations.worker`, for one data directory."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tiers: tuple[Tier, ...] = TIERS,
+        on_cycle: Callable[[CycleReport], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tiers = tiers
+        self.on_cycle = on_cycle
+        self.dbt = WarmDbt(settings)
+        self.landing = LandingLog(settings.landing_dir)
+        self.loaded_through: str | None = None
+        """The newest landing file loaded (None: load at the first cycle whatever there is)."""
+        self.built_through: dict[str, str | None] = {}
+        """Per tier: the landing file its last build had loaded; absent until it first built."""
+        self.built_at: dict[str, float] = {}
+        self.delivery: threading.Thread | None = None
+        self.last_delivery = 0.0
+        self.bronze_failure: str | None = None
+        """Why the latest load failed the bronze suite; no tier builds while it stands."""
+        self._prepared = False
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, until: float | None = None) -> None:
+        """Cycle until ``stop`` is set (or the monotonic clock passes ``until``)."""
+        beating = threading.Event()
+        threading.Thread(target=self._beat_until, args=(beating,), daemon=True).start()
+        try:
+            self._loop(stop, until)
+        finally:
+            beating.set()
+
+    def _loop(self, stop: threading.Event, until: float | None) -> None:
+        while not stop.is_set() and (until is None or time.monotonic() < until):
+            report = self.cycle()
+            self._deliver_in_background(report.fired > 0)
+            if report.tiers or report.error:
+                self._record(report)
+            if report.error:
+                stop.wait(ERROR_BACKOFF_S)
+            elif not report.tiers:
+                stop.wait(IDLE_POLL_S)
+        if self.delivery is not None:
+            self.delivery.join()
+
+    def due(self, latest: str | None, now: float) -> list[Tier]:
+        """The tiers to build now: those never built by this worker, and those with events
+        loaded since their last build once their cadence allows."""
+        return [
+            tier
+            for tier in self.tiers
+            if tier.name not in self.built_through
+            or (
+                latest != self.built_through[tier.name]
+                and now - self.built_at[tier.name] >= tier.every_s
+            )
+        ]
+
+    def cycle(self) -> CycleReport:
+        """One cycle (see the module docstring), under the pipeline lock."""
+        settings = self.settings
+        with exclusive_lock(settings.pipeline_lock_path):
+            latest = self.landing.latest_name()
+            report = CycleReport(time.time(), latest)
+            try:
+                if not self._prepared:
+                    self._prepare()
+                if latest != self.loaded_through:
+                    self._timed(report, "load", lambda: run_ingest(settings))
+                    self.loaded_through = latest
+                    self.bronze_failure = self._timed(report, "checks", self._bronze_failure)
+                    report.bronze_passed = self.bronze_failure is None
+                if self.bronze_failure:  # nothing is built until a later load passes
+                    report.error = self.bronze_failure
+                    return report
+                installed = self._timed(report, "prepare", lambda: prepare_dbt(settings))
+                plan = tier_plan(self.dbt.manifest_path())
+                defined = {trigger.model for trigger in installed.definitions.triggers}
+                for tier in self.due(latest, time.monotonic()):
+                    self._build_tier(tier, plan, defined, report)
+                    self.built_through[tier.name] = latest
+                    self.built_at[tier.name] = time.monotonic()
+            except Exception as error:  # reported, and the next cycle tries again
+                report.error = f"{type(error).__name__}: {error}"
+            return report
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Once per worker: the sources dbt reads, and the models a release changed the
+        columns of rebuilt (as every build path does)."""
+        prepare_dbt(self.settings)
+        migrate_changed_schemas(self.settings)
+        self._prepared = True
+
+    def _bronze_failure(self) -> str | None:
+        from quality.bronze import check_latest_load
+
+        result = check_latest_load(self.settings)
+        return None if result.success else f"bronze suite failed: {result.summary()}"
+
+    def _build_tier(
+        self, tier: Tier, plan: TierPlan, defined: set[str], report: CycleReport
+    ) -> None:
+        """Build, check, publish and fire one tier. ``defined``: the candidate models of the
+        triggers defined now; a trigger kind's model that no trigger uses is left out."""
+        settings = self.settings
+        warehouse = settings.warehouse_path
+        slowest = tier is self.tiers[-1]
+        unused = sorted(m for m in plan.of(tier.name) if _is_kind(m) and m not in defined)
+        args = tier_build_args(
+            settings, tier_selector(tier.name), upstream_tests=slowest, leave_out=unused
+        )
+        self._timed(report, f"dbt:{tier.name}", lambda: self.dbt.invoke(*args))
+        remember_build(settings, args)
+        report.tiers.append(tier.name)
+        marts = plan.marts(tier.name)
+        if slowest:
+            # The great-expectations suites of the marts: each repeats dbt tests that block
+            # inside every tier's build, so they run on the slowest cadence, over every tier's
+            # marts, and a failure holds that tier's publish back.
+            failure = self._timed(report, "checks:marts", lambda: _mart_failure(settings))
+            if failure:
+                raise RuntimeError(failure)  # BI keeps the last good tables
+        if settings.pg_url and marts:
+            result = self._timed(
+                report,
+                f"publish:{tier.name}",
+                lambda: publish(settings, settings.pg_url, marts, source=warehouse),
+            )
+            report.published.update({**result.rows, **result.deltas})
+        fired = self._timed(
+            report,
+            f"fire:{tier.name}",
+            lambda: fire(settings, models=plan.of(tier.name), source=warehouse),
+        )
+        report.fired += sum(len(o.fired) for o in fired.outcomes.values())
+        if tier.every_s >= 300:
+            self._timed(report, "replica", lambda: refresh_replica(settings))
+
+    def _deliver_in_background(self, fired: bool) -> None:
+        """A delivery pass on a thread of its own, after a firing or every
+        :data:`DELIVERY_EVERY_S`, when the previous one has ended."""
+        if self.delivery is not None and self.delivery.is_alive():
+            return
+        if not fired and time.monotonic() - self.last_delivery < DELIVERY_EVERY_S:
+            return
+        self.last_delivery = time.monotonic()
+        self.delivery = threading.Thread(
+            target=deliver_pass, args=(self.settings,), name="delivery", daemon=True
+        )
+        self.delivery.start()
+
+    @staticmethod
+    def _timed(report: CycleReport, stage: str, step: Callable):
+        started = time.perf_counter()
+        try:
+            return step()
+        finally:
+            report.stages[stage] = report.stages.get(stage, 0.0) + time.perf_counter() - started
+
+    def _record(self, report: CycleReport) -> None:
+        line = json.dumps(asdict(report)) + "\n"
+        with open(self.settings.worker_cycles_path, "a") as log:
+            log.write(line)
+        if self.on_cycle:
+            self.on_cycle(report)
+
+    def _beat_until(self, stopped: threading.Event) -> None:
+        """The heartbeat (:attr:`Settings.worker_heartbeat_path`) every few seconds, from a
+        thread: a long cycle (a first catch-up, a schema migration) is not a dead worker."""
+        path = self.settings.worker_heartbeat_path
+        while True:
+            path.write_text(json.dumps({"pid": os.getpid(), "at": time.time()}))
+            if stopped.wait(HEARTBEAT_EVERY_S):
+                path.unlink(missing_ok=True)
+                return
+
+
+def _is_kind(model: str) -> bool:
+    """Whether a model is a built-in trigger kind's candidates (``trigger_<kind>``)."""
+    return model.startswith("trigger_")
+
+
+def _mart_failure(settings: Settings) -> str | None:
+    """The marts' great-expectations suites, on the warehouse: the first failure."""
+    from quality.marts import MART_SUITES, check_mart
+
+    for mart in MART_SUITES:
+        result = check_mart(settings, mart, source=settings.warehouse_path)
+        if not result.success:
+            return f"{mart} failed its suite: {result.summary()}"
+    return None
+
+
+def run_worker(
+    settings: Settings,
+    stop: threading.Event | None = None,
+    until: float | None = None,
+    on_cycle: Callable[[CycleReport], None] | None = None,
+) -> None:
+    """The pipeline worker's workflow (``lakepulse worker`` and Dagster's ``pipeline_worker``
+    job): cycle until ``stop`` is set or the monotonic clock passes ``until``."""
+    PipelineWorker(settings, on_cycle=on_cycle).run(stop or threading.Event(), until)
+
+
+def worker_beating(settings: Settings, stale_after_s: float = 60.0) -> bool:
+    """Whether a pipeline worker's heartbeat is fresh and its process alive (on this host)."""
+    try:
+        beat = json.loads(settings.worker_heartbeat_path.read_text())
+    except (FileNotFoundError, ValueError):
+        return False
+    if time.time() - float(beat["at"]) > stale_after_s:
+        return False
+    try:
+        os.kill(int(beat["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
