@@ -285,13 +285,14 @@ def _run_services(settings, rate, echo, keys, logins, pg_port, with_bi=True) -> 
             echo(f"              (starting; {first}log: {bi[0].log})")
         echo("")
         echo(
-            "The simulator sends storefront traffic; within seconds the landing_log_sensor loads it"
+            "The simulator sends storefront traffic; Dagster's pipeline worker loads it into Delta"
         )
-        echo("into Delta and dbt rebuilds the marts. Explore with:")
+        echo("every few seconds, then builds and publishes each freshness tier (live, session,")
+        echo("daily) on its cadence. Explore with:")
         echo(
             '  lakepulse sql "select * from marts.mart_event_volume order by event_minute desc limit 10"'
         )
-        echo("Triggers fire after each build and trigger_delivery_sensor delivers every 30 s:")
+        echo("Triggers fire in their tier's cycle, and the worker delivers them at once:")
         echo('  lakepulse sql "select * from marts.mart_trigger_impact"')
         echo("Press Ctrl-C to stop everything.")
         ui_ready = bi_ready = False

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lakepulse.core.settings import DBT_PROJECT_DIR, Settings
+from lakepulse.core.settings import DBT_PROJECT_DIR, TELEMETRY_OFF, Settings
 
 
 def dbt_executable() -> str:
@@ -61,15 +61,15 @@ class WarmDbt:
     a project file changes. Each invocation of a run-per-minute design paid ~3 s of imports,
     ~2 s of partial parse and ~1 s of adapter start before its first model.
 
-    dbt allows one invocation at a time per process, so a worker serialises them. The
-    process's environment becomes the data directory's (dbt's profile reads
-    ``LAKEPULSE_HOME``): make one per worker process, for one data directory."""
+    dbt allows one invocation at a time per process, so a worker serialises them. dbt's
+    profile reads ``LAKEPULSE_HOME`` from the process's environment, which this sets (with
+    telemetry off): make one per worker process, for one data directory."""
 
     def __init__(self, settings: Settings) -> None:
         from dbt.cli.main import dbtRunner
 
         self.settings = settings
-        os.environ.update(settings.process_env())
+        os.environ.update(TELEMETRY_OFF | {"LAKEPULSE_HOME": str(settings.home)})
         settings.ensure_dirs()
         self._runner_class = dbtRunner
         self._manifest: Any = None
@@ -164,12 +164,15 @@ def build_args(full_refresh: bool = False, settings: Settings | None = None) -> 
     return [*args, "--exclude", " ".join(excluded)] if excluded else args
 
 
-def tier_build_args(settings: Settings, select: str, upstream_tests: bool) -> list[str]:
+def tier_build_args(
+    settings: Settings, select: str, upstream_tests: bool, leave_out: list[str] | None = None
+) -> list[str]:
     """The worker's build of one freshness tier (``select``, see
     :mod:`lakepulse.warehouse.tiers`): its models and their tests, the seeds too while they are
     not built as they are now, and the upstream tests (of every tier) only when
-    ``upstream_tests`` (the slowest tier's turn: the faster ones never wait for them)."""
-    selected, excluded = [select], []
+    ``upstream_tests`` (the slowest tier's turn: the faster ones never wait for them). The
+    models named in ``leave_out`` are not built."""
+    selected, excluded = [select], list(leave_out or [])
     if seeds_built(settings):
         excluded.append("resource_type:seed")
     else:

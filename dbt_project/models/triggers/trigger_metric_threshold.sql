@@ -2,7 +2,9 @@
 -- of the `window_minutes` window `below` (or `above`) a value, with at least `min_visitors`
 -- visitors in the window, for example the 5-minute conversion_rate below 0.01 with at least
 -- 200 visitors. One occurrence per metric and complete minute in the last hour (the tenant's
--- current minute is still filling); the trigger's cooldown makes one incident one firing.
+-- current minute is still filling), and the filling minute as well for a count or a sum above
+-- a value, which more events can only raise; the trigger's cooldown makes one incident one
+-- firing.
 
 with
 
@@ -52,7 +54,15 @@ measured as (
     inner join definitions
         on {{ trigger_applies('definitions', 'recent_windows.tenant_id') }}
         and recent_windows.window_minutes = definitions.window_minutes
-    where recent_windows.window_end_at < date_trunc('minute', clocks.judged_at)
+    where (
+            recent_windows.window_end_at < date_trunc('minute', clocks.judged_at)
+            -- the filling minute too, where the condition can only stay true as it fills: a
+            -- count or a sum `above` a value (an alert then waits for no minute to end)
+            or (
+                definitions.below is null
+                and definitions.metric in ('visitors', 'converting_visitors', 'orders', 'revenue')
+            )
+        )
         and recent_windows.window_end_at >= clocks.judged_at - interval 1 hour
 
 ),

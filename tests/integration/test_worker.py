@@ -1,0 +1,167 @@
+"""The pipeline worker (issue #25): each freshness tier built, published and fired on its own
+cadence, in one process that keeps dbt warm; what it leaves equals a full refresh; the CLI's
+build waits for its cycle; Dagster's sensor keeps one running. The worker killed at random
+moments is in test_worker_killed.py."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from lakepulse.core.settings import PROJECT_ROOT
+from lakepulse.operations.worker import PipelineWorker
+from lakepulse.warehouse.tiers import Tier
+from tests.conftest import hold_lock, land_simulated
+from tests.integration.test_increments_property import differing_tenants
+from tests.integration.test_incremental_marts import warehouse_tables
+
+SLOW_TIERS = (Tier("live", 0.0, 15.0), Tier("session", 3600.0, 60.0), Tier("daily", 3600.0, 600.0))
+"""Session and daily tiers whose cadence does not come round within a test."""
+
+
+def published(pg_url: str, query: str):
+    with psycopg.connect(pg_url) as conn:
+        return conn.execute(query).fetchone()[0]
+
+
+FIRED_AFTER_BUILD = {
+    "fct_trigger_firings",
+    "fct_trigger_deliveries",
+    "mart_anomaly_alerts",
+    "mart_trigger_impact",
+}
+"""Models of the firings and deliveries tables, which a cycle writes after its builds: the
+next cycle models them, and a full refresh made at once is a cycle ahead."""
+
+
+def full_refresh_differences(settings) -> dict[str, set[str]]:
+    """The warehouse's tables against a dbt full refresh of a copy of it (bronze unchanged)."""
+    from lakepulse.warehouse.dbt import run_dbt
+
+    incremental = warehouse_tables(settings)
+    saved = settings.home / "incremental.duckdb"
+    shutil.copyfile(settings.warehouse_path, saved)
+    try:
+        run_dbt(settings, "run", "--full-refresh", capture=True)
+        rebuilt = warehouse_tables(settings)
+    finally:
+        shutil.copyfile(saved, settings.warehouse_path)
+    differences = differing_tenants(incremental, rebuilt)
+    return {table: diff for table, diff in differences.items() if table not in FIRED_AFTER_BUILD}
+
+
+def test_tiers_build_on_their_cadence_publish_their_marts_and_equal_a_full_refresh(
+    settings, tenant, second_tenant, postgres_url
+):
+    import dataclasses
+
+    settings = dataclasses.replace(settings, pg_url=postgres_url)
+    start = datetime.now(UTC) - timedelta(hours=2)
+    first = land_simulated(settings, 600, seed=3, start=start)
+    worker = PipelineWorker(settings, tiers=SLOW_TIERS)
+
+    report = worker.cycle()
+    assert report.error is None
+    assert report.tiers == ["live", "session", "daily"]  # a new worker catches every tier up
+    assert report.bronze_passed is True
+    events = "select coalesce(sum(events), 0) from marts.mart_event_volume"
+    sessions = "select count(*) from marts.fct_sessions"
+    assert published(postgres_url, events) == first  # counted by the landing log, not by us
+    sessions_before = published(postgres_url, sessions)
+    assert sessions_before > 0
+
+    later = land_simulated(settings, 1200, seed=4, start=start, count=True)
+    report = worker.cycle()
+    assert report.error is None
+    assert report.tiers == ["live"]  # the session and daily tiers are not due
+    assert published(postgres_url, events) == later
+    assert published(postgres_url, sessions) == sessions_before
+    assert "fct_sessions" not in report.published
+
+    assert worker.cycle().tiers == []  # nothing new landed: nothing to build
+
+    catch_up = PipelineWorker(settings)  # the default cadence: every tier is due for it
+    report = catch_up.cycle()
+    assert report.error is None and report.tiers == ["live", "session", "daily"]
+    assert published(postgres_url, sessions) > sessions_before
+    assert full_refresh_differences(settings) == {}
+
+
+def test_a_load_failing_the_bronze_suite_builds_nothing_until_a_good_one(settings, tenant):
+    from ingestion.tenants import TenantRegistry
+
+    # Events of a tenant nobody registered fail the suite's known-tenants expectation.
+    land_simulated(settings, 50, seed=5, tenants={"intruder": "k9"})
+    worker = PipelineWorker(settings, tiers=SLOW_TIERS)
+    report = worker.cycle()
+    assert report.bronze_passed is False and report.tiers == []
+    assert "bronze suite failed" in report.error
+    assert not settings.warehouse_path.exists()
+    assert worker.cycle().tiers == []  # still nothing: the failed load stands
+    TenantRegistry(settings.tenants_file).add("intruder")
+    land_simulated(settings, 50, seed=6, tenants={"intruder": "k9"})
+    report = worker.cycle()
+    assert report.bronze_passed is True
+    assert report.tiers == ["live", "session", "daily"]  # its first build catches all up
+
+
+def test_lakepulse_build_waits_for_the_workers_cycle(settings, workspace, tenant):
+    land_simulated(settings, 100, seed=7)
+    workspace.ingest()
+    holder = hold_lock(settings.pipeline_lock_path)  # a worker in the middle of a cycle
+    try:
+        build = subprocess.Popen(
+            [sys.executable, "-m", "lakepulse.cli", "build", "--select", "stg_events"],
+            cwd=PROJECT_ROOT,
+            env=settings.process_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert "waiting for the pipeline worker" in build.stderr.readline()
+        time.sleep(3)
+        assert build.poll() is None and not settings.warehouse_path.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert build.wait(timeout=300) == 0, build.stderr.read()
+    assert settings.warehouse_path.exists()
+
+
+def test_the_sensor_keeps_one_worker_run_and_replaces_a_dead_one(settings):
+    import dagster as dg
+
+    from orchestration.jobs import pipeline_worker_job
+    from orchestration.sensors import WORKER_START_GRACE_S, build_worker_sensor
+
+    sensor = build_worker_sensor(pipeline_worker_job, settings)
+    with dg.instance_for_test() as instance:
+        first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        assert len(first.run_requests) == 1
+        run = instance.create_run_for_job(pipeline_worker_job)
+        instance.handle_run_event(
+            run.run_id,
+            dg.DagsterEvent(
+                event_type_value=dg.DagsterEventType.RUN_START.value,
+                job_name=run.job_name,
+            ),
+        )
+        running = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        assert not running.run_requests  # just started: no heartbeat yet, within the grace
+
+        # The same run, started long ago, whose worker never beat: dead. It is marked failed
+        # and a new run requested.
+        started = instance.get_run_record_by_id(run.run_id)
+        assert started.start_time is not None
+        stale = time.time() + WORKER_START_GRACE_S + 1
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(time, "time", lambda: stale)
+            replaced = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        assert len(replaced.run_requests) == 1
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
