@@ -18,8 +18,8 @@ from lakepulse.core.settings import PROJECT_ROOT
 from lakepulse.operations.worker import PipelineWorker
 from lakepulse.warehouse.tiers import Tier
 from tests.conftest import hold_lock, land_simulated
-from tests.integration.test_increments_property import differing_tenants
 from tests.integration.test_incremental_marts import warehouse_tables
+from tests.integration.test_increments_property import differing_tenants
 
 SLOW_TIERS = (Tier("live", 0.0, 15.0), Tier("session", 3600.0, 60.0), Tier("daily", 3600.0, 600.0))
 """Session and daily tiers whose cadence does not come round within a test."""
