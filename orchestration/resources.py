@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from collections.abc import Sequence
 from functools import cached_property
 
@@ -29,7 +30,9 @@ class LakepulseResource(ConfigurableResource):
 
     @property
     def settings(self) -> Settings:
-        return Settings.from_env({"LAKEPULSE_HOME": self.home})
+        """This data directory's settings, the rest (the PostgreSQL URL, ports) from the
+        process's environment as every other lakepulse process reads them."""
+        return Settings.from_env({**os.environ, "LAKEPULSE_HOME": self.home})
 
 
 def dbt_project_for(settings: Settings) -> DbtProject:

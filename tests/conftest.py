@@ -261,6 +261,24 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def fresh_database(postgres_url) -> Iterator[str]:
+    """A database of its own on the session's PostgreSQL: a test that publishes (its roles are
+    cluster-wide, its schemas are not) never sees another's marts."""
+    import uuid
+
+    import psycopg
+
+    from tests.integration.test_serving import with_db
+
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"create database {name}")
+    yield with_db(postgres_url, name)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"drop database {name} with (force)")
+
+
 def record_anomaly_alerts(settings: Settings, tenants) -> None:
     """One anomaly alert per tenant at SIM_CLOCK, recorded as what it is: a firing of the
     `anomaly` trigger kind (the real firings table and its exactly-once MERGE)."""

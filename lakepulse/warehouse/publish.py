@@ -139,10 +139,14 @@ DELTA_KEYS: dict[str, tuple[str, ...]] = {
     "dim_users": ("tenant_id", "user_key"),
     "mart_buyer_signals": ("tenant_id", "user_key"),
     "mart_customer_predictions": ("tenant_id", "user_key"),
+    "mart_event_volume": ("tenant_id", "event_minute", "event_type", "event_name"),
+    "mart_conversion_windows": ("tenant_id", "window_minutes", "window_end_at"),
 }
 """Marts published as a delta, by their unique key (each has a uniqueness test on it). A delta
 is the keys whose rows changed: mart_buyer_signals keeps no clock in its rows, so a minute
-changes only the users whose events, or 7/30-day and days-since figures, moved."""
+changes only the users whose events, or 7/30-day and days-since figures, moved; the live
+tier's marts (a row per minute) change in their last minutes only, so the worker's cycle
+every few seconds sends a few rows, not the history."""
 
 FINGERPRINTS_TABLE = "published_marts"
 """In the admin schema: per mart, the fingerprint of the content last swapped in."""

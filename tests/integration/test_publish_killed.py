@@ -19,7 +19,6 @@ from ingestion.landing import LandingLog
 from lakepulse.core.settings import PROJECT_ROOT
 from lakepulse.warehouse.publish import FAULT_PAUSE, publish
 from tests.conftest import SIM_CLOCK, land_simulated, landing_rows
-from tests.integration.test_serving import with_db
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -32,13 +31,8 @@ COLUMNS = {
 
 
 @pytest.fixture
-def database(postgres_url):
-    name = f"publish_kill_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"create database {name}")
-    yield with_db(postgres_url, name)
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"drop database {name} with (force)")
+def database(fresh_database):
+    return fresh_database
 
 
 def live(url: str, mart: str) -> list[tuple]:

@@ -57,11 +57,11 @@ def full_refresh_differences(settings) -> dict[str, set[str]]:
 
 
 def test_tiers_build_on_their_cadence_publish_their_marts_and_equal_a_full_refresh(
-    settings, tenant, second_tenant, postgres_url
+    settings, tenant, second_tenant, fresh_database
 ):
     import dataclasses
 
-    settings = dataclasses.replace(settings, pg_url=postgres_url)
+    settings = dataclasses.replace(settings, pg_url=fresh_database)
     start = datetime.now(UTC) - timedelta(hours=2)
     first = land_simulated(settings, 600, seed=3, start=start)
     worker = PipelineWorker(settings, tiers=SLOW_TIERS)
@@ -72,16 +72,16 @@ def test_tiers_build_on_their_cadence_publish_their_marts_and_equal_a_full_refre
     assert report.bronze_passed is True
     events = "select coalesce(sum(events), 0) from marts.mart_event_volume"
     sessions = "select count(*) from marts.fct_sessions"
-    assert published(postgres_url, events) == first  # counted by the landing log, not by us
-    sessions_before = published(postgres_url, sessions)
+    assert published(fresh_database, events) == first  # counted by the landing log, not by us
+    sessions_before = published(fresh_database, sessions)
     assert sessions_before > 0
 
     later = land_simulated(settings, 1200, seed=4, start=start, count=True)
     report = worker.cycle()
     assert report.error is None
     assert report.tiers == ["live"]  # the session and daily tiers are not due
-    assert published(postgres_url, events) == later
-    assert published(postgres_url, sessions) == sessions_before
+    assert published(fresh_database, events) == later
+    assert published(fresh_database, sessions) == sessions_before
     assert "fct_sessions" not in report.published
 
     assert worker.cycle().tiers == []  # nothing new landed: nothing to build
@@ -89,7 +89,7 @@ def test_tiers_build_on_their_cadence_publish_their_marts_and_equal_a_full_refre
     catch_up = PipelineWorker(settings)  # the default cadence: every tier is due for it
     report = catch_up.cycle()
     assert report.error is None and report.tiers == ["live", "session", "daily"]
-    assert published(postgres_url, sessions) > sessions_before
+    assert published(fresh_database, sessions) > sessions_before
     assert full_refresh_differences(settings) == {}
 
 
