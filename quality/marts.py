@@ -96,7 +96,7 @@ def check_mart(settings: Settings, mart: str, source: Path | None = None) -> Qua
     """Run ``mart``'s suite on the rows it reads, from the read replica (never the live
     warehouse, which a build may hold), or from ``source`` (the pipeline worker, which owns
     the warehouse between its builds, checks a tier's marts there before publishing them)."""
-    conn = connect(source or settings.replica_path, read_only=True)
+    conn = connect(source or settings.replica_path, read_only=True, delta=False)
     try:
         df = conn.sql(MART_CHECK_QUERIES[mart]).df()
     finally:

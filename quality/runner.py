@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,22 +43,43 @@ class QualityResult:
         )
 
 
-def run_suite(name: str, expectations: Callable[[], list], df: pd.DataFrame) -> QualityResult:
-    """Validate ``df`` against the expectations built by ``expectations()``."""
+@functools.cache
+def _context():
+    """One ephemeral great-expectations context per process, with its pandas source: making
+    one costs ~1 s, and the pipeline worker checks every load, every few seconds."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch_definition = (
-        context.data_sources.add_pandas("lakepulse")
-        .add_dataframe_asset(name)
-        .add_batch_definition_whole_dataframe("all")
-    )
-    suite = gx.ExpectationSuite(name=name, expectations=expectations())
-    result = batch_definition.get_batch(batch_parameters={"dataframe": df}).validate(
-        suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5}
-    )
+    context.data_sources.add_pandas("lakepulse")
+    return context
+
+
+@functools.cache
+def _batch_definition(name: str):
+    """The whole-DataFrame batch of suite ``name`` in that context."""
+    source = _context().data_sources.get("lakepulse")
+    return source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+
+
+_LOCK = threading.Lock()
+"""The context serves one validation at a time (the worker's cycle, a check in Dagster)."""
+
+
+def run_suite(name: str, expectations: Callable[[], list], df: pd.DataFrame) -> QualityResult:
+    """Validate ``df`` against the expectations built by ``expectations()``."""
+    import great_expectations as gx
+
+    with _LOCK:
+        suite = gx.ExpectationSuite(name=name, expectations=expectations())
+        result = (
+            _batch_definition(name)
+            .get_batch(batch_parameters={"dataframe": df})
+            .validate(
+                suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5}
+            )
+        )
     outcomes = []
     for item in result.results:
         config = item.expectation_config

@@ -212,12 +212,13 @@ class PipelineWorker:
                 lambda: publish(settings, settings.pg_url, marts, source=warehouse),
             )
             report.published.update({**result.rows, **result.deltas})
-        fired = self._timed(
-            report,
-            f"fire:{tier.name}",
-            lambda: fire(settings, models=plan.of(tier.name), source=warehouse),
-        )
-        report.fired += sum(len(o.fired) for o in fired.outcomes.values())
+        if plan.of(tier.name) & defined:  # a tier without triggers has nothing to fire
+            fired = self._timed(
+                report,
+                f"fire:{tier.name}",
+                lambda: fire(settings, models=plan.of(tier.name), source=warehouse),
+            )
+            report.fired += sum(len(o.fired) for o in fired.outcomes.values())
         if tier.every_s >= 300:
             self._timed(report, "replica", lambda: refresh_replica(settings))
 

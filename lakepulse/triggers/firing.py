@@ -121,42 +121,47 @@ def fire(
     with fire_lock(settings):
         installed = install(settings)
         ensure_trigger_tables(settings)
-        recovered = 0 if dry_run else write_back_pending(settings)
-        fired_at = (now or datetime.now(UTC)).astimezone(UTC)
-        triggers = [
-            t for t in installed.definitions.triggers if models is None or t.model in models
-        ]
-        outcomes = {t.name: TriggerOutcome() for t in triggers}
-        rows: list[dict] = []
-        replica = source or settings.replica_path
-        if triggers and replica.exists():
-            conn = connect()
-            try:
-                conn.execute(f"attach '{replica}' as wh (read_only)")
-                recorded = _recorded(conn, settings)
-                for trigger in triggers:
-                    rows += _new_firings(conn, trigger, recorded, outcomes[trigger.name], fired_at)
-            finally:
-                conn.close()
-        elif triggers:
-            for outcome in outcomes.values():
-                outcome.note = "no marts yet: run `lakepulse build` first"
-        if dry_run or not rows:
-            return FireResult(
-                installed.definitions, installed.error, outcomes, 0, 0, recovered, dry_run
-            )
-        recorded_count = record_firings(settings, rows)
-        _fault_pause("LAKEPULSE_FAULT_PAUSE_AFTER_RECORD")
-        written = write_back_pending(settings)
+        conn = connect()  # one connection (and one load of the Delta extension) throughout
+        try:
+            return _fire(settings, installed, conn, dry_run, now, models, source)
+        finally:
+            conn.close()
+
+
+def _fire(settings, installed, conn, dry_run, now, models, source) -> FireResult:
+    recovered = 0 if dry_run else write_back_pending(settings, conn)
+    fired_at = (now or datetime.now(UTC)).astimezone(UTC)
+    triggers = [t for t in installed.definitions.triggers if models is None or t.model in models]
+    outcomes = {t.name: TriggerOutcome() for t in triggers}
+    rows: list[dict] = []
+    replica = source or settings.replica_path
+    if triggers and replica.exists():
+        conn.execute(f"attach '{replica}' as wh (read_only)")
+        try:
+            recorded = _recorded(conn, settings)
+            for trigger in triggers:
+                rows += _new_firings(conn, trigger, recorded, outcomes[trigger.name], fired_at)
+        finally:
+            conn.execute("detach wh")
+    elif triggers:
+        for outcome in outcomes.values():
+            outcome.note = "no marts yet: run `lakepulse build` first"
+    if dry_run or not rows:
         return FireResult(
-            installed.definitions,
-            installed.error,
-            outcomes,
-            recorded_count,
-            written,
-            recovered,
-            dry_run,
+            installed.definitions, installed.error, outcomes, 0, 0, recovered, dry_run
         )
+    recorded_count = record_firings(settings, rows)
+    _fault_pause("LAKEPULSE_FAULT_PAUSE_AFTER_RECORD")
+    written = write_back_pending(settings, conn)
+    return FireResult(
+        installed.definitions,
+        installed.error,
+        outcomes,
+        recorded_count,
+        written,
+        recovered,
+        dry_run,
+    )
 
 
 def _fault_pause(variable: str) -> None:
@@ -301,12 +306,14 @@ def record_firings(settings: Settings, rows: list[dict]) -> int:
     return int(metrics.get("num_target_rows_inserted", len(rows)))
 
 
-def write_back_pending(settings: Settings) -> int:
+def write_back_pending(settings: Settings, conn=None) -> int:
     """Write the `Trigger Fired` event of every recorded firing not yet marked written, then
-    mark them. Returns how many were written."""
+    mark them. Returns how many were written. ``conn``: a DuckDB connection with the Delta
+    extension to read with (else one is opened)."""
     from deltalake import write_deltalake
 
-    conn = connect()
+    own = conn is None
+    conn = connect() if own else conn
     try:
         pending = conn.execute(
             f"select f.* from delta_scan('{settings.trigger_firings_path}') as f "
@@ -314,7 +321,8 @@ def write_back_pending(settings: Settings) -> int:
             "on f.firing_id = w.firing_id order by f.tenant_id, f.fired_at, f.firing_id"
         ).fetch_arrow_table()
     finally:
-        conn.close()
+        if own:
+            conn.close()
     if pending.num_rows == 0:
         return 0
     rows = pending.to_pylist()

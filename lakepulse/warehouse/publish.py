@@ -278,7 +278,7 @@ def _publish(
 ) -> PublishResult:
     started = time.perf_counter()
     ensure_serving(pg_url)
-    duck = connect()
+    duck = connect(delta=False)  # DuckDB files and PostgreSQL only
     load_postgres(duck)
     # The read replica (a consistent copy of the last build that no build ever locks), or the
     # warehouse when its owner publishes.
