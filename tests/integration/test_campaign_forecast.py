@@ -84,17 +84,19 @@ def visit(mid: str, anon: str, when: datetime, campaign: str, revenue: float | N
     return messages
 
 
-def campaign(name: str, launched: datetime, revenue_4h: float, later: float | None) -> list:
+def campaign(
+    name: str, launched: datetime, revenue_4h: float, later: float | None, clock=CLOCK
+) -> list:
     """Launch at ``launched`` with a 4-hour order, and (``later``) an order 3 days on, or
-    30 minutes after the 4 hours for a campaign that has not run 3 days."""
+    30 minutes after the 4 hours for a campaign that has not run 3 days by ``clock``."""
     messages = visit(f"{name}-a", f"dev-{name}-a", launched, name, revenue_4h)
     if later:
         after = launched + timedelta(days=3)
-        if after > CLOCK:
+        if after > clock:
             after = launched + timedelta(hours=4, minutes=30)
         messages += visit(f"{name}-b", f"dev-{name}-b", after, name, later)
     # an order 8 days on: after its day 7, never counted
-    if launched + timedelta(days=8) < CLOCK:
+    if launched + timedelta(days=8) < clock:
         messages += visit(f"{name}-c", f"dev-{name}-c", launched + timedelta(days=8), name, 999)
     return messages
 
