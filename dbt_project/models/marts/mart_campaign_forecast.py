@@ -39,7 +39,13 @@ SCHEMA = pa.schema(
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    inputs = dbt.ref("int_campaign_forecast_inputs").df()
+    kpis = dbt.ref("mart_campaign_kpis").df()
+    clocks = dbt.ref("int_tenant_clocks").df().rename(columns={"judged_at": "clock"})
+    inputs = kpis.merge(clocks, on="tenant_id").assign(
+        revenue_4h=lambda f: f["early_velocity_revenue_4h"].astype(float),
+        revenue_7d=lambda f: f["revenue_first_7d"].astype(float),
+        cart_completion_minutes=lambda f: f["median_cart_completion_s"] / 60.0,
+    )
     rows = campaign_forecast.forecast_campaigns(inputs)
     for row in rows:
         drivers = row.pop("drivers")
