@@ -488,6 +488,11 @@ def predict(tenant_ids: tuple[str, ...]) -> None:
     scored = sum(1 for r in propensities if r.accuracy is not None)
     if fitted < len(results) or scored < len(propensities):
         click.echo(TOO_LITTLE_HISTORY)
+    if not fitted and not scored:
+        click.echo(
+            f"0 of {len(results)} tenants fitted; 0 of {len(propensities)} propensity models."
+        )
+        return
     click.echo(
         f"{fitted} of {len(results)} tenants fitted and recorded; {scored} of "
         f"{len(propensities)} propensity models. Next: the next build applies them "
