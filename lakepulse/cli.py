@@ -496,7 +496,7 @@ def predict(tenant_ids: tuple[str, ...]) -> None:
     click.echo(
         f"{fitted} of {len(results)} tenants fitted and recorded; {scored} of "
         f"{len(propensities)} propensity models. Next: the next build applies them "
-        "(`lakepulse build --select mart_clv_model mart_customer_predictions "
+        "(`lakepulse build --select mart_clv_model mart_customer_predictions+ "
         "mart_model_accuracy mart_visitor_propensity`), then `lakepulse publish` serves them "
         "under marts.*; the running pipeline does both by itself."
     )
