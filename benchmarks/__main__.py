@@ -4,6 +4,7 @@ a ratio against a baseline measured in the same run; none is part of the test su
 import sys
 
 from benchmarks import (
+    bench_campaign_forecast,
     bench_collector,
     bench_dbt_overhead,
     bench_delivery,
@@ -26,6 +27,7 @@ if __name__ == "__main__":
         bench_freshness,
         bench_delivery,
         bench_propensity,
+        bench_campaign_forecast,
     ):
         print(f"\n== {bench.__name__} ==", flush=True)
         sys.argv = [bench.__name__]

@@ -434,6 +434,20 @@ def replay() -> None:
     click.echo("Every mart rebuilt from bronze" + (" and republished." if settings.pg_url else "."))
 
 
+TOO_LITTLE_HISTORY = """\
+What to do about a tenant not fitted: these models learn from history it does not have yet
+(a fresh demo's minutes of traffic are one day of it).
+  - Wait: keep the pipeline running; the daily job `predict` (02:45 UTC) fits the tenant once
+    it has customers who came back over weeks (lifetime: 20 customers, more than one day) and
+    200 sessions whose 24 hours are over, with at least 10 that ordered and 10 that did not
+    (propensity).
+  - Or load the past: send past orders and visits to the collector with their original
+    timestamps, then `lakepulse ingest`, `lakepulse build` and `lakepulse predict` again.
+  - Campaign forecasts need no fit: marts.mart_campaign_forecast forecasts a campaign once 8 of
+    the tenant's campaigns have run their 7 days (its `note` column says what is missing).
+See docs/predictions.md, "Too little history"."""
+
+
 @main.command(
     help="Fit every tenant's prediction models now: customer lifetime (BG/NBD + Gamma-Gamma) "
     "and purchase propensity, each with its holdout accuracy."
@@ -509,10 +523,17 @@ def predict(tenant_ids: tuple[str, ...]) -> None:
         return
     fitted = sum(1 for r in results if r.model is not None)
     scored = sum(1 for r in propensities if r.accuracy is not None)
+    if fitted < len(results) or scored < len(propensities):
+        click.echo(TOO_LITTLE_HISTORY)
+    if not fitted and not scored:
+        click.echo(
+            f"0 of {len(results)} tenants fitted; 0 of {len(propensities)} propensity models."
+        )
+        return
     click.echo(
         f"{fitted} of {len(results)} tenants fitted and recorded; {scored} of "
         f"{len(propensities)} propensity models. Next: the next build applies them "
-        "(`lakepulse build --select mart_clv_model mart_customer_predictions "
+        "(`lakepulse build --select mart_clv_model mart_customer_predictions+ "
         "mart_model_accuracy mart_visitor_propensity`), then `lakepulse publish` serves them "
         "under marts.*; the running pipeline does both by itself."
     )

@@ -1,6 +1,6 @@
 """Campaign forecasts: a campaign's revenue at day 7 from its first 4 hours, with an 80 %
-interval, learnt from the tenant's past campaigns (issue #27, part 3; the model only: no mart
-or trigger uses it yet).
+interval, learnt from the tenant's past campaigns (issue #27, part 3). ``mart_campaign_forecast``
+materializes :func:`forecast_campaigns`; the trigger kind ``campaign_forecast`` reads it.
 
 - **Model.** Ordinary least squares on the log scale: ``log1p(revenue_7d)`` on
   ``log1p(revenue_4h)`` and, once there are enough past campaigns to support them
@@ -46,8 +46,13 @@ class Forecast:
     features: tuple[str, ...]
     """The early signals the model used (besides the 4-hour revenue)."""
     coefficients: dict[str, float]
-    """On the log scale: how each signal moved the forecast (what moved it, for a trigger)."""
+    """On the log scale: each signal's coefficient."""
     campaigns: int
+    drivers: dict[str, dict[str, float | None]]
+    """What moved the forecast: for the 4-hour revenue and each signal used, its ``value``,
+    the past campaigns' ``typical`` value (their mean; for the revenue, on the log scale) and
+    its ``effect``, the factor by which it moved the forecast away from that of a typical past
+    campaign (1: not at all; a signal not known yet has ``value`` None and effect 1)."""
 
 
 def _design(frame: pd.DataFrame, features: list[str], means: dict[str, float]) -> np.ndarray:
@@ -99,6 +104,16 @@ def forecast(past: pd.DataFrame, campaign: dict | pd.Series, level: float = LEVE
     high = np.sort(highs)[k_high - 1] if k_high <= n else np.inf
     low = np.sort(lows)[k_low - 1] if k_low >= 1 else -np.inf
     names = ["intercept", f"log1p({EARLY})", *features]
+    typical = x.mean(axis=0)
+    drivers = {}
+    for j, name in enumerate([EARLY, *features], start=1):
+        raw = row[name].iloc[0]
+        value = None if pd.isna(raw) else float(raw)
+        drivers[name] = {
+            "value": value,
+            "typical": float(np.expm1(typical[j])) if name == EARLY else float(typical[j]),
+            "effect": 1.0 if value is None else float(np.exp(beta[j] * (x_new[j] - typical[j]))),
+        }
     return Forecast(
         revenue_7d=float(np.expm1(x_new @ beta)),
         low=float(max(np.expm1(low), 0.0)),
@@ -106,6 +121,7 @@ def forecast(past: pd.DataFrame, campaign: dict | pd.Series, level: float = LEVE
         features=tuple(features),
         coefficients={name: float(value) for name, value in zip(names, beta, strict=True)},
         campaigns=n,
+        drivers=drivers,
     )
 
 
@@ -137,4 +153,94 @@ def backtest(campaigns: pd.DataFrame, level: float = LEVEL, start: int = 30) -> 
         coverage=float(np.mean(hits)),
         median_ape=float(np.median(errors)),
         naive_median_ape=float(np.median(naive_errors)),
+    )
+
+
+HORIZON = pd.Timedelta(days=7)
+EARLY_WINDOW = pd.Timedelta(hours=4)
+DAY_ONE = pd.Timedelta(hours=24)
+DAY_ONE_SIGNALS = ("social_amplification", "return_rate_24h")
+"""Signals counted over a campaign's first 24 hours: unknown (the past campaigns' mean) until
+those hours are over."""
+
+
+def forecast_campaigns(campaigns: pd.DataFrame, level: float = LEVEL) -> list[dict]:
+    """Every campaign's latest day-7 forecast, as the campaign runs.
+
+    ``campaigns``: one row per tenant and campaign with ``tenant_id``, ``campaign``,
+    ``launched_at``, ``clock`` (the tenant's now), :data:`EARLY`, :data:`TARGET` (revenue of the
+    campaign's sessions in its first 7 days so far), and the :data:`EXTRA_FEATURES`.
+
+    A campaign is forecast once its first 4 hours are over, as of ``min(clock, launch + 7
+    days)``: from the tenant's campaigns whose 7 days had ended by then (never itself), with
+    the signals known by then (those of :data:`DAY_ONE_SIGNALS` after 24 hours). So a running
+    campaign's forecast moves as its signals arrive and past campaigns end, and an ended
+    campaign keeps the last forecast made while it ran, to compare with its actual revenue.
+    """
+    rows = []
+    for tenant_id, tenant in campaigns.groupby("tenant_id", sort=True):
+        tenant = tenant.sort_values(["launched_at", "campaign"])
+        ends = tenant["launched_at"] + HORIZON
+        for _, now in tenant.iterrows():
+            as_of = min(now["clock"], now["launched_at"] + HORIZON)
+            ended = now["clock"] >= now["launched_at"] + HORIZON
+            row = {
+                "tenant_id": tenant_id,
+                "campaign": now["campaign"],
+                "launched_at": now["launched_at"],
+                "forecast_as_of": as_of,
+                "status": "ended" if ended else "running",
+                "revenue_4h": float(now[EARLY]),
+                "revenue_to_date": float(now[TARGET]),
+                "actual_revenue_7d": float(now[TARGET]) if ended else None,
+                "training_campaigns": None,
+                "forecast_revenue_7d": None,
+                "forecast_low": None,
+                "forecast_high": None,
+                "interval_level": level,
+                "within_interval": None,
+                "signals": None,
+                "drivers": None,
+                "note": None,
+            }
+            rows.append(row)
+            if as_of < now["launched_at"] + EARLY_WINDOW:
+                row["status"] = "first_hours"
+                row["note"] = "forecast after the campaign's first 4 hours"
+                continue
+            past = tenant[(ends <= as_of) & (tenant["campaign"] != now["campaign"])]
+            row["training_campaigns"] = len(past)
+            signals = {EARLY: now[EARLY]}
+            for name in EXTRA_FEATURES:
+                known = name not in DAY_ONE_SIGNALS or as_of >= now["launched_at"] + DAY_ONE
+                signals[name] = now[name] if known else np.nan
+            try:
+                result = forecast(past, signals, level)
+            except ForecastError:
+                row["note"] = (
+                    f"{len(past)} of the tenant's campaigns had ended (7 days) by then; "
+                    f"a forecast needs {MIN_CAMPAIGNS}"
+                )
+                continue
+            row.update(
+                forecast_revenue_7d=result.revenue_7d,
+                forecast_low=result.low,
+                forecast_high=result.high,
+                signals=",".join(result.features),
+                drivers=result.drivers,
+            )
+            if ended:
+                row["within_interval"] = bool(result.low <= now[TARGET] <= result.high)
+    return rows
+
+
+def main_driver(drivers: dict[str, dict[str, float | None]]) -> str | None:
+    """The signal that moved a forecast furthest from a typical past campaign's, in words."""
+    moved = {k: v for k, v in drivers.items() if v["value"] is not None}
+    if not moved:
+        return None
+    name, d = max(moved.items(), key=lambda item: abs(np.log(item[1]["effect"])))
+    return (
+        f"{name} {d['value']:.4g} against {d['typical']:.4g} for a typical past campaign "
+        f"(forecast x{d['effect']:.2f})"
     )

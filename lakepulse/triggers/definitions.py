@@ -93,12 +93,14 @@ KINDS: dict[str, dict[str, Param]] = {
         "min_relative_drop": Param(NUMBER, default=0.3, minimum=0),
         "min_expected": Param(NUMBER, default=10.0, minimum=0),
     },
+    "campaign_forecast": {"below": Param(NUMBER, required=True, minimum=0)},
     "custom": {"model": Param(str, required=True)},
 }
 """Built-in kinds and their parameters; each kind `k` is the dbt model `trigger_k`."""
 
-TENANT_LEVEL_KINDS = frozenset({"metric_threshold", "anomaly"})
-"""Kinds about a tenant's metric rather than one user: their firings have no user_id."""
+TENANT_LEVEL_KINDS = frozenset({"metric_threshold", "anomaly", "campaign_forecast"})
+"""Kinds about a tenant's metric (or campaign) rather than one user: their firings have no
+user_id."""
 
 COMMON_FIELDS = {
     "name",

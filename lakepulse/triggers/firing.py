@@ -60,11 +60,12 @@ def firing_id(trigger: str, tenant_id: str, subject: str | None, occurrence_key:
 
 def subject_of(user_id: str | None, payload: str | None) -> str:
     """Whom a firing is about, for its id and its cooldown: the user, else (tenant-level
-    kinds) the metric in its payload."""
+    kinds) the payload's ``subject`` (a campaign), else its metric."""
     if user_id:
         return user_id
     try:
-        return str(json.loads(payload or "{}").get("metric") or "")
+        fields = json.loads(payload or "{}")
+        return str(fields.get("subject") or fields.get("metric") or "")
     except (ValueError, AttributeError):
         return ""
 

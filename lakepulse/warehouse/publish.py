@@ -86,6 +86,8 @@ MARTS: dict[str, tuple[str, ...]] = {
     "mart_customer_predictions": ("tenant_id", "churn_risk"),
     "mart_model_accuracy": ("tenant_id", "fitted_at"),
     "mart_visitor_propensity": ("tenant_id", "session_start_at"),
+    "mart_campaign_forecast": ("tenant_id", "launched_at"),
+    "mart_customer_segments": ("tenant_id", "observation_end"),
 }
 """Published marts and the index each gets for dashboard filters (tenant, then date)."""
 

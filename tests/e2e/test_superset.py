@@ -25,8 +25,17 @@ from tests.e2e.test_dagster_ui import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, wait_f
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-DASHBOARDS = {"lakepulse-business": 5, "lakepulse-marketing": 5, "lakepulse-operations": 4}
+DASHBOARDS = {
+    "lakepulse-business": 5,
+    "lakepulse-marketing": 5,
+    "lakepulse-operations": 4,
+    "lakepulse-predictions": 5,
+}
 """Dashboard slug (before the tenant suffix) -> number of charts on it."""
+PREDICTING = "shop"
+"""The tenant with a history to predict from (customers over two years, ten days of visits,
+ten ended campaigns): its Predictions dashboard is the one checked; minutes of simulated
+traffic give acme and globex nothing to fit."""
 ERRORS = ("error", "refused", "no results", "permission denied", "no data")
 """Text of a chart that failed or came back empty (compared lower-cased)."""
 
@@ -45,6 +54,7 @@ def superset(tmp_path_factory, postgres_url):
         settings.ensure_dirs()
         registry = TenantRegistry(settings.tenants_file)
         keys = {tenant: registry.add(tenant) for tenant in ("acme", "globex")}
+        registry.add(PREDICTING)
         # Superset starts first (it needs only the logins), while the pipeline fills the marts.
         ensure_serving(postgres_url)
         out_path = home / "bi.out"
@@ -73,11 +83,13 @@ def superset(tmp_path_factory, postgres_url):
             # An anomaly alert per tenant: a firing of the `anomaly` trigger kind.
             record_anomaly_alerts(settings, keys)
             workspace.build()
+            land_prediction_history(settings, workspace)
             publish(settings, postgres_url)
             wait_for(url + "/health", seconds=400)
             wait_until_banner(out_path, bi)
             passwords = {
-                tenant: (home / "bi" / "users" / tenant).read_text().strip() for tenant in keys
+                tenant: (home / "bi" / "users" / tenant).read_text().strip()
+                for tenant in (*keys, PREDICTING)
             }
             admin = (home / "bi" / "admin_password").read_text().strip()
             yield settings, url, passwords, admin, out_path, bi
@@ -87,6 +99,48 @@ def superset(tmp_path_factory, postgres_url):
             bi.wait(timeout=60)
             _gone, alive = psutil.wait_procs(children, timeout=10)
             assert alive == [], f"Superset processes left after Ctrl-C: {alive}"
+
+
+def land_prediction_history(settings, workspace) -> None:
+    """The PREDICTING tenant's history through the real pipeline and `lakepulse predict`'s
+    fits (the data of test_clv.py, test_propensity.py and test_campaign_forecast.py), built
+    after the other tenants' full build and only as far as the prediction marts need."""
+    from lakepulse.operations.predict import fit_predictions, fit_propensity
+    from tests.integration import test_campaign_forecast as campaigns
+    from tests.integration.test_clv import land_customers, simulate_customers
+    from tests.integration.test_propensity import simulate
+    from tests.integration.test_triggers import land
+
+    visits = simulate(settings, tenant=PREDICTING)
+    clock = visits["now"]
+    land_customers(
+        settings,
+        PREDICTING,
+        simulate_customers(300, 1, {"r": 2.0, "alpha": 50.0, "a": 0.8, "b": 3.0}),
+        1,
+    )
+    messages = []
+    launch = clock - timedelta(days=60)
+    for k, (r4, r7) in enumerate(campaigns.ENDED * 2):
+        messages += campaigns.campaign(
+            f"spring{k}", launch + timedelta(days=2 * k), r4, r7 - r4, clock
+        )
+    for name, hours, r4 in (("weak", 30, 20), ("strong", 10, 300)):
+        messages += campaigns.campaign(name, clock - timedelta(hours=hours), r4, None, clock)
+    land(settings, messages, tenant=PREDICTING)
+    workspace.ingest()
+    workspace.build(
+        "--select", "+int_customer_orders", "+int_tenant_clocks", "+int_session_features"
+    )
+    assert [r.error for r in fit_predictions(settings, [PREDICTING])] == [None]
+    assert [r.error for r in fit_propensity(settings, [PREDICTING])] == [None]
+    workspace.build(
+        "--select",
+        "+mart_customer_segments",
+        "+mart_model_accuracy",
+        "+mart_campaign_forecast",
+        "mart_event_volume",
+    )
 
 
 def wait_until_banner(out_path, process, seconds: float = 60) -> None:
@@ -159,8 +213,9 @@ def test_each_tenant_sees_every_dashboard_drawn_with_its_own_data_only(superset)
         try:
             # acme opens every dashboard; globex the one with a tenant column (time budget).
             for tenant, other, slugs in (
-                ("acme", "globex", list(DASHBOARDS)),
+                ("acme", "globex", [d for d in DASHBOARDS if d != "lakepulse-predictions"]),
                 ("globex", "acme", ["lakepulse-operations"]),
+                (PREDICTING, "acme", ["lakepulse-predictions"]),
             ):
                 context = browser.new_context(viewport={"width": 1400, "height": 1000})
                 page = context.new_page()

@@ -217,10 +217,16 @@ def test_predict_cli_and_only_customer_level_logins_read_the_predictions(
 ):
     small = {"r": 2.0, "alpha": 50.0, "a": 0.8, "b": 3.0}
     counts = {"acme": 300, "globex": 200}
+    one_time = {}
     for seed, (tenant, n) in enumerate(counts.items()):
-        land_customers(settings, tenant, simulate_customers(n, seed, small), seed)
+        sent = land_customers(settings, tenant, simulate_customers(n, seed, small), seed)
+        one_time[tenant] = sum(1 for x, *_ in sent.values() if x == 0)
     workspace.ingest()
-    workspace.build(*SELECT)
+    workspace.build(*SELECT, "+mart_buyer_signals")
+    # No fit yet: the buyer signals have no lifetime figures.
+    assert workspace.sql(
+        "select count(*) >= 500, count(p_alive), count(clv_90d) from marts.mart_buyer_signals"
+    ) == [(True, 0, 0)]
 
     # The daily Dagster job (its schedule runs it at 02:45 UTC), then the CLI: two fits each.
     defs = build_definitions(settings)
@@ -248,7 +254,23 @@ def test_predict_cli_and_only_customer_level_logins_read_the_predictions(
     assert out.count("BG/NBD      r=") == 2 and out.count("holdout     last 30 days") == 2
     assert "2 of 2 tenants fitted" in out and "lakepulse publish" in out
 
-    workspace.build(*MARTS)
+    workspace.build(*MARTS, "mart_buyer_signals", "mart_customer_segments")
+    # The buyer signals shown to a merchant carry the same figures as BI's predictions: the
+    # incremental build rewrote the rows the fit moved, though no event changed.
+    assert workspace.sql(
+        "select count(*), count(s.p_alive) from marts.mart_customer_predictions p "
+        "left join marts.mart_buyer_signals s using (tenant_id, user_key) "
+        "where s.p_alive is not distinct from p.p_alive "
+        "and s.churn_risk is not distinct from p.churn_risk "
+        "and s.clv_90d is not distinct from p.clv_90d"
+    ) == [(500, 500)]
+    # In aggregate (every BI login reads it): each tenant's customers, the one-time ones as
+    # the generator made them, on the tenant's last day.
+    segments = workspace.sql(
+        "select tenant_id, sum(customers), sum(customers) filter (churn_risk = 'one_time'), "
+        "count(distinct observation_end) from marts.mart_customer_segments group by 1 order by 1"
+    )
+    assert segments == [(t, counts[t], one_time[t], 1) for t in sorted(counts)]
     # Each tenant's customers are predicted from its latest fit.
     assert workspace.sql(
         "select distinct tenant_id, fitted_at from marts.mart_customer_predictions order by 1"

@@ -215,3 +215,7 @@ def test_propensity_is_learnt_from_sessions_and_scores_the_live_ones(settings, w
     assert printed.returncode == 0, printed.stderr
     assert f"shop: AUC {accuracy.auc:.3f} on {len(holdout)} held-out sessions" in printed.stdout
     assert "1 of 1 propensity models" in printed.stdout
+    # Ten days of history are too few for the lifetime model: the output says what to do.
+    assert "shop: not fitted" in printed.stdout
+    assert "What to do about a tenant not fitted" in printed.stdout
+    assert "mart_campaign_forecast" in printed.stdout

@@ -38,6 +38,7 @@ NO_TRIGGERS_FIRED = {
     "mart_customer_predictions",
     "mart_model_accuracy",
     "mart_visitor_propensity",
+    "mart_customer_segments",
 }
 """Marts that stay empty here: the fixture fires no trigger and fits no prediction model
 (minutes of traffic hold no purchase history; tests/integration/test_clv.py and

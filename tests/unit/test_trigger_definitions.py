@@ -84,6 +84,13 @@ def test_the_project_file_is_valid_and_defaults_are_filled():
         (with_trigger("  - {name: a, kind: anomaly, metrics: [visitors]}\n"), "field 'metrics'"),
         (with_trigger("  - {name: n, kind: nth_order_over, n: 99, revenue: 1, period: year}\n"),
          "field 'period': must be one of month, quarter"),
+        (with_trigger("  - {name: rescue, kind: campaign_forecast}\n"),
+         "trigger 'rescue': field 'below': is required for kind campaign_forecast"),
+        (with_trigger("  - {name: rescue, kind: campaign_forecast, below: -5}\n"),
+         "field 'below': must be at least 0"),
+        (with_trigger(
+            "  - {name: rescue, kind: campaign_forecast, below: 5, min_propensity: 0.5}\n"),
+         "field 'min_propensity': applies to user-level kinds only, not campaign_forecast"),
         ("version: 2\n", "version 2 is not supported"),
         ("triggers: [\n", "is not valid YAML"),
         ("surprise: 1\n", "unknown top-level field 'surprise'"),
@@ -145,3 +152,6 @@ def test_firing_ids_are_deterministic_and_tell_every_part_apart():
     assert base not in others and len(others) == 4
     assert subject_of(None, '{"metric": "revenue"}') == "revenue"
     assert subject_of("u1", '{"metric": "revenue"}') == "u1"
+    # campaign_forecast: each campaign its own subject, so campaigns cool down apart
+    both = '{"subject": "campaign|spring", "metric": "revenue_7d"}'
+    assert subject_of(None, both) == "campaign|spring"

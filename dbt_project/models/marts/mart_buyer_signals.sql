@@ -1,13 +1,15 @@
 -- One row per tenant and (stitched) user: the buyer's signals for a merchant talking to them.
 -- Built from int_buyer_signals (incremental by user), adding what depends on the clock,
 -- taken as the tenant's latest event (its users' latest last_seen_at): sessions in the last 7
--- and 30 days and days since the last order.
+-- and 30 days and days since the last order; and the customer's lifetime figures of
+-- mart_customer_predictions (p_alive, churn_risk, clv_90d), the same the merchant's BI shows.
 --
 -- Incremental by user, so a minute rewrites only the rows that changed: the users whose
 -- events changed (as in int_buyer_signals, with their tombstones), and the users whose
 -- clock-relative figures the clock's move changed though their events did not (a session
--- leaving the 7- or 30-day window, a day passing since the last order). The previous clock is
--- read back from this table (its users' latest last_seen_at), so the rows equal a rebuild.
+-- leaving the 7- or 30-day window, a day passing since the last order), and the users whose
+-- lifetime figures a new fit or a new day moved. The previous clock is read back from this
+-- table (its users' latest last_seen_at), so the rows equal a rebuild.
 
 {{
     config(
@@ -24,6 +26,13 @@ with
 signals as (
 
     select * from {{ ref('int_buyer_signals') }}
+
+),
+
+predictions as (
+
+    select tenant_id, user_key, p_alive, churn_risk, clv_90d
+    from {{ ref('mart_customer_predictions') }}
 
 ),
 
@@ -104,6 +113,27 @@ moved_by_the_clock as (
 
 ),
 
+moved_by_a_fit as (
+
+    -- users whose lifetime figures differ from the ones stored (a new fit, a new day), or who
+    -- have figures no more
+    select
+        coalesce(predictions.tenant_id, stored.tenant_id) as tenant_id,
+        coalesce(predictions.user_key, stored.user_key) as user_key
+    from predictions
+    full outer join (
+        select tenant_id, user_key, p_alive, churn_risk, clv_90d
+        from {{ this }}
+        where p_alive is not null
+    ) as stored
+        on predictions.tenant_id = stored.tenant_id
+        and predictions.user_key = stored.user_key
+    where predictions.p_alive is distinct from stored.p_alive
+        or predictions.churn_risk is distinct from stored.churn_risk
+        or predictions.clv_90d is distinct from stored.clv_90d
+
+),
+
 scope as (
 
     select tenant_id, user_key from affected
@@ -111,6 +141,10 @@ scope as (
     union
 
     select tenant_id, user_key from moved_by_the_clock
+
+    union
+
+    select tenant_id, user_key from moved_by_a_fit
 
 ),
 
@@ -142,11 +176,17 @@ final as (
         scoped_signals.acquisition_channel,
         scoped_signals.acquisition_campaign,
         scoped_signals.last_partner_id,
+        predictions.p_alive,
+        predictions.churn_risk,
+        predictions.clv_90d,
         cast(scoped_signals.first_seen_at as date) as first_seen_date,
         scoped_signals.last_loaded_at
     from scoped_signals
     inner join clocks
         on scoped_signals.tenant_id = clocks.tenant_id
+    left join predictions
+        on scoped_signals.tenant_id = predictions.tenant_id
+        and scoped_signals.user_key = predictions.user_key
 
 )
 

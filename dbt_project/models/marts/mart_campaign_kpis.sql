@@ -1,5 +1,6 @@
 -- The early signals of a campaign's success, per tenant and campaign (utm_campaign):
 --   early velocity       revenue from campaign sessions in the first 4 hours after launch
+--                        (and in its first 7 days: the outcome mart_campaign_forecast forecasts)
 --   24 h return rate     share of users acquired by the campaign (their first session came
 --                        through it) who started another session within 24 hours of that
 --                        acquiring session
@@ -30,17 +31,21 @@ users as (
 
 early_velocity as (
 
+    -- the first 4 hours, and the first 7 days (the outcome mart_campaign_forecast forecasts)
     select
         campaigns.tenant_id,
         campaigns.campaign,
-        coalesce(sum(sessions.revenue), 0) as revenue_first_4h,
-        count(sessions.session_id) as sessions_first_4h
+        coalesce(sum(sessions.revenue) filter (where sessions.session_start_at
+            < campaigns.launched_at + interval 4 hour), 0) as revenue_first_4h,
+        count(sessions.session_id) filter (where sessions.session_start_at
+            < campaigns.launched_at + interval 4 hour) as sessions_first_4h,
+        coalesce(sum(sessions.revenue), 0) as revenue_first_7d
     from campaigns
     left join sessions
         on campaigns.tenant_id = sessions.tenant_id
         and campaigns.campaign = sessions.utm_campaign
         and sessions.session_start_at >= campaigns.launched_at
-        and sessions.session_start_at < campaigns.launched_at + interval 4 hour
+        and sessions.session_start_at < campaigns.launched_at + interval 7 day
     group by all
 
 ),
@@ -127,6 +132,7 @@ select
     campaigns.launched_at,
     cast(early_velocity.revenue_first_4h as decimal(38, 2)) as early_velocity_revenue_4h,
     early_velocity.sessions_first_4h,
+    cast(early_velocity.revenue_first_7d as decimal(38, 2)) as revenue_first_7d,
     coalesce(returns.acquired_users, 0) as acquired_users,
     coalesce(returns.returned_users, 0) as returned_within_24h_users,
     cast(returns.returned_users as double) / nullif(returns.acquired_users, 0)
