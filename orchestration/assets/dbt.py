@@ -19,6 +19,7 @@ from lakepulse.operations.rebuild import finish_build, pipeline_turn, prepare_bu
 from lakepulse.warehouse.schema_drift import migration_message
 
 OWNER = "team:analytics-engineering"
+TIER_TAG = "lakepulse/tier"
 
 
 class LakepulseDbtTranslator(DagsterDbtTranslator):
@@ -40,6 +41,13 @@ class LakepulseDbtTranslator(DagsterDbtTranslator):
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
         return [OWNER]
+
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
+        """The model's freshness tier (``meta: tier`` in its YAML) as a tag, shown on the
+        asset and usable in selections (``tag:lakepulse/tier=live``)."""
+        tags = dict(super().get_tags(dbt_resource_props))
+        tier = (dbt_resource_props.get("config", {}).get("meta") or {}).get("tier")
+        return {**tags, TIER_TAG: tier} if tier else tags
 
     def get_asset_check_spec(
         self,

@@ -1,0 +1,86 @@
+"""Freshness tiers as data (issue #25): every model declares its tier in its YAML, no model
+waits for a slower tier, the issue's models are where it puts them, and Dagster shows each
+model's tier."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lakepulse.warehouse.tiers import TIER_NAMES, tier_plan
+
+LIVE_AT_LEAST = {
+    "mart_event_volume",
+    "mart_conversion_windows",
+    "trigger_anomaly",
+    "trigger_metric_threshold",
+}
+SESSION_AT_LEAST = {
+    "fct_sessions",
+    "dim_users",
+    "mart_funnel_conversion",
+    "mart_revenue_velocity",
+    "mart_buyer_signals",
+    "trigger_abandoned_cart",
+    "trigger_welcome",
+    "mart_customer_predictions",
+}
+DAILY_AT_LEAST = {"mart_cohort_retention", "mart_campaign_kpis", "mart_experiment_results"}
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> dict:
+    from lakepulse.core.settings import Settings
+    from lakepulse.warehouse.dbt import run_dbt
+
+    settings = Settings.from_env({"LAKEPULSE_HOME": str(tmp_path_factory.mktemp("tiers"))})
+    run_dbt(settings, "parse", "--quiet", capture=True)
+    return json.loads(settings.dbt_manifest_path.read_text())
+
+
+def models(manifest: dict) -> dict[str, dict]:
+    return {n["unique_id"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+
+
+def test_every_model_declares_a_known_tier(manifest):
+    missing = {
+        node["name"]: node["config"].get("meta", {}).get("tier")
+        for node in models(manifest).values()
+        if node["config"].get("meta", {}).get("tier") not in TIER_NAMES
+    }
+    assert missing == {}
+
+
+def test_no_model_reads_a_slower_tier(manifest):
+    rank = {tier: i for i, tier in enumerate(TIER_NAMES)}
+    nodes = models(manifest)
+    tier = {uid: node["config"]["meta"]["tier"] for uid, node in nodes.items()}
+    slower = [
+        f"{nodes[uid]['name']} ({tier[uid]}) reads {nodes[up]['name']} ({tier[up]})"
+        for uid, node in nodes.items()
+        for up in node["depends_on"]["nodes"]
+        if up in nodes and rank[tier[up]] > rank[tier[uid]]
+    ]
+    assert slower == []
+
+
+def test_the_issues_models_are_in_their_tiers(settings, manifest):
+    settings.dbt_manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.dbt_manifest_path.write_text(json.dumps(manifest))
+    plan = tier_plan(settings.dbt_manifest_path)
+    assert plan.of("live") >= LIVE_AT_LEAST
+    assert plan.of("session") >= SESSION_AT_LEAST
+    assert plan.of("daily") >= DAILY_AT_LEAST
+    assert set(plan.marts("live")) == {"mart_event_volume", "mart_conversion_windows"}
+
+
+def test_dagster_shows_each_models_tier(settings):
+    from orchestration.assets.dbt import TIER_TAG, build_dbt_assets
+    from orchestration.resources import dbt_project_for
+
+    assets = build_dbt_assets(dbt_project_for(settings), settings)
+    tags = {key.path[-1]: spec.tags.get(TIER_TAG) for key, spec in assets.specs_by_key.items()}
+    assert tags["mart_event_volume"] == "live"
+    assert tags["fct_sessions"] == "session"
+    assert tags["mart_cohort_retention"] == "daily"
