@@ -349,29 +349,6 @@ def test_a_deliverer_killed_mid_batch_loses_nothing_on_restart(settings, tmp_pat
     assert len(arrived) - len(treatment) <= killed_at
 
 
-def test_the_dagster_sensor_runs_a_pass_each_tick(settings, tmp_path, monkeypatch):
-    import dagster as dg
-
-    from orchestration.sensors import build_delivery_sensor
-
-    with WebhookSink() as sink:
-        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url)})
-        monkeypatch.setenv("LAKEPULSE_TRIGGERS_FILE", str(triggers))
-        monkeypatch.setenv("HOOK_SECRET", SECRET)
-        sensor = build_delivery_sensor(settings)
-        assert sensor.minimum_interval_seconds == 30
-        with dg.instance_for_test() as instance:
-            empty = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
-            write_firings(settings, [firing(1), firing(2)])
-            tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
-    assert "0 due" in empty.skip_message
-    assert "2 delivered" in tick.skip_message
-    assert sorted(r.json["firing_id"] for r in sink.requests) == [
-        "f-cart_abandoned-00001",
-        "f-cart_abandoned-00002",
-    ]
-
-
 def test_the_demo_points_every_destination_at_the_local_sink(settings, tmp_path):
     from lakepulse.demo.supervisor import DEMO_WEBHOOK_SECRET, demo_triggers_file
     from lakepulse.warehouse.postgres import free_port

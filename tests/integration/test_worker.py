@@ -165,3 +165,69 @@ def test_the_sensor_keeps_one_worker_run_and_replaces_a_dead_one(settings):
             replaced = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
         assert len(replaced.run_requests) == 1
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_the_worker_fires_a_live_alert_and_delivers_it_on_its_own_thread(
+    settings, tenant, second_tenant, tmp_path, monkeypatch
+):
+    """A metric_threshold alert (a sum above a value judges the minute still filling): the
+    order that makes it true fires in the live tier's cycle, and the worker's delivery thread
+    posts it to a real webhook; no sensor is involved."""
+    import threading
+
+    import yaml
+
+    from lakepulse.triggers.sink import WebhookSink
+    from tests.delivery_support import webhook
+    from tests.integration.test_incremental_marts import land
+
+    now = datetime.now(UTC)
+    land_simulated(settings, 200, seed=8, start=now - timedelta(minutes=20))
+    with WebhookSink(secret="s3cret") as sink:
+        triggers = tmp_path / "triggers.yml"
+        triggers.write_text(
+            yaml.safe_dump(
+                {
+                    "destinations": {"hook": webhook(sink.url)},
+                    "triggers": [
+                        {
+                            "name": "big_revenue_minute",
+                            "kind": "metric_threshold",
+                            "metric": "revenue",
+                            "window_minutes": 1,
+                            "above": 1_000_000,
+                            "tenants": ["acme"],
+                            "cooldown_hours": 0,
+                            "destinations": ["hook"],
+                        }
+                    ],
+                }
+            )
+        )
+        monkeypatch.setenv("LAKEPULSE_TRIGGERS_FILE", str(triggers))
+        monkeypatch.setenv("HOOK_SECRET", "s3cret")
+        worker = PipelineWorker(settings, tiers=SLOW_TIERS)
+        assert worker.cycle().fired == 0  # the simulator's minutes are far below it
+        order = {
+            "type": "track",
+            "event": "Order Completed",
+            "messageId": "big-order",
+            "anonymousId": "big-spender",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "properties": {"order_id": "big-order", "revenue": 2_000_000},
+        }
+        land(settings, [("acme", order)])
+        stop = threading.Event()
+        runner = threading.Thread(target=worker.run, args=(stop,))
+        runner.start()
+        try:
+            deadline = time.monotonic() + 240
+            while not sink.requests and time.monotonic() < deadline:
+                time.sleep(0.5)
+        finally:
+            stop.set()
+            runner.join()
+    [request] = sink.requests
+    assert request.json["trigger"] == "big_revenue_minute"
+    assert request.json["tenant_id"] == "acme"
+    assert request.signature_ok
