@@ -82,8 +82,14 @@ def test_asset_graph_and_check_results_render_in_chromium(settings, monkeypatch)
     land_simulated(settings, 2_000, faults=Faults(), count=False)
     ensure_instance(settings)
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
-        job = build_definitions(settings).resolve_job_def("ingest_and_build")
+        definitions = build_definitions(settings)
+        job = definitions.resolve_job_def("ingest_and_build")
         assert job.execute_in_process(instance=instance).success
+        # Then the pipeline worker, as its sensor runs it, for a few cycles on new traffic.
+        land_simulated(settings, 1_000, seed=21, faults=Faults(), count=False)
+        worker = definitions.resolve_job_def("pipeline_worker")
+        config = {"ops": {"pipeline_worker_op": {"config": {"minutes": 0.3}}}}
+        assert worker.execute_in_process(instance=instance, run_config=config).success
 
     port = free_port()
     ui = f"http://127.0.0.1:{port}"
@@ -131,6 +137,12 @@ def test_asset_graph_and_check_results_render_in_chromium(settings, monkeypatch)
                 page, {"bronze_events_quality", "This is a blocking asset check.", "Passed"}
             )
             page.screenshot(path=ARTIFACTS / "dagster-bronze-checks.png")
+
+            # The worker's materializations of a live mart, each with its tier.
+            page.goto(f"{ui}/assets/mart_event_volume?view=events", wait_until="networkidle")
+            dismiss_welcome(page)
+            wait_for_lines(page, {"tier", "live", "tier_build_s"})
+            page.screenshot(path=ARTIFACTS / "dagster-worker.png")
             browser.close()
     finally:
         server.terminate()
