@@ -8,10 +8,13 @@ the loader downstream only moves Arrow data. A message that breaks the contract 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import orjson
 import pyarrow as pa
 
@@ -19,11 +22,15 @@ from ingestion.privacy import (
     MAX_NESTING,
     TooDeep,
     device_class,
+    json_problem,
     json_safe,
+    rule_free,
     scrub,
     strip_url,
     too_deep,
 )
+
+log = logging.getLogger("lakepulse.collector")
 
 EVENT_TYPES = frozenset({"track", "page", "screen", "identify", "group", "alias"})
 MAX_EVENT_BYTES = 32 * 1024
@@ -467,3 +474,449 @@ def rejection(
         "reason": reason,
         "payload": body.decode()[:MAX_EVENT_BYTES],
     }
+
+
+# The compiled pass ---------------------------------------------------------------------------
+# msgspec decodes and validates a request's envelope and each event into typed structs in C, and
+# encodes the landing rows; the Python left per event is the rules' decisions, not a walk of
+# every value. It accepts an event only when the rows it writes are the interpreted contract's
+# (``normalize``) by construction; anything else (a type it does not expect, a rule it would
+# break, a field it does not know) is handed to the interpreted contract, event by event, which
+# decides as it always has. ``benchmarks.differential_contract`` checks the two agree.
+
+
+class _Envelope(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A ``/v1/batch`` body. Fields outside these send the whole request to the interpreted
+    contract: msgspec skips an undeclared field without checking it as strictly as orjson."""
+
+    batch: list[msgspec.Raw]
+    context: Any = None
+    sentAt: Any = None
+    writeKey: Any = None
+    timestamp: Any = None
+    integrations: Any = None
+    metadata: Any = msgspec.field(default=None, name="_metadata")
+
+
+class _SingleEnvelope(msgspec.Struct, gc=False):
+    """What a single-event body (``/v1/track``, ``/v1/t`` ...) says about the request; the event
+    itself is decoded (and checked whole) by ``_Event``."""
+
+    context: Any = None
+    sentAt: Any = None
+    writeKey: Any = None
+
+
+class _Event(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """One Segment message in the shape the compiled pass takes: a field of another type, or
+    one not declared here, sends the event to the interpreted contract. Every declared field is
+    decoded (so checked) even when its value is dropped."""
+
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    messageId: str | None = None
+    userId: str | None = None
+    anonymousId: str | None = None
+    event: str | None = None
+    name: str | None = None
+    groupId: str | None = None
+    previousId: str | None = None
+    timestamp: Any = None
+    originalTimestamp: Any = None
+    sentAt: Any = msgspec.UNSET
+    properties: dict[str, Any] | None = None
+    traits: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    integrations: Any = None
+    writeKey: Any = None
+    channel: Any = None
+    version: Any = None
+    receivedAt: Any = None
+    metadata: Any = msgspec.field(default=None, name="_metadata")
+
+
+LandingRow = msgspec.defstruct(
+    "LandingRow",
+    [(name, Any, None) for name in LANDING_SCHEMA.names],
+    gc=False,
+    module=__name__,
+)
+"""A bronze row as the compiled pass builds it: ``LANDING_SCHEMA``'s columns, in its order
+(``msgspec.structs.asdict`` gives the dict ``normalize`` returns)."""
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+_SINGLE = msgspec.json.Decoder(_SingleEnvelope)
+_EVENT = msgspec.json.Decoder(_Event)
+MAX_COMPILED_BRACKETS = 30
+"""An event with more ``{`` and ``[`` than this (in its bytes, strings included) goes to the
+interpreted contract: with fewer, no field can nest past ``MAX_NESTING``."""
+SIZE_FACTOR = 5
+"""orjson re-encodes an event in at most this many times its bytes (a number such as ``1e15``
+grows to ``1000000000000000.0``); an event whose bytes times this fit ``MAX_EVENT_BYTES``
+cannot be oversized, and a larger one is sized by the interpreted contract."""
+
+
+class NotCompiled(Exception):
+    """A request (or event) the compiled pass leaves to the interpreted contract."""
+
+
+@dataclasses.dataclass(slots=True)
+class Request:
+    """A request body after the compiled decode: its events still as bytes, one slice each."""
+
+    events: list[Any]
+    context: dict | None
+    sent_at: Any
+    write_key: Any
+    body_bytes: int
+
+
+def decode_request(raw: bytes, batched: bool) -> Request | None:
+    """The request's envelope, decoded by msgspec; None sends it to the interpreted path
+    (``wire.parse_json``): not an object, lenient JSON, invalid UTF-8, an unknown field."""
+    if not raw.isascii():
+        try:
+            raw.decode()
+        except UnicodeDecodeError:
+            return None
+    try:
+        envelope = (_ENVELOPE if batched else _SINGLE).decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    context = envelope.context if type(envelope.context) is dict else None
+    events = envelope.batch if batched else [raw]
+    return Request(events, context, envelope.sentAt, envelope.writeKey, len(raw))
+
+
+def _id_or_none(value: str | None) -> str | None:
+    """``_id`` for the types ``_Event`` lets through (str or None)."""
+    if value is None or 0 < len(value) <= MAX_ID_CHARS:
+        return value or None
+    if value == "":
+        return None
+    raise NotCompiled
+
+
+def _text(value: Any) -> str | None:
+    """``_str`` for the values it returns as they are; a number (whose text would depend on
+    the parser) is left to the interpreted contract."""
+    if value is None or type(value) is str:
+        return value
+    if type(value) is dict or type(value) is list:
+        return None
+    raise NotCompiled
+
+
+def _field_json(value: dict, secret: bytes, field: str, plain_text: bool) -> str:
+    """``_scrubbed_json``, without the walk when no rule can apply."""
+    if plain_text and rule_free(value):
+        return _dumps(value).decode()
+    try:
+        return _scrubbed_json(value, secret, field)
+    except (ContractError, orjson.JSONEncodeError):
+        raise NotCompiled from None
+
+
+def compiled_row(
+    data: Any,
+    *,
+    tenant_id: str,
+    secret: bytes,
+    received_at: datetime,
+    batch_context: dict | None = None,
+    batch_sent_at: Any = None,
+    default_type: str | None = None,
+    body_bytes: int = 0,
+) -> Any:
+    """The bronze row (a ``LandingRow``) of one event's bytes, as ``normalize`` would make it;
+    raises :class:`NotCompiled` for an event it leaves to ``normalize`` (which then decides,
+    accepting or rejecting it)."""
+    raw = bytes(data)
+    if raw.count(b"{") + raw.count(b"[") > MAX_COMPILED_BRACKETS:
+        raise NotCompiled
+    if body_bytes > MAX_EVENT_BYTES and len(raw) * SIZE_FACTOR > MAX_EVENT_BYTES:
+        raise NotCompiled
+    try:
+        message = _EVENT.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        raise NotCompiled from None
+    kind = message.type
+    if kind is msgspec.UNSET:
+        kind = default_type
+    if kind not in EVENT_TYPES:
+        raise NotCompiled
+    user_id = _id_or_none(message.userId)
+    anonymous_id = _id_or_none(message.anonymousId)
+    message_id = message.messageId
+    if (
+        (user_id is None and anonymous_id is None)
+        or not message_id
+        or len(message_id) > MAX_ID_CHARS
+    ):
+        raise NotCompiled
+    if kind == "track":
+        event = message.event
+        if event is None or not event.strip():
+            raise NotCompiled
+    elif kind == "page" or kind == "screen":
+        event = message.name
+    else:
+        event = None
+    group_id = _id_or_none(message.groupId)
+    if kind == "group" and group_id is None:
+        raise NotCompiled
+    previous_id = _id_or_none(message.previousId)
+    if kind == "alias" and (previous_id is None or user_id is None):
+        raise NotCompiled
+
+    properties = message.properties or _EMPTY
+    traits = message.traits or _EMPTY
+    context = message.context
+    if not context:
+        context = batch_context or _EMPTY
+    if not traits and kind == "identify":
+        traits = _sub(context, "traits")
+
+    try:
+        original = parse_time(message.originalTimestamp or message.timestamp, "timestamp")
+        sent_at = message.sentAt
+        if sent_at is msgspec.UNSET:
+            sent_at = batch_sent_at
+        if sent_at is not None:
+            sent_at = parse_time(sent_at, "sentAt")
+    except ContractError:
+        raise NotCompiled from None
+    if original is None or sent_at is None:
+        timestamp = original or received_at
+    else:
+        timestamp = corrected_timestamp(original, sent_at, received_at)
+    if timestamp - received_at > MAX_FUTURE_SKEW:
+        raise NotCompiled
+    received_micros = _micros(received_at)
+    timestamp_micros = (
+        received_micros if timestamp is received_at else int(timestamp.timestamp() * 1_000_000)
+    )
+
+    page = context.get("page")
+    if type(page) is not dict:
+        page = _EMPTY
+    if kind == "page" and properties:
+        page = {**page, **{k: properties[k] for k in _PAGE_PROPERTIES if k in properties}}
+    url, referrer = page.get("url"), page.get("referrer")
+    device, library = context.get("device"), context.get("library")
+    device_type = _text(device.get("type")) if type(device) is dict else None
+    library_name = _text(library.get("name")) if type(library) is dict else None
+    plain_text = b"@" not in raw and b"\\u" not in raw
+    if plain_text and context is not _EMPTY and context is batch_context:
+        plain_text = b"@" not in _dumps(context)  # the batch's context: its bytes are elsewhere
+    row = LandingRow(
+        tenant_id,
+        message_id,
+        kind,
+        event,
+        user_id,
+        anonymous_id,
+        timestamp_micros,
+        None
+        if original is None
+        else timestamp_micros
+        if original is timestamp
+        else int(original.timestamp() * 1_000_000),
+        None if sent_at is None else int(sent_at.timestamp() * 1_000_000),
+        received_micros,
+        _text(page.get("path")),
+        strip_url(url) if isinstance(url, str) else None,
+        strip_url(referrer) if isinstance(referrer, str) and referrer != NO_REFERRER else None,
+        _text(page.get("title")),
+        None,
+        None,
+        None,
+        None,
+        None,
+        device_class(_text(context.get("userAgent")), device_type),
+        _text(context.get("locale")),
+        library_name,
+        _field_json(properties, secret, "properties", plain_text) if properties else None,
+        _field_json(traits, secret, "traits", plain_text) if traits else None,
+        None
+        if context.keys() <= FLATTENED_CONTEXT
+        else _field_json(
+            {k: v for k, v in context.items() if k not in FLATTENED_CONTEXT},
+            secret,
+            "context",
+            plain_text,
+        ),
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        group_id,
+        previous_id,
+    )
+    campaign = context.get("campaign")
+    if type(campaign) is dict and campaign:
+        get = campaign.get
+        row.utm_source = _text(get("source"))
+        row.utm_medium = _text(get("medium"))
+        row.utm_campaign = _text(get("name"))
+        row.utm_term = _text(get("term"))
+        row.utm_content = _text(get("content"))
+    if properties and not _COMMERCE_KEYS.isdisjoint(properties):
+        _compiled_commerce(properties, row)
+    return row
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:  # an int past 64 bits (orjson reads it as a float)
+        raise NotCompiled from None
+
+
+def _id_text(value: Any) -> str | None:
+    if type(value) is str:
+        return _id_or_none(value)
+    raise NotCompiled
+
+
+def _compiled_commerce(properties: dict, row: Any) -> None:
+    """``_commerce_fields`` for the compiled pass: ids as text, revenue a number in range."""
+    get = properties.get
+    if (order_id := get("order_id")) is not None:
+        row.order_id = _id_text(order_id)
+    revenue = get("revenue", get("total"))
+    if revenue is not None:
+        kind = type(revenue)
+        if not (kind is float or (kind is int and -(2**63) <= revenue < 2**63)):
+            raise NotCompiled
+        if revenue < 0:
+            raise NotCompiled
+        row.revenue = float(revenue)
+    if (currency := get("currency")) is not None:
+        row.currency = _text(currency)
+    product_id = get("product_id")
+    if product_id is None:
+        products = get("products")
+        if isinstance(products, list) and products and isinstance(products[0], dict):
+            product_id = products[0].get("product_id")
+    if product_id is not None:
+        row.product_id = _id_text(product_id)
+    if (experiment_id := get("experiment_id")) is not None:
+        row.experiment_id = _id_text(experiment_id)
+    if (variation_id := get("variation_id")) is not None:
+        row.variation_id = _id_text(variation_id)
+
+
+@dataclasses.dataclass(slots=True)
+class Checked:
+    """A request's events after the contract: bronze rows, quarantine rows, the sender's
+    report of the rejected ones, and how many took the compiled pass."""
+
+    good: list = dataclasses.field(default_factory=list)
+    bad: list = dataclasses.field(default_factory=list)
+    report: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    compiled: int = 0
+    unexpected: int = 0
+    """Events whose validation raised something else than a ContractError (a bug)."""
+
+
+def check_events(
+    events: list[Any],
+    *,
+    tenant_id: str,
+    secret: bytes,
+    received_at: datetime,
+    batch_context: dict | None,
+    batch_sent_at: Any,
+    default_type: str | None,
+    body_bytes: int,
+    compiled: bool,
+    lenient: bool = False,
+) -> Checked:
+    """Every event of a request through the contract, in order.
+
+    ``compiled``: ``events`` are each event's bytes (a ``Request``'s), tried with
+    :func:`compiled_row` first and otherwise read with orjson and interpreted; raises
+    :class:`NotCompiled` if orjson refuses one (the whole request then goes the interpreted
+    way, which answers it as it always has). Otherwise ``events`` are parsed messages
+    (``lenient``: read by the stdlib parser, each checked with ``json_problem``)."""
+    out = Checked()
+    if compiled:
+        messages: list[Any] = []
+        pending: list[int] = []
+        for index, data in enumerate(events):
+            try:
+                out.good.append(
+                    compiled_row(
+                        data,
+                        tenant_id=tenant_id,
+                        secret=secret,
+                        received_at=received_at,
+                        batch_context=batch_context,
+                        batch_sent_at=batch_sent_at,
+                        default_type=default_type,
+                        body_bytes=body_bytes,
+                    )
+                )
+                out.compiled += 1
+                continue
+            except NotCompiled:
+                out.good.append(None)
+            try:
+                message = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise NotCompiled from None
+            messages.append(message)
+            pending.append(index)
+        if not pending:
+            return out
+        # Each is sized on its own: its bytes may be a small part of the body.
+        oversized = set(pending) if body_bytes > MAX_EVENT_BYTES else set()
+    else:
+        messages, pending = events, list(range(len(events)))
+        # No event can be larger than its body, nor than a run of events it is in.
+        oversized = maybe_oversized(events, body_bytes) if body_bytes > MAX_EVENT_BYTES else set()
+    rows: dict[int, Any] = {}
+    for index, message in zip(pending, messages, strict=True):
+        try:
+            if lenient and (problem := json_problem(message)):
+                raise ContractError(problem)
+            if index in oversized and encoded_size(message) > MAX_EVENT_BYTES:
+                raise ContractError(f"event exceeds {MAX_EVENT_BYTES} bytes")
+            rows[index] = normalize(
+                message,
+                tenant_id=tenant_id,
+                secret=secret,
+                received_at=received_at,
+                batch_context=batch_context,
+                batch_sent_at=batch_sent_at,
+                default_type=default_type,
+            )
+        except Exception as err:  # a ContractError, or a bug: quarantine, never a 5xx
+            if not isinstance(err, ContractError):
+                log.exception("unexpected error validating event %d", index)
+                out.unexpected += 1
+                err = ContractError(f"event could not be processed ({type(err).__name__})")
+            out.bad.append(
+                rejection(
+                    tenant_id=tenant_id,
+                    secret=secret,
+                    received_at=received_at,
+                    payload=message,
+                    reason=str(err),
+                    index=index,
+                )
+            )
+            out.report.append(
+                {"index": index, "messageId": out.bad[-1]["message_id"], "reason": str(err)}
+            )
+    if compiled:  # interpreted rows take their events' places (the loader keeps the last copy)
+        out.good = [
+            row
+            for row in (rows.get(i) if row is None else row for i, row in enumerate(out.good))
+            if row is not None
+        ]
+    else:
+        out.good = [rows[i] for i in pending if i in rows]
+    return out

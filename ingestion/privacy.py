@@ -203,6 +203,44 @@ def scrub(value: Any, secret: bytes, depth: int = 0) -> Any:
     return value
 
 
+_SAFE_KEYS: set[str] = set()
+"""Keys no rule applies to (:func:`_rule` is empty), learnt as they are seen (bounded)."""
+_MAX_SAFE_KEYS = 65_536
+
+
+def rule_free(value: dict) -> bool:
+    """Whether no key anywhere in ``value`` (a dict; recursive, for the shallow values the
+    compiled pass takes) has a rule:
+    then, when no string in it holds an ``@``, :func:`scrub` returns an equal copy and the
+    compiled pass writes the value without walking it again."""
+    if not value.keys() <= _SAFE_KEYS:
+        for key in value:
+            if key not in _SAFE_KEYS:
+                if _rule(key):
+                    return False
+                if len(_SAFE_KEYS) < _MAX_SAFE_KEYS:
+                    _SAFE_KEYS.add(key)
+    for item in value.values():
+        kind = type(item)
+        if kind is dict:
+            if not rule_free(item):
+                return False
+        elif kind is list and not _list_rule_free(item):
+            return False
+    return True
+
+
+def _list_rule_free(items: list) -> bool:
+    for item in items:
+        kind = type(item)
+        if kind is dict:
+            if not rule_free(item):
+                return False
+        elif kind is list and not _list_rule_free(item):
+            return False
+    return True
+
+
 def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
     """Whether a parsed value nests containers more than ``limit`` levels below itself; a loop,
     not recursion, for values nested thousands deep."""
