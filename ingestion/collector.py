@@ -396,6 +396,7 @@ class Collector:
                     "events_rejected",
                     "events_stored",
                     "events_quarantined",
+                    "events_compiled",
                 )
             },
             "http_errors": {k: v for k, v in counters.items() if k.startswith("http_")},

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pyarrow as pa
 import pyarrow.json as pajson
@@ -27,6 +28,7 @@ import pyarrow.json as pajson
 from lakepulse.core.settings import LANDING_PARTITIONS
 
 KINDS = ("events", "rejected")
+_ENCODER = msgspec.json.Encoder()
 
 
 def partition_for(tenant_id: str, partitions: int = LANDING_PARTITIONS) -> int:
@@ -108,9 +110,9 @@ class LandingLog:
         """Durably publish ``rows`` as one new file; returns its path (None when no rows)."""
         if kind not in KINDS:
             raise ValueError(f"unknown landing file kind {kind!r}")
-        # Each encoding joined to its newline at once: holding all of orjson's outputs until one
-        # join measured five times slower (its output buffers are larger than their bytes).
-        body = b"".join(orjson.dumps(row) + b"\n" for row in rows)
+        # One call for the whole file, in C: dicts (``normalize``'s) and the compiled pass's
+        # ``LandingRow`` structs alike, each on its own line.
+        body = _ENCODER.encode_lines(rows if isinstance(rows, list) else list(rows))
         if not body:
             return None
         directory = self.partition_dir(tenant_id)
