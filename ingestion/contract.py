@@ -507,6 +507,34 @@ class _SingleEnvelope(msgspec.Struct, gc=False):
     writeKey: Any = None
 
 
+class _Page(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """``context.page``: the fields with columns, and ``search`` (analytics.js's; dropped)."""
+
+    path: Any = None
+    url: Any = None
+    referrer: Any = None
+    title: Any = None
+    search: Any = None
+
+
+class _Library(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    name: Any = None
+    version: Any = None
+
+
+class _Context(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A context holding only fields that have columns (``FLATTENED_CONTEXT``), decoded
+    without a dict; any other field (kept in bronze's ``context``, scrubbed) and it is decoded
+    as a dict instead."""
+
+    page: _Page | None = None
+    campaign: dict[str, Any] | None = None
+    userAgent: Any = None
+    library: _Library | None = None
+    locale: Any = None
+    ip: Any = None
+
+
 class _Event(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """One Segment message in the shape the compiled pass takes: a field of another type, or
     one not declared here, sends the event to the interpreted contract. Every declared field is
@@ -525,13 +553,19 @@ class _Event(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     sentAt: Any = msgspec.UNSET
     properties: dict[str, Any] | None = None
     traits: dict[str, Any] | None = None
-    context: dict[str, Any] | None = None
+    context: _Context | None = None
     integrations: Any = None
     writeKey: Any = None
     channel: Any = None
     version: Any = None
     receivedAt: Any = None
     metadata: Any = msgspec.field(default=None, name="_metadata")
+
+
+class _EventWithContext(_Event, forbid_unknown_fields=True, gc=False):
+    """``_Event`` for an event whose context has fields without columns of their own."""
+
+    context: dict[str, Any] | None = None
 
 
 LandingRow = msgspec.defstruct(
@@ -546,13 +580,12 @@ LandingRow = msgspec.defstruct(
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _SINGLE = msgspec.json.Decoder(_SingleEnvelope)
 _EVENT = msgspec.json.Decoder(_Event)
-MAX_COMPILED_BRACKETS = 30
-"""An event with more ``{`` and ``[`` than this (in its bytes, strings included) goes to the
-interpreted contract: with fewer, no field can nest past ``MAX_NESTING``."""
+_EVENT_WITH_CONTEXT = msgspec.json.Decoder(_EventWithContext)
 SIZE_FACTOR = 5
 """orjson re-encodes an event in at most this many times its bytes (a number such as ``1e15``
 grows to ``1000000000000000.0``); an event whose bytes times this fit ``MAX_EVENT_BYTES``
 cannot be oversized, and a larger one is sized by the interpreted contract."""
+_NO_PAGE = (None, None, None, None)
 
 
 class NotCompiled(Exception):
@@ -567,7 +600,8 @@ class Request:
     context: dict | None
     sent_at: Any
     write_key: Any
-    body_bytes: int
+    plain: bool
+    """:func:`plain_text` of the body: True holds for each event."""
 
 
 def decode_request(raw: bytes, batched: bool) -> Request | None:
@@ -584,7 +618,7 @@ def decode_request(raw: bytes, batched: bool) -> Request | None:
         return None
     context = envelope.context if type(envelope.context) is dict else None
     events = envelope.batch if batched else [raw]
-    return Request(events, context, envelope.sentAt, envelope.writeKey, len(raw))
+    return Request(events, context, envelope.sentAt, envelope.writeKey, plain_text(raw))
 
 
 def _id_or_none(value: str | None) -> str | None:
@@ -606,14 +640,61 @@ def _text(value: Any) -> str | None:
     raise NotCompiled
 
 
-def _field_json(value: dict, secret: bytes, field: str, plain_text: bool) -> str:
+def _field_json(value: dict, secret: bytes, field: str, plain: bool) -> str:
     """``_scrubbed_json``, without the walk when no rule can apply."""
-    if plain_text and rule_free(value):
+    if plain and rule_free(value):
         return _dumps(value).decode()
     try:
         return _scrubbed_json(value, secret, field)
     except (ContractError, orjson.JSONEncodeError):
         raise NotCompiled from None
+
+
+def _dict_context(context: dict) -> tuple:
+    """What the row takes from a context decoded as a dict (``normalize``'s reading of it):
+    page fields, user agent, locale, library, device type, campaign, the rest, traits."""
+    page = context.get("page")
+    device, library = context.get("device"), context.get("library")
+    return (
+        (page.get("path"), page.get("url"), page.get("referrer"), page.get("title"))
+        if type(page) is dict
+        else _NO_PAGE,
+        context.get("userAgent"),
+        context.get("locale"),
+        library.get("name") if type(library) is dict else None,
+        _text(device.get("type")) if type(device) is dict else None,
+        context.get("campaign"),
+        None
+        if context.keys() <= FLATTENED_CONTEXT
+        else {k: v for k, v in context.items() if k not in FLATTENED_CONTEXT},
+        _sub(context, "traits"),
+    )
+
+
+def _struct_context(context: _Context) -> tuple:
+    """``_dict_context`` for a context that holds only ``FLATTENED_CONTEXT`` fields."""
+    page, library = context.page, context.library
+    return (
+        _NO_PAGE if page is None else (page.path, page.url, page.referrer, page.title),
+        context.userAgent,
+        context.locale,
+        None if library is None else library.name,
+        None,
+        context.campaign,
+        None,
+        _EMPTY,
+    )
+
+
+_EMPTY_CONTEXT = _Context()
+_DROPPED_FIELDS = ("integrations", "writeKey", "channel", "version", "receivedAt", "metadata")
+"""Fields ``_Event`` decodes only to check them: ``normalize`` bounds their nesting too."""
+
+
+def plain_text(body: bytes) -> bool:
+    """Whether no string in ``body`` can hold an ``@`` (none there, nor any escape): then no
+    value is an e-mail address, and only keys decide what the privacy rules change."""
+    return b"@" not in body and b"\\" not in body
 
 
 def compiled_row(
@@ -626,26 +707,34 @@ def compiled_row(
     batch_sent_at: Any = None,
     default_type: str | None = None,
     body_bytes: int = 0,
+    plain: bool | None = None,
 ) -> Any:
     """The bronze row (a ``LandingRow``) of one event's bytes, as ``normalize`` would make it;
     raises :class:`NotCompiled` for an event it leaves to ``normalize`` (which then decides,
-    accepting or rejecting it)."""
-    raw = bytes(data)
-    if raw.count(b"{") + raw.count(b"[") > MAX_COMPILED_BRACKETS:
-        raise NotCompiled
-    if body_bytes > MAX_EVENT_BYTES and len(raw) * SIZE_FACTOR > MAX_EVENT_BYTES:
+    accepting or rejecting it). ``plain``: :func:`plain_text` of the request's body, when
+    known (True holds for each event in it)."""
+    if body_bytes > MAX_EVENT_BYTES and len(data) * SIZE_FACTOR > MAX_EVENT_BYTES:
         raise NotCompiled
     try:
-        message = _EVENT.decode(raw)
+        message = _EVENT.decode(data)
     except (msgspec.DecodeError, RecursionError):
-        raise NotCompiled from None
+        message = None
+    if message is None or message.context == _EMPTY_CONTEXT:  # {} and {"page": null} alike
+        try:
+            message = _EVENT_WITH_CONTEXT.decode(data)
+        except (msgspec.DecodeError, RecursionError):
+            raise NotCompiled from None
     kind = message.type
     if kind is msgspec.UNSET:
         kind = default_type
     if kind not in EVENT_TYPES:
         raise NotCompiled
-    user_id = _id_or_none(message.userId)
-    anonymous_id = _id_or_none(message.anonymousId)
+    user_id = message.userId
+    if user_id is not None and not 0 < len(user_id) <= MAX_ID_CHARS:
+        user_id = _id_or_none(user_id)
+    anonymous_id = message.anonymousId
+    if anonymous_id is not None and not 0 < len(anonymous_id) <= MAX_ID_CHARS:
+        anonymous_id = _id_or_none(anonymous_id)
     message_id = message.messageId
     if (
         (user_id is None and anonymous_id is None)
@@ -661,20 +750,55 @@ def compiled_row(
         event = message.name
     else:
         event = None
-    group_id = _id_or_none(message.groupId)
+    group_id = message.groupId
+    if group_id is not None:
+        group_id = _id_or_none(group_id)
     if kind == "group" and group_id is None:
         raise NotCompiled
-    previous_id = _id_or_none(message.previousId)
+    previous_id = message.previousId
+    if previous_id is not None:
+        previous_id = _id_or_none(previous_id)
     if kind == "alias" and (previous_id is None or user_id is None):
         raise NotCompiled
 
+    if (
+        message.integrations is not None
+        or message.metadata is not None
+        or message.writeKey is not None
+        or message.channel is not None
+        or message.version is not None
+        or message.receivedAt is not None
+    ):
+        for name in _DROPPED_FIELDS:
+            value = getattr(message, name)
+            if (type(value) is dict or type(value) is list) and too_deep(value):
+                raise NotCompiled
     properties = message.properties or _EMPTY
     traits = message.traits or _EMPTY
+    if plain is None:
+        plain = plain_text(bytes(data))
     context = message.context
-    if not context:
+    if type(context) is _Context:
+        parts = _struct_context(context)
+    elif context:
+        parts = _dict_context(context)
+    else:
         context = batch_context or _EMPTY
+        parts = _dict_context(context)
+        if plain and context:  # the batch's context: its bytes are not the event's
+            plain = plain_text(_dumps(context))
+    (
+        (path, url, referrer, title),
+        user_agent,
+        locale,
+        library,
+        device,
+        campaign,
+        rest,
+        ctx_traits,
+    ) = parts
     if not traits and kind == "identify":
-        traits = _sub(context, "traits")
+        traits = ctx_traits
 
     try:
         original = parse_time(message.originalTimestamp or message.timestamp, "timestamp")
@@ -696,18 +820,12 @@ def compiled_row(
         received_micros if timestamp is received_at else int(timestamp.timestamp() * 1_000_000)
     )
 
-    page = context.get("page")
-    if type(page) is not dict:
-        page = _EMPTY
     if kind == "page" and properties:
-        page = {**page, **{k: properties[k] for k in _PAGE_PROPERTIES if k in properties}}
-    url, referrer = page.get("url"), page.get("referrer")
-    device, library = context.get("device"), context.get("library")
-    device_type = _text(device.get("type")) if type(device) is dict else None
-    library_name = _text(library.get("name")) if type(library) is dict else None
-    plain_text = b"@" not in raw and b"\\u" not in raw
-    if plain_text and context is not _EMPTY and context is batch_context:
-        plain_text = b"@" not in _dumps(context)  # the batch's context: its bytes are elsewhere
+        # normalize: {**page, **the page properties present}, even a null one
+        path = properties.get("path", path)
+        url = properties.get("url", url)
+        referrer = properties.get("referrer", referrer)
+        title = properties.get("title", title)
     row = LandingRow(
         tenant_id,
         message_id,
@@ -723,28 +841,24 @@ def compiled_row(
         else int(original.timestamp() * 1_000_000),
         None if sent_at is None else int(sent_at.timestamp() * 1_000_000),
         received_micros,
-        _text(page.get("path")),
-        strip_url(url) if isinstance(url, str) else None,
-        strip_url(referrer) if isinstance(referrer, str) and referrer != NO_REFERRER else None,
-        _text(page.get("title")),
+        path if path is None or type(path) is str else _text(path),
+        strip_url(url) if type(url) is str else None,
+        strip_url(referrer) if type(referrer) is str and referrer != NO_REFERRER else None,
+        title if title is None or type(title) is str else _text(title),
         None,
         None,
         None,
         None,
         None,
-        device_class(_text(context.get("userAgent")), device_type),
-        _text(context.get("locale")),
-        library_name,
-        _field_json(properties, secret, "properties", plain_text) if properties else None,
-        _field_json(traits, secret, "traits", plain_text) if traits else None,
-        None
-        if context.keys() <= FLATTENED_CONTEXT
-        else _field_json(
-            {k: v for k, v in context.items() if k not in FLATTENED_CONTEXT},
-            secret,
-            "context",
-            plain_text,
+        device_class(
+            user_agent if user_agent is None or type(user_agent) is str else _text(user_agent),
+            device,
         ),
+        locale if locale is None or type(locale) is str else _text(locale),
+        library if library is None or type(library) is str else _text(library),
+        _field_json(properties, secret, "properties", plain) if properties else None,
+        _field_json(traits, secret, "traits", plain) if traits else None,
+        None if rest is None else _field_json(rest, secret, "context", plain),
         None,
         None,
         None,
@@ -754,7 +868,6 @@ def compiled_row(
         group_id,
         previous_id,
     )
-    campaign = context.get("campaign")
     if type(campaign) is dict and campaign:
         get = campaign.get
         row.utm_source = _text(get("source"))
@@ -833,6 +946,7 @@ def check_events(
     body_bytes: int,
     compiled: bool,
     lenient: bool = False,
+    plain: bool = False,
 ) -> Checked:
     """Every event of a request through the contract, in order.
 
@@ -840,7 +954,8 @@ def check_events(
     :func:`compiled_row` first and otherwise read with orjson and interpreted; raises
     :class:`NotCompiled` if orjson refuses one (the whole request then goes the interpreted
     way, which answers it as it always has). Otherwise ``events`` are parsed messages
-    (``lenient``: read by the stdlib parser, each checked with ``json_problem``)."""
+    (``lenient``: read by the stdlib parser, each checked with ``json_problem``). ``plain``:
+    the body is :func:`plain_text`."""
     out = Checked()
     if compiled:
         messages: list[Any] = []
@@ -857,6 +972,7 @@ def check_events(
                         batch_sent_at=batch_sent_at,
                         default_type=default_type,
                         body_bytes=body_bytes,
+                        plain=plain or None,
                     )
                 )
                 out.compiled += 1

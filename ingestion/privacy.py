@@ -208,11 +208,14 @@ _SAFE_KEYS: set[str] = set()
 _MAX_SAFE_KEYS = 65_536
 
 
-def rule_free(value: dict) -> bool:
+def rule_free(value: dict, depth: int = 0) -> bool:
     """Whether no key anywhere in ``value`` (a dict; recursive, for the shallow values the
     compiled pass takes) has a rule:
     then, when no string in it holds an ``@``, :func:`scrub` returns an equal copy and the
-    compiled pass writes the value without walking it again."""
+    compiled pass writes the value without walking it again. False too for a value nested near
+    :data:`MAX_NESTING` (:func:`scrub` decides those)."""
+    if depth > MAX_NESTING - 2:
+        return False
     if not value.keys() <= _SAFE_KEYS:
         for key in value:
             if key not in _SAFE_KEYS:
@@ -223,20 +226,22 @@ def rule_free(value: dict) -> bool:
     for item in value.values():
         kind = type(item)
         if kind is dict:
-            if not rule_free(item):
+            if not rule_free(item, depth + 1):
                 return False
-        elif kind is list and not _list_rule_free(item):
+        elif kind is list and not _list_rule_free(item, depth + 1):
             return False
     return True
 
 
-def _list_rule_free(items: list) -> bool:
+def _list_rule_free(items: list, depth: int) -> bool:
+    if depth > MAX_NESTING - 2:
+        return False
     for item in items:
         kind = type(item)
         if kind is dict:
-            if not rule_free(item):
+            if not rule_free(item, depth + 1):
                 return False
-        elif kind is list and not _list_rule_free(item):
+        elif kind is list and not _list_rule_free(item, depth + 1):
             return False
     return True
 
