@@ -283,7 +283,6 @@ class Collector:
                     default_type=default_type,
                     body_bytes=len(raw),
                     compiled=True,
-                    plain=request.plain,
                 )
         if checked is None:
             body, lenient = parse_json(raw)

@@ -24,10 +24,10 @@ from ingestion.privacy import (
     device_class,
     json_problem,
     json_safe,
-    rule_free,
     scrub,
     strip_url,
     too_deep,
+    unchanged_by_scrub,
 )
 
 log = logging.getLogger("lakepulse.collector")
@@ -600,8 +600,6 @@ class Request:
     context: dict | None
     sent_at: Any
     write_key: Any
-    plain: bool
-    """:func:`plain_text` of the body: True holds for each event."""
 
 
 def decode_request(raw: bytes, batched: bool) -> Request | None:
@@ -618,7 +616,7 @@ def decode_request(raw: bytes, batched: bool) -> Request | None:
         return None
     context = envelope.context if type(envelope.context) is dict else None
     events = envelope.batch if batched else [raw]
-    return Request(events, context, envelope.sentAt, envelope.writeKey, plain_text(raw))
+    return Request(events, context, envelope.sentAt, envelope.writeKey)
 
 
 def _id_or_none(value: str | None) -> str | None:
@@ -638,16 +636,6 @@ def _text(value: Any) -> str | None:
     if type(value) is dict or type(value) is list:
         return None
     raise NotCompiled
-
-
-def _field_json(value: dict, secret: bytes, field: str, plain: bool) -> str:
-    """``_scrubbed_json``, without the walk when no rule can apply."""
-    if plain and rule_free(value):
-        return _dumps(value).decode()
-    try:
-        return _scrubbed_json(value, secret, field)
-    except (ContractError, orjson.JSONEncodeError):
-        raise NotCompiled from None
 
 
 def _dict_context(context: dict) -> tuple:
@@ -691,42 +679,54 @@ _DROPPED_FIELDS = ("integrations", "writeKey", "channel", "version", "receivedAt
 """Fields ``_Event`` decodes only to check them: ``normalize`` bounds their nesting too."""
 
 
-def plain_text(body: bytes) -> bool:
-    """Whether no string in ``body`` can hold an ``@`` (none there, nor any escape): then no
-    value is an e-mail address, and only keys decide what the privacy rules change."""
-    return b"@" not in body and b"\\" not in body
+@dataclasses.dataclass(slots=True)
+class Batch:
+    """What every event of one request shares, for :func:`compiled_row`."""
+
+    tenant_id: str
+    secret: bytes
+    received_at: datetime
+    batch_context: dict | None = None
+    batch_sent_at: Any = None
+    default_type: str | None = None
+    body_bytes: int = 0
+    received_micros: int = 0
+    context_parts: tuple | None = None
+    """``_dict_context`` of the batch's context (for events without one), made once."""
+
+    def __post_init__(self) -> None:
+        self.received_micros = _micros(self.received_at)
 
 
-def compiled_row(
-    data: Any,
-    *,
-    tenant_id: str,
-    secret: bytes,
-    received_at: datetime,
-    batch_context: dict | None = None,
-    batch_sent_at: Any = None,
-    default_type: str | None = None,
-    body_bytes: int = 0,
-    plain: bool | None = None,
-) -> Any:
+def compiled_row(data: Any, batch: Batch) -> Any:
     """The bronze row (a ``LandingRow``) of one event's bytes, as ``normalize`` would make it;
     raises :class:`NotCompiled` for an event it leaves to ``normalize`` (which then decides,
-    accepting or rejecting it). ``plain``: :func:`plain_text` of the request's body, when
-    known (True holds for each event in it)."""
-    if body_bytes > MAX_EVENT_BYTES and len(data) * SIZE_FACTOR > MAX_EVENT_BYTES:
+    accepting or rejecting it)."""
+    try:
+        return _compiled_row(data, batch)
+    except (ContractError, orjson.JSONEncodeError):  # a rule that rejects; an int past 64 bits
+        raise NotCompiled from None
+
+
+def _compiled_row(data: Any, batch: Batch) -> Any:
+    if batch.body_bytes > MAX_EVENT_BYTES and len(data) * SIZE_FACTOR > MAX_EVENT_BYTES:
         raise NotCompiled
     try:
         message = _EVENT.decode(data)
     except (msgspec.DecodeError, RecursionError):
         message = None
-    if message is None or message.context == _EMPTY_CONTEXT:  # {} and {"page": null} alike
+    if message is None or (  # {} and {"page": null} read alike as structs
+        type(message.context) is _Context
+        and message.context.page is None
+        and message.context == _EMPTY_CONTEXT
+    ):
         try:
             message = _EVENT_WITH_CONTEXT.decode(data)
         except (msgspec.DecodeError, RecursionError):
             raise NotCompiled from None
     kind = message.type
     if kind is msgspec.UNSET:
-        kind = default_type
+        kind = batch.default_type
     if kind not in EVENT_TYPES:
         raise NotCompiled
     user_id = message.userId
@@ -775,18 +775,15 @@ def compiled_row(
                 raise NotCompiled
     properties = message.properties or _EMPTY
     traits = message.traits or _EMPTY
-    if plain is None:
-        plain = plain_text(bytes(data))
     context = message.context
     if type(context) is _Context:
         parts = _struct_context(context)
     elif context:
         parts = _dict_context(context)
     else:
-        context = batch_context or _EMPTY
-        parts = _dict_context(context)
-        if plain and context:  # the batch's context: its bytes are not the event's
-            plain = plain_text(_dumps(context))
+        parts = batch.context_parts
+        if parts is None:
+            parts = batch.context_parts = _dict_context(batch.batch_context or _EMPTY)
     (
         (path, url, referrer, title),
         user_agent,
@@ -800,22 +797,29 @@ def compiled_row(
     if not traits and kind == "identify":
         traits = ctx_traits
 
-    try:
-        original = parse_time(message.originalTimestamp or message.timestamp, "timestamp")
-        sent_at = message.sentAt
-        if sent_at is msgspec.UNSET:
-            sent_at = batch_sent_at
-        if sent_at is not None:
-            sent_at = parse_time(sent_at, "sentAt")
-    except ContractError:
-        raise NotCompiled from None
+    original = message.originalTimestamp or message.timestamp
+    if original is not None:  # parse_time, inlined: other than ISO text is interpreted
+        if type(original) is not str:
+            raise NotCompiled
+        try:
+            original = datetime.fromisoformat(original)  # surrounding blanks: interpreted
+        except ValueError:
+            raise NotCompiled from None
+        if original.tzinfo is None:
+            original = original.replace(tzinfo=UTC)
+    sent_at = message.sentAt
+    if sent_at is msgspec.UNSET:
+        sent_at = batch.batch_sent_at
+    if sent_at is not None:
+        sent_at = parse_time(sent_at, "sentAt")
+    received_at = batch.received_at
     if original is None or sent_at is None:
         timestamp = original or received_at
     else:
-        timestamp = corrected_timestamp(original, sent_at, received_at)
+        timestamp = received_at - (sent_at - original)
     if timestamp - received_at > MAX_FUTURE_SKEW:
         raise NotCompiled
-    received_micros = _micros(received_at)
+    received_micros = batch.received_micros
     timestamp_micros = (
         received_micros if timestamp is received_at else int(timestamp.timestamp() * 1_000_000)
     )
@@ -826,8 +830,9 @@ def compiled_row(
         url = properties.get("url", url)
         referrer = properties.get("referrer", referrer)
         title = properties.get("title", title)
+    secret = batch.secret
     row = LandingRow(
-        tenant_id,
+        batch.tenant_id,
         message_id,
         kind,
         event,
@@ -856,9 +861,25 @@ def compiled_row(
         ),
         locale if locale is None or type(locale) is str else _text(locale),
         library if library is None or type(library) is str else _text(library),
-        _field_json(properties, secret, "properties", plain) if properties else None,
-        _field_json(traits, secret, "traits", plain) if traits else None,
-        None if rest is None else _field_json(rest, secret, "context", plain),
+        (
+            orjson.dumps(properties).decode()
+            if unchanged_by_scrub(properties)
+            else _scrubbed_json(properties, secret, "properties")
+        )
+        if properties
+        else None,
+        (
+            orjson.dumps(traits).decode()
+            if unchanged_by_scrub(traits)
+            else _scrubbed_json(traits, secret, "traits")
+        )
+        if traits
+        else None,
+        None
+        if rest is None
+        else orjson.dumps(rest).decode()
+        if unchanged_by_scrub(rest)
+        else _scrubbed_json(rest, secret, "context"),
         None,
         None,
         None,
@@ -878,13 +899,6 @@ def compiled_row(
     if properties and not _COMMERCE_KEYS.isdisjoint(properties):
         _compiled_commerce(properties, row)
     return row
-
-
-def _dumps(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value)
-    except orjson.JSONEncodeError:  # an int past 64 bits (orjson reads it as a float)
-        raise NotCompiled from None
 
 
 def _id_text(value: Any) -> str | None:
@@ -946,7 +960,6 @@ def check_events(
     body_bytes: int,
     compiled: bool,
     lenient: bool = False,
-    plain: bool = False,
 ) -> Checked:
     """Every event of a request through the contract, in order.
 
@@ -954,31 +967,22 @@ def check_events(
     :func:`compiled_row` first and otherwise read with orjson and interpreted; raises
     :class:`NotCompiled` if orjson refuses one (the whole request then goes the interpreted
     way, which answers it as it always has). Otherwise ``events`` are parsed messages
-    (``lenient``: read by the stdlib parser, each checked with ``json_problem``). ``plain``:
-    the body is :func:`plain_text`."""
+    (``lenient``: read by the stdlib parser, each checked with ``json_problem``)."""
     out = Checked()
     if compiled:
         messages: list[Any] = []
         pending: list[int] = []
+        batch = Batch(
+            tenant_id, secret, received_at, batch_context, batch_sent_at, default_type, body_bytes
+        )
+        good = out.good
         for index, data in enumerate(events):
             try:
-                out.good.append(
-                    compiled_row(
-                        data,
-                        tenant_id=tenant_id,
-                        secret=secret,
-                        received_at=received_at,
-                        batch_context=batch_context,
-                        batch_sent_at=batch_sent_at,
-                        default_type=default_type,
-                        body_bytes=body_bytes,
-                        plain=plain or None,
-                    )
-                )
+                good.append(compiled_row(data, batch))
                 out.compiled += 1
                 continue
             except NotCompiled:
-                out.good.append(None)
+                good.append(None)
             try:
                 message = orjson.loads(data)
             except orjson.JSONDecodeError:

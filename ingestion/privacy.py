@@ -208,12 +208,11 @@ _SAFE_KEYS: set[str] = set()
 _MAX_SAFE_KEYS = 65_536
 
 
-def rule_free(value: dict, depth: int = 0) -> bool:
-    """Whether no key anywhere in ``value`` (a dict; recursive, for the shallow values the
-    compiled pass takes) has a rule:
-    then, when no string in it holds an ``@``, :func:`scrub` returns an equal copy and the
-    compiled pass writes the value without walking it again. False too for a value nested near
-    :data:`MAX_NESTING` (:func:`scrub` decides those)."""
+def unchanged_by_scrub(value: dict, depth: int = 0) -> bool:
+    """Whether :func:`scrub` would return an equal copy of ``value``: no key anywhere in it
+    has a rule and no string holds an ``@``. A cheaper walk than the copy (keys are tested as
+    a set against those known to be free of rules), for the compiled pass; False for a value
+    nested near :data:`MAX_NESTING` (:func:`scrub` decides those)."""
     if depth > MAX_NESTING - 2:
         return False
     if not value.keys() <= _SAFE_KEYS:
@@ -223,25 +222,21 @@ def rule_free(value: dict, depth: int = 0) -> bool:
                     return False
                 if len(_SAFE_KEYS) < _MAX_SAFE_KEYS:
                     _SAFE_KEYS.add(key)
-    for item in value.values():
-        kind = type(item)
-        if kind is dict:
-            if not rule_free(item, depth + 1):
-                return False
-        elif kind is list and not _list_rule_free(item, depth + 1):
-            return False
-    return True
+    return _items_unchanged(value.values(), depth)
 
 
-def _list_rule_free(items: list, depth: int) -> bool:
-    if depth > MAX_NESTING - 2:
-        return False
+def _items_unchanged(items: Any, depth: int) -> bool:
     for item in items:
         kind = type(item)
-        if kind is dict:
-            if not rule_free(item, depth + 1):
+        if kind is str:
+            if "@" in item:
                 return False
-        elif kind is list and not _list_rule_free(item, depth + 1):
+        elif kind is dict:
+            if not unchanged_by_scrub(item, depth + 1):
+                return False
+        elif kind is list and (
+            depth + 1 > MAX_NESTING - 2 or not _items_unchanged(item, depth + 1)
+        ):
             return False
     return True
 
