@@ -659,21 +659,6 @@ def _dict_context(context: dict) -> tuple:
     )
 
 
-def _struct_context(context: _Context) -> tuple:
-    """``_dict_context`` for a context that holds only ``FLATTENED_CONTEXT`` fields."""
-    page, library = context.page, context.library
-    return (
-        _NO_PAGE if page is None else (page.path, page.url, page.referrer, page.title),
-        context.userAgent,
-        context.locale,
-        None if library is None else library.name,
-        None,
-        context.campaign,
-        None,
-        _EMPTY,
-    )
-
-
 _EMPTY_CONTEXT = _Context()
 _DROPPED_FIELDS = ("integrations", "writeKey", "channel", "version", "receivedAt", "metadata")
 """Fields ``_Event`` decodes only to check them: ``normalize`` bounds their nesting too."""
@@ -776,24 +761,33 @@ def _compiled_row(data: Any, batch: Batch) -> Any:
     properties = message.properties or _EMPTY
     traits = message.traits or _EMPTY
     context = message.context
-    if type(context) is _Context:
-        parts = _struct_context(context)
-    elif context:
-        parts = _dict_context(context)
+    if type(context) is _Context:  # the common case, inline: _struct_context
+        page, library = context.page, context.library
+        if page is None:
+            path = url = referrer = title = None
+        else:
+            path, url, referrer, title = page.path, page.url, page.referrer, page.title
+        user_agent, locale, campaign = context.userAgent, context.locale, context.campaign
+        library = None if library is None else library.name
+        device = rest = None
+        ctx_traits = _EMPTY
     else:
-        parts = batch.context_parts
-        if parts is None:
-            parts = batch.context_parts = _dict_context(batch.batch_context or _EMPTY)
-    (
-        (path, url, referrer, title),
-        user_agent,
-        locale,
-        library,
-        device,
-        campaign,
-        rest,
-        ctx_traits,
-    ) = parts
+        if context:
+            parts = _dict_context(context)
+        else:
+            parts = batch.context_parts
+            if parts is None:
+                parts = batch.context_parts = _dict_context(batch.batch_context or _EMPTY)
+        (
+            (path, url, referrer, title),
+            user_agent,
+            locale,
+            library,
+            device,
+            campaign,
+            rest,
+            ctx_traits,
+        ) = parts
     if not traits and kind == "identify":
         traits = ctx_traits
 
