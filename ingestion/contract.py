@@ -980,7 +980,7 @@ def check_events(
             except NotCompiled:
                 good.append(None)
             try:
-                message = orjson.loads(data)
+                message = orjson.loads(memoryview(data))  # a msgspec.Raw: its bytes
             except orjson.JSONDecodeError:
                 raise NotCompiled from None
             messages.append(message)
