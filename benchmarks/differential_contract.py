@@ -151,25 +151,37 @@ def rows(messages: list[dict]) -> list[bytes]:
 
 
 def compiled_rows(messages: list[dict]) -> tuple[list[bytes], int]:
-    """:func:`rows` the way the collector now makes them: each message's bytes through the
-    compiled pass (``check_events``), interpreted where it declines, with the same batch
-    context, sentAt and route type; and how many took the compiled pass."""
+    """:func:`rows` the way the collector now makes them: each message sent as a one-event
+    ``/v1/batch`` body with the same batch context and sentAt, decoded by ``decode_request``
+    and checked by ``check_events`` (the compiled pass, which hands what it declines to
+    ``normalize``), the route's type given as :func:`rows` gives it; and how many took the
+    compiled pass."""
     import msgspec
 
-    from ingestion.contract import check_events, rejection
+    from ingestion.contract import check_events, decode_request, rejection
 
     out, compiled = [], 0
     for index, message in enumerate(messages):
-        data = orjson.dumps(message)
+        context = BATCH_CONTEXTS[index % len(BATCH_CONTEXTS)]
+        sent_at = BATCH_SENT_AT[index % len(BATCH_SENT_AT)]
+        body = orjson.dumps(
+            {
+                "batch": [message],
+                **({} if context is None else {"context": context}),
+                **({} if sent_at is None else {"sentAt": sent_at}),
+            }
+        )
+        request = decode_request(body, batched=True)
+        assert request is not None, f"message {index}: the envelope did not decode"
         checked = check_events(
-            [data],
+            request.events,
             tenant_id="acme",
             secret=SECRET,
             received_at=RECEIVED_AT,
-            batch_context=BATCH_CONTEXTS[index % len(BATCH_CONTEXTS)],
-            batch_sent_at=BATCH_SENT_AT[index % len(BATCH_SENT_AT)],
+            batch_context=request.context,
+            batch_sent_at=request.sent_at,
             default_type="track" if index % 7 == 0 else None,
-            body_bytes=len(data),
+            body_bytes=len(body),
             compiled=True,
         )
         compiled += checked.compiled
@@ -181,7 +193,7 @@ def compiled_rows(messages: list[dict]) -> tuple[list[bytes], int]:
                 tenant_id="acme",
                 secret=SECRET,
                 received_at=RECEIVED_AT,
-                payload=orjson.loads(data),
+                payload=message,
                 reason=checked.bad[0]["reason"],
                 index=index,
             )
