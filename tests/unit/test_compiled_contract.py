@@ -79,6 +79,10 @@ TAKEN = {
         "properties": {"nested": [{"who": "x@y.io"}, {"url": "http://a/?token=1"}], "n": 1},
     },
     "a rule key nested in properties": {**BASE, "properties": {"a": {"First-Name": "Ada"}}},
+    "an e-mail under a plain key": {
+        **BASE,
+        "properties": {"contact": "who@where.org", "list": ["me@x.io", "not an address@"]},
+    },
     "a context field without a column": {
         **BASE,
         "context": {**BASE["context"], "os": {"name": "iOS"}, "device": {"type": "tablet"}},
@@ -148,6 +152,9 @@ def test_traits_keep_only_hashes_of_contact_details():
     assert row["page_url"] == "https://shop.example/p/1?x=1"
     nested = compiled(TAKEN["an e-mail deep in properties"])["properties"]
     assert "x@y.io" not in nested and "token" not in nested
+    plain = orjson.loads(compiled(TAKEN["an e-mail under a plain key"])["properties"])
+    assert plain["contact"] == hmac.new(SECRET, b"who@where.org", hashlib.sha256).hexdigest()
+    assert plain["list"][1] == "not an address@"
 
 
 LEFT = {
