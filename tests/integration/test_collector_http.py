@@ -195,6 +195,8 @@ def test_unmodified_segment_node_sdk_delivers(settings, tenant, collector):
     page = next(r for r in rows if r["type"] == "page")
     assert page["page_url"] == "https://s.example/"
     assert "node@example.com" not in json.dumps(rows) and "x@y.z" not in json.dumps(rows)
+    # The SDK's own shape (integrations, _metadata, library context) takes the compiled pass.
+    assert httpx.get(f"{collector}/metrics").json()["events_compiled"] == 3
 
 
 @pytest.mark.parametrize(
