@@ -129,7 +129,7 @@ class Collector:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.landing = LandingLog(settings.landing_dir)
+        self.landing = LandingLog(settings.landing_dir, keep_dirs_open=True)
         self.tenants = TenantRegistry(settings.tenants_file)
         self.counters: Counter[str] = Counter()
         self.committer = GroupCommitter(self._persist)

@@ -122,3 +122,22 @@ def test_compiled_rows_read_back_as_the_interpreted_ones(tmp_path):
     assert ours.equals(theirs)
     assert ours.column("revenue").to_pylist() == [12.5, None]
     assert ours.column("locale").to_pylist() == ["de-DE", None]
+
+
+def test_a_log_keeping_its_directories_open_survives_their_removal(tmp_path):
+    """The collector's log keeps partition directories open (no directory opened a round); a
+    partition removed meanwhile is made and opened again, and nothing is left open after."""
+    import gc
+
+    fds_before = len(os.listdir("/proc/self/fd"))
+    log = LandingLog(tmp_path, keep_dirs_open=True)
+    first = log.write("acme", "events", [{"a": 1}])
+    assert first.read_bytes() == b'{"a":1}\n'
+    shutil.rmtree(first.parent)
+    second = log.write("acme", "events", [{"a": 2}])
+    assert second.parent == first.parent and second.read_bytes() == b'{"a":2}\n'
+    assert [f.path for f in log.files()] == [second]
+    assert not [p for p in second.parent.iterdir() if p.name.startswith(".tmp")]
+    del log
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) == fds_before
