@@ -691,7 +691,9 @@ def compiled_row(data: Any, batch: Batch) -> Any:
     accepting or rejecting it)."""
     try:
         return _compiled_row(data, batch)
-    except (ContractError, orjson.JSONEncodeError):  # a rule that rejects; an int past 64 bits
+    except NotCompiled:
+        raise
+    except Exception:  # a rule that rejects, an int past 64 bits, a date out of range ...
         raise NotCompiled from None
 
 
@@ -978,7 +980,7 @@ def check_events(
                 good.append(compile_one(data, batch))  # compiled_row, without its frame
                 out.compiled += 1
                 continue
-            except (NotCompiled, ContractError, orjson.JSONEncodeError):
+            except Exception:  # declined, or an error (a date out of range): interpreted
                 good.append(None)
             try:
                 message = orjson.loads(memoryview(data))  # a msgspec.Raw: its bytes

@@ -274,3 +274,27 @@ def test_rows_keep_their_events_order_across_both_passes():
 )
 def test_bodies_the_compiled_decode_leaves_to_the_interpreted_path(body):
     assert decode_request(body, batched=True) is None
+
+
+def test_an_error_in_the_compiled_pass_is_the_interpreted_contracts_to_report():
+    """A sentAt 2,000 years ahead puts the corrected timestamp before year 1 (OverflowError,
+    found by the collector's fuzz test): quarantined as the interpreted contract does it,
+    never a 500."""
+    message = {**BASE, "sentAt": "4053-01-01T00:00:00Z"}
+    with pytest.raises(NotCompiled):
+        compiled_row(orjson.dumps(message), batch())
+    data = orjson.dumps({"batch": [message, BASE]})
+    request = decode_request(data, batched=True)
+    checked = check_events(
+        request.events,
+        tenant_id="acme",
+        secret=SECRET,
+        received_at=RECEIVED,
+        batch_context=None,
+        batch_sent_at=None,
+        default_type=None,
+        body_bytes=len(data),
+        compiled=True,
+    )
+    assert [r["reason"] for r in checked.bad] == ["event could not be processed (OverflowError)"]
+    assert checked.compiled == 1 and checked.unexpected == 1
