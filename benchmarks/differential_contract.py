@@ -1,6 +1,8 @@
 """Differential check for collector optimisations: the bronze and quarantine rows this tree's
 contract produces, compared with those of another git revision (default ``main``) on the same
-corpus. Any optimisation of the hot path must leave this at zero differences.
+corpus. Any optimisation of the hot path must leave this at zero differences. Two of this tree's paths
+are compared: ``normalize`` (the interpreted contract) and the collector's compiled pass
+(``check_events`` on each message's bytes, which hands what it declines to ``normalize``).
 
 The corpus: seeded simulator traffic with every fault on (malformed events, skewed clocks,
 duplicates), plus mutations of those messages that hit each rule: wrong types, bad and
@@ -20,7 +22,7 @@ import random
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from lakepulse.core.settings import PROJECT_ROOT
 from lakepulse.demo.simulator import Faults, SimConfig, TrafficGenerator
 
 RECEIVED_AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+CORPUS_CLOCK = RECEIVED_AT - timedelta(hours=1)
 SECRET = bytes(range(32))
 BATCH_CONTEXTS = (
     None,
@@ -104,7 +107,11 @@ def _mutate(message: dict, rng: random.Random) -> dict:
 def corpus(messages: int, seed: int = 20) -> list[dict]:
     """Simulator messages (faults on) and, for every third, a mutated copy."""
     faults = Faults(duplicate_rate=0.02, skew_rate=0.1, malformed_rate=0.05, out_of_order=True)
-    gen = TrafficGenerator(SimConfig(seed=seed, tenants={"acme": "k"}, faults=faults))
+    # A fixed clock an hour before RECEIVED_AT: the same corpus every run, and events the
+    # contract accepts (real time would date them after RECEIVED_AT, most past the skew limit).
+    gen = TrafficGenerator(
+        SimConfig(seed=seed, tenants={"acme": "k"}, faults=faults), clock=CORPUS_CLOCK
+    )
     rng = random.Random(seed)
     out: list[dict] = []
     for _, _, message in islice(gen.events(), messages):
@@ -143,6 +150,57 @@ def rows(messages: list[dict]) -> list[bytes]:
     return out
 
 
+def compiled_rows(messages: list[dict]) -> tuple[list[bytes], int]:
+    """:func:`rows` the way the collector now makes them: each message sent as a one-event
+    ``/v1/batch`` body with the same batch context and sentAt, decoded by ``decode_request``
+    and checked by ``check_events`` (the compiled pass, which hands what it declines to
+    ``normalize``), the route's type given as :func:`rows` gives it; and how many took the
+    compiled pass."""
+    import msgspec
+
+    from ingestion.contract import check_events, decode_request, rejection
+
+    out, compiled = [], 0
+    for index, message in enumerate(messages):
+        context = BATCH_CONTEXTS[index % len(BATCH_CONTEXTS)]
+        sent_at = BATCH_SENT_AT[index % len(BATCH_SENT_AT)]
+        body = orjson.dumps(
+            {
+                "batch": [message],
+                **({} if context is None else {"context": context}),
+                **({} if sent_at is None else {"sentAt": sent_at}),
+            }
+        )
+        request = decode_request(body, batched=True)
+        assert request is not None, f"message {index}: the envelope did not decode"
+        checked = check_events(
+            request.events,
+            tenant_id="acme",
+            secret=SECRET,
+            received_at=RECEIVED_AT,
+            batch_context=request.context,
+            batch_sent_at=request.sent_at,
+            default_type="track" if index % 7 == 0 else None,
+            body_bytes=len(body),
+            compiled=True,
+        )
+        compiled += checked.compiled
+        if checked.good:
+            row = checked.good[0]
+            row = row if isinstance(row, dict) else msgspec.structs.asdict(row)
+        else:  # made again with the message's index in the corpus (its rejection_id's part)
+            row = rejection(
+                tenant_id="acme",
+                secret=SECRET,
+                received_at=RECEIVED_AT,
+                payload=message,
+                reason=checked.bad[0]["reason"],
+                index=index,
+            )
+        out.append(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
+    return out, compiled
+
+
 def _rows_at(rev: str, corpus_path: Path, out_path: Path) -> None:
     """Run :func:`rows` with ``rev``'s ``ingestion`` package (a ``git archive`` copy)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -174,16 +232,21 @@ def main() -> None:
         corpus_path.write_bytes(orjson.dumps(messages))
         _rows_at(args.rev, corpus_path, Path(tmp) / "theirs")
         theirs = (Path(tmp) / "theirs").read_bytes().split(b"\n")
-    ours = rows(messages)
-    differing = [i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b]
-    rejected = sum(b'"rejection_id"' in line for line in ours)
-    print(
-        f"differential contract: {len(messages)} messages ({rejected} rejected), "
-        f"{len(differing)} rows differ from {args.rev}"
-    )
-    for i in differing[:5]:
-        print(f"  message {i}:\n    ours:   {ours[i][:400]!r}\n    theirs: {theirs[i][:400]!r}")
-    if differing:
+    failed = False
+    interpreted = rows(messages)
+    compiled, taken = compiled_rows(messages)
+    for name, ours in (("interpreted", interpreted), ("compiled", compiled)):
+        differing = [i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b]
+        rejected = sum(b'"rejection_id"' in line for line in ours)
+        extra = f", {taken} through the compiled pass" if name == "compiled" else ""
+        print(
+            f"differential contract ({name}): {len(messages)} messages ({rejected} rejected"
+            f"{extra}), {len(differing)} rows differ from {args.rev}"
+        )
+        for i in differing[:5]:
+            print(f"  message {i}:\n    ours:   {ours[i][:400]!r}\n    theirs: {theirs[i][:400]!r}")
+        failed = failed or bool(differing)
+    if failed:
         sys.exit(1)
 
 

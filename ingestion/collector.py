@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 import os
 import re
@@ -29,16 +30,12 @@ import orjson
 
 from ingestion.contract import (
     MAX_BATCH_BYTES,
-    MAX_EVENT_BYTES,
-    ContractError,
-    encoded_size,
-    maybe_oversized,
-    normalize,
-    rejection,
+    NotCompiled,
+    check_events,
+    decode_request,
 )
 from ingestion.landing import LandingLog, backlog, read_cursors
-from ingestion.privacy import json_problem
-from ingestion.tenants import TenantRegistry
+from ingestion.tenants import Tenant, TenantRegistry
 from ingestion.wire import HttpError, decode_body, parse_json
 from lakepulse.core.settings import Settings
 
@@ -132,7 +129,7 @@ class Collector:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.landing = LandingLog(settings.landing_dir)
+        self.landing = LandingLog(settings.landing_dir, keep_dirs_open=True)
         self.tenants = TenantRegistry(settings.tenants_file)
         self.counters: Counter[str] = Counter()
         self.committer = GroupCommitter(self._persist)
@@ -267,65 +264,55 @@ class Collector:
     async def ingest(
         self, path: str, headers: dict[bytes, bytes], raw: bytes, query: bytes = b""
     ) -> tuple[int, dict]:
-        body, lenient = parse_json(raw)
-        if not isinstance(body, dict):
-            raise HttpError(400, "invalid_body", "body must be a JSON object")
-        tenant = self.tenants.resolve(write_key_from(headers, body, query))
-        if tenant is None:
-            raise HttpError(
-                401,
-                "invalid_write_key",
-                "missing or unknown write key (send it as the Basic-auth username)",
-            )
         batched = path in BATCH_ROUTES
-        if batched:
-            messages = body.get("batch")
-            if not isinstance(messages, list):
-                raise HttpError(400, "invalid_batch", "'batch' must be an array of events")
-            default_type = None
-        else:
-            messages, default_type = [body], SINGLE_ROUTES[path]
-        received = datetime.now(UTC)
-        context = body.get("context") if isinstance(body.get("context"), dict) else None
-        sent_at = body.get("sentAt")
-        good, bad, report = [], [], []
-        # No event can be larger than its body, nor than a run of events it is in.
-        oversized = maybe_oversized(messages, len(raw)) if len(raw) > MAX_EVENT_BYTES else ()
-        for index, message in enumerate(messages):
-            try:
-                if lenient and (problem := json_problem(message)):
-                    raise ContractError(problem)
-                if index in oversized and encoded_size(message) > MAX_EVENT_BYTES:
-                    raise ContractError(f"event exceeds {MAX_EVENT_BYTES} bytes")
-                good.append(
-                    normalize(
-                        message,
-                        tenant_id=tenant.tenant_id,
-                        secret=tenant.secret,
-                        received_at=received,
-                        batch_context=context,
-                        batch_sent_at=sent_at,
-                        default_type=default_type,
-                    )
+        default_type = None if batched else SINGLE_ROUTES[path]
+        checked = None
+        request = decode_request(raw, batched)  # the compiled pass; None: not for it
+        if request is not None:
+            tenant = self._tenant(headers, request.write_key, query)
+            received = datetime.now(UTC)
+            # An event orjson refuses raises NotCompiled: the request goes the interpreted way.
+            with contextlib.suppress(NotCompiled):
+                checked = check_events(
+                    request.events,
+                    tenant_id=tenant.tenant_id,
+                    secret=tenant.secret,
+                    received_at=received,
+                    batch_context=request.context,
+                    batch_sent_at=request.sent_at,
+                    default_type=default_type,
+                    body_bytes=len(raw),
+                    compiled=True,
                 )
-            except Exception as err:  # a ContractError, or a bug: quarantine, never a 5xx
-                if not isinstance(err, ContractError):
-                    log.exception("unexpected error validating event %d", index)
-                    self.counters["validation_errors"] += 1
-                    err = ContractError(f"event could not be processed ({type(err).__name__})")
-                bad.append(
-                    rejection(
-                        tenant_id=tenant.tenant_id,
-                        secret=tenant.secret,
-                        received_at=received,
-                        payload=message,
-                        reason=str(err),
-                        index=index,
-                    )
-                )
-                report.append(
-                    {"index": index, "messageId": bad[-1]["message_id"], "reason": str(err)}
-                )
+        if checked is None:
+            body, lenient = parse_json(raw)
+            if not isinstance(body, dict):
+                raise HttpError(400, "invalid_body", "body must be a JSON object")
+            tenant = self._tenant(headers, body.get("writeKey"), query)
+            if batched:
+                messages = body.get("batch")
+                if not isinstance(messages, list):
+                    raise HttpError(400, "invalid_batch", "'batch' must be an array of events")
+            else:
+                messages = [body]
+            received = datetime.now(UTC)
+            checked = check_events(
+                messages,
+                tenant_id=tenant.tenant_id,
+                secret=tenant.secret,
+                received_at=received,
+                batch_context=body.get("context")
+                if isinstance(body.get("context"), dict)
+                else None,
+                batch_sent_at=body.get("sentAt"),
+                default_type=default_type,
+                body_bytes=len(raw),
+                compiled=False,
+                lenient=lenient,
+            )
+        if checked.unexpected:
+            self.counters["validation_errors"] += checked.unexpected
+        good, bad, report = checked.good, checked.bad, checked.report
         try:
             await self.committer.persist(tenant.tenant_id, good, bad)
         except OSError as err:
@@ -336,6 +323,7 @@ class Collector:
         self.counters["requests"] += 1
         self.counters["events_accepted"] += len(good)
         self.counters["events_rejected"] += len(bad)
+        self.counters["events_compiled"] += checked.compiled
         if not batched and bad:
             # A single-event call whose only event is invalid is a client error.
             raise HttpError(400, "invalid_event", report[0]["reason"])
@@ -343,6 +331,16 @@ class Collector:
         if report:
             payload["rejected"] = report
         return 200, payload
+
+    def _tenant(self, headers: dict[bytes, bytes], body_key: Any, query: bytes) -> Tenant:
+        tenant = self.tenants.resolve(write_key_from(headers, {"writeKey": body_key}, query))
+        if tenant is None:
+            raise HttpError(
+                401,
+                "invalid_write_key",
+                "missing or unknown write key (send it as the Basic-auth username)",
+            )
+        return tenant
 
     def _persist(self, items: list[tuple[str, list[dict], list[dict]]]) -> None:
         """One file per tenant and kind for everything that arrived during the last write."""
@@ -398,6 +396,7 @@ class Collector:
                     "events_rejected",
                     "events_stored",
                     "events_quarantined",
+                    "events_compiled",
                 )
             },
             "http_errors": {k: v for k, v in counters.items() if k.startswith("http_")},

@@ -8,10 +8,13 @@ the loader downstream only moves Arrow data. A message that breaks the contract 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import orjson
 import pyarrow as pa
 
@@ -19,11 +22,15 @@ from ingestion.privacy import (
     MAX_NESTING,
     TooDeep,
     device_class,
+    json_problem,
     json_safe,
     scrub,
     strip_url,
     too_deep,
+    unchanged_by_scrub,
 )
+
+log = logging.getLogger("lakepulse.collector")
 
 EVENT_TYPES = frozenset({"track", "page", "screen", "identify", "group", "alias"})
 MAX_EVENT_BYTES = 32 * 1024
@@ -467,3 +474,568 @@ def rejection(
         "reason": reason,
         "payload": body.decode()[:MAX_EVENT_BYTES],
     }
+
+
+# The compiled pass ---------------------------------------------------------------------------
+# msgspec decodes and validates a request's envelope and each event into typed structs in C, and
+# encodes the landing rows; the Python left per event is the rules' decisions, not a walk of
+# every value. It accepts an event only when the rows it writes are the interpreted contract's
+# (``normalize``) by construction; anything else (a type it does not expect, a rule it would
+# break, a field it does not know) is handed to the interpreted contract, event by event, which
+# decides as it always has. ``benchmarks.differential_contract`` checks the two agree.
+
+
+class _Envelope(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A ``/v1/batch`` body. Fields outside these send the whole request to the interpreted
+    contract: msgspec skips an undeclared field without checking it as strictly as orjson."""
+
+    batch: list[msgspec.Raw]
+    context: Any = None
+    sentAt: Any = None
+    writeKey: Any = None
+    timestamp: Any = None
+    integrations: Any = None
+    metadata: Any = msgspec.field(default=None, name="_metadata")
+
+
+class _SingleEnvelope(msgspec.Struct, gc=False):
+    """What a single-event body (``/v1/track``, ``/v1/t`` ...) says about the request; the event
+    itself is decoded (and checked whole) by ``_Event``."""
+
+    context: Any = None
+    sentAt: Any = None
+    writeKey: Any = None
+
+
+class _Page(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """``context.page``: the fields with columns, and ``search`` (analytics.js's; dropped)."""
+
+    path: Any = None
+    url: Any = None
+    referrer: Any = None
+    title: Any = None
+    search: Any = None
+
+
+class _Library(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    name: Any = None
+    version: Any = None
+
+
+class _Context(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A context holding only fields that have columns (``FLATTENED_CONTEXT``), decoded
+    without a dict; any other field (kept in bronze's ``context``, scrubbed) and it is decoded
+    as a dict instead."""
+
+    page: _Page | None = None
+    campaign: dict[str, Any] | None = None
+    userAgent: Any = None
+    library: _Library | None = None
+    locale: Any = None
+    ip: Any = None
+
+
+class _Event(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """One Segment message in the shape the compiled pass takes: a field of another type, or
+    one not declared here, sends the event to the interpreted contract. Every declared field is
+    decoded (so checked) even when its value is dropped."""
+
+    type: str | msgspec.UnsetType = msgspec.UNSET
+    messageId: str | None = None
+    userId: str | None = None
+    anonymousId: str | None = None
+    event: str | None = None
+    name: str | None = None
+    groupId: str | None = None
+    previousId: str | None = None
+    timestamp: Any = None
+    originalTimestamp: Any = None
+    sentAt: Any = msgspec.UNSET
+    properties: dict[str, Any] | None = None
+    traits: dict[str, Any] | None = None
+    context: _Context | None = None
+    integrations: Any = None
+    writeKey: Any = None
+    channel: Any = None
+    version: Any = None
+    receivedAt: Any = None
+    metadata: Any = msgspec.field(default=None, name="_metadata")
+
+
+class _EventWithContext(_Event, forbid_unknown_fields=True, gc=False):
+    """``_Event`` for an event whose context has fields without columns of their own."""
+
+    context: dict[str, Any] | None = None
+
+
+LandingRow = msgspec.defstruct(
+    "LandingRow",
+    [(name, Any, None) for name in LANDING_SCHEMA.names],
+    gc=False,
+    omit_defaults=True,
+    module=__name__,
+)
+"""A bronze row as the compiled pass builds it: ``LANDING_SCHEMA``'s columns, in its order
+(``msgspec.structs.asdict`` gives the dict ``normalize`` returns). Its landing line leaves
+out the null columns (a third of the bytes): the loader reads a missing column as null."""
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+_SINGLE = msgspec.json.Decoder(_SingleEnvelope)
+_EVENT = msgspec.json.Decoder(_Event)
+_EVENT_WITH_CONTEXT = msgspec.json.Decoder(_EventWithContext)
+SIZE_FACTOR = 5
+"""orjson re-encodes an event in at most this many times its bytes (a number such as ``1e15``
+grows to ``1000000000000000.0``); an event whose bytes times this fit ``MAX_EVENT_BYTES``
+cannot be oversized, and a larger one is sized by the interpreted contract."""
+_NO_PAGE = (None, None, None, None)
+
+
+class NotCompiled(Exception):
+    """A request (or event) the compiled pass leaves to the interpreted contract."""
+
+
+@dataclasses.dataclass(slots=True)
+class Request:
+    """A request body after the compiled decode: its events still as bytes, one slice each."""
+
+    events: list[Any]
+    context: dict | None
+    sent_at: Any
+    write_key: Any
+
+
+def decode_request(raw: bytes, batched: bool) -> Request | None:
+    """The request's envelope, decoded by msgspec; None sends it to the interpreted path
+    (``wire.parse_json``): not an object, lenient JSON, invalid UTF-8, an unknown field."""
+    if not raw.isascii():
+        try:
+            raw.decode()
+        except UnicodeDecodeError:
+            return None
+    try:
+        envelope = (_ENVELOPE if batched else _SINGLE).decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    context = envelope.context if type(envelope.context) is dict else None
+    events = envelope.batch if batched else [raw]
+    return Request(events, context, envelope.sentAt, envelope.writeKey)
+
+
+def _id_or_none(value: str | None) -> str | None:
+    """``_id`` for the types ``_Event`` lets through (str or None)."""
+    if value is None or 0 < len(value) <= MAX_ID_CHARS:
+        return value or None
+    if value == "":
+        return None
+    raise NotCompiled
+
+
+def _text(value: Any) -> str | None:
+    """``_str`` for the values it returns as they are; a number (whose text would depend on
+    the parser) is left to the interpreted contract."""
+    if value is None or type(value) is str:
+        return value
+    if type(value) is dict or type(value) is list:
+        return None
+    raise NotCompiled
+
+
+def _dict_context(context: dict) -> tuple:
+    """What the row takes from a context decoded as a dict (``normalize``'s reading of it):
+    page fields, user agent, locale, library, device type, campaign, the rest, traits."""
+    page = context.get("page")
+    device, library = context.get("device"), context.get("library")
+    return (
+        (page.get("path"), page.get("url"), page.get("referrer"), page.get("title"))
+        if type(page) is dict
+        else _NO_PAGE,
+        context.get("userAgent"),
+        context.get("locale"),
+        library.get("name") if type(library) is dict else None,
+        _text(device.get("type")) if type(device) is dict else None,
+        context.get("campaign"),
+        None
+        if context.keys() <= FLATTENED_CONTEXT
+        else {k: v for k, v in context.items() if k not in FLATTENED_CONTEXT},
+        _sub(context, "traits"),
+    )
+
+
+_EMPTY_CONTEXT = _Context()
+_DROPPED_FIELDS = ("integrations", "writeKey", "channel", "version", "receivedAt", "metadata")
+"""Fields ``_Event`` decodes only to check them: ``normalize`` bounds their nesting too."""
+
+
+@dataclasses.dataclass(slots=True)
+class Batch:
+    """What every event of one request shares, for :func:`compiled_row`."""
+
+    tenant_id: str
+    secret: bytes
+    received_at: datetime
+    batch_context: dict | None = None
+    batch_sent_at: Any = None
+    default_type: str | None = None
+    body_bytes: int = 0
+    received_micros: int = 0
+    context_parts: tuple | None = None
+    """``_dict_context`` of the batch's context (for events without one), made once."""
+
+    def __post_init__(self) -> None:
+        self.received_micros = _micros(self.received_at)
+
+
+def compiled_row(data: Any, batch: Batch) -> Any:
+    """The bronze row (a ``LandingRow``) of one event's bytes, as ``normalize`` would make it;
+    raises :class:`NotCompiled` for an event it leaves to ``normalize`` (which then decides,
+    accepting or rejecting it)."""
+    try:
+        return _compiled_row(data, batch)
+    except NotCompiled:
+        raise
+    except Exception:  # a rule that rejects, an int past 64 bits, a date out of range ...
+        raise NotCompiled from None
+
+
+def _compiled_row(data: Any, batch: Batch) -> Any:
+    if batch.body_bytes > MAX_EVENT_BYTES and len(data) * SIZE_FACTOR > MAX_EVENT_BYTES:
+        raise NotCompiled
+    try:
+        message = _EVENT.decode(data)
+    except (msgspec.DecodeError, RecursionError):
+        message = None
+    if message is None or (  # {} and {"page": null} read alike as structs
+        type(message.context) is _Context
+        and message.context.page is None
+        and message.context == _EMPTY_CONTEXT
+    ):
+        try:
+            message = _EVENT_WITH_CONTEXT.decode(data)
+        except (msgspec.DecodeError, RecursionError):
+            raise NotCompiled from None
+    kind = message.type
+    if kind is msgspec.UNSET:
+        kind = batch.default_type
+    if kind not in EVENT_TYPES:
+        raise NotCompiled
+    user_id = message.userId
+    if user_id is not None and not 0 < len(user_id) <= MAX_ID_CHARS:
+        user_id = _id_or_none(user_id)
+    anonymous_id = message.anonymousId
+    if anonymous_id is not None and not 0 < len(anonymous_id) <= MAX_ID_CHARS:
+        anonymous_id = _id_or_none(anonymous_id)
+    message_id = message.messageId
+    if (
+        (user_id is None and anonymous_id is None)
+        or not message_id
+        or len(message_id) > MAX_ID_CHARS
+    ):
+        raise NotCompiled
+    if kind == "track":
+        event = message.event
+        if event is None or not event.strip():
+            raise NotCompiled
+    elif kind == "page" or kind == "screen":
+        event = message.name
+    else:
+        event = None
+    group_id = message.groupId
+    if group_id is not None:
+        group_id = _id_or_none(group_id)
+    if kind == "group" and group_id is None:
+        raise NotCompiled
+    previous_id = message.previousId
+    if previous_id is not None:
+        previous_id = _id_or_none(previous_id)
+    if kind == "alias" and (previous_id is None or user_id is None):
+        raise NotCompiled
+
+    if (
+        message.integrations is not None
+        or message.metadata is not None
+        or message.writeKey is not None
+        or message.channel is not None
+        or message.version is not None
+        or message.receivedAt is not None
+    ):
+        for name in _DROPPED_FIELDS:
+            value = getattr(message, name)
+            if (type(value) is dict or type(value) is list) and too_deep(value):
+                raise NotCompiled
+    properties = message.properties or _EMPTY
+    traits = message.traits or _EMPTY
+    context = message.context
+    if type(context) is _Context:  # the common case, inline: _struct_context
+        page, library = context.page, context.library
+        if page is None:
+            path = url = referrer = title = None
+        else:
+            path, url, referrer, title = page.path, page.url, page.referrer, page.title
+        user_agent, locale, campaign = context.userAgent, context.locale, context.campaign
+        library = None if library is None else library.name
+        device = rest = None
+        ctx_traits = _EMPTY
+    else:
+        if context:
+            parts = _dict_context(context)
+        else:
+            parts = batch.context_parts
+            if parts is None:
+                parts = batch.context_parts = _dict_context(batch.batch_context or _EMPTY)
+        (
+            (path, url, referrer, title),
+            user_agent,
+            locale,
+            library,
+            device,
+            campaign,
+            rest,
+            ctx_traits,
+        ) = parts
+    if not traits and kind == "identify":
+        traits = ctx_traits
+
+    original = message.originalTimestamp or message.timestamp
+    if original is not None:  # parse_time, inlined: other than ISO text is interpreted
+        if type(original) is not str:
+            raise NotCompiled
+        try:
+            original = datetime.fromisoformat(original)  # surrounding blanks: interpreted
+        except ValueError:
+            raise NotCompiled from None
+        if original.tzinfo is None:
+            original = original.replace(tzinfo=UTC)
+    sent_at = message.sentAt
+    if sent_at is msgspec.UNSET:
+        sent_at = batch.batch_sent_at
+    if sent_at is not None:
+        sent_at = parse_time(sent_at, "sentAt")
+    received_at = batch.received_at
+    if original is None or sent_at is None:
+        timestamp = original or received_at
+    else:
+        timestamp = received_at - (sent_at - original)
+    if timestamp - received_at > MAX_FUTURE_SKEW:
+        raise NotCompiled
+    received_micros = batch.received_micros
+    timestamp_micros = (
+        received_micros if timestamp is received_at else int(timestamp.timestamp() * 1_000_000)
+    )
+
+    if kind == "page" and properties:
+        # normalize: {**page, **the page properties present}, even a null one
+        path = properties.get("path", path)
+        url = properties.get("url", url)
+        referrer = properties.get("referrer", referrer)
+        title = properties.get("title", title)
+    secret = batch.secret
+    row = LandingRow(
+        batch.tenant_id,
+        message_id,
+        kind,
+        event,
+        user_id,
+        anonymous_id,
+        timestamp_micros,
+        None
+        if original is None
+        else timestamp_micros
+        if original is timestamp
+        else int(original.timestamp() * 1_000_000),
+        None if sent_at is None else int(sent_at.timestamp() * 1_000_000),
+        received_micros,
+        path if path is None or type(path) is str else _text(path),
+        strip_url(url) if type(url) is str else None,
+        strip_url(referrer) if type(referrer) is str and referrer != NO_REFERRER else None,
+        title if title is None or type(title) is str else _text(title),
+        None,
+        None,
+        None,
+        None,
+        None,
+        device_class(
+            user_agent if user_agent is None or type(user_agent) is str else _text(user_agent),
+            device,
+        ),
+        locale if locale is None or type(locale) is str else _text(locale),
+        library if library is None or type(library) is str else _text(library),
+        (
+            orjson.dumps(properties).decode()
+            if unchanged_by_scrub(properties)
+            else _scrubbed_json(properties, secret, "properties")
+        )
+        if properties
+        else None,
+        (
+            orjson.dumps(traits).decode()
+            if unchanged_by_scrub(traits)
+            else _scrubbed_json(traits, secret, "traits")
+        )
+        if traits
+        else None,
+        None
+        if rest is None
+        else orjson.dumps(rest).decode()
+        if unchanged_by_scrub(rest)
+        else _scrubbed_json(rest, secret, "context"),
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        group_id,
+        previous_id,
+    )
+    if type(campaign) is dict and campaign:
+        get = campaign.get
+        row.utm_source = _text(get("source"))
+        row.utm_medium = _text(get("medium"))
+        row.utm_campaign = _text(get("name"))
+        row.utm_term = _text(get("term"))
+        row.utm_content = _text(get("content"))
+    if properties and not _COMMERCE_KEYS.isdisjoint(properties):
+        _compiled_commerce(properties, row)
+    return row
+
+
+def _id_text(value: Any) -> str | None:
+    if type(value) is str:
+        return _id_or_none(value)
+    raise NotCompiled
+
+
+def _compiled_commerce(properties: dict, row: Any) -> None:
+    """``_commerce_fields`` for the compiled pass: ids as text, revenue a number in range."""
+    get = properties.get
+    if (order_id := get("order_id")) is not None:
+        row.order_id = _id_text(order_id)
+    revenue = get("revenue", get("total"))
+    if revenue is not None:
+        kind = type(revenue)
+        if not (kind is float or (kind is int and -(2**63) <= revenue < 2**63)):
+            raise NotCompiled
+        if revenue < 0:
+            raise NotCompiled
+        row.revenue = float(revenue)
+    if (currency := get("currency")) is not None:
+        row.currency = _text(currency)
+    product_id = get("product_id")
+    if product_id is None:
+        products = get("products")
+        if isinstance(products, list) and products and isinstance(products[0], dict):
+            product_id = products[0].get("product_id")
+    if product_id is not None:
+        row.product_id = _id_text(product_id)
+    if (experiment_id := get("experiment_id")) is not None:
+        row.experiment_id = _id_text(experiment_id)
+    if (variation_id := get("variation_id")) is not None:
+        row.variation_id = _id_text(variation_id)
+
+
+@dataclasses.dataclass(slots=True)
+class Checked:
+    """A request's events after the contract: bronze rows, quarantine rows, the sender's
+    report of the rejected ones, and how many took the compiled pass."""
+
+    good: list = dataclasses.field(default_factory=list)
+    bad: list = dataclasses.field(default_factory=list)
+    report: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    compiled: int = 0
+    unexpected: int = 0
+    """Events whose validation raised something else than a ContractError (a bug)."""
+
+
+def check_events(
+    events: list[Any],
+    *,
+    tenant_id: str,
+    secret: bytes,
+    received_at: datetime,
+    batch_context: dict | None,
+    batch_sent_at: Any,
+    default_type: str | None,
+    body_bytes: int,
+    compiled: bool,
+    lenient: bool = False,
+) -> Checked:
+    """Every event of a request through the contract, in order.
+
+    ``compiled``: ``events`` are each event's bytes (a ``Request``'s), tried with
+    :func:`compiled_row` first and otherwise read with orjson and interpreted; raises
+    :class:`NotCompiled` if orjson refuses one (the whole request then goes the interpreted
+    way, which answers it as it always has). Otherwise ``events`` are parsed messages
+    (``lenient``: read by the stdlib parser, each checked with ``json_problem``)."""
+    out = Checked()
+    if compiled:
+        messages: list[Any] = []
+        pending: list[int] = []
+        batch = Batch(
+            tenant_id, secret, received_at, batch_context, batch_sent_at, default_type, body_bytes
+        )
+        good = out.good
+        compile_one = _compiled_row
+        for index, data in enumerate(events):
+            try:
+                good.append(compile_one(data, batch))  # compiled_row, without its frame
+                out.compiled += 1
+                continue
+            except Exception:  # declined, or an error (a date out of range): interpreted
+                good.append(None)
+            try:
+                message = orjson.loads(memoryview(data))  # a msgspec.Raw: its bytes
+            except orjson.JSONDecodeError:
+                raise NotCompiled from None
+            messages.append(message)
+            pending.append(index)
+        if not pending:
+            return out
+        # Each is sized on its own: its bytes may be a small part of the body.
+        oversized = set(pending) if body_bytes > MAX_EVENT_BYTES else set()
+    else:
+        messages, pending = events, list(range(len(events)))
+        # No event can be larger than its body, nor than a run of events it is in.
+        oversized = maybe_oversized(events, body_bytes) if body_bytes > MAX_EVENT_BYTES else set()
+    rows: dict[int, Any] = {}
+    for index, message in zip(pending, messages, strict=True):
+        try:
+            if lenient and (problem := json_problem(message)):
+                raise ContractError(problem)
+            if index in oversized and encoded_size(message) > MAX_EVENT_BYTES:
+                raise ContractError(f"event exceeds {MAX_EVENT_BYTES} bytes")
+            rows[index] = normalize(
+                message,
+                tenant_id=tenant_id,
+                secret=secret,
+                received_at=received_at,
+                batch_context=batch_context,
+                batch_sent_at=batch_sent_at,
+                default_type=default_type,
+            )
+        except Exception as err:  # a ContractError, or a bug: quarantine, never a 5xx
+            if not isinstance(err, ContractError):
+                log.exception("unexpected error validating event %d", index)
+                out.unexpected += 1
+                err = ContractError(f"event could not be processed ({type(err).__name__})")
+            out.bad.append(
+                rejection(
+                    tenant_id=tenant_id,
+                    secret=secret,
+                    received_at=received_at,
+                    payload=message,
+                    reason=str(err),
+                    index=index,
+                )
+            )
+            out.report.append(
+                {"index": index, "messageId": out.bad[-1]["message_id"], "reason": str(err)}
+            )
+    if compiled:  # interpreted rows take their events' places (the loader keeps the last copy)
+        out.good = [
+            row
+            for row in (rows.get(i) if row is None else row for i, row in enumerate(out.good))
+            if row is not None
+        ]
+    else:
+        out.good = [rows[i] for i in pending if i in rows]
+    return out

@@ -203,6 +203,44 @@ def scrub(value: Any, secret: bytes, depth: int = 0) -> Any:
     return value
 
 
+_SAFE_KEYS: set[str] = set()
+"""Keys no rule applies to (:func:`_rule` is empty), learnt as they are seen (bounded)."""
+_MAX_SAFE_KEYS = 65_536
+
+
+def unchanged_by_scrub(value: dict, depth: int = 0) -> bool:
+    """Whether :func:`scrub` would return an equal copy of ``value``: no key anywhere in it
+    has a rule and no string holds an ``@``. A cheaper walk than the copy (keys are tested as
+    a set against those known to be free of rules), for the compiled pass; False for a value
+    nested near :data:`MAX_NESTING` (:func:`scrub` decides those)."""
+    if depth > MAX_NESTING - 2:
+        return False
+    if not value.keys() <= _SAFE_KEYS:
+        for key in value:
+            if key not in _SAFE_KEYS:
+                if _rule(key):
+                    return False
+                if len(_SAFE_KEYS) < _MAX_SAFE_KEYS:
+                    _SAFE_KEYS.add(key)
+    return _items_unchanged(value.values(), depth)
+
+
+def _items_unchanged(items: Any, depth: int) -> bool:
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            if "@" in item:
+                return False
+        elif kind is dict:
+            if not unchanged_by_scrub(item, depth + 1):
+                return False
+        elif kind is list and (
+            depth + 1 > MAX_NESTING - 2 or not _items_unchanged(item, depth + 1)
+        ):
+            return False
+    return True
+
+
 def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
     """Whether a parsed value nests containers more than ``limit`` levels below itself; a loop,
     not recursion, for values nested thousands deep."""

@@ -195,6 +195,8 @@ def test_unmodified_segment_node_sdk_delivers(settings, tenant, collector):
     page = next(r for r in rows if r["type"] == "page")
     assert page["page_url"] == "https://s.example/"
     assert "node@example.com" not in json.dumps(rows) and "x@y.z" not in json.dumps(rows)
+    # The SDK's own shape (integrations, _metadata, library context) takes the compiled pass.
+    assert httpx.get(f"{collector}/metrics").json()["events_compiled"] == 3
 
 
 @pytest.mark.parametrize(
@@ -296,3 +298,28 @@ def test_project_settings_point_analytics_js_back_at_the_collector(tenant, colle
     assert (behind_tls["apiHost"], behind_tls["protocol"]) == ("collect.shop.example/v1", "https")
     unknown = httpx.get(f"{collector}/v1/projects/nope/settings")
     assert unknown.status_code == 401 and unknown.json()["code"] == "invalid_write_key"
+
+
+def test_one_batch_through_both_passes_keeps_its_order(settings, tenant, collector):
+    """The compiled pass takes the usual events; one with a number as userId (read by the
+    interpreted contract) and one breaking the contract are handled in place: rows in the
+    order sent, the rejection reported by index, and /metrics counting the compiled ones."""
+    batch = [
+        event(messageId="c-1", properties={"n": 1}),
+        event(messageId="i-2", userId=42, properties={"n": 2}),
+        event(messageId="r-3", event=""),
+        event(messageId="c-4", properties={"contact": "ada@example.com"}),
+    ]
+    response = httpx.post(
+        f"{collector}/v1/batch", json={"batch": batch}, headers=auth(tenant.write_key)
+    )
+    assert response.status_code == 200
+    assert [r["index"] for r in response.json()["rejected"]] == [2]
+    rows = landed(settings)
+    assert [(r["message_id"], r.get("user_id")) for r in rows] == [
+        ("c-1", None),
+        ("i-2", "42"),
+        ("c-4", None),
+    ]
+    assert "ada@example.com" not in rows[2]["properties"]
+    assert httpx.get(f"{collector}/metrics").json()["events_compiled"] == 2
