@@ -414,6 +414,38 @@ def report(runs: list[dict]) -> None:
             print(f"  {tier:8s} {ratio:5.2f}  ({verdict})")
 
 
+def chart(runs: list[dict], path: Path) -> None:
+    """Each tier's p95 at each history size, beside its target: the README's picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 3.4), dpi=100)
+    width = 0.8 / len(runs)
+    tiers = list(TARGETS)
+    for i, run in enumerate(runs):
+        values = [p95(delays(run, tier)) for tier in tiers]
+        xs = [t + (i - (len(runs) - 1) / 2) * width for t in range(len(tiers))]
+        bars = ax.bar(xs, values, width, label=f"{run['events'] / 1e6:.1f} M events of history")
+        ax.bar_label(bars, fmt="%.0f s", fontsize=7)
+    for t, tier in enumerate(tiers):
+        ax.hlines(TARGETS[tier], t - 0.45, t + 0.45, colors="grey", linestyles=":", linewidth=1.5)
+    ax.set_xticks(range(len(tiers)), [f"{tier}\n(target {TARGETS[tier]:.0f} s)" for tier in tiers])
+    ax.set_yscale("log")
+    ticks = [5, 15, 30, 60, 120, 300, 600]
+    ax.set_yticks(ticks, [f"{t} s" for t in ticks])
+    ax.minorticks_off()
+    ax.set_ylim(3, 900)
+    ax.set_ylabel("p95, collector 200 -> PostgreSQL")
+    ax.set_title("Freshness per tier, by history size (dotted: target)", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--homes", type=Path, nargs="*", default=[], help="kept data directories")
@@ -425,10 +457,14 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None, help="where the copies go")
     parser.add_argument("--keep", action="store_true", help="keep the copies")
     parser.add_argument("--report", type=Path, nargs="*", help="only print kept runs' figures")
+    parser.add_argument("--chart", type=Path, help="with --report: draw each tier's p95 here")
     args = parser.parse_args()
     disable_telemetry()
     if args.report:
-        report([json.loads((home / "freshness.json").read_text()) for home in args.report])
+        runs = [json.loads((home / "freshness.json").read_text()) for home in args.report]
+        report(runs)
+        if args.chart:
+            chart(runs, args.chart)
         return
     runs = []
     for source in args.homes or [None]:

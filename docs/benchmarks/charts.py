@@ -34,7 +34,7 @@ TITLES = {
     "bench_serving": "Dashboard queries over PostgreSQL (p95)",
 }
 TARGETS = {
-    "bench_freshness": (45, "target p95 ≤ 45 s"),
+    "bench_freshness": (15, "live tier: target p95 ≤ 15 s"),
     "bench_dbt_overhead": (2, "target ≤ 2"),
     "bench_incremental": (1.5, "target ≤ 1.5"),
     "bench_triggers": (1.5, "target ≤ 1.5"),

@@ -88,7 +88,12 @@ def migrate_changed_schemas(
     if drifts:
         if on_migrate:
             on_migrate(drifts)
-        selection = " ".join(f"{drift.model}+" for drift in drifts)
+        # With every table model too: a model downstream of a drifted one may also read a
+        # table model the same release changed (its columns), which an incremental run of
+        # the pipeline would only rebuild after this migration.
+        selection = " ".join(
+            [*(f"{drift.model}+" for drift in drifts), "config.materialized:table"]
+        )
         run_dbt(
             settings,
             "build",
