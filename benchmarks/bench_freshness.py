@@ -20,7 +20,7 @@ RSS under 3 GiB, and each tier's p95 at the largest history at most 1.3x its p95
 smallest (the baseline measured in the same run). The worker's own account of its cycles
 (``Settings.worker_cycles_path``) gives each stage's share of a live cycle.
 
-    python -m benchmarks.bench_freshness --minutes 5 --homes /work/hist/1m /work/hist/10m
+    python -m benchmarks.bench_freshness --minutes 5 --homes KEPT_1M KEPT_10M
 """
 
 from __future__ import annotations

@@ -105,7 +105,8 @@ class PipelineWorker:
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, until: float | None = None) -> None:
-        """Cycle until ``stop`` is set (or the monotonic clock passes ``until``)."""
+        """Cycle until ``stop`` is set (or the monotonic clock passes ``until``); the first
+        cycle runs whatever the clock says."""
         beating = threading.Event()
         threading.Thread(target=self._beat_until, args=(beating,), daemon=True).start()
         try:
@@ -114,11 +115,14 @@ class PipelineWorker:
             beating.set()
 
     def _loop(self, stop: threading.Event, until: float | None) -> None:
-        while not stop.is_set() and (until is None or time.monotonic() < until):
+        """At least one cycle, then until ``stop`` or ``until``."""
+        while True:
             report = self.cycle()
             self._deliver_in_background(report.fired > 0)
             if report.tiers or report.error:
                 self._record(report)
+            if stop.is_set() or (until is not None and time.monotonic() >= until):
+                return
             if report.error:
                 stop.wait(ERROR_BACKOFF_S)
             elif not report.tiers:
@@ -148,7 +152,10 @@ class PipelineWorker:
             try:
                 if not self._prepared:
                     self._prepare()
-                if latest != self.loaded_through:
+                # With nothing landed yet the load still runs once: it creates the empty
+                # bronze tables dbt reads on a new data directory.
+                no_bronze = not (settings.bronze_events_path / "_delta_log").exists()
+                if latest != self.loaded_through or no_bronze:
                     self._timed(report, "load", lambda: run_ingest(settings))
                     self.loaded_through = latest
                     self.bronze_failure = self._timed(report, "checks", self._bronze_failure)

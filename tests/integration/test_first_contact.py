@@ -25,6 +25,8 @@ _NO_COLLECTOR = f"http://127.0.0.1:{free_port()}"
 # (arguments, expected exit code, a phrase that must be printed: the result or the next step)
 ALONE = [
     (["ingest"], 0, "raw.events holds 0 events"),
+    # its first cycle creates bronze and builds every tier, however short the run asked for
+    (["worker", "--minutes", "0.01"], 0, "built live+session+daily"),
     (["build"], 2, "`lakepulse ingest` first"),
     (["replay"], 2, "`lakepulse ingest` first"),
     (["sql", "select count(*) as n from raw.events"], 2, "`lakepulse ingest`"),

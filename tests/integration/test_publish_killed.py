@@ -23,11 +23,15 @@ from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-SELECT = ("--select", "+fct_sessions", "+mart_event_volume")
+SELECT = ("--select", "+fct_sessions", "+mart_event_volume", "+mart_funnel_conversion")
 COLUMNS = {
     "fct_sessions": "session_id, session_end_at, events",
     "mart_event_volume": "event_minute, event_type, event_name, events",
+    "mart_funnel_conversion": "funnel_id, order_mode, entry_date, channel, device_class, "
+    "step_number, users",
 }
+SWAPPED = "mart_funnel_conversion"
+"""A mart published by a copy swapped in (not a delta: no unique key in DELTA_KEYS)."""
 
 
 @pytest.fixture
@@ -130,30 +134,30 @@ def test_a_publish_killed_inside_a_swap_leaves_the_previous_table(settings, work
     workspace.ingest()
     workspace.build(*SELECT)
     publish(settings, database)
-    before = live(database, "mart_event_volume")
+    before = live(database, SWAPPED)
     more_traffic(settings, workspace, hours=1)
-    after = built(workspace, "mart_event_volume")
+    after = built(workspace, SWAPPED)
     assert before and after != before  # the publish has something new to swap in
 
-    proc = publish_process(settings, database, "swap:mart_event_volume")
-    wait_for_pause(proc, "swap:mart_event_volume")
+    proc = publish_process(settings, database, f"swap:{SWAPPED}")
+    wait_for_pause(proc, f"swap:{SWAPPED}")
     # A reader arriving now waits for the swap's transaction (its renames hold the lock)...
     seen: list = []
-    reader = threading.Thread(target=lambda: seen.append(live(database, "mart_event_volume")))
+    reader = threading.Thread(target=lambda: seen.append(live(database, SWAPPED)))
     reader.start()
     wait_until(
-        lambda: seen or waiting_on_a_lock(database, "mart_event_volume"),
+        lambda: seen or waiting_on_a_lock(database, SWAPPED),
         "the reader to wait for the swap (or to read)",
     )
     sigkill(proc)
     reader.join(timeout=120)
     # ... and, the publisher dead, reads the previous table whole.
     assert seen == [before]
-    assert live(database, "mart_event_volume") == before
+    assert live(database, SWAPPED) == before
 
     out = republish(settings, database)
-    assert "marts.mart_event_volume" in out
-    assert live(database, "mart_event_volume") == after, out
+    assert f"marts.{SWAPPED}" in out
+    assert live(database, SWAPPED) == after, out
     assert live(database, "fct_sessions") == built(workspace, "fct_sessions")
     # Repaired for good: nothing is left to copy.
     assert "published 0 marts" in republish(settings, database)

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -137,6 +138,7 @@ def test_lakepulse_build_waits_for_the_workers_cycle(settings, workspace, tenant
 def test_the_sensor_keeps_one_worker_run_and_replaces_a_dead_one(settings):
     import dagster as dg
 
+    from orchestration import sensors
     from orchestration.jobs import pipeline_worker_job
     from orchestration.sensors import WORKER_START_GRACE_S, build_worker_sensor
 
@@ -160,8 +162,8 @@ def test_the_sensor_keeps_one_worker_run_and_replaces_a_dead_one(settings):
         started = instance.get_run_record_by_id(run.run_id)
         assert started.start_time is not None
         stale = time.time() + WORKER_START_GRACE_S + 1
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(time, "time", lambda: stale)
+        with pytest.MonkeyPatch.context() as patch:  # the sensor's clock only
+            patch.setattr(sensors, "time", types.SimpleNamespace(time=lambda: stale))
             replaced = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
         assert len(replaced.run_requests) == 1
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
