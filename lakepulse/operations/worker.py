@@ -108,11 +108,17 @@ class PipelineWorker:
         """Cycle until ``stop`` is set (or the monotonic clock passes ``until``); the first
         cycle runs whatever the clock says."""
         beating = threading.Event()
-        threading.Thread(target=self._beat_until, args=(beating,), daemon=True).start()
+        heart = threading.Thread(target=self._beat_until, args=(beating,), daemon=True)
+        heart.start()
         try:
             self._loop(stop, until)
         finally:
+            # The delivery in flight ends first: a thread still inside DuckDB or Delta when
+            # the interpreter exits can crash it.
+            if self.delivery is not None:
+                self.delivery.join()
             beating.set()
+            heart.join()
 
     def _loop(self, stop: threading.Event, until: float | None) -> None:
         """At least one cycle, then until ``stop`` or ``until``."""
@@ -127,8 +133,6 @@ class PipelineWorker:
                 stop.wait(ERROR_BACKOFF_S)
             elif not report.tiers:
                 stop.wait(IDLE_POLL_S)
-        if self.delivery is not None:
-            self.delivery.join()
 
     def due(self, latest: str | None, now: float) -> list[Tier]:
         """The tiers to build now: those never built by this worker, and those with events
