@@ -50,13 +50,16 @@ from lakepulse.demo.supervisor import DEMO_TENANTS
 from lakepulse.triggers.delivery import triggers_file
 from lakepulse.warehouse.postgres import free_port
 from lakepulse.warehouse.publish import create_tenant_login
+from lakepulse.warehouse.tiers import TIERS
 
 PROBE_TENANT = "acme"
 PROBE_PREFIX = "freshness probe "
 ALERT_TRIGGER = "freshness_probe_alert"
 ALERT_REVENUE = 50_000_000.0
 """An order's revenue far above any minute of the simulator's traffic: the alert's condition."""
-TARGETS = {"live": 15.0, "session": 60.0, "daily": 600.0, "alert": 30.0}
+ALERT_TARGET_S = 30.0
+TARGETS = {tier.name: tier.promise_s for tier in TIERS} | {"alert": ALERT_TARGET_S}
+"""Each tier's promise as the pipeline declares it, and the alert's."""
 HISTORY_RATIO_TARGET = 1.3
 QUERIES = {
     "live": ("bi", "select event_name from marts.mart_event_volume where event_name like %s"),

@@ -72,10 +72,6 @@ class CycleReport:
     """The blocking bronze suite's verdict on this cycle's load (None: nothing loaded)."""
     error: str | None = None
 
-    @property
-    def ended_at(self) -> float:
-        return self.started_at + sum(self.stages.values())
-
 
 class PipelineWorker:
     """The loop of :mod:`lakepulse.operations.worker`, for one data directory."""

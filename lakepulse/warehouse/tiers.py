@@ -12,6 +12,7 @@ the project to it), so a tier never waits for a slower one."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +59,13 @@ class TierPlan:
 
 
 def tier_plan(manifest_path: Path) -> TierPlan:
-    """Each model's tier, as dbt parsed it (a model without one is an error: tests say so)."""
+    """Each model's tier, as dbt parsed it (a model without one is an error: tests say so).
+    Read again only when dbt wrote the manifest again: the worker asks every cycle."""
+    return _plan(manifest_path, manifest_path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _plan(manifest_path: Path, written_ns: int) -> TierPlan:
     manifest = json.loads(manifest_path.read_text())
     return TierPlan(
         {
