@@ -197,7 +197,21 @@ def open_dashboard(page, url: str, slug: str, expected: int, shot: str) -> list[
 
 
 def login(page, url: str, user: str, password: str) -> None:
-    page.goto(f"{url}/login/", wait_until="domcontentloaded")
+    """Log in through Superset's own form, as a person does.
+
+    A second after the login page loads, Superset's front end posts its usage log (an anonymous
+    ``POST /superset/log/``, answered by a redirect to the login page that rewrites the session
+    cookie). A login answered before that exchange ends is undone by it: the browser lands back
+    on ``/login/?next=/superset/welcome/``, as one CI run did. A person types for longer than a
+    second; the test waits for that exchange to end instead of racing it."""
+
+    def usage_log_answered(request) -> bool:
+        return request.redirected_from is not None and "/superset/log/" in (
+            request.redirected_from.url
+        )
+
+    with page.expect_event("requestfinished", usage_log_answered, timeout=60_000):
+        page.goto(f"{url}/login/", wait_until="domcontentloaded")
     page.fill("#username", user)
     page.fill("#password", password)
     page.keyboard.press("Enter")
