@@ -53,6 +53,11 @@ HEARTBEAT_EVERY_S = 5.0
 DELIVERY_EVERY_S = 10.0
 """How often a delivery pass starts when none is running (and after every firing)."""
 
+DELIVERY_PASS_S = 5.0
+"""A delivery pass starts no new message after this long, and the next pass selects again
+with alerts first: a firing of this cycle never waits behind more than a few seconds of an
+older backlog (a pass of the CLI, with nothing after it, allows 25 s)."""
+
 
 @dataclass
 class CycleReport:
@@ -238,7 +243,11 @@ class PipelineWorker:
             return
         self.last_delivery = time.monotonic()
         self.delivery = threading.Thread(
-            target=deliver_pass, args=(self.settings,), name="delivery", daemon=True
+            target=deliver_pass,
+            args=(self.settings,),
+            kwargs={"deadline_seconds": DELIVERY_PASS_S},
+            name="delivery",
+            daemon=True,
         )
         self.delivery.start()
 

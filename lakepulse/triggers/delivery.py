@@ -10,8 +10,10 @@ every 30 s):
 
 1. under a file lock (one pass at a time per data directory), select what is due: treatment
    firings x their destinations with no row, or whose latest row is ``pending``/``retrying``
-   with ``next_attempt_at`` passed; at most ``per_destination_limit`` per destination, oldest
-   first, so memory is bounded however large a receiver's backlog grows;
+   with ``next_attempt_at`` passed; at most ``per_destination_limit`` per destination, so
+   memory is bounded however large a receiver's backlog grows. Tenant-level firings (an
+   anomaly or threshold alert, no user) come first, then the oldest: an alert never waits
+   behind a backlog of per-customer messages;
 2. each destination works through its share in its own thread with at most ``concurrency``
    requests in flight, so a slow or dead receiver delays only itself. After
    ``BREAKER_FAILURES`` consecutive transport failures (timeouts, refused connections) a
@@ -193,8 +195,12 @@ def _due(settings: Settings, now: datetime, limit: int) -> list[dict]:
                     or (latest.status in ('pending', 'retrying')
                         and coalesce(latest.next_attempt_at <= $now, true))
                 qualify row_number() over (
-                    partition by targets.destination order by targets.fired_at, targets.firing_id
+                    partition by targets.destination
+                    order by targets.user_id is not null, targets.fired_at, targets.firing_id
                 ) <= $limit
+                order by
+                    targets.destination, targets.user_id is not null, targets.fired_at,
+                    targets.firing_id
                 """,
                 {"now": now, "limit": limit},
             )

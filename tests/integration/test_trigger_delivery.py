@@ -593,6 +593,21 @@ def test_per_destination_limit_takes_the_oldest_first(settings, tmp_path):
     assert hook == [f"f-cart_abandoned-{i:05d}" for i in (1, 2, 3, 4, 5)]  # oldest first
 
 
+def test_a_tenant_level_alert_is_delivered_before_an_older_backlog(settings, tmp_path):
+    with WebhookSink() as sink:
+        triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url, concurrency=1)})
+        alert = {**firing(9, trigger="traffic_drop"), "kind": "anomaly", "user_id": None}
+        write_firings(settings, [firing(i) for i in (1, 2, 3)] + [alert])
+        first = run_pass(settings, triggers, per_destination_limit=2)
+        run_pass(settings, triggers, now=T0 + timedelta(hours=1), per_destination_limit=2)
+    # The alert fired last, behind three user-level firings: it goes first, then oldest first.
+    assert first.delivered == 2
+    assert [r.json["firing_id"] for r in sink.requests] == [
+        "f-traffic_drop-00009",
+        *(f"f-cart_abandoned-{i:05d}" for i in (1, 2, 3)),
+    ]
+
+
 def test_firings_not_started_by_the_pass_deadline_wait_for_the_next_pass(settings, tmp_path):
     deadline = 0.5
     with WebhookSink() as sink:
