@@ -166,12 +166,11 @@ def worker(minutes: float | None) -> None:
         signal.signal(stopping, lambda *_: stop.set())
 
     def show(report: CycleReport) -> None:
-        took = sum(report.stages.values())
-        stages = ", ".join(f"{k} {v:.1f}" for k, v in report.stages.items())
         if report.error:
+            took = sum(report.stages.values())
             click.echo(f"cycle failed after {took:.1f} s: {report.error}", err=True)
         else:
-            click.echo(f"built {'+'.join(report.tiers)} in {took:.1f} s ({stages})")
+            click.echo(report.summary())
 
     click.echo(f"pipeline worker on {settings.home}; Ctrl-C stops it after the current cycle.")
     until = time.monotonic() + minutes * 60 if minutes else None

@@ -67,7 +67,6 @@ def pipeline_worker_op(
         if cycle.error:
             context.log.warning(f"cycle failed: {cycle.error}")
         else:
-            took = ", ".join(f"{k} {v:.1f} s" for k, v in cycle.stages.items())
-            context.log.info(f"built {'+'.join(cycle.tiers)}: {took}")
+            context.log.info(cycle.summary())
 
     run_worker(settings, until=time.monotonic() + config.minutes * 60, on_cycle=report)

@@ -9,11 +9,17 @@ retention, replay and compaction take their turn between two cycles:
 
 1. load the new landing files into bronze (dlt), then run the blocking bronze suite on them:
    a failing load builds nothing in this cycle, so it never reaches a published mart;
-2. for each tier due (``live`` every cycle with new events; ``session`` and ``daily`` on their
-   cadence): ``dbt build`` its models and their tests in this process (:class:`WarmDbt`, the
-   manifest kept), run the great-expectations suites of its marts, publish the marts that
-   changed from the warehouse itself, and fire the tier's trigger kinds;
-3. on the daily tier's turn, refresh the read replica that ad-hoc SQL reads.
+2. the live tier, when events came in: ``dbt build`` its models and their tests in this
+   process (:class:`WarmDbt`, the manifest kept), publish the marts that changed from the
+   warehouse itself, and fire its trigger kinds;
+3. one step of a slower tier's turn (``session``, ``daily``, on their cadence): its build, the
+   great-expectations suites of the marts (daily), its publish, its firing, the read replica's
+   refresh (daily). A slower tier's turn is spread over cycles, a step each, so the live tier
+   never waits for more than one step of it: a session turn in one piece held the live marts
+   back by its build and its publish together (~25 s at ten million events).
+
+A new worker (and one whose step failed) takes each tier's first turn in one piece: it catches
+every tier up in its first cycle.
 
 Deliveries run beside the cycles, on a thread, so a slow webhook never holds a tier back.
 
@@ -27,7 +33,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 from ingestion.landing import LandingLog
@@ -73,9 +79,21 @@ class CycleReport:
     published: dict[str, int] = field(default_factory=dict)
     """Marts published, and their rows (or the keys a delta touched)."""
     fired: int = 0
+    slowest: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    """Per dbt stage, its slowest nodes and their seconds: where a tier's time goes."""
     bronze_passed: bool | None = None
     """The blocking bronze suite's verdict on this cycle's load (None: nothing loaded)."""
     error: str | None = None
+
+    @property
+    def worked(self) -> bool:
+        """Whether the cycle did anything but look (an idle cycle is not recorded)."""
+        return bool(self.error) or bool(set(self.stages) - {"prepare"})
+
+    def summary(self) -> str:
+        """One line for a person: the tiers built, then each stage's seconds."""
+        stages = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in self.stages.items())
+        return f"built {'+'.join(self.tiers)}: {stages}" if self.tiers else stages
 
 
 class PipelineWorker:
@@ -101,6 +119,10 @@ class PipelineWorker:
         self.last_delivery = 0.0
         self.bronze_failure: str | None = None
         """Why the latest load failed the bronze suite; no tier builds while it stands."""
+        self.turn: tuple[str, Iterator[None]] | None = None
+        """The slower tier whose turn is under way, and its remaining steps (one per cycle)."""
+        self.report = CycleReport(0.0, None)
+        """The cycle under way's report, which a step of a turn started earlier writes to."""
         self._prepared = False
 
     # -- the loop ---------------------------------------------------------------------------
@@ -126,18 +148,19 @@ class PipelineWorker:
         while True:
             report = self.cycle()
             self._deliver_in_background(report.fired > 0)
-            if report.tiers or report.error:
+            if report.worked:
                 self._record(report)
             if stop.is_set() or (until is not None and time.monotonic() >= until):
                 return
             if report.error:
                 stop.wait(ERROR_BACKOFF_S)
-            elif not report.tiers:
+            elif not report.tiers and self.turn is None:
                 stop.wait(IDLE_POLL_S)
 
     def due(self, latest: str | None, now: float) -> list[Tier]:
         """The tiers to build now: those never built by this worker, and those with events
-        loaded since their last build once their cadence allows."""
+        loaded since their last build once their cadence allows (not one whose turn is under
+        way)."""
         return [
             tier
             for tier in self.tiers
@@ -145,6 +168,7 @@ class PipelineWorker:
             or (
                 latest != self.built_through[tier.name]
                 and now - self.built_at[tier.name] >= tier.every_s
+                and (self.turn is None or self.turn[0] != tier.name)
             )
         ]
 
@@ -153,7 +177,7 @@ class PipelineWorker:
         settings = self.settings
         with exclusive_lock(settings.pipeline_lock_path):
             latest = self.landing.latest_name()
-            report = CycleReport(time.time(), latest)
+            report = self.report = CycleReport(time.time(), latest)
             try:
                 if not self._prepared:
                     self._prepare()
@@ -161,23 +185,49 @@ class PipelineWorker:
                 # bronze tables dbt reads on a new data directory.
                 no_bronze = not (settings.bronze_events_path / "_delta_log").exists()
                 if latest != self.loaded_through or no_bronze:
-                    self._timed(report, "load", lambda: run_ingest(settings))
+                    self._timed("load", lambda: run_ingest(settings))
                     self.loaded_through = latest
-                    self.bronze_failure = self._timed(report, "checks", self._bronze_failure)
+                    self.bronze_failure = self._timed("checks", self._bronze_failure)
                     report.bronze_passed = self.bronze_failure is None
                 if self.bronze_failure:  # nothing is built until a later load passes
                     report.error = self.bronze_failure
                     return report
-                installed = self._timed(report, "prepare", lambda: prepare_dbt(settings))
+                installed = self._timed("prepare", lambda: prepare_dbt(settings))
                 plan = tier_plan(self.dbt.manifest_path())
                 defined = {trigger.model for trigger in installed.definitions.triggers}
                 for tier in self.due(latest, time.monotonic()):
-                    self._build_tier(tier, plan, defined, report)
+                    first = tier.name not in self.built_through
+                    if not (first or tier.every_s == 0) and self.turn is not None:
+                        continue  # one slower turn at a time; this one waits for it
+                    steps = self._tier_steps(tier, plan, defined)
                     self.built_through[tier.name] = latest
                     self.built_at[tier.name] = time.monotonic()
+                    if first or tier.every_s == 0:
+                        self._take(tier.name, steps, all_steps=True)
+                    else:
+                        self.turn = (tier.name, steps)
+                        break  # its first step below, after the faster tiers
+                if self.turn is not None:
+                    self._take(*self.turn, all_steps=False)
             except Exception as error:  # reported, and the next cycle tries again
                 report.error = f"{type(error).__name__}: {error}"
             return report
+
+    def _take(self, tier: str, steps: Iterator[None], all_steps: bool) -> None:
+        """Run the next step of a tier's turn (every step with ``all_steps``). A failed step
+        ends the turn and makes the tier due again, to be taken in one piece."""
+        try:
+            for _ in steps:
+                if not all_steps:
+                    return
+            if self.turn is not None and self.turn[1] is steps:
+                self.turn = None
+        except Exception:
+            if self.turn is not None and self.turn[1] is steps:
+                self.turn = None
+            self.built_through.pop(tier, None)
+            self.built_at.pop(tier, None)
+            raise
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -194,11 +244,10 @@ class PipelineWorker:
         result = check_latest_load(self.settings)
         return None if result.success else f"bronze suite failed: {result.summary()}"
 
-    def _build_tier(
-        self, tier: Tier, plan: TierPlan, defined: set[str], report: CycleReport
-    ) -> None:
-        """Build, check, publish and fire one tier. ``defined``: the candidate models of the
-        triggers defined now; a trigger kind's model that no trigger uses is left out."""
+    def _tier_steps(self, tier: Tier, plan: TierPlan, defined: set[str]) -> Iterator[None]:
+        """One tier's turn: build, check, publish and fire it, yielding between steps (each
+        writes to the report of the cycle it runs in). ``defined``: the candidate models of
+        the triggers defined now; a trigger kind's model that no trigger uses is left out."""
         settings = self.settings
         warehouse = settings.warehouse_path
         slowest = tier is self.tiers[-1]
@@ -206,33 +255,37 @@ class PipelineWorker:
         args = tier_build_args(
             settings, tier_selector(tier.name), upstream_tests=slowest, leave_out=unused
         )
-        self._timed(report, f"dbt:{tier.name}", lambda: self.dbt.invoke(*args))
+        stage = f"dbt:{tier.name}"
+        result = self._timed(stage, lambda: self.dbt.invoke(*args))
+        self.report.slowest[stage] = _slowest_nodes(result)
         remember_build(settings, args)
-        report.tiers.append(tier.name)
+        self.report.tiers.append(tier.name)
         marts = plan.marts(tier.name)
         if slowest:
             # The great-expectations suites of the marts: each repeats dbt tests that block
             # inside every tier's build, so they run on the slowest cadence, over every tier's
             # marts, and a failure holds that tier's publish back.
-            failure = self._timed(report, "checks:marts", lambda: _mart_failure(settings))
+            yield
+            failure = self._timed("checks:marts", lambda: _mart_failure(settings))
             if failure:
                 raise RuntimeError(failure)  # BI keeps the last good tables
         if settings.pg_url and marts:
-            result = self._timed(
-                report,
+            yield
+            published = self._timed(
                 f"publish:{tier.name}",
                 lambda: publish(settings, settings.pg_url, marts, source=warehouse),
             )
-            report.published.update({**result.rows, **result.deltas})
+            self.report.published.update({**published.rows, **published.deltas})
         if plan.of(tier.name) & defined:  # a tier without triggers has nothing to fire
+            yield
             fired = self._timed(
-                report,
                 f"fire:{tier.name}",
                 lambda: fire(settings, models=plan.of(tier.name), source=warehouse),
             )
-            report.fired += sum(len(o.fired) for o in fired.outcomes.values())
+            self.report.fired += sum(len(o.fired) for o in fired.outcomes.values())
         if tier.every_s >= 300:
-            self._timed(report, "replica", lambda: refresh_replica(settings))
+            yield
+            self._timed("replica", lambda: refresh_replica(settings))
 
     def _deliver_in_background(self, fired: bool) -> None:
         """A delivery pass on a thread of its own, after a firing or every
@@ -251,8 +304,9 @@ class PipelineWorker:
         )
         self.delivery.start()
 
-    @staticmethod
-    def _timed(report: CycleReport, stage: str, step: Callable):
+    def _timed(self, stage: str, step: Callable):
+        """Run ``step``, adding its seconds to this cycle's report under ``stage``."""
+        report = self.report
         started = time.perf_counter()
         try:
             return step()
@@ -275,6 +329,12 @@ class PipelineWorker:
             if stopped.wait(HEARTBEAT_EVERY_S):
                 path.unlink(missing_ok=True)
                 return
+
+
+def _slowest_nodes(result, count: int = 5) -> list[tuple[str, float]]:
+    """The ``count`` slowest nodes of a dbt build's result, with their seconds."""
+    timed = [(r.node.name, round(r.execution_time, 2)) for r in getattr(result, "results", [])]
+    return sorted(timed, key=lambda node: -node[1])[:count]
 
 
 def _is_kind(model: str) -> bool:

@@ -94,6 +94,41 @@ def test_tiers_build_on_their_cadence_publish_their_marts_and_equal_a_full_refre
     assert full_refresh_differences(settings) == {}
 
 
+def test_a_slower_tiers_turn_is_spread_over_cycles_a_step_each(
+    settings, tenant, second_tenant, fresh_database
+):
+    """The live tier waits for at most one step of a session turn: its build in one cycle, its
+    publish in the next, and so on, while live marts go out in every cycle."""
+    import dataclasses
+
+    settings = dataclasses.replace(settings, pg_url=fresh_database)
+    start = datetime.now(UTC) - timedelta(hours=2)
+    land_simulated(settings, 600, seed=3, start=start)
+    tiers = (Tier("live", 0.0, 15.0), Tier("session", 0.01, 60.0), Tier("daily", 3600.0, 600.0))
+    worker = PipelineWorker(settings, tiers=tiers)
+    assert worker.cycle().tiers == ["live", "session", "daily"]  # the first turns: whole
+    events = "select coalesce(sum(events), 0) from marts.mart_event_volume"
+    sessions = "select count(*) from marts.fct_sessions"
+    sessions_before = published(fresh_database, sessions)
+
+    later = land_simulated(settings, 1200, seed=4, start=start, count=True)
+    report = worker.cycle()
+    assert report.error is None and report.tiers == ["live", "session"]
+    assert {"dbt:session", "publish:live"} <= set(report.stages)
+    assert "publish:session" not in report.stages
+    assert published(fresh_database, events) == later  # live: out in the same cycle
+    assert published(fresh_database, sessions) == sessions_before  # session: built, not out
+    assert worker.turn is not None
+
+    steps = []
+    while worker.turn is not None and len(steps) < 10:
+        report = worker.cycle()
+        assert report.error is None and report.tiers == []
+        steps.append([stage for stage in report.stages if stage.endswith(":session")])
+    assert steps[0] == ["publish:session"] and all(len(step) == 1 for step in steps), steps
+    assert published(fresh_database, sessions) > sessions_before
+
+
 def test_a_load_failing_the_bronze_suite_builds_nothing_until_a_good_one(settings, tenant):
     from ingestion.tenants import TenantRegistry
 
