@@ -15,7 +15,9 @@ export NO_MKDOCS_2_WARNING := 1
 .PHONY: install demo test lint unit e2e bench clean lock bi docs
 
 # Pinned: pyproject.toml names the direct dependencies, requirements.lock every transitive one.
-$(STAMP): pyproject.toml requirements.lock
+# The install also compiles ingestion/rowpass.py into the C extension ingestion._rowpass
+# (setup.py; Cython pinned in pyproject.toml), so a change to it reinstalls too.
+$(STAMP): pyproject.toml requirements.lock setup.py ingestion/rowpass.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
@@ -90,4 +92,5 @@ lock:
 	/tmp/lakepulse-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 
 clean:
-	rm -rf $(VENV) bi/.venv .pytest_cache .ruff_cache dbt_project/target dbt_project/logs site
+	rm -rf $(VENV) bi/.venv .pytest_cache .ruff_cache dbt_project/target dbt_project/logs site build
+	rm -f ingestion/_rowpass.*.so

@@ -13,12 +13,14 @@ from benchmarks import (
     bench_loader,
     bench_microbatch,
     bench_propensity,
+    bench_rowpass,
     bench_serving,
 )
 
 if __name__ == "__main__":
     for bench in (
         bench_collector,
+        bench_rowpass,
         bench_loader,
         bench_microbatch,
         bench_incremental,

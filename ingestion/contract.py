@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -27,7 +28,6 @@ from ingestion.privacy import (
     scrub,
     strip_url,
     too_deep,
-    unchanged_by_scrub,
 )
 
 log = logging.getLogger("lakepulse.collector")
@@ -621,49 +621,12 @@ def decode_request(raw: bytes, batched: bool) -> Request | None:
     return Request(events, context, envelope.sentAt, envelope.writeKey)
 
 
-def _id_or_none(value: str | None) -> str | None:
-    """``_id`` for the types ``_Event`` lets through (str or None)."""
-    if value is None or 0 < len(value) <= MAX_ID_CHARS:
-        return value or None
-    if value == "":
-        return None
-    raise NotCompiled
-
-
-def _text(value: Any) -> str | None:
-    """``_str`` for the values it returns as they are; a number (whose text would depend on
-    the parser) is left to the interpreted contract."""
-    if value is None or type(value) is str:
-        return value
-    if type(value) is dict or type(value) is list:
-        return None
-    raise NotCompiled
-
-
-def _dict_context(context: dict) -> tuple:
-    """What the row takes from a context decoded as a dict (``normalize``'s reading of it):
-    page fields, user agent, locale, library, device type, campaign, the rest, traits."""
-    page = context.get("page")
-    device, library = context.get("device"), context.get("library")
-    return (
-        (page.get("path"), page.get("url"), page.get("referrer"), page.get("title"))
-        if type(page) is dict
-        else _NO_PAGE,
-        context.get("userAgent"),
-        context.get("locale"),
-        library.get("name") if type(library) is dict else None,
-        _text(device.get("type")) if type(device) is dict else None,
-        context.get("campaign"),
-        None
-        if context.keys() <= FLATTENED_CONTEXT
-        else {k: v for k, v in context.items() if k not in FLATTENED_CONTEXT},
-        _sub(context, "traits"),
-    )
-
-
 _EMPTY_CONTEXT = _Context()
-_DROPPED_FIELDS = ("integrations", "writeKey", "channel", "version", "receivedAt", "metadata")
-"""Fields ``_Event`` decodes only to check them: ``normalize`` bounds their nesting too."""
+_EVENT_FIELDS = _Event.__struct_fields__
+"""The order ``rowpass.event_row`` unpacks an event's fields in (``_EventWithContext``'s too)."""
+assert _EventWithContext.__struct_fields__ == _EVENT_FIELDS
+_CONTEXT_FIELDS = _Context.__struct_fields__
+_PAGE_FIELDS = _Page.__struct_fields__
 
 
 @dataclasses.dataclass(slots=True)
@@ -690,247 +653,47 @@ def compiled_row(data: Any, batch: Batch) -> Any:
     raises :class:`NotCompiled` for an event it leaves to ``normalize`` (which then decides,
     accepting or rejecting it)."""
     try:
-        return _compiled_row(data, batch)
+        return row_pass().event_row(data, batch)
     except NotCompiled:
         raise
     except Exception:  # a rule that rejects, an int past 64 bits, a date out of range ...
         raise NotCompiled from None
 
 
-def _compiled_row(data: Any, batch: Batch) -> Any:
-    if batch.body_bytes > MAX_EVENT_BYTES and len(data) * SIZE_FACTOR > MAX_EVENT_BYTES:
-        raise NotCompiled
+_ROW_PASS: Any = None
+
+
+def row_pass() -> Any:
+    """The module that runs the compiled pass's per-event work: the C extension
+    ``ingestion._rowpass`` (``setup.py`` builds it from ``ingestion/rowpass.py`` on install)
+    when it was built from the ``rowpass.py`` here, else ``ingestion.rowpass`` itself, the
+    same code interpreted (slower; a warning says why)."""
+    global _ROW_PASS
+    if _ROW_PASS is None:
+        _ROW_PASS = _load_row_pass()
+    return _ROW_PASS
+
+
+def _load_row_pass() -> Any:
+    from ingestion import rowpass
+
+    digest = hashlib.sha256(Path(rowpass.__file__).read_bytes()).hexdigest()
     try:
-        message = _EVENT.decode(data)
-    except (msgspec.DecodeError, RecursionError):
-        message = None
-    if message is None or (  # {} and {"page": null} read alike as structs
-        type(message.context) is _Context
-        and message.context.page is None
-        and message.context == _EMPTY_CONTEXT
-    ):
-        try:
-            message = _EVENT_WITH_CONTEXT.decode(data)
-        except (msgspec.DecodeError, RecursionError):
-            raise NotCompiled from None
-    kind = message.type
-    if kind is msgspec.UNSET:
-        kind = batch.default_type
-    if kind not in EVENT_TYPES:
-        raise NotCompiled
-    user_id = message.userId
-    if user_id is not None and not 0 < len(user_id) <= MAX_ID_CHARS:
-        user_id = _id_or_none(user_id)
-    anonymous_id = message.anonymousId
-    if anonymous_id is not None and not 0 < len(anonymous_id) <= MAX_ID_CHARS:
-        anonymous_id = _id_or_none(anonymous_id)
-    message_id = message.messageId
-    if (
-        (user_id is None and anonymous_id is None)
-        or not message_id
-        or len(message_id) > MAX_ID_CHARS
-    ):
-        raise NotCompiled
-    if kind == "track":
-        event = message.event
-        if event is None or not event.strip():
-            raise NotCompiled
-    elif kind == "page" or kind == "screen":
-        event = message.name
-    else:
-        event = None
-    group_id = message.groupId
-    if group_id is not None:
-        group_id = _id_or_none(group_id)
-    if kind == "group" and group_id is None:
-        raise NotCompiled
-    previous_id = message.previousId
-    if previous_id is not None:
-        previous_id = _id_or_none(previous_id)
-    if kind == "alias" and (previous_id is None or user_id is None):
-        raise NotCompiled
-
-    if (
-        message.integrations is not None
-        or message.metadata is not None
-        or message.writeKey is not None
-        or message.channel is not None
-        or message.version is not None
-        or message.receivedAt is not None
-    ):
-        for name in _DROPPED_FIELDS:
-            value = getattr(message, name)
-            if (type(value) is dict or type(value) is list) and too_deep(value):
-                raise NotCompiled
-    properties = message.properties or _EMPTY
-    traits = message.traits or _EMPTY
-    context = message.context
-    if type(context) is _Context:  # the common case, inline: _struct_context
-        page, library = context.page, context.library
-        if page is None:
-            path = url = referrer = title = None
-        else:
-            path, url, referrer, title = page.path, page.url, page.referrer, page.title
-        user_agent, locale, campaign = context.userAgent, context.locale, context.campaign
-        library = None if library is None else library.name
-        device = rest = None
-        ctx_traits = _EMPTY
-    else:
-        if context:
-            parts = _dict_context(context)
-        else:
-            parts = batch.context_parts
-            if parts is None:
-                parts = batch.context_parts = _dict_context(batch.batch_context or _EMPTY)
-        (
-            (path, url, referrer, title),
-            user_agent,
-            locale,
-            library,
-            device,
-            campaign,
-            rest,
-            ctx_traits,
-        ) = parts
-    if not traits and kind == "identify":
-        traits = ctx_traits
-
-    original = message.originalTimestamp or message.timestamp
-    if original is not None:  # parse_time, inlined: other than ISO text is interpreted
-        if type(original) is not str:
-            raise NotCompiled
-        try:
-            original = datetime.fromisoformat(original)  # surrounding blanks: interpreted
-        except ValueError:
-            raise NotCompiled from None
-        if original.tzinfo is None:
-            original = original.replace(tzinfo=UTC)
-    sent_at = message.sentAt
-    if sent_at is msgspec.UNSET:
-        sent_at = batch.batch_sent_at
-    if sent_at is not None:
-        sent_at = parse_time(sent_at, "sentAt")
-    received_at = batch.received_at
-    if original is None or sent_at is None:
-        timestamp = original or received_at
-    else:
-        timestamp = received_at - (sent_at - original)
-    if timestamp - received_at > MAX_FUTURE_SKEW:
-        raise NotCompiled
-    received_micros = batch.received_micros
-    timestamp_micros = (
-        received_micros if timestamp is received_at else int(timestamp.timestamp() * 1_000_000)
-    )
-
-    if kind == "page" and properties:
-        # normalize: {**page, **the page properties present}, even a null one
-        path = properties.get("path", path)
-        url = properties.get("url", url)
-        referrer = properties.get("referrer", referrer)
-        title = properties.get("title", title)
-    secret = batch.secret
-    row = LandingRow(
-        batch.tenant_id,
-        message_id,
-        kind,
-        event,
-        user_id,
-        anonymous_id,
-        timestamp_micros,
-        None
-        if original is None
-        else timestamp_micros
-        if original is timestamp
-        else int(original.timestamp() * 1_000_000),
-        None if sent_at is None else int(sent_at.timestamp() * 1_000_000),
-        received_micros,
-        path if path is None or type(path) is str else _text(path),
-        strip_url(url) if type(url) is str else None,
-        strip_url(referrer) if type(referrer) is str and referrer != NO_REFERRER else None,
-        title if title is None or type(title) is str else _text(title),
-        None,
-        None,
-        None,
-        None,
-        None,
-        device_class(
-            user_agent if user_agent is None or type(user_agent) is str else _text(user_agent),
-            device,
-        ),
-        locale if locale is None or type(locale) is str else _text(locale),
-        library if library is None or type(library) is str else _text(library),
-        (
-            orjson.dumps(properties).decode()
-            if unchanged_by_scrub(properties)
-            else _scrubbed_json(properties, secret, "properties")
+        from ingestion import _rowpass  # type: ignore[attr-defined]
+    except ImportError as err:
+        log.warning(
+            "ingestion._rowpass is not built (%s): the per-event work runs in the "
+            "interpreter; `make install` (pip install -e .) builds it",
+            err,
         )
-        if properties
-        else None,
-        (
-            orjson.dumps(traits).decode()
-            if unchanged_by_scrub(traits)
-            else _scrubbed_json(traits, secret, "traits")
+        return rowpass
+    if digest != _rowpass.SOURCE_SHA256:
+        log.warning(
+            "ingestion._rowpass was built from another rowpass.py: the per-event work "
+            "runs in the interpreter until `make install` (pip install -e .) rebuilds it"
         )
-        if traits
-        else None,
-        None
-        if rest is None
-        else orjson.dumps(rest).decode()
-        if unchanged_by_scrub(rest)
-        else _scrubbed_json(rest, secret, "context"),
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        group_id,
-        previous_id,
-    )
-    if type(campaign) is dict and campaign:
-        get = campaign.get
-        row.utm_source = _text(get("source"))
-        row.utm_medium = _text(get("medium"))
-        row.utm_campaign = _text(get("name"))
-        row.utm_term = _text(get("term"))
-        row.utm_content = _text(get("content"))
-    if properties and not _COMMERCE_KEYS.isdisjoint(properties):
-        _compiled_commerce(properties, row)
-    return row
-
-
-def _id_text(value: Any) -> str | None:
-    if type(value) is str:
-        return _id_or_none(value)
-    raise NotCompiled
-
-
-def _compiled_commerce(properties: dict, row: Any) -> None:
-    """``_commerce_fields`` for the compiled pass: ids as text, revenue a number in range."""
-    get = properties.get
-    if (order_id := get("order_id")) is not None:
-        row.order_id = _id_text(order_id)
-    revenue = get("revenue", get("total"))
-    if revenue is not None:
-        kind = type(revenue)
-        if not (kind is float or (kind is int and -(2**63) <= revenue < 2**63)):
-            raise NotCompiled
-        if revenue < 0:
-            raise NotCompiled
-        row.revenue = float(revenue)
-    if (currency := get("currency")) is not None:
-        row.currency = _text(currency)
-    product_id = get("product_id")
-    if product_id is None:
-        products = get("products")
-        if isinstance(products, list) and products and isinstance(products[0], dict):
-            product_id = products[0].get("product_id")
-    if product_id is not None:
-        row.product_id = _id_text(product_id)
-    if (experiment_id := get("experiment_id")) is not None:
-        row.experiment_id = _id_text(experiment_id)
-    if (variation_id := get("variation_id")) is not None:
-        row.variation_id = _id_text(variation_id)
+        return rowpass
+    return _rowpass
 
 
 @dataclasses.dataclass(slots=True)
@@ -968,26 +731,11 @@ def check_events(
     (``lenient``: read by the stdlib parser, each checked with ``json_problem``)."""
     out = Checked()
     if compiled:
-        messages: list[Any] = []
-        pending: list[int] = []
         batch = Batch(
             tenant_id, secret, received_at, batch_context, batch_sent_at, default_type, body_bytes
         )
-        good = out.good
-        compile_one = _compiled_row
-        for index, data in enumerate(events):
-            try:
-                good.append(compile_one(data, batch))  # compiled_row, without its frame
-                out.compiled += 1
-                continue
-            except Exception:  # declined, or an error (a date out of range): interpreted
-                good.append(None)
-            try:
-                message = orjson.loads(memoryview(data))  # a msgspec.Raw: its bytes
-            except orjson.JSONDecodeError:
-                raise NotCompiled from None
-            messages.append(message)
-            pending.append(index)
+        out.good, messages, pending = row_pass().rows(events, batch)
+        out.compiled = len(events) - len(pending)
         if not pending:
             return out
         # Each is sized on its own: its bytes may be a small part of the body.

@@ -3,17 +3,24 @@ the same bronze row for every event it takes, and the events it must not take ha
 
 The oracle is ``normalize``, the interpreted contract the compiled pass replaces on the hot
 path (``benchmarks.differential_contract`` runs the same comparison on 30,000 messages); the
-cases here are the edges where the two parsers or the privacy shortcuts could part.
+cases here are the edges where the two parsers or the privacy shortcuts could part. Every test
+runs twice: on the C extension ``ingestion._rowpass`` the install builds from
+``ingestion/rowpass.py``, and on ``rowpass.py`` itself, interpreted (the fallback).
 """
 
 import hashlib
 import hmac
+import importlib
 from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
 
 import msgspec
 import orjson
 import pytest
 
+from benchmarks.differential_contract import compiled_rows, corpus, rows
+from ingestion import contract, rowpass
 from ingestion.contract import (
     Batch,
     NotCompiled,
@@ -24,6 +31,44 @@ from ingestion.contract import (
 )
 
 RECEIVED = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True, params=["extension", "interpreted"])
+def row_pass(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The build of ``rowpass.py`` that ``compiled_row`` and ``check_events`` run here. The
+    extension missing fails its half: every install builds it."""
+    if request.param == "extension":
+        module = importlib.import_module("ingestion._rowpass")
+    else:
+        module = rowpass
+    monkeypatch.setattr(contract, "_ROW_PASS", module)
+    return module
+
+
+def test_the_collector_runs_the_extension_built_from_this_source():
+    """A ``rowpass.py`` edited since the install runs interpreted, not as the stale build."""
+    extension = importlib.import_module("ingestion._rowpass")
+    assert extension.__file__.endswith(".so")
+    source = Path(rowpass.__file__).read_bytes()
+    assert hashlib.sha256(source).hexdigest() == extension.SOURCE_SHA256
+    assert contract._load_row_pass() is extension
+
+
+def test_a_stale_extension_is_not_used(monkeypatch):
+    monkeypatch.setattr(importlib.import_module("ingestion._rowpass"), "SOURCE_SHA256", "0" * 64)
+    assert contract._load_row_pass() is rowpass
+
+
+def test_the_differential_corpus_makes_the_interpreted_rows(row_pass):
+    """``benchmarks.differential_contract``'s comparison, within this tree and on a part of
+    its corpus: every bronze and quarantine row of the compiled pass is ``normalize``'s."""
+    messages = corpus(3_000)
+    ours, taken = compiled_rows(messages)
+    theirs = rows(messages)
+    assert [i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b] == []
+    assert taken > len(messages) // 2  # most of it took the compiled pass
+
+
 SECRET = b"s" * 32
 BASE = {
     "type": "track",

@@ -1,0 +1,381 @@
+"""The compiled pass's per-event work: one event's bytes to its bronze row, and the loop over a
+request's events (``contract.check_events`` calls :func:`rows`).
+
+This module is plain Python, and also the source of the C extension ``ingestion._rowpass``:
+``setup.py`` compiles a copy of it with Cython when the project is installed (``make``, ``pip
+install -e .``), and :func:`ingestion.contract.row_pass` uses the extension when it was built
+from this very source (its ``SOURCE_SHA256``), this module otherwise. The same tests run both
+(``tests/unit/test_compiled_contract.py``); ``benchmarks.differential_contract`` compares the
+one in use with ``main``. Keep it free of classes (those are ``contract``'s: one identity for
+``LandingRow``, ``NotCompiled`` ... whichever module runs) and of module state other than
+constants.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import orjson
+
+from ingestion.contract import (
+    _COMMERCE_KEYS,
+    _CONTEXT_FIELDS,
+    _EMPTY,
+    _EMPTY_CONTEXT,
+    _EVENT,
+    _EVENT_FIELDS,
+    _EVENT_WITH_CONTEXT,
+    _NO_PAGE,
+    _PAGE_FIELDS,
+    EVENT_TYPES,
+    FLATTENED_CONTEXT,
+    MAX_EVENT_BYTES,
+    MAX_FUTURE_SKEW,
+    MAX_ID_CHARS,
+    NO_REFERRER,
+    SIZE_FACTOR,
+    Batch,
+    LandingRow,
+    NotCompiled,
+    _Context,
+    _scrubbed_json,
+    _sub,
+    parse_time,
+)
+from ingestion.privacy import device_class, strip_url, too_deep, unchanged_by_scrub
+
+SOURCE_SHA256 = ""
+"""In the extension, the SHA-256 of the source it was compiled from (``setup.py`` sets it)."""
+
+_UNSET = msgspec.UNSET
+_astuple = msgspec.structs.astuple
+_dumps = orjson.dumps
+_fromisoformat = datetime.fromisoformat
+_DecodeError = msgspec.DecodeError
+if _EVENT_FIELDS != (
+    "type", "messageId", "userId", "anonymousId", "event", "name", "groupId", "previousId",
+    "timestamp", "originalTimestamp", "sentAt", "properties", "traits", "context",
+    "integrations", "writeKey", "channel", "version", "receivedAt", "metadata",
+):  # fmt: skip
+    raise ImportError("contract._Event's fields moved: update rowpass.event_row's unpacking")
+if _CONTEXT_FIELDS != ("page", "campaign", "userAgent", "library", "locale", "ip") or (
+    _PAGE_FIELDS != ("path", "url", "referrer", "title", "search")
+):
+    raise ImportError("contract._Context's or _Page's fields moved: update rowpass.event_row")
+
+
+def rows(events: list[Any], batch: Batch) -> tuple[list[Any], list[Any], list[int]]:
+    """Each event's bytes through :func:`event_row`: the rows in the events' order (None where an
+    event was declined), and the declined ones read by orjson with their indexes, for
+    ``normalize``. Raises :class:`NotCompiled` if orjson refuses one (the whole request then
+    goes the interpreted way)."""
+    good: list[Any] = []
+    messages: list[Any] = []
+    pending: list[int] = []
+    index = 0
+    for data in events:
+        try:
+            good.append(event_row(data, batch))
+            index += 1
+            continue
+        except Exception:  # declined, or an error (a date out of range): interpreted
+            good.append(None)
+        try:
+            message = orjson.loads(memoryview(data))  # a msgspec.Raw: its bytes
+        except orjson.JSONDecodeError:
+            raise NotCompiled from None
+        messages.append(message)
+        pending.append(index)
+        index += 1
+    return good, messages, pending
+
+
+def event_row(data: Any, batch: Batch) -> Any:
+    """The ``LandingRow`` of one event's bytes, or :class:`NotCompiled` (or any other error:
+    ``rows`` hands the event to ``normalize`` whatever it raises)."""
+    if batch.body_bytes > MAX_EVENT_BYTES and len(data) * SIZE_FACTOR > MAX_EVENT_BYTES:
+        raise NotCompiled
+    try:
+        message = _EVENT.decode(data)
+    except (_DecodeError, RecursionError):
+        message = None
+    if message is None or (  # {} and {"page": null} read alike as structs
+        type(message.context) is _Context
+        and message.context.page is None
+        and message.context == _EMPTY_CONTEXT
+    ):
+        try:
+            message = _EVENT_WITH_CONTEXT.decode(data)
+        except (_DecodeError, RecursionError):
+            raise NotCompiled from None
+    (
+        kind,
+        message_id,
+        user_id,
+        anonymous_id,
+        event,
+        name,
+        group_id,
+        previous_id,
+        timestamp,
+        original,
+        sent_at,
+        properties,
+        traits,
+        context,
+        integrations,
+        write_key,
+        channel,
+        version,
+        sdk_received_at,
+        metadata,
+    ) = _astuple(message)  # one call for every field (_EVENT_FIELDS, checked at import)
+    if kind is _UNSET:
+        kind = batch.default_type
+    if kind not in EVENT_TYPES:
+        raise NotCompiled
+    if user_id is not None and not 0 < len(user_id) <= MAX_ID_CHARS:
+        user_id = _id_or_none(user_id)
+    if anonymous_id is not None and not 0 < len(anonymous_id) <= MAX_ID_CHARS:
+        anonymous_id = _id_or_none(anonymous_id)
+    if (
+        (user_id is None and anonymous_id is None)
+        or not message_id
+        or len(message_id) > MAX_ID_CHARS
+    ):
+        raise NotCompiled
+    if kind == "track":
+        if event is None or not event.strip():
+            raise NotCompiled
+    elif kind == "page" or kind == "screen":
+        event = name
+    else:
+        event = None
+    if group_id is not None:
+        group_id = _id_or_none(group_id)
+    if kind == "group" and group_id is None:
+        raise NotCompiled
+    if previous_id is not None:
+        previous_id = _id_or_none(previous_id)
+    if kind == "alias" and (previous_id is None or user_id is None):
+        raise NotCompiled
+
+    if (
+        integrations is not None
+        or metadata is not None
+        or write_key is not None
+        or channel is not None
+        or version is not None
+        or sdk_received_at is not None
+    ):  # _DROPPED_FIELDS
+        for value in (integrations, write_key, channel, version, sdk_received_at, metadata):
+            if (type(value) is dict or type(value) is list) and too_deep(value):
+                raise NotCompiled
+    properties = properties or _EMPTY
+    traits = traits or _EMPTY
+    if type(context) is _Context:  # the common case, inline: _struct_context
+        page, campaign, user_agent, library, locale, _ = _astuple(context)  # _CONTEXT_FIELDS
+        if page is None:
+            path = url = referrer = title = None
+        else:
+            path, url, referrer, title, _ = _astuple(page)  # _PAGE_FIELDS
+        library = None if library is None else library.name
+        device = rest = None
+        ctx_traits = _EMPTY
+    else:
+        if context:
+            parts = _dict_context(context)
+        else:
+            parts = batch.context_parts
+            if parts is None:
+                parts = batch.context_parts = _dict_context(batch.batch_context or _EMPTY)
+        (
+            (path, url, referrer, title),
+            user_agent,
+            locale,
+            library,
+            device,
+            campaign,
+            rest,
+            ctx_traits,
+        ) = parts
+    if not traits and kind == "identify":
+        traits = ctx_traits
+
+    original = original or timestamp
+    if original is not None:  # parse_time, inlined: other than ISO text is interpreted
+        if type(original) is not str:
+            raise NotCompiled
+        try:
+            original = _fromisoformat(original)  # surrounding blanks: interpreted
+        except ValueError:
+            raise NotCompiled from None
+        if original.tzinfo is None:
+            original = original.replace(tzinfo=UTC)
+    if sent_at is _UNSET:
+        sent_at = batch.batch_sent_at
+    if sent_at is not None:
+        sent_at = parse_time(sent_at, "sentAt")
+    received_at = batch.received_at
+    if original is None or sent_at is None:
+        timestamp = original or received_at
+    else:
+        timestamp = received_at - (sent_at - original)
+    if timestamp - received_at > MAX_FUTURE_SKEW:
+        raise NotCompiled
+    received_micros = batch.received_micros
+    timestamp_micros = (
+        received_micros if timestamp is received_at else int(timestamp.timestamp() * 1_000_000)
+    )
+
+    if kind == "page" and properties:
+        # normalize: {**page, **the page properties present}, even a null one
+        path = properties.get("path", path)
+        url = properties.get("url", url)
+        referrer = properties.get("referrer", referrer)
+        title = properties.get("title", title)
+    secret = batch.secret
+    row = LandingRow(
+        batch.tenant_id,
+        message_id,
+        kind,
+        event,
+        user_id,
+        anonymous_id,
+        timestamp_micros,
+        None
+        if original is None
+        else timestamp_micros
+        if original is timestamp
+        else int(original.timestamp() * 1_000_000),
+        None if sent_at is None else int(sent_at.timestamp() * 1_000_000),
+        received_micros,
+        path if path is None or type(path) is str else _text(path),
+        strip_url(url) if type(url) is str else None,
+        strip_url(referrer) if type(referrer) is str and referrer != NO_REFERRER else None,
+        title if title is None or type(title) is str else _text(title),
+        None,
+        None,
+        None,
+        None,
+        None,
+        device_class(
+            user_agent if user_agent is None or type(user_agent) is str else _text(user_agent),
+            device,
+        ),
+        locale if locale is None or type(locale) is str else _text(locale),
+        library if library is None or type(library) is str else _text(library),
+        (
+            _dumps(properties).decode()
+            if unchanged_by_scrub(properties)
+            else _scrubbed_json(properties, secret, "properties")
+        )
+        if properties
+        else None,
+        (
+            _dumps(traits).decode()
+            if unchanged_by_scrub(traits)
+            else _scrubbed_json(traits, secret, "traits")
+        )
+        if traits
+        else None,
+        None
+        if rest is None
+        else _dumps(rest).decode()
+        if unchanged_by_scrub(rest)
+        else _scrubbed_json(rest, secret, "context"),
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        group_id,
+        previous_id,
+    )
+    if type(campaign) is dict and campaign:
+        get = campaign.get
+        row.utm_source = _text(get("source"))
+        row.utm_medium = _text(get("medium"))
+        row.utm_campaign = _text(get("name"))
+        row.utm_term = _text(get("term"))
+        row.utm_content = _text(get("content"))
+    if properties and not _COMMERCE_KEYS.isdisjoint(properties):
+        _compiled_commerce(properties, row)
+    return row
+
+
+def _id_text(value: Any) -> str | None:
+    if type(value) is str:
+        return _id_or_none(value)
+    raise NotCompiled
+
+
+def _compiled_commerce(properties: dict, row: Any) -> None:
+    """``_commerce_fields`` for the compiled pass: ids as text, revenue a number in range."""
+    get = properties.get
+    if (order_id := get("order_id")) is not None:
+        row.order_id = _id_text(order_id)
+    revenue = get("revenue", get("total"))
+    if revenue is not None:
+        kind = type(revenue)
+        if not (kind is float or (kind is int and -(2**63) <= revenue < 2**63)):
+            raise NotCompiled
+        if revenue < 0:
+            raise NotCompiled
+        row.revenue = float(revenue)
+    if (currency := get("currency")) is not None:
+        row.currency = _text(currency)
+    product_id = get("product_id")
+    if product_id is None:
+        products = get("products")
+        if isinstance(products, list) and products and isinstance(products[0], dict):
+            product_id = products[0].get("product_id")
+    if product_id is not None:
+        row.product_id = _id_text(product_id)
+    if (experiment_id := get("experiment_id")) is not None:
+        row.experiment_id = _id_text(experiment_id)
+    if (variation_id := get("variation_id")) is not None:
+        row.variation_id = _id_text(variation_id)
+
+
+def _id_or_none(value: str | None) -> str | None:
+    """``_id`` for the types ``_Event`` lets through (str or None)."""
+    if value is None or 0 < len(value) <= MAX_ID_CHARS:
+        return value or None
+    if value == "":
+        return None
+    raise NotCompiled
+
+
+def _text(value: Any) -> str | None:
+    """``_str`` for the values it returns as they are; a number (whose text would depend on
+    the parser) is left to the interpreted contract."""
+    if value is None or type(value) is str:
+        return value
+    if type(value) is dict or type(value) is list:
+        return None
+    raise NotCompiled
+
+
+def _dict_context(context: dict) -> tuple:
+    """What the row takes from a context decoded as a dict (``normalize``'s reading of it):
+    page fields, user agent, locale, library, device type, campaign, the rest, traits."""
+    page = context.get("page")
+    device, library = context.get("device"), context.get("library")
+    return (
+        (page.get("path"), page.get("url"), page.get("referrer"), page.get("title"))
+        if type(page) is dict
+        else _NO_PAGE,
+        context.get("userAgent"),
+        context.get("locale"),
+        library.get("name") if type(library) is dict else None,
+        _text(device.get("type")) if type(device) is dict else None,
+        context.get("campaign"),
+        None
+        if context.keys() <= FLATTENED_CONTEXT
+        else {k: v for k, v in context.items() if k not in FLATTENED_CONTEXT},
+        _sub(context, "traits"),
+    )
