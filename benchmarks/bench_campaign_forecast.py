@@ -32,50 +32,16 @@ START = datetime(2026, 1, 1, 9, tzinfo=UTC)
 TENANT = "shop"
 
 
-def session(mid: str, when: datetime, campaign: str, revenue: float) -> list[dict]:
-    """A campaign session: a page view carrying the campaign, and an order a minute later."""
-    context = {"campaign": {"source": "newsletter", "medium": "email", "name": campaign}}
-    base = {"anonymousId": f"dev-{mid}", "context": context}
-    return [
-        base
-        | {
-            "type": "page",
-            "messageId": f"{mid}-p",
-            "timestamp": when.isoformat(),
-            "properties": {"path": "/"},
-        },
-        base
-        | {
-            "type": "track",
-            "event": "Order Completed",
-            "messageId": f"{mid}-o",
-            "timestamp": (when + timedelta(minutes=1)).isoformat(),
-            "properties": {"order_id": f"o-{mid}", "revenue": round(revenue, 2)},
-        },
-    ]
-
-
 def simulate(
     settings: Settings, campaigns: int, noise: float, seed: int, elasticity: float
 ) -> list[dict]:
-    """One campaign a day: its 4-hour revenue r4 log-normal, its day-7 revenue
-    e^2 * r4 * (r4 / e^5)^(elasticity - 1) times log-normal noise (e^5: the 4-hour
-    revenue's median, so the typical campaign grows e^2 whatever the elasticity); the rest
-    arrives 3 days after launch. Returns what was sent."""
-    from ingestion.contract import normalize
-    from ingestion.landing import LandingLog
+    """One campaign a day from START (the law of :func:`lakepulse.demo.history.simulate_campaigns`,
+    which the demo's history uses too), then an event 8 days after the last launch (the
+    tenant's clock), as one landing file. Returns what was sent."""
+    from lakepulse.demo import history
 
-    rng = np.random.default_rng(seed)
-    sent, messages = [], []
-    for k in range(campaigns):
-        launched = START + timedelta(days=k)
-        r4 = float(np.round(rng.lognormal(5.0, 0.8), 2))
-        growth = np.exp(2.0 + rng.normal(0, noise)) * (r4 / np.exp(5.0)) ** (elasticity - 1)
-        r7 = float(np.round(r4 * growth, 2))
-        name = f"c{k:03d}"
-        messages += session(f"{name}-a", launched, name, r4)
-        messages += session(f"{name}-b", launched + timedelta(days=3), name, r7 - r4)
-        sent.append({"campaign": name, "launched": launched, "r4": r4, "r7": r7})
+    launches = [START + timedelta(days=k) for k in range(campaigns)]
+    messages, sent = history.simulate_campaigns(launches, noise, seed, elasticity)
     clock = START + timedelta(days=campaigns + 8)
     messages.append(
         {
@@ -86,16 +52,7 @@ def simulate(
             "properties": {"path": "/"},
         }
     )
-    rows = [
-        normalize(
-            m,
-            tenant_id=TENANT,
-            secret=b"s",
-            received_at=datetime.fromisoformat(m["timestamp"]) + timedelta(seconds=1),
-        )
-        for m in messages
-    ]
-    LandingLog(settings.landing_dir).write(TENANT, "events", rows)
+    history.land(settings, TENANT, messages, delay=timedelta(seconds=1))
     return sent
 
 

@@ -18,10 +18,6 @@ import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
-import pandas as pd
-from sklearn.metrics import roc_auc_score
-
 from lakepulse.core.settings import Settings, disable_telemetry
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
@@ -29,34 +25,15 @@ TENANT = "shop"
 
 
 def simulate(settings: Settings, days: int, visits_per_day: int, seed: int) -> dict[str, float]:
-    """Write the simulated visits into the landing log, as the collector would; returns the
-    simulator's truth (first event's messageId -> buying probability)."""
-    from ingestion.contract import normalize
-    from ingestion.landing import LandingLog
-    from lakepulse.demo.simulator import Faults, SimConfig, TrafficGenerator
+    """The simulator's visits (:func:`lakepulse.demo.history.simulate_visits`, as in the demo's
+    history) written into the landing log, as the collector would; returns the simulator's
+    truth (first event's messageId -> buying probability)."""
+    from lakepulse.demo import history
 
-    config = SimConfig(
-        seed=seed,
-        tenants={TENANT: "k"},
-        faults=Faults(),
-        visits_per_second=visits_per_day / 86400,
-        known_propensity=True,
-        experiments=[],
-    )
-    generator = TrafficGenerator(config, clock=START)
-    log = LandingLog(settings.landing_dir)
     end = START + timedelta(days=days)
-    rows: list[dict] = []
-    for tenant, _, message in generator.events():
-        if generator._now() >= end:
-            break
-        received = datetime.fromisoformat(message["timestamp"]) + timedelta(seconds=1)
-        rows.append(normalize(message, tenant_id=tenant, secret=b"s", received_at=received))
-        if len(rows) == 5000:
-            log.write(TENANT, "events", rows)
-            rows.clear()
-    log.write(TENANT, "events", rows)
-    return generator.truth
+    messages, truth = history.simulate_visits(TENANT, START, end, visits_per_day, seed)
+    history.land(settings, TENANT, messages, delay=timedelta(seconds=1))
+    return truth
 
 
 def main() -> None:
@@ -75,7 +52,6 @@ def main() -> None:
         started = time.perf_counter()
         truth = simulate(settings, args.days, args.visits_per_day, args.seed)
         from ingestion.pipeline import run_ingest
-        from lakepulse.analytics import propensity
         from lakepulse.operations.predict import fit_propensity
         from lakepulse.operations.rebuild import run_build
 
@@ -89,25 +65,14 @@ def main() -> None:
             raise SystemExit(f"no model: {result.error}")
 
         # The same holdout sessions and labels, with the simulator's probabilities.
-        with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
-            sessions = conn.sql(
-                "select f.*, e.message_id from intermediate.int_session_features f "
-                "join (select session_id, arg_min(message_id, event_at) as message_id "
-                "from intermediate.int_sessionized_events group by session_id) e using (session_id)"
-            ).df()
-            orders = conn.sql(
-                "select user_key, ordered_at from intermediate.int_customer_orders"
-            ).df()
-            now = conn.sql("select judged_at from intermediate.int_tenant_clocks").fetchone()[0]
-        sessions[propensity.LABEL] = propensity.label_sessions(sessions, orders)
-        _, holdout = propensity.time_split(propensity.labelled(sessions, pd.Timestamp(now)))
-        holdout = holdout[holdout["message_id"].isin(truth)]
-        limit = roc_auc_score(holdout[propensity.LABEL], holdout["message_id"].map(truth))
+        from lakepulse.demo.history import holdout_limit
+
+        limit, measured = holdout_limit(settings, {TENANT: truth})[TENANT]
         ours = result.accuracy.auc
         print(
             f"held-out day: {result.accuracy.holdout_sessions} sessions "
             f"({result.accuracy.holdout_orders} ordered within 24 h), "
-            f"{len(holdout)} with the simulator's probability"
+            f"{measured} with the simulator's probability"
         )
         print(f"propensity model AUC           {ours:.4f}")
         print(f"simulator's true probabilities {limit:.4f}  (the best any model can do)")

@@ -27,10 +27,19 @@ def main() -> None:
 @click.option(
     "--bi/--no-bi", default=True, show_default=True, help="Start Superset with the dashboards."
 )
-def demo(rate: float, bi: bool) -> None:
+@click.option(
+    "--history/--no-history",
+    default=None,
+    help="On the first start (an empty data directory), land two years of past customers, "
+    "ten days of visits and past campaigns first, so `lakepulse predict` has something to "
+    "learn from. Default: on, unless LAKEPULSE_DEMO_HISTORY=0.",
+)
+def demo(rate: float, bi: bool, history: bool | None) -> None:
+    from lakepulse.demo.history import history_wanted
     from lakepulse.demo.supervisor import run_demo
 
-    sys.exit(run_demo(_settings(), rate, click.echo, with_bi=bi))
+    with_history = history_wanted() if history is None else history
+    sys.exit(run_demo(_settings(), rate, click.echo, with_bi=bi, with_history=with_history))
 
 
 @main.command(
@@ -435,7 +444,8 @@ def replay() -> None:
 
 TOO_LITTLE_HISTORY = """\
 What to do about a tenant not fitted: these models learn from history it does not have yet
-(a fresh demo's minutes of traffic are one day of it).
+(minutes of traffic are one day of it; `make demo` lands a history on its first start,
+unless LAKEPULSE_DEMO_HISTORY=0 or `lakepulse demo --no-history`).
   - Wait: keep the pipeline running; the daily job `predict` (02:45 UTC) fits the tenant once
     it has customers who came back over weeks (lifetime: 20 customers, more than one day) and
     200 sessions whose 24 hours are over, with at least 10 that ordered and 10 that did not
@@ -457,6 +467,7 @@ def predict(tenant_ids: tuple[str, ...]) -> None:
         NothingToFit,
         PropensityResult,
         TenantResult,
+        campaign_accuracy,
         fit_predictions,
         fit_propensity,
     )
@@ -503,39 +514,60 @@ def predict(tenant_ids: tuple[str, ...]) -> None:
 
     settings = _settings()
     tenants = list(tenant_ids) or None
-    try:
-        click.echo("Customer lifetime (BG/NBD + Gamma-Gamma):")
-        results = fit_predictions(settings, tenants, on_tenant=show)
-    except NothingToFit as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(1)
-    click.echo("Purchase propensity (an order within 24 h of a session's start):")
-    try:
-        propensities = fit_propensity(settings, tenants, on_tenant=show_propensity)
-    except NothingToFit as err:
-        click.echo(f"  not fitted: {err}")
-        propensities = []
-    if not results and not propensities:
+    # The fits read the warehouse the pipeline worker writes: between two of its cycles.
+    from lakepulse.operations.rebuild import pipeline_turn
+
+    with pipeline_turn(settings, on_wait=_waiting_for_worker):
+        try:
+            click.echo("Customer lifetime (BG/NBD + Gamma-Gamma):")
+            results = fit_predictions(settings, tenants, on_tenant=show)
+        except NothingToFit as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(1)
+        click.echo("Purchase propensity (an order within 24 h of a session's start):")
+        try:
+            propensities = fit_propensity(settings, tenants, on_tenant=show_propensity)
+        except NothingToFit as err:
+            click.echo(f"  not fitted: {err}")
+            propensities = []
+        click.echo("Campaign forecasts (day-7 revenue from the first 4 hours, 80 % interval):")
+        try:
+            campaigns = campaign_accuracy(settings, tenants)
+        except NothingToFit as err:
+            click.echo(f"  none yet: {err}")
+            campaigns = []
+        for campaign in campaigns:
+            if not campaign.backtested:
+                click.echo(f"  {campaign.tenant_id}: no forecast yet: {campaign.note}")
+                continue
+            click.echo(
+                f"  {campaign.tenant_id}: {campaign.inside} of {campaign.backtested} ended campaigns "
+                f"inside the interval forecast while they ran (coverage {campaign.coverage:.0%}), "
+                f"median error {campaign.median_error:.0%}; {campaign.running} running campaigns "
+                "forecast now"
+            )
+        if not results and not propensities:
+            click.echo(
+                "No orders yet: nothing to fit. Send traffic, then `lakepulse ingest` and build."
+            )
+            return
+        fitted = sum(1 for r in results if r.model is not None)
+        scored = sum(1 for r in propensities if r.accuracy is not None)
+        forecast = sum(1 for c in campaigns if c.backtested)
+        if fitted < len(results) or scored < len(propensities) or forecast < len(campaigns):
+            click.echo(TOO_LITTLE_HISTORY)
+        if not fitted and not scored:
+            click.echo(
+                f"0 of {len(results)} tenants fitted; 0 of {len(propensities)} propensity models."
+            )
+            return
         click.echo(
-            "No orders yet: nothing to fit. Send traffic, then `lakepulse ingest` and build."
+            f"{fitted} of {len(results)} tenants fitted and recorded; {scored} of "
+            f"{len(propensities)} propensity models. Next: the next build applies them "
+            "(`lakepulse build --select mart_clv_model mart_customer_predictions+ "
+            "mart_model_accuracy mart_visitor_propensity`), then `lakepulse publish` serves them "
+            "under marts.*; the running pipeline does both by itself."
         )
-        return
-    fitted = sum(1 for r in results if r.model is not None)
-    scored = sum(1 for r in propensities if r.accuracy is not None)
-    if fitted < len(results) or scored < len(propensities):
-        click.echo(TOO_LITTLE_HISTORY)
-    if not fitted and not scored:
-        click.echo(
-            f"0 of {len(results)} tenants fitted; 0 of {len(propensities)} propensity models."
-        )
-        return
-    click.echo(
-        f"{fitted} of {len(results)} tenants fitted and recorded; {scored} of "
-        f"{len(propensities)} propensity models. Next: the next build applies them "
-        "(`lakepulse build --select mart_clv_model mart_customer_predictions+ "
-        "mart_model_accuracy mart_visitor_propensity`), then `lakepulse publish` serves them "
-        "under marts.*; the running pipeline does both by itself."
-    )
 
 
 @main.group(help="Tenants (merchants) and their write keys.")

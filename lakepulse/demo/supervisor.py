@@ -206,7 +206,38 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def run_demo(settings: Settings, rate: float, echo, with_bi: bool = True) -> int:
+def land_history(settings: Settings, tenants: list[str], echo) -> None:
+    """The demo's history (:mod:`lakepulse.demo.history`) on the first start; a line saying
+    so on later ones. A failure is reported and the demo starts without it (the next start
+    goes on from where it stopped)."""
+    from lakepulse.demo.history import HISTORY_ENV, ensure_history, load_history
+
+    done = load_history(settings)
+    if done is not None and done.stage == "done":
+        return
+    echo(
+        "landing the demo's history: two years of customers, ten days of visits, past "
+        f"campaigns ... (skip it: lakepulse demo --no-history, or {HISTORY_ENV}=0)"
+    )
+    started = time.monotonic()
+    try:
+        report = ensure_history(settings, tenants, echo)
+    except Exception as err:  # the demo runs without a history rather than not at all
+        echo(f"  the history could not be built ({err}); starting without it.")
+        return
+    if not report.landed:
+        echo(f"  no history landed: {report.reason}.")
+        return
+    echo(
+        f"history ready in {time.monotonic() - started:.0f} s (loaded, built, models fitted). "
+        "Next: `lakepulse predict` fits every tenant again and prints each model's accuracy; "
+        "Superset's Predictions dashboard shows them once the pipeline has published."
+    )
+
+
+def run_demo(
+    settings: Settings, rate: float, echo, with_bi: bool = True, with_history: bool = True
+) -> int:
     for name, port, variable in (
         ("collector", settings.collector_port, "LAKEPULSE_COLLECTOR_PORT"),
         ("Dagster UI", settings.dagster_port, "LAKEPULSE_DAGSTER_PORT"),
@@ -228,6 +259,8 @@ def run_demo(settings: Settings, rate: float, echo, with_bi: bool = True) -> int
     settings.ensure_dirs()
     ensure_instance(settings)
     keys = register_demo_tenants(settings)
+    if with_history:
+        land_history(settings, list(keys), echo)
     with contextlib.ExitStack() as stack:
         if not settings.pg_url:
             echo(f"starting PostgreSQL for BI on 127.0.0.1:{pg_port} ...")
@@ -292,6 +325,9 @@ def _run_services(settings, rate, echo, keys, logins, pg_port, with_bi=True) -> 
         echo(
             '  lakepulse sql "select * from marts.mart_event_volume order by event_minute desc limit 10"'
         )
+        echo("Predictions (customer lifetime, purchase propensity, campaign forecasts) and")
+        echo("their accuracy, fitted on the demo's history:")
+        echo("  lakepulse predict")
         echo("Triggers fire in their tier's cycle, and the worker delivers them at once:")
         echo('  lakepulse sql "select * from marts.mart_trigger_impact"')
         echo("Press Ctrl-C to stop everything.")

@@ -44,6 +44,11 @@ from intermediate.int_tenant_clocks
 SESSIONS = "select * from intermediate.int_session_features"
 ORDER_TIMES = "select tenant_id, user_key, ordered_at from intermediate.int_customer_orders"
 NOW = "select tenant_id, judged_at from intermediate.int_tenant_clocks"
+CAMPAIGNS = """
+select tenant_id, campaign, status, actual_revenue_7d, forecast_revenue_7d, within_interval, note
+from marts.mart_campaign_forecast
+order by tenant_id, launched_at
+"""
 
 
 class NothingToFit(RuntimeError):
@@ -59,8 +64,11 @@ class TenantResult:
     seconds: float
 
 
-def _query(settings: Settings, needs: set[str], *queries: str) -> list:
-    """Run ``queries`` on the warehouse (read-only) once it holds the models ``needs``."""
+def _query(
+    settings: Settings, needs: set[str], *queries: str, schema: str = "intermediate"
+) -> list:
+    """Run ``queries`` on the warehouse (read-only) once it holds the models ``needs`` (in
+    ``schema``)."""
     if not settings.warehouse_path.exists():
         raise NothingToFit("no warehouse yet: run `lakepulse ingest` and `lakepulse build` first")
     conn = connect(settings.warehouse_path, read_only=True)
@@ -68,7 +76,7 @@ def _query(settings: Settings, needs: set[str], *queries: str) -> list:
         tables = {
             row[0]
             for row in conn.execute(
-                "select table_name from duckdb_tables() where schema_name = 'intermediate'"
+                "select table_name from duckdb_tables() where schema_name = ?", [schema]
             ).fetchall()
         }
         if not needs <= tables:
@@ -213,3 +221,56 @@ def accuracy_rows(
         "fit_seconds": result.seconds,
     }
     return [{**common, **row} for row in accuracy.calibration]
+
+
+@dataclass(frozen=True)
+class CampaignAccuracy:
+    """How one tenant's campaign forecasts did (``mart_campaign_forecast``: no fit step, the
+    build forecasts every campaign from the tenant's campaigns ended before it)."""
+
+    tenant_id: str
+    campaigns: int
+    backtested: int
+    """Ended campaigns with a forecast made while they ran, beside their actual day-7 revenue."""
+    inside: int
+    """Of those, the ones whose day-7 revenue fell inside the 80 % interval."""
+    median_error: float | None
+    """Median absolute error of those forecasts, as a share of the actual revenue."""
+    running: int
+    """Running campaigns forecast now."""
+    note: str | None
+    """Why the latest campaign has no forecast (too few ended campaigns, say)."""
+
+    @property
+    def coverage(self) -> float | None:
+        return self.inside / self.backtested if self.backtested else None
+
+
+def campaign_accuracy(
+    settings: Settings, tenants: list[str] | None = None
+) -> list[CampaignAccuracy]:
+    """Per tenant with campaigns (or only ``tenants``): the campaign forecasts' backtest as the
+    last build left it in ``marts.mart_campaign_forecast``."""
+    [campaigns] = _query(settings, {"mart_campaign_forecast"}, CAMPAIGNS, schema="marts")
+    results = []
+    for tenant_id, rows in campaigns.groupby("tenant_id", sort=True):
+        if tenants is not None and tenant_id not in tenants:
+            continue
+        tested = rows[(rows["status"] == "ended") & rows["forecast_revenue_7d"].notna()]
+        errors = (tested["forecast_revenue_7d"] - tested["actual_revenue_7d"]).abs() / tested[
+            "actual_revenue_7d"
+        ].clip(lower=1e-9)
+        running = rows[(rows["status"] == "running") & rows["forecast_revenue_7d"].notna()]
+        notes = rows["note"].dropna()
+        results.append(
+            CampaignAccuracy(
+                tenant_id=tenant_id,
+                campaigns=len(rows),
+                backtested=len(tested),
+                inside=int(tested["within_interval"].fillna(False).astype(bool).sum()),
+                median_error=float(errors.median()) if len(tested) else None,
+                running=len(running),
+                note=str(notes.iloc[-1]) if len(notes) and not len(tested) else None,
+            )
+        )
+    return results

@@ -58,7 +58,16 @@ def test_demo_builds_marts_and_stops_cleanly(tmp_path, monkeypatch):
     out_path = tmp_path / "demo.out"
     with open(out_path, "w") as out:  # the child keeps its own copy of the descriptor
         demo = subprocess.Popen(
-            [sys.executable, "-m", "lakepulse.cli", "demo", "--rate", "30", "--no-bi"],
+            [
+                sys.executable,
+                "-m",
+                "lakepulse.cli",
+                "demo",
+                "--rate",
+                "30",
+                "--no-bi",
+                "--no-history",
+            ],
             cwd=PROJECT_ROOT,
             env=settings.process_env(),
             stdout=out,

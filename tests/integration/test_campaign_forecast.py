@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lakepulse.demo.history import campaign_session
 from lakepulse.triggers.firing import fire
 from tests.integration.test_trigger_kinds import fired, firings
 from tests.integration.test_triggers import cycle, land
@@ -54,50 +55,20 @@ RUNNING = [
 ]
 
 
-def visit(mid: str, anon: str, when: datetime, campaign: str, revenue: float | None) -> list:
-    """A session of the campaign: a page view and, with ``revenue``, an order a minute later."""
-    context = {"campaign": {"source": "newsletter", "medium": "email", "name": campaign}}
-    stamp = when.isoformat()
-    messages = [
-        {
-            "type": "page",
-            "name": "Home",
-            "messageId": f"{mid}-p",
-            "anonymousId": anon,
-            "timestamp": stamp,
-            "context": context,
-            "properties": {"path": "/"},
-        }
-    ]
-    if revenue is not None:
-        messages.append(
-            {
-                "type": "track",
-                "event": "Order Completed",
-                "messageId": f"{mid}-o",
-                "anonymousId": anon,
-                "timestamp": (when + timedelta(minutes=1)).isoformat(),
-                "context": context,
-                "properties": {"order_id": f"o-{mid}", "revenue": revenue},
-            }
-        )
-    return messages
-
-
 def campaign(
     name: str, launched: datetime, revenue_4h: float, later: float | None, clock=CLOCK
 ) -> list:
     """Launch at ``launched`` with a 4-hour order, and (``later``) an order 3 days on, or
     30 minutes after the 4 hours for a campaign that has not run 3 days by ``clock``."""
-    messages = visit(f"{name}-a", f"dev-{name}-a", launched, name, revenue_4h)
+    messages = campaign_session(f"{name}-a", launched, name, revenue_4h)
     if later:
         after = launched + timedelta(days=3)
         if after > clock:
             after = launched + timedelta(hours=4, minutes=30)
-        messages += visit(f"{name}-b", f"dev-{name}-b", after, name, later)
+        messages += campaign_session(f"{name}-b", after, name, later)
     # an order 8 days on: after its day 7, never counted
     if launched + timedelta(days=8) < clock:
-        messages += visit(f"{name}-c", f"dev-{name}-c", launched + timedelta(days=8), name, 999)
+        messages += campaign_session(f"{name}-c", launched + timedelta(days=8), name, 999)
     return messages
 
 

@@ -2,8 +2,9 @@
 collector would, loaded into Delta bronze, modelled by dbt, fitted by `lakepulse predict`'s
 workflow, published to PostgreSQL.
 
-The proof: customers drawn from a BG/NBD process with known parameters (the generator below is
-written from the paper, independently of lakepulse.analytics.clv), and the fit recovers the
+The proof: customers drawn from a BG/NBD process with known parameters (the generator in
+lakepulse.demo.history, which the demo's history uses too, is written from the paper,
+independently of lakepulse.analytics.clv), and the fit recovers the
 parameters within 10 %. Some purchase occasions are sent as two orders on the same day, and some
 orders twice (a repeated confirmation page): counting orders rather than daily occasions, or
 orders rather than first completions, biases the fit and fails the test.
@@ -13,18 +14,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
-import numpy as np
 import psycopg
 import pytest
 
-from ingestion.contract import normalize
-from ingestion.landing import LandingLog
 from lakepulse.core.settings import PROJECT_ROOT
+from lakepulse.demo import history
 from lakepulse.operations.predict import fit_predictions
 from lakepulse.warehouse import publish as publish_module
 from lakepulse.warehouse.publish import create_tenant_login, publish
@@ -35,116 +33,26 @@ pytestmark = pytest.mark.integration
 START = datetime(2024, 1, 1, tzinfo=UTC)
 DAYS = 730  # observed days: START .. START + 729 days
 JOIN_DAYS = 365  # first purchases spread over the first year
-TRUTH = {"r": 2.0, "alpha": 50.0, "a": 0.8, "b": 3.0}
-SPEND = {"p": 6.0, "q": 4.0, "gamma": 15.0}
+TRUTH = history.TRUTH
 CUSTOMERS = 20_000
 SEED = 20051
 
 
-def simulate_customers(n: int, seed: int, truth: dict = TRUTH) -> list[dict]:
-    """BG/NBD (Fader, Hardie & Lee 2005, section 2): lambda ~ Gamma(r, rate alpha), p ~ Beta(a, b);
-    purchases at Poisson rate lambda from the first one (time 0, the customer's start); after each
-    repeat purchase she drops out for good with probability p. Spend per occasion ~ Gamma(p,
-    rate nu), nu ~ Gamma(q, rate gamma). Times in days, continuous."""
-    rng = np.random.default_rng(seed)
-    customers = []
-    for index in range(n):
-        rate = rng.gamma(truth["r"], 1.0 / truth["alpha"])
-        dropout = rng.beta(truth["a"], truth["b"])
-        nu = rng.gamma(SPEND["q"], 1.0 / SPEND["gamma"])
-        start = rng.uniform(0.0, JOIN_DAYS)
-        times = [start]
-        while True:
-            t = times[-1] + rng.exponential(1.0 / rate)
-            if t >= DAYS:
-                break
-            times.append(t)
-            if rng.random() < dropout:
-                break
-        spends = rng.gamma(SPEND["p"], 1.0 / nu, size=len(times))
-        customers.append({"user": f"u{index:05d}", "times": times, "spends": spends})
-    return customers
-
-
-def order_message(user: str, at: datetime, order_id: str, revenue: float) -> dict:
-    return {
-        "type": "track",
-        "event": "Order Completed",
-        "userId": user,
-        "messageId": str(uuid.uuid4()),
-        "timestamp": at.isoformat(),
-        "properties": {
-            "order_id": order_id,
-            "revenue": round(float(revenue), 2),
-            "currency": "USD",
-        },
-    }
-
-
 def land_customers(settings, tenant: str, customers: list[dict], seed: int) -> dict:
-    """Each purchase as an `Order Completed`; a quarter of them split into two orders earlier
-    the same UTC day (revenue split), 5 % of orders sent twice 10 minutes apart. Returns what
-    the test expects per customer, counted here from the generator: (x, t_x, T) in days."""
-    rng = np.random.default_rng(seed + 1)
-    log = LandingLog(settings.landing_dir)
-    rows: list[dict] = []
-    expected = {}
-
-    def emit(message: dict, at: datetime) -> None:
-        rows.append(
-            normalize(message, tenant_id=tenant, secret=b"s", received_at=at + timedelta(seconds=1))
-        )
-        if len(rows) == 2000:
-            log.write(tenant, "events", rows)
-            rows.clear()
-
-    for customer in customers:
-        days = []
-        revenue: dict[int, float] = {}
-        for number, (t, spend) in enumerate(
-            zip(customer["times"], customer["spends"], strict=True)
-        ):
-            at = START + timedelta(days=t)
-            day_start = at.replace(hour=0, minute=0, second=0, microsecond=0)
-            day = (day_start - START).days
-            days.append(day)
-            order_id = f"{customer['user']}-{number}"
-            if rng.random() < 0.25:  # two orders on one day: one occasion
-                share = rng.uniform(0.2, 0.8)
-                earlier = day_start + (at - day_start) / 2
-                first = order_message(customer["user"], earlier, order_id + "a", spend * share)
-                emit(first, earlier)
-                revenue[day] = revenue.get(day, 0.0) + first["properties"]["revenue"]
-                spend *= 1 - share
-            message = order_message(customer["user"], at, order_id, spend)
-            emit(message, at)
-            revenue[day] = revenue.get(day, 0.0) + message["properties"]["revenue"]
-            if rng.random() < 0.05:  # the same order completed twice: one order
-                again = at + timedelta(minutes=10)
-                emit(order_message(customer["user"], again, order_id, spend), again)
-        occasions = sorted(set(days))
-        customer["days"] = occasions
-        repeats = [revenue[d] for d in occasions[1:]]
-        expected[customer["user"]] = (
-            len(occasions) - 1,
-            occasions[-1] - occasions[0],
-            (DAYS - 1) - occasions[0],
-            sum(repeats) / len(repeats) if repeats else 0.0,
-        )
-    # The tenant's clock: an event on the last observed day.
-    last = START + timedelta(days=DAYS - 1, hours=23, minutes=59)
-    emit(
-        {
-            "type": "page",
-            "anonymousId": "clock",
-            "messageId": str(uuid.uuid4()),
-            "timestamp": last.isoformat(),
-            "properties": {"path": "/"},
-        },
-        last,
-    )
-    log.write(tenant, "events", rows)
+    """The customers' orders (:func:`lakepulse.demo.history.customer_messages`) and an event on
+    the last observed day (the tenant's clock) as one landing file. Returns what the test
+    expects per customer, counted from the generator: (x, t_x, T, monetary value)."""
+    messages, expected = history.customer_messages(customers, seed, START, DAYS)
+    messages.append(history.clock_message(START + timedelta(days=DAYS - 1, hours=23, minutes=59)))
+    history.land(settings, tenant, messages, delay=timedelta(seconds=1))
     return expected
+
+
+def simulate_customers(n: int, seed: int, truth: dict = TRUTH) -> list[dict]:
+    """Customers of a BG/NBD process (:func:`lakepulse.demo.history.simulate_customers`, written
+    from the paper independently of lakepulse.analytics.clv) over DAYS, joining in the first
+    JOIN_DAYS."""
+    return history.simulate_customers(n, seed, truth, days=DAYS, join_days=JOIN_DAYS)
 
 
 def p_alive(params: dict, x: int, t_x: float, age: float) -> float:

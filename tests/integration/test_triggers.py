@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from ingestion.contract import normalize
 from ingestion.landing import LandingLog
 from lakepulse.core.settings import PROJECT_ROOT, Settings
+from lakepulse.demo import history
 from lakepulse.triggers.definitions import install
 from lakepulse.triggers.firing import fire
 from tests.conftest import landing_rows
@@ -124,15 +124,8 @@ SECOND = [
 
 
 def land(settings: Settings, messages: list[dict], tenant: str = "acme") -> None:
-    from datetime import datetime
-
-    rows = [
-        normalize(
-            m, tenant_id=tenant, secret=b"s", received_at=datetime.fromisoformat(m["timestamp"])
-        )
-        for m in messages
-    ]
-    LandingLog(settings.landing_dir).write(tenant, "events", rows)
+    """``messages`` as one landing file, received at their timestamps."""
+    history.land(settings, tenant, messages)
 
 
 def firings(settings: Settings) -> list[dict]:
