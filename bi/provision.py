@@ -7,7 +7,8 @@ On a new metadata database (``initialize``) it migrates the schema, syncs the bu
 permissions and creates the admin.
 
 For each tenant it imports that tenant's copy of the dashboards (a bundle in Superset's export
-format, already rewritten to the tenant's database connection), then makes a Superset role
+format, already rewritten to the tenant's database connection): its datasets and charts, then
+its dashboards, each replacing the copy a previous start imported. Then it makes a Superset role
 ``tenant_<name>`` holding ``database_access`` on that connection only, and a user in the roles
 ``Gamma`` + ``tenant_<name>``. Superset shows a Gamma user only dashboards whose datasets it can
 access, so a tenant's user sees its own dashboards only; and the connection itself logs in as
@@ -21,6 +22,8 @@ import json
 import sys
 import zipfile
 
+import yaml
+
 
 def main() -> None:
     plan = json.load(sys.stdin)
@@ -30,8 +33,13 @@ def main() -> None:
     with app.app_context():
         from flask import g
         from superset import appbuilder, db, security_manager
+        from superset.commands.chart.importers.dispatcher import ImportChartsCommand
         from superset.commands.dashboard.importers.dispatcher import ImportDashboardsCommand
-        from superset.commands.importers.v1.utils import get_contents_from_bundle
+        from superset.commands.dataset.importers.dispatcher import ImportDatasetsCommand
+        from superset.commands.importers.v1.utils import (
+            METADATA_FILE_NAME,
+            get_contents_from_bundle,
+        )
         from superset.models.core import Database
 
         if plan["initialize"]:
@@ -57,6 +65,16 @@ def main() -> None:
         for tenant in plan["tenants"]:
             with zipfile.ZipFile(tenant["bundle"]) as bundle:
                 contents = get_contents_from_bundle(bundle)
+            imported = db.session.query(Database).filter_by(uuid=tenant["database_uuid"]).first()
+            if imported is not None:
+                # A dashboard import leaves the datasets and charts a previous start imported as
+                # they were (it imports them with overwrite=False): they are replaced first, each
+                # kind by its own command, which checks the bundle's type (so it is left out).
+                metadata = yaml.safe_load(contents[METADATA_FILE_NAME])
+                metadata.pop("type", None)
+                parts = {**contents, METADATA_FILE_NAME: yaml.safe_dump(metadata)}
+                for command in (ImportDatasetsCommand, ImportChartsCommand):
+                    command(parts, overwrite=True, passwords=tenant["passwords"]).run()
             ImportDashboardsCommand(contents, overwrite=True, passwords=tenant["passwords"]).run()
             database = db.session.query(Database).filter_by(uuid=tenant["database_uuid"]).one()
             role = security_manager.find_role(tenant["role"]) or security_manager.add_role(

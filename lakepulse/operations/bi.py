@@ -346,7 +346,9 @@ def run_bi(settings: Settings, echo: Echo) -> int:
                 echo(f"Superset is up in {time.monotonic() - started:.0f} s:")
                 for line in describe(access):
                     echo(line)
-                echo("Dashboards: Business, Marketing and Operations per tenant. Ctrl-C stops it.")
+                echo(
+                    "Dashboards: Business, Marketing, Operations and Predictions per tenant. Ctrl-C stops it."
+                )
             time.sleep(0.5)
     finally:
         stop_group(server)

@@ -1,15 +1,18 @@
 """Dashboards on Apache Superset, in a real browser: the pipeline fills the marts from simulated
 traffic, publishes them to a real PostgreSQL, ``lakepulse bi`` starts Superset (own virtualenv)
 and imports the dashboards of ``bi/superset/``. Debian's Chromium (Playwright) logs in as each
-tenant, opens every dashboard and checks that each chart drew data and shows no error; the
-tenants' numbers come from their own rows only. Screenshots go to test-artifacts/."""
+tenant, opens every dashboard and checks that each chart drew data and shows no error, and that
+what a person reads is formatted: percentages with %, money with $, no raw floats, the funnel's
+counts and step conversion, the decisions table's interval and rule, the live charts on the last
+hours; the tenants' numbers come from their own rows only. Screenshots go to test-artifacts/."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import psutil
 import pytest
@@ -20,7 +23,7 @@ from lakepulse.demo.simulator import Faults
 from lakepulse.operations.bi import DASHBOARDS_DIR
 from lakepulse.warehouse.postgres import free_port
 from lakepulse.warehouse.publish import ensure_serving, publish
-from tests.conftest import SIM_CLOCK, Workspace, land_simulated, record_anomaly_alerts
+from tests.conftest import Workspace, land_simulated, record_anomaly_alerts
 from tests.e2e.test_dagster_ui import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -38,6 +41,25 @@ ten ended campaigns): its Predictions dashboard is the one checked; minutes of s
 traffic give acme and globex nothing to fit."""
 ERRORS = ("error", "refused", "no results", "permission denied", "no data")
 """Text of a chart that failed or came back empty (compared lower-cased)."""
+LIVE = {
+    "lakepulse-business": {"Live 5-minute conversion", "Orders per minute"},
+    "lakepulse-operations": {"Events per minute by tenant and type", "Rejected events by reason"},
+}
+"""Dashboard -> its live charts: the ones its time-range filter applies to."""
+LIVE_HOURS = 3
+"""The time-range filter's default: the last hours of the wall clock."""
+RAW_FLOAT = re.compile(r"\d\.\d{6,}")
+"""A float printed as it came from the database (0.527027027027027), not formatted."""
+PERCENT = re.compile(r"^[+-]?\d+(\.\d+)?%$")
+CANVAS_TEXT = """
+const fill = CanvasRenderingContext2D.prototype.fillText;
+CanvasRenderingContext2D.prototype.fillText = function (text, ...rest) {
+    (this.canvas.drawnText ||= new Set()).add(String(text));
+    return fill.call(this, text, ...rest);
+};
+"""
+"""Keeps the text each canvas draws (ECharts draws labels and axes on one): the test reads what
+a person sees, not only the DOM."""
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +92,14 @@ def superset(tmp_path_factory, postgres_url):
         url = f"http://127.0.0.1:{os.environ['LAKEPULSE_BI_PORT']}"
         try:
             workspace = Workspace(settings)
+            # Ten minutes of traffic that ended two minutes ago: the live charts show the last
+            # hours of the wall clock.
+            start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=12)
             land_simulated(
                 settings,
                 None,
-                until=SIM_CLOCK + timedelta(minutes=10),
+                start=start,
+                until=start + timedelta(minutes=10),
                 visits_per_second=1.5,
                 faults=Faults(duplicate_rate=0.05, malformed_rate=0.02),
                 tenants=keys,
@@ -166,16 +192,89 @@ def test_banner_shows_url_and_logins_and_no_database_password(superset):
 
 
 def chart_states(page) -> list[dict]:
-    """Every chart on the open dashboard: its title, whether it drew something, its error."""
+    """Every chart on the open dashboard (not its Markdown notes): its title, id and
+    description, whether it drew something, its text (an error's too), the text its canvas drew
+    and its table's rows (column header -> cell text)."""
     return page.eval_on_selector_all(
         ".dashboard-component-chart-holder",
-        """holders => holders.map(h => ({
-            title: (h.querySelector('.header-title, [data-test="editable-title"]') || {}).innerText || '',
-            drawn: !!h.querySelector('canvas, table tbody tr'),
-            loading: !!h.querySelector('.loading, [aria-label="Loading"]'),
-            text: h.innerText,
-        }))""",
+        """holders => holders.filter(h => !h.closest('.dashboard-markdown')).map(h => {
+            const slice = h.querySelector('[data-test-chart-id]');
+            const chart = h.querySelector('.dashboard-chart');
+            const headers = [...h.querySelectorAll('table thead th')].map(th => th.innerText.trim());
+            return {
+                title: (h.querySelector('.header-title, [data-test="editable-title"]') || {}).innerText || '',
+                id: slice ? Number(slice.getAttribute('data-test-chart-id')) : null,
+                description: chart ? chart.getAttribute('aria-label') || '' : '',
+                drawn: !!h.querySelector('canvas, table tbody tr'),
+                loading: !!h.querySelector('.loading, [aria-label="Loading"]'),
+                text: h.innerText,
+                drawnText: [...h.querySelectorAll('canvas')].flatMap(c => [...(c.drawnText || [])]),
+                rows: [...h.querySelectorAll('table tbody tr')].map(tr => Object.fromEntries(
+                    [...tr.querySelectorAll('td')].map((td, i) => [headers[i], td.innerText.trim()]))),
+            };
+        })""",
     )
+
+
+def chart(states: list[dict], title: str) -> dict:
+    (found,) = [s for s in states if s["title"].rsplit(" · ", 1)[0] == title]
+    return found
+
+
+def check_formatting(slug: str, states: list[dict], page, queries: dict[int, dict]) -> None:
+    """What a person reads on the dashboard is formatted: no raw float in any chart, and on each
+    dashboard the charts that had them show percentages with %, money with $, the funnel's
+    counts and step conversion, the decision next to the interval it is made on (with the
+    rule), and the live charts on the last hours, set by the dashboard's time-range filter."""
+    for state in states:
+        shown = [state["text"], *state["drawnText"]]
+        assert not any(RAW_FLOAT.search(text) for text in shown), (slug, state["title"], shown)
+    if slug == "lakepulse-business":
+        kpis = chart(states, "Campaign KPIs")["rows"]
+        assert kpis and all(PERCENT.match(row["24 h return rate"]) for row in kpis), kpis
+        assert all(row["revenue, first 4 h"].startswith("$") for row in kpis), kpis
+        revenue = chart(states, "Revenue since launch")["drawnText"]
+        assert any(text.startswith("$") for text in revenue), revenue
+        live = chart(states, "Live 5-minute conversion")["drawnText"]
+        assert any(PERCENT.match(t) for t in live), live
+        # Each step's users and its share of the previous step's: "170 (54.14%)".
+        funnel = chart(states, "Purchase funnel (users, % of the previous step)")["drawnText"]
+        steps = [re.fullmatch(r"([\d,]+) \((\d+\.\d+)%\)", text) for text in funnel]
+        users = [int(m[1].replace(",", "")) for m in steps if m]
+        shares = [float(m[2]) for m in steps if m]
+        assert len(users) == 4 and users == sorted(users, reverse=True), funnel
+        for before, after, share in zip(users[:-1], users[1:], shares[1:], strict=True):
+            assert abs(100 * after / before - share) < 0.01, funnel
+    if slug == "lakepulse-marketing":
+        decisions = chart(states, "Experiment decisions")
+        assert decisions["rows"], decisions
+        assert "always-valid interval of the absolute lift" in decisions["description"]
+        notes = page.locator(".dashboard-markdown").all_inner_texts()
+        assert any("always-valid interval of the absolute lift" in note for note in notes), notes
+        for row in decisions["rows"]:
+            assert PERCENT.match(row["relative lift"]), row
+            # The decision follows the interval the table shows: "-0.9 … +12.4 pp",
+            # "-$1,122.47 … +$97.38 per user".
+            interval = row["always-valid interval (decides)"]
+            ends = re.findall(r"([+-])\$?([\d,]+\.\d+)", interval)
+            low, high = (float(sign + digits.replace(",", "")) for sign, digits in ends)
+            expected = "ship" if low > 0 else "stop" if high < 0 else "continue"
+            assert row["decision"] in (expected, "invalid: SRM"), row
+    if slug == "lakepulse-operations":
+        alerts = chart(states, "Anomaly alerts")["rows"]
+        assert alerts and all(PERCENT.match(row["change"]) for row in alerts), alerts
+    if slug in LIVE:
+        # The filter bar shows the window it applies: "2026-12-05T10:13:49 ≤ col < ...T13:13:49".
+        window = " ".join(page.locator('[data-test="time-range-trigger"]').all_inner_texts())
+        ends = re.findall(r"\d{4}-\d\d-\d\dT[\d:]+", window)
+        assert len(ends) == 2, (slug, window)
+        since, until = (datetime.fromisoformat(end) for end in ends)
+        assert until - since == timedelta(hours=LIVE_HOURS), window
+        assert abs(until - datetime.now()) < timedelta(minutes=10), window  # Superset's clock
+        for state in states:
+            applied = queries[state["id"]]["form_data"].get("extra_form_data", {})
+            is_live = state["title"].rsplit(" · ", 1)[0] in LIVE[slug]
+            assert ("time_range" in applied) == is_live, (slug, state["title"], applied)
 
 
 def open_dashboard(page, url: str, slug: str, expected: int, shot: str) -> list[dict]:
@@ -194,6 +293,12 @@ def open_dashboard(page, url: str, slug: str, expected: int, shot: str) -> list[
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
     return states
+
+
+def keep_chart_query(request, queries: dict[int, dict]) -> None:
+    if "/api/v1/chart/data" in request.url and request.method == "POST":
+        body = request.post_data_json
+        queries[body["form_data"]["slice_id"]] = body
 
 
 def login(page, url: str, user: str, password: str) -> None:
@@ -232,8 +337,11 @@ def test_each_tenant_sees_every_dashboard_drawn_with_its_own_data_only(superset)
                 (PREDICTING, "acme", ["lakepulse-predictions"]),
             ):
                 context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                context.add_init_script(CANVAS_TEXT)
                 page = context.new_page()
                 login(page, url, tenant, passwords[tenant])
+                queries: dict[int, dict] = {}  # chart id -> the query it sent for its data
+                page.on("request", lambda r, q=queries: keep_chart_query(r, q))
                 for slug in slugs:
                     expected = DASHBOARDS[slug]
                     states = open_dashboard(
@@ -246,6 +354,7 @@ def test_each_tenant_sees_every_dashboard_drawn_with_its_own_data_only(superset)
                             assert marker not in state["text"].lower(), (slug, state)
                         # The tenant column shows only this tenant, never the other one.
                         assert other not in state["text"], (slug, state)
+                    check_formatting(slug, states, page, queries)
                 # The other tenant's dashboards are not even reachable: Superset answers the
                 # page itself with 404 and renders its own "Page not found" (waited for, not a
                 # fixed pause), so no chart can follow.
