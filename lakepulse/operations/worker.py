@@ -195,23 +195,35 @@ class PipelineWorker:
                 installed = self._timed("prepare", lambda: prepare_dbt(settings))
                 plan = tier_plan(self.dbt.manifest_path())
                 defined = {trigger.model for trigger in installed.definitions.triggers}
-                for tier in self.due(latest, time.monotonic()):
-                    first = tier.name not in self.built_through
-                    if not (first or tier.every_s == 0) and self.turn is not None:
-                        continue  # one slower turn at a time; this one waits for it
-                    steps = self._tier_steps(tier, plan, defined)
-                    self.built_through[tier.name] = latest
-                    self.built_at[tier.name] = time.monotonic()
-                    if first or tier.every_s == 0:
-                        self._take(tier.name, steps, all_steps=True)
-                    else:
-                        self.turn = (tier.name, steps)
-                        break  # its first step below, after the faster tiers
+                now = time.monotonic()
+                waiting = []  # slower tiers due, whose turn is spread over cycles
+                for tier in self.due(latest, now):
+                    if tier.name in self.built_through and tier.every_s > 0:
+                        waiting.append(tier)
+                        continue
+                    steps = self._start(tier, plan, defined, latest)
+                    self._take(tier.name, steps, all_steps=True)  # live, or a first turn: whole
+                if waiting and self.turn is None:
+                    # The most overdue for its cadence goes first (the slower on a tie): the
+                    # session tier, due again as soon as its turn ends, never starves the daily.
+                    tier = max(
+                        waiting,
+                        key=lambda t: ((now - self.built_at[t.name]) / t.every_s, t.every_s),
+                    )
+                    self.turn = (tier.name, self._start(tier, plan, defined, latest))
                 if self.turn is not None:
                     self._take(*self.turn, all_steps=False)
             except Exception as error:  # reported, and the next cycle tries again
                 report.error = f"{type(error).__name__}: {error}"
             return report
+
+    def _start(
+        self, tier: Tier, plan: TierPlan, defined: set[str], latest: str | None
+    ) -> Iterator[None]:
+        """Begin a tier's turn as of the landing file ``latest``: its steps, to be taken."""
+        self.built_through[tier.name] = latest
+        self.built_at[tier.name] = time.monotonic()
+        return self._tier_steps(tier, plan, defined)
 
     def _take(self, tier: str, steps: Iterator[None], all_steps: bool) -> None:
         """Run the next step of a tier's turn (every step with ``all_steps``). A failed step
@@ -269,15 +281,14 @@ class PipelineWorker:
             failure = self._timed("checks:marts", lambda: _mart_failure(settings))
             if failure:
                 raise RuntimeError(failure)  # BI keeps the last good tables
+        yield  # the publish and the firing: one step
         if settings.pg_url and marts:
-            yield
             published = self._timed(
                 f"publish:{tier.name}",
                 lambda: publish(settings, settings.pg_url, marts, source=warehouse),
             )
             self.report.published.update({**published.rows, **published.deltas})
         if plan.of(tier.name) & defined:  # a tier without triggers has nothing to fire
-            yield
             fired = self._timed(
                 f"fire:{tier.name}",
                 lambda: fire(settings, models=plan.of(tier.name), source=warehouse),

@@ -98,7 +98,7 @@ def test_a_slower_tiers_turn_is_spread_over_cycles_a_step_each(
     settings, tenant, second_tenant, fresh_database
 ):
     """The live tier waits for at most one step of a session turn: its build in one cycle, its
-    publish in the next, and so on, while live marts go out in every cycle."""
+    publish (and firing) in the next, while live marts go out in every cycle."""
     import dataclasses
 
     settings = dataclasses.replace(settings, pg_url=fresh_database)
@@ -125,8 +125,26 @@ def test_a_slower_tiers_turn_is_spread_over_cycles_a_step_each(
         report = worker.cycle()
         assert report.error is None and report.tiers == []
         steps.append([stage for stage in report.stages if stage.endswith(":session")])
-    assert steps[0] == ["publish:session"] and all(len(step) == 1 for step in steps), steps
+    assert steps and steps[0][0] == "publish:session", steps  # its firing comes with it
+    assert all("dbt:session" not in step for step in steps), steps
     assert published(fresh_database, sessions) > sessions_before
+
+
+def test_a_tier_due_again_at_once_does_not_starve_a_slower_one(settings, tenant, second_tenant):
+    """With events landing all the time the session tier is due again as soon as its turn
+    ends; the daily tier, waiting longer for its cadence, still gets the next turn."""
+    tiers = (Tier("live", 0.0, 15.0), Tier("session", 0.01, 60.0), Tier("daily", 0.01, 600.0))
+    start = datetime.now(UTC) - timedelta(hours=2)
+    land_simulated(settings, 300, seed=3, start=start)
+    worker = PipelineWorker(settings, tiers=tiers)
+    assert worker.cycle().tiers == ["live", "session", "daily"]
+    turns = []
+    for seed in range(10, 16):
+        land_simulated(settings, 20, seed=seed, start=start, count=False)
+        report = worker.cycle()
+        assert report.error is None
+        turns += [tier for tier in report.tiers if tier != "live"]
+    assert turns[:2] == ["session", "daily"], turns
 
 
 def test_a_load_failing_the_bronze_suite_builds_nothing_until_a_good_one(settings, tenant):
