@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import psutil
@@ -221,6 +222,18 @@ def chart(states: list[dict], title: str) -> dict:
     return found
 
 
+def drawn_text(page, title: str, complete, seconds: float = 60.0) -> list[str]:
+    """The text the chart ``title`` has drawn on its canvas, read again until ``complete`` says
+    it is all there or ``seconds`` pass: ECharts draws a funnel's labels only when its
+    animation ends, which on a loaded machine comes after the chart counts as drawn."""
+    deadline = time.monotonic() + seconds
+    while True:
+        texts = chart(chart_states(page), title)["drawnText"]
+        if complete(texts) or time.monotonic() > deadline:
+            return texts
+        page.wait_for_timeout(250)
+
+
 def check_formatting(slug: str, states: list[dict], page, queries: dict[int, dict]) -> None:
     """What a person reads on the dashboard is formatted: no raw float in any chart, and on each
     dashboard the charts that had them show percentages with %, money with $, the funnel's
@@ -233,13 +246,22 @@ def check_formatting(slug: str, states: list[dict], page, queries: dict[int, dic
         kpis = chart(states, "Campaign KPIs")["rows"]
         assert kpis and all(PERCENT.match(row["24 h return rate"]) for row in kpis), kpis
         assert all(row["revenue, first 4 h"].startswith("$") for row in kpis), kpis
-        revenue = chart(states, "Revenue since launch")["drawnText"]
+        revenue = drawn_text(
+            page, "Revenue since launch", lambda texts: any(t.startswith("$") for t in texts)
+        )
         assert any(text.startswith("$") for text in revenue), revenue
-        live = chart(states, "Live 5-minute conversion")["drawnText"]
+        live = drawn_text(
+            page, "Live 5-minute conversion", lambda texts: any(PERCENT.match(t) for t in texts)
+        )
         assert any(PERCENT.match(t) for t in live), live
         # Each step's users and its share of the previous step's: "170 (54.14%)".
-        funnel = chart(states, "Purchase funnel (users, % of the previous step)")["drawnText"]
-        steps = [re.fullmatch(r"([\d,]+) \((\d+\.\d+)%\)", text) for text in funnel]
+        step_label = re.compile(r"([\d,]+) \((\d+\.\d+)%\)")
+        funnel = drawn_text(
+            page,
+            "Purchase funnel (users, % of the previous step)",
+            lambda texts: sum(bool(step_label.fullmatch(t)) for t in texts) >= 4,
+        )
+        steps = [step_label.fullmatch(text) for text in funnel]
         users = [int(m[1].replace(",", "")) for m in steps if m]
         shares = [float(m[2]) for m in steps if m]
         assert len(users) == 4 and users == sorted(users, reverse=True), funnel
