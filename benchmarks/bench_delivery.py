@@ -27,8 +27,8 @@ import yaml
 from deltalake import write_deltalake
 
 from lakepulse.core.settings import Settings, disable_telemetry
+from lakepulse.demo.sink import WebhookSink
 from lakepulse.triggers import delivery
-from lakepulse.triggers.sink import WebhookSink
 from lakepulse.warehouse.trigger_tables import FIRINGS_SCHEMA, ensure_trigger_tables
 
 CONCURRENCY = 4

@@ -148,7 +148,7 @@ def services(settings: Settings, rate: float, with_bi: bool = True) -> list[Serv
             [
                 sys.executable,
                 "-m",
-                "lakepulse.triggers.sink",
+                "lakepulse.demo.sink",
                 "--port",
                 str(sink_port()),
                 "--secret",

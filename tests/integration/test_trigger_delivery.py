@@ -22,8 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from lakepulse.core.settings import PROJECT_ROOT
+from lakepulse.demo.sink import WebhookSink
 from lakepulse.triggers.delivery import deliver_pass, requeue_dead
-from lakepulse.triggers.sink import WebhookSink
 from tests.delivery_support import (
     contract_arm,
     delivery_rows,
@@ -363,7 +363,7 @@ def test_the_demo_points_every_destination_at_the_local_sink(settings, tmp_path)
         [
             sys.executable,
             "-m",
-            "lakepulse.triggers.sink",
+            "lakepulse.demo.sink",
             "--port",
             str(port),
             "--secret",

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 import yaml
 
+from lakepulse.demo.sink import WebhookSink
 from lakepulse.triggers.delivery import deliver_pass
-from lakepulse.triggers.sink import WebhookSink
 from tests.conftest import land_simulated
 from tests.delivery_support import webhook, write_firings
 

@@ -232,7 +232,7 @@ def test_the_worker_fires_a_live_alert_and_delivers_it_on_its_own_thread(
 
     import yaml
 
-    from lakepulse.triggers.sink import WebhookSink
+    from lakepulse.demo.sink import WebhookSink
     from tests.delivery_support import webhook
     from tests.integration.test_incremental_marts import land
 

@@ -2,7 +2,7 @@
 
 import socket
 
-from lakepulse.triggers.sink import WebhookSink
+from lakepulse.demo.sink import WebhookSink
 from tests.waiting import wait_until
 
 

@@ -3,7 +3,7 @@ benchmark posts to. It records every request, answers a scripted sequence of sta
 ``default_status``), can wait before answering or never answer, and, given the destination's
 secret, says whether each signature verified.
 
-Run alone: ``python -m lakepulse.triggers.sink [--port N] [--secret S]`` prints its URL and one
+Run alone: ``python -m lakepulse.demo.sink [--port N] [--secret S]`` prints its URL and one
 line per delivery.
 """
 
