@@ -150,7 +150,7 @@ def main() -> None:
         # Idle cost, over the history just written (n firings, their delivery rows).
         scans, memo = [], []
         for _ in range(args.empty_passes):
-            delivery._QUIET.clear()
+            delivery.state.QUIET.clear()
             started = time.perf_counter()
             assert delivery.deliver_pass(settings, triggers_path=triggers, env=ENV).due == 0
             scans.append(time.perf_counter() - started)

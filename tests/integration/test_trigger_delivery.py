@@ -483,9 +483,9 @@ def test_a_malformed_firing_does_not_stop_the_others(settings, tmp_path):
 def test_the_state_table_is_compacted_and_keeps_its_history(settings, tmp_path, monkeypatch):
     from deltalake import DeltaTable
 
-    from lakepulse.triggers import delivery
+    from lakepulse.triggers.delivery import state
 
-    monkeypatch.setattr(delivery, "COMPACT_EVERY_COMMITS", 2)
+    monkeypatch.setattr(state, "COMPACT_EVERY_COMMITS", 2)
     with WebhookSink(statuses=[503, 503, 503]) as sink:
         triggers = write_triggers_file(tmp_path, {"hook": webhook(sink.url)})
         write_firings(settings, [firing(1)])

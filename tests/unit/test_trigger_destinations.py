@@ -163,3 +163,23 @@ def test_the_signature_is_hmac_sha256_of_the_exact_body():
     body = webhook_body(firing, None)
     assert sign(body, "key") == "sha256=" + hmac.new(b"key", body, hashlib.sha256).hexdigest()
     assert sign(body + b" ", "key") != sign(body, "key")
+
+
+def test_every_destination_type_has_a_renderer_and_every_renderer_a_type():
+    """A type validation accepts but no renderer sends would dead-letter every firing to it."""
+    from lakepulse.triggers.delivery import RENDERERS
+    from lakepulse.triggers.destinations import FIELDS
+
+    assert set(RENDERERS) == {"webhook", "slack", "email"}
+    assert set(RENDERERS) == set(FIELDS)
+
+
+def test_an_unknown_destination_type_is_a_dead_letter_that_names_it(tmp_path):
+    """The registry, not an if-chain, picks the renderer: a type with none is never sent."""
+    from lakepulse.triggers.delivery import attempt
+    from lakepulse.triggers.destinations import Destination
+
+    fax = Destination(name="fax", type="fax", fields={}, base_dir=tmp_path)
+    outcome = attempt(fax, {"firing_id": "f1"}, None, {})
+    assert not outcome.delivered and not outcome.retryable
+    assert outcome.error == "KeyError: 'fax'"
