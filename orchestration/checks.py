@@ -6,6 +6,7 @@ PostgreSQL does not run, so BI keeps the last good tables.
 """
 
 import warnings
+from collections.abc import Iterable
 from datetime import timedelta
 
 from dagster import (
@@ -21,7 +22,6 @@ from dagster import (
     build_sensor_for_freshness_checks,
 )
 
-from lakepulse.warehouse.publish import MARTS
 from orchestration.assets.serving import PUBLISH_FIRST
 from orchestration.resources import LakepulseResource
 
@@ -103,13 +103,13 @@ FRESHNESS_SENSOR_INTERVAL_S = 120
 _SUPERSEDED = {"action": "ignore", "message": ".*superseded.*"}
 
 
-def build_freshness_checks() -> list[AssetChecksDefinition]:
-    """A mart more than 5 minutes behind is shown stale (a warning on its check)."""
+def build_freshness_checks(served: Iterable[str]) -> list[AssetChecksDefinition]:
+    """A served mart more than 5 minutes behind is shown stale (a warning on its check)."""
     with warnings.catch_warnings():
         warnings.filterwarnings(**_SUPERSEDED)
         return list(
             build_last_update_freshness_checks(
-                assets=[AssetKey([mart]) for mart in MARTS],
+                assets=[AssetKey([mart]) for mart in served],
                 lower_bound_delta=timedelta(minutes=FRESHNESS_MINUTES),
             )
         )

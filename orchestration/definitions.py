@@ -7,6 +7,7 @@ from dagster_dlt import DagsterDltResource
 
 from lakepulse.core.settings import Settings
 from lakepulse.operations.rebuild import ensure_sources
+from lakepulse.warehouse.publish import served_marts
 from orchestration.assets.bronze import build_bronze_assets, landing_log_spec
 from orchestration.assets.dbt import build_dbt_assets
 from orchestration.assets.maintenance import compaction, retention
@@ -41,9 +42,10 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     project = dbt_project_for(settings)
     bronze = build_bronze_assets(settings)
     models = build_dbt_assets(project, settings)
-    serving = [build_publish_asset(settings.pg_url)] if settings.pg_url else []
+    served = served_marts(project.manifest_path)
+    serving = [build_publish_asset(settings.pg_url, served)] if settings.pg_url else []
     pipeline_assets = [triggers_yml, bronze, models, *serving, *build_trigger_assets(settings)]
-    freshness = build_freshness_checks()
+    freshness = build_freshness_checks(served)
     ingest_and_build = build_ingest_and_build_job(*pipeline_assets, leave_out=tuple(freshness))
     return dg.Definitions(
         assets=[

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakepulse.warehouse.publish import MARTS
+from lakepulse.warehouse.publish.marts import ServedMart, served_marts_of
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,12 @@ class TierPlan:
 
     models: dict[str, str]
     """Model name -> tier."""
+    served: dict[str, ServedMart]
+    """The marts published to PostgreSQL (their YAML's ``meta: publish:``)."""
 
-    def marts(self, tier: str) -> dict[str, tuple[str, ...]]:
-        """The published marts (:data:`MARTS`) built in ``tier``, with their index columns."""
-        return {mart: index for mart, index in MARTS.items() if self.models.get(mart) == tier}
+    def marts(self, tier: str) -> dict[str, ServedMart]:
+        """The published marts built in ``tier``."""
+        return {name: mart for name, mart in self.served.items() if self.models.get(name) == tier}
 
     def of(self, tier: str) -> set[str]:
         """The models built in ``tier`` (a trigger fires in the tier of its candidate model)."""
@@ -72,5 +74,6 @@ def _plan(manifest_path: Path, written_ns: int) -> TierPlan:
             node["name"]: node["config"].get("meta", {}).get("tier", "")
             for node in manifest["nodes"].values()
             if node["resource_type"] == "model"
-        }
+        },
+        served_marts_of(manifest),
     )

@@ -128,7 +128,7 @@ def cycle(settings, pg_url: str, kill: tuple[str, str] | None = None) -> str:
 def published(pg_url: str) -> dict[str, list]:
     """Every published mart's rows, but the history of experiment snapshots (one a build:
     NOT_REBUILT, and each result's snapshot time and count), as in ``warehouse_tables``."""
-    from lakepulse.warehouse.publish import MARTS
+    from tests.served import MARTS
 
     marts = {}
     with psycopg.connect(pg_url) as conn:

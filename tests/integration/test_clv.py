@@ -24,8 +24,7 @@ import pytest
 from lakepulse.core.settings import PROJECT_ROOT
 from lakepulse.demo import history
 from lakepulse.operations.predict import fit_predictions
-from lakepulse.warehouse import publish as publish_module
-from lakepulse.warehouse.publish import create_tenant_login, publish
+from lakepulse.warehouse.publish import ServedMart, create_tenant_login, publish
 from orchestration.definitions import build_definitions
 
 pytestmark = pytest.mark.integration
@@ -189,7 +188,7 @@ def test_predict_cli_and_only_customer_level_logins_read_the_predictions(
         conn.execute("drop database if exists clv_test")
         conn.execute("create database clv_test")
     url = with_db(postgres_url, "clv_test")
-    published = publish(settings, url, {m: MARTS_INDEX[m] for m in MARTS_INDEX})
+    published = publish(settings, url, PREDICTION_MARTS)
     assert published.rows == {"mart_clv_model": 4, "mart_customer_predictions": 500}
 
     def login(tenant: str, customer_level: bool) -> psycopg.Connection:
@@ -217,4 +216,12 @@ def with_db(url: str, dbname: str, user: str | None = None) -> str:
     return urlunsplit((parts.scheme, netloc, f"/{dbname}", parts.query, parts.fragment))
 
 
-MARTS_INDEX = {m: publish_module.MARTS[m] for m in ("mart_clv_model", "mart_customer_predictions")}
+PREDICTION_MARTS = {
+    "mart_clv_model": ServedMart("mart_clv_model", ("tenant_id", "fitted_at")),
+    "mart_customer_predictions": ServedMart(
+        "mart_customer_predictions",
+        ("tenant_id", "churn_risk"),
+        ("tenant_id", "user_key"),
+        customer_level=True,
+    ),
+}

@@ -17,10 +17,10 @@ from ingestion.landing import LandingLog
 from ingestion.tenants import TenantRegistry
 from lakepulse.core.settings import DBT_PROJECT_DIR
 from lakepulse.demo.simulator import Faults
-from lakepulse.warehouse.publish import MARTS
 from orchestration.checks import build_freshness_checks
 from orchestration.definitions import build_definitions
 from tests.conftest import SIM_CLOCK, land_simulated
+from tests.served import MARTS
 
 pytestmark = pytest.mark.integration
 
@@ -161,7 +161,7 @@ def test_retention_compaction_erasure_and_replay(settings, workspace, ops, monke
 def test_freshness_check_shows_a_mart_stale_after_five_minutes(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        checks = build_freshness_checks()
+        checks = build_freshness_checks(MARTS)
     job = dg.define_asset_job("freshness", selection=dg.AssetSelection.all_asset_checks())
     defs = dg.Definitions(
         assets=[dg.AssetSpec(mart) for mart in MARTS], asset_checks=checks, jobs=[job]

@@ -31,7 +31,7 @@ COLUMNS = {
     "step_number, users",
 }
 SWAPPED = "mart_funnel_conversion"
-"""A mart published by a copy swapped in (not a delta: no unique key in DELTA_KEYS)."""
+"""A mart published by a copy swapped in (not a delta: no `delta_key` in its YAML)."""
 
 
 @pytest.fixture

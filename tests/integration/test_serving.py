@@ -12,14 +12,7 @@ import pytest
 
 from lakepulse.core.settings import Settings
 from lakepulse.demo.simulator import Faults
-from lakepulse.warehouse.publish import (
-    CUSTOMER_LEVEL_MARTS,
-    DELTA_KEYS,
-    FRESHNESS_TABLE,
-    MARTS,
-    create_tenant_login,
-    publish,
-)
+from lakepulse.warehouse.publish import FRESHNESS_TABLE, create_tenant_login, publish
 from tests.conftest import (
     SIM_CLOCK,
     Workspace,
@@ -27,6 +20,7 @@ from tests.conftest import (
     land_simulated,
     record_anomaly_alerts,
 )
+from tests.served import CUSTOMER_LEVEL_MARTS, DELTA_KEYS, MARTS
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

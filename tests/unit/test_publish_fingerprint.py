@@ -2,7 +2,7 @@
 its row count does, and not with its row order."""
 
 from lakepulse.core.duck import connect
-from lakepulse.warehouse.publish import _fingerprint
+from lakepulse.warehouse.publish import fingerprint
 
 
 def fingerprint_of(rows: str) -> str:
@@ -11,7 +11,7 @@ def fingerprint_of(rows: str) -> str:
         duck.execute("attach ':memory:' as wh")
         duck.execute("create schema wh.marts")
         duck.execute(f"create table wh.marts.m as select * from (values {rows}) v(tenant_id, n)")
-        return _fingerprint(duck, "m")
+        return fingerprint(duck, "m")
     finally:
         duck.close()
 
