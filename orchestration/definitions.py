@@ -1,4 +1,10 @@
-"""The single Dagster entry point (``workspace.yaml`` loads this module)."""
+"""The single Dagster entry point (``workspace.yaml`` loads this module).
+
+Loading it has no side effects (``tests/integration/test_definitions_load.py``): every Dagster
+process loads these definitions (webserver, daemon, each run and sensor evaluation), so the
+load only reads: the manifest (parsed in memory when there is no fresh one), the triggers
+file, the settings. Directories and source tables are made when a run starts
+(:meth:`LakepulseResource.setup_for_execution`), the manifest on disk by the builds."""
 
 from __future__ import annotations
 
@@ -6,8 +12,8 @@ import dagster as dg
 from dagster_dlt import DagsterDltResource
 
 from lakepulse.core.settings import Settings
-from lakepulse.operations.rebuild import ensure_sources
-from lakepulse.warehouse.publish import served_marts
+from lakepulse.warehouse.dbt import parsed_manifest
+from lakepulse.warehouse.publish import served_marts_of
 from orchestration.assets.bronze import build_bronze_assets, landing_log_spec
 from orchestration.assets.dbt import build_dbt_assets
 from orchestration.assets.maintenance import compaction, retention
@@ -31,22 +37,26 @@ from orchestration.jobs import (
 )
 from orchestration.resources import LakepulseResource, dbt_project_for, dbt_resource
 from orchestration.schedules import compaction_schedule, predictions_schedule, retention_schedule
-from orchestration.sensors import build_landing_sensor, build_worker_sensor
+from orchestration.sensors import (
+    build_landing_sensor,
+    build_retention_rebuild_sensor,
+    build_worker_sensor,
+)
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Everything lakepulse runs, for one data directory (``LAKEPULSE_HOME``)."""
     settings = settings or Settings.from_env()
-    settings.ensure_dirs()
-    ensure_sources(settings)
     project = dbt_project_for(settings)
+    manifest = parsed_manifest(settings)
     bronze = build_bronze_assets(settings)
-    models = build_dbt_assets(project, settings)
-    served = served_marts(project.manifest_path)
+    models = build_dbt_assets(project, settings, manifest)
+    served = served_marts_of(manifest)
     serving = [build_publish_asset(settings.pg_url, served)] if settings.pg_url else []
     pipeline_assets = [triggers_yml, bronze, models, *serving, *build_trigger_assets(settings)]
     freshness = build_freshness_checks(served)
     ingest_and_build = build_ingest_and_build_job(*pipeline_assets, leave_out=tuple(freshness))
+    replay = build_replay_job(models, *serving)
     return dg.Definitions(
         assets=[
             landing_log_spec,
@@ -64,7 +74,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         ],
         jobs=[
             ingest_and_build,
-            build_replay_job(models, *serving),
+            replay,
             retention_job,
             compaction_job,
             erase_user_job,
@@ -74,8 +84,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         schedules=[retention_schedule, compaction_schedule, predictions_schedule],
         sensors=[
             build_worker_sensor(pipeline_worker_job, settings),
-            build_landing_sensor(ingest_and_build, settings),
+            build_landing_sensor(ingest_and_build.name, settings),
             build_freshness_sensor(freshness),
+            build_retention_rebuild_sensor(replay.name),
         ],
         # Every job in one process, the implicit one the freshness sensor launches included: a
         # subprocess per step re-imports Dagster and our code (~5-10 s of CPU each time).

@@ -30,11 +30,17 @@ def apply_retention(settings: Settings, policy: RetentionPolicy | None = None) -
         }
 
 
-def rebuild_after_retention(settings: Settings, removed: dict[str, dict]) -> bool:
+def rebuild_needed(removed: dict[str, dict]) -> bool:
     """Incremental models keep what they were built from, so bronze events dropped by
-    retention would live on in the warehouse: when any were dropped, rebuild from bronze (a
-    full refresh; nightly, with the retention schedule). Returns whether it rebuilt."""
-    if not removed.get("bronze_events", {}).get("rows_removed"):
+    retention would live on in the warehouse until a rebuild from bronze (a full refresh)."""
+    return bool(removed.get("bronze_events", {}).get("rows_removed"))
+
+
+def rebuild_after_retention(settings: Settings, removed: dict[str, dict]) -> bool:
+    """The rebuild :func:`rebuild_needed` asks for, here and now (``lakepulse retention``;
+    Dagster requests it as a run of the asset graph instead, so the blocking mart checks
+    gate its publish). Returns whether it rebuilt."""
+    if not rebuild_needed(removed):
         return False
     rebuild(settings, full_refresh=True, capture=True)
     return True

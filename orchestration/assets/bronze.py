@@ -1,11 +1,15 @@
 """Bronze layer: the dlt load from the landing log into Delta ``raw.events`` and
 ``raw.events_rejected``."""
 
+import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, AssetSpec
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
+from dlt import Pipeline
 
 from ingestion.pipeline import bronze_pipeline, bronze_source, prepared_bronze_pipeline
 from lakepulse.core.settings import Settings
@@ -46,10 +50,21 @@ class BronzeTranslator(DagsterDltTranslator):
         )
 
 
+def _spec_pipeline(settings: Settings, scratch: str) -> Pipeline:
+    """The bronze pipeline as dagster-dlt reads it when the definitions load (its name and
+    destination type, for the asset specs), with its working folder under ``scratch``: dlt
+    makes that folder when a pipeline object is made, and loading the definitions must leave
+    no trace. The runs use the real one (:func:`prepared_bronze_pipeline`)."""
+    return bronze_pipeline(replace(settings, home=Path(scratch)))
+
+
 def build_bronze_assets(settings: Settings) -> AssetsDefinition:
+    with tempfile.TemporaryDirectory(prefix="lakepulse-specs-") as scratch:
+        spec_pipeline = _spec_pipeline(settings, scratch)
+
     @dlt_assets(
         dlt_source=bronze_source(settings),
-        dlt_pipeline=bronze_pipeline(settings),
+        dlt_pipeline=spec_pipeline,
         name="bronze_load",
         dagster_dlt_translator=BronzeTranslator(),
         op_tags={"lakepulse/stage": "ingest"},

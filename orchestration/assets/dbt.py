@@ -16,6 +16,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from lakepulse.core.settings import Settings
 from lakepulse.operations.rebuild import finish_build, pipeline_turn, prepare_build
+from lakepulse.warehouse.dbt import ensure_manifest
 from lakepulse.warehouse.schema_drift import migration_message
 
 OWNER = "team:analytics-engineering"
@@ -74,9 +75,13 @@ class DbtBuildConfig(Config):
     full_refresh: bool = False
 
 
-def build_dbt_assets(project: DbtProject, settings: Settings) -> AssetsDefinition:
+def build_dbt_assets(
+    project: DbtProject, settings: Settings, manifest: Mapping[str, Any]
+) -> AssetsDefinition:
+    """Every dbt node of ``manifest`` (read, not written, by the caller) as an asset."""
+
     @dbt_assets(
-        manifest=project.manifest_path,
+        manifest=manifest,
         project=project,
         dagster_dbt_translator=LakepulseDbtTranslator(),
         name="dbt_models",
@@ -91,9 +96,12 @@ def build_dbt_assets(project: DbtProject, settings: Settings) -> AssetsDefinitio
                 config.full_refresh,
                 on_migrate=lambda drifts: context.log.warning(migration_message(drifts)),
             )
-            # Artifacts in this data directory's target, beside the partial-parse state our
-            # parse left there under the same profile: dbt re-reads only what changed (a full
-            # parse is ~4 s) and no per-run target folder piles up in the project.
+            # This data directory's parse, when the project changed since (loading the
+            # definitions writes nothing, so a fresh home has none yet), then artifacts in the
+            # same target, beside the partial-parse state it left under the same profile: dbt
+            # re-reads only what changed (a full parse is ~4 s) and no per-run target folder
+            # piles up in the project.
+            ensure_manifest(settings)
             invocation = dbt.cli(args, context=context, target_path=settings.dbt_target_dir)
             for event in invocation.stream():
                 # Tests that are not asset checks arrive as observations: the run's log and

@@ -7,22 +7,28 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 
 from lakepulse.core.settings import BRONZE_TABLES, RetentionPolicy
 from lakepulse.operations.compaction import compact_and_vacuum
-from lakepulse.operations.retention import apply_retention, rebuild_after_retention
+from lakepulse.operations.retention import apply_retention, rebuild_needed
 from orchestration.resources import LakepulseResource
 
 BRONZE_KEYS = [AssetKey(["raw", table]) for table in BRONZE_TABLES]
+RETENTION_KEY = AssetKey(["maintenance", "retention"])
+REBUILD_NEEDED = "rebuild_needed"
+"""Metadata of a retention materialization: events were dropped, the marts must be rebuilt
+from bronze (``retention_rebuild_sensor`` requests that run)."""
 OWNER = "team:data-platform"
 
 
 @asset(
-    key=AssetKey(["maintenance", "retention"]),
+    key=RETENTION_KEY,
     deps=[AssetKey(["landing", "log"]), *BRONZE_KEYS, AssetKey(["fct_experiment_snapshots"])],
     group_name="maintenance",
     owners=[OWNER],
     description="Drops what is older than its policy (LAKEPULSE_RETENTION_<NAME>_DAYS): bronze "
     "event-date partitions, rejected events, loaded landing files, dlt's load records and old "
-    "experiment snapshots; rebuilds the models from bronze when events were dropped (incremental "
-    "models would keep them). Metadata: what was removed per table.",
+    "experiment snapshots. When events were dropped (incremental models would keep them), "
+    "retention_rebuild_sensor requests a run of replay_marts: every model rebuilt from bronze, "
+    "then published, with the blocking mart checks between them. Metadata: what was removed "
+    "per table, and rebuild_needed.",
 )
 def retention(context: AssetExecutionContext, lakepulse: LakepulseResource) -> MaterializeResult:
     policy = RetentionPolicy.from_env()
@@ -30,7 +36,7 @@ def retention(context: AssetExecutionContext, lakepulse: LakepulseResource) -> M
     context.log.info(f"retention: {removed}")
     metadata: dict = {
         "policy_days": MetadataValue.json(vars(policy)),
-        "marts_rebuilt": rebuild_after_retention(lakepulse.settings, removed),
+        REBUILD_NEEDED: rebuild_needed(removed),
     }
     for name, result in removed.items():
         metadata[name] = MetadataValue.json(result)

@@ -64,9 +64,13 @@ def triggers_yml_valid() -> AssetCheckResult:
 
 
 def build_trigger_assets(settings: Settings):
-    """One asset per running trigger, after the dbt model its candidates come from."""
-    install(settings)
-    definitions = running(settings)
+    """One asset per trigger, after the dbt model its candidates come from: the triggers
+    file's when it is valid (what the next run installs), else the last installed. Read only:
+    loading the definitions installs nothing (the triggers_yml asset and every build do)."""
+    try:
+        definitions = load()
+    except TriggerDefinitionError:
+        definitions = running(settings)
     if not definitions.triggers:
         return []
     specs = [

@@ -131,6 +131,25 @@ def test_retention_compaction_erasure_and_replay(settings, workspace, ops, monke
     assert workspace.sql("select count(*) from raw.events")[0][0] == total - old_rows
     assert workspace.sql("select count(*) from raw.events_rejected")[0][0] == 1
 
+    # The marts still hold the dropped events (incremental models keep what they were built
+    # from) until the rebuild retention asks for: a run of the asset graph, requested by the
+    # retention sensor, whose blocking mart checks run between the build and the publish.
+    cutoff = (NOW - dt.timedelta(days=30)).date()
+    old_sessions = f"select count(*) from marts.fct_sessions where session_date < '{cutoff}'"
+    assert meta["rebuild_needed"] is True
+    assert workspace.sql(old_sessions)[0][0] > 0
+    sensor = defs.get_sensor_def("retention_rebuild_sensor")
+    with dg.build_sensor_context(instance=instance, definitions=defs) as context:
+        [request] = sensor.evaluate_tick(context).run_requests
+    assert sensor.job_name == "replay_marts"
+    rebuilt = defs.resolve_job_def(sensor.job_name).execute_in_process(
+        instance=instance, tags=request.tags
+    )
+    assert rebuilt.success
+    assert workspace.sql(old_sessions)[0][0] == 0
+    checked = {e.check_name for e in rebuilt.get_asset_check_evaluations()}
+    assert {"mart_funnel_conversion_quality", "mart_cohort_retention_quality"} <= checked
+
     # Compaction: the loads' small files (one per load and day) become fewer, larger ones.
     land_simulated(settings, 3_000, seed=5, faults=Faults(), count=False)
     workspace.ingest()

@@ -76,10 +76,11 @@ def test_the_issues_models_are_in_their_tiers(settings, manifest):
 
 
 def test_dagster_shows_each_models_tier(settings):
+    from lakepulse.warehouse.dbt import parsed_manifest
     from orchestration.assets.dbt import TIER_TAG, build_dbt_assets
     from orchestration.resources import dbt_project_for
 
-    assets = build_dbt_assets(dbt_project_for(settings), settings)
+    assets = build_dbt_assets(dbt_project_for(settings), settings, parsed_manifest(settings))
     tags = {key.path[-1]: spec.tags.get(TIER_TAG) for key, spec in assets.specs_by_key.items()}
     assert tags["mart_event_volume"] == "live"
     assert tags["fct_sessions"] == "session"
