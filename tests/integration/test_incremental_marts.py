@@ -30,6 +30,7 @@ INCREMENTAL = {
     "stg_experiment_exposures",
     "int_identity_map",
     "int_sessionized_events",
+    "int_sessions",
     "fct_sessions",
     "dim_users",
     "int_funnel_events",
@@ -285,7 +286,7 @@ def warehouse_tables(settings) -> dict[str, list[tuple]]:
 def ran_incrementally(settings, model: str) -> bool:
     """The model's last run inserted a batch (replace_scope deletes the batch's scope first,
     append does not), not a rebuild."""
-    [path] = (settings.dbt_target_dir / "run").rglob(f"models/*/{model}.sql")
+    [path] = (settings.dbt_target_dir / "run").rglob(f"models/**/{model}.sql")
     return "insert into" in path.read_text()
 
 

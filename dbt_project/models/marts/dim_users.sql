@@ -5,10 +5,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_scope',
         replace_scope=[{'keys': ['tenant_id', 'user_key']}],
         tombstone_if='sessions is null',
-        on_schema_change='fail',
     )
 }}
 
@@ -16,11 +14,11 @@ with
 
 all_sessions as (
 
-    select * from {{ ref('fct_sessions') }}
+    select * from {{ ref('int_sessions') }}
 
 ),
 
-{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
+{{ affected_users_cte(ref('int_sessions'), ref('int_identity_map')) }}
 
 sessions as (
 
