@@ -14,44 +14,28 @@
     )
 }}
 
-with
-
-sessions as (
-
-    select * from {{ ref('int_sessions') }}
-
-),
-
-{% if is_incremental() -%}
-changed as (
-
+{%- if is_incremental() %}
+{%- set changed %}
     select tenant_id, device_id, min(session_start_at) as changed_from
-    from sessions
+    from {{ ref('int_sessions') }}
     where last_loaded_at > {{ incremental_watermark() }}
     group by tenant_id, device_id
-
-),
-
-final as (
-
-    select sessions.*
-    from sessions
-    inner join changed
-        on sessions.tenant_id = changed.tenant_id
-        and sessions.device_id = changed.device_id
-        and sessions.session_start_at >= changed.changed_from
-
-)
-{%- else -%}
-final as (
-
-    select * from sessions
-
-)
+{%- endset %}
+{#- a literal lower bound too, so the sessions' older row groups are skipped, not joined -#}
+{%- set copy_from = query_literal(
+    "select cast(min(changed_from) as varchar) from (" ~ changed ~ ")", "timestamptz"
+) %}
 {%- endif %}
 
-select * from final
-{%- if not is_incremental() %}
+select sessions.*
+from {{ ref('int_sessions') }} as sessions
+{%- if is_incremental() %}
+inner join ({{ changed }}) as changed
+    on sessions.tenant_id = changed.tenant_id
+    and sessions.device_id = changed.device_id
+    and sessions.session_start_at >= changed.changed_from
+where sessions.session_start_at >= {{ copy_from }}
+{%- else %}
 -- in time order, so the small time ranges later runs read skip most row groups
-order by session_start_at
+order by sessions.session_start_at
 {%- endif %}

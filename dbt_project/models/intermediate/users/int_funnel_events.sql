@@ -21,13 +21,7 @@ all_sessions as (
 
 ),
 
-{{ affected_users_cte(ref('int_sessions'), ref('int_identity_map')) }}
-
-sessions as (
-
-    {{ of_affected_users('all_sessions') }}
-
-),
+{{ affected_sessions_ctes(ref('int_sessions'), ref('int_identity_map'), rows='all_sessions') }}
 
 joined as (
 
