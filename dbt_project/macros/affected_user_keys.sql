@@ -115,3 +115,20 @@ select tenant_id, user_key from {{ affected }}
         and coalesce({{ relation }}.user_id, {{ relation }}.anonymous_id) = scope.user_key
     {%- endif %}
 {%- endmacro %}
+
+{#-
+    The opening that user-level models built from sessions share, written once: the
+    `affected_users_cte` of `sessions` (a relation: int_sessions) and `identity_map`, then
+    `<name> as (...)`, the rows of `rows` (the model's import CTE of the same sessions) that
+    belong to the affected users (`of_affected_users`; every row in a full build), followed by
+    a comma. Place it right after the import CTEs.
+-#}
+{% macro affected_sessions_ctes(sessions, identity_map, rows, name='sessions') -%}
+{{ affected_users_cte(sessions, identity_map) }}
+
+{{ name }} as (
+
+    {{ of_affected_users(rows) }}
+
+),
+{%- endmacro %}

@@ -44,6 +44,7 @@ MODEL_BOUNDARIES = [
     ("after", "stg_events"),
     ("after", "stg_orders"),
     ("after", "int_sessionized_events"),
+    ("after", "int_sessions"),
     ("after", "fct_sessions"),
     ("after", "dim_users"),
     ("after", "int_user_activity_days"),

@@ -30,6 +30,7 @@ INCREMENTAL = {
     "stg_experiment_exposures",
     "int_identity_map",
     "int_sessionized_events",
+    "int_sessions",
     "fct_sessions",
     "dim_users",
     "int_funnel_events",
@@ -203,6 +204,20 @@ ATTRIBUTION = [
 ]
 
 
+# A device whose first session a late event changes while its second does not: int_sessions
+# rebuilds both, the second unchanged (its last_loaded_at kept), and fct_sessions, which copies
+# the devices int_sessions changed from their first changed session, must copy it too.
+SCOPE = "scope"
+SCOPE_EVENTS = [
+    [
+        event("s1", "e1", "page", "Home", at("08:00:00")),
+        event("s2", "e1", "page", "Home", at("09:00:00")),
+    ],
+    [event("s3", "e1", "track", "Product Viewed", at("08:05:00"))],
+    [],
+]
+SCOPE_SESSIONS = [("e1", "20 08:00", 2), ("e1", "20 09:00", 1)]
+
 CLOCK = "clock"
 
 # Hand-built users of tenant "clock", whose clock-relative signals change while they send
@@ -285,7 +300,7 @@ def warehouse_tables(settings) -> dict[str, list[tuple]]:
 def ran_incrementally(settings, model: str) -> bool:
     """The model's last run inserted a batch (replace_scope deletes the batch's scope first,
     append does not), not a rebuild."""
-    [path] = (settings.dbt_target_dir / "run").rglob(f"models/*/{model}.sql")
+    [path] = (settings.dbt_target_dir / "run").rglob(f"models/**/{model}.sql")
     return "insert into" in path.read_text()
 
 
@@ -299,7 +314,8 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
             part
             + [(GOLD, message) for message in golden]
             + [(ATTR, message) for message in ATTRIBUTION[i]]
-            + [(CLOCK, message) for message in CLOCK_EVENTS[i]],
+            + [(CLOCK, message) for message in CLOCK_EVENTS[i]]
+            + [(SCOPE, message) for message in SCOPE_EVENTS[i]],
             # an hour apart, so the loader's 30-minute window does not span two increments
             received=datetime.now(UTC) - timedelta(hours=increments - i),
         )
@@ -388,6 +404,13 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
     ) == [("d2", "20 09:00")]
 
     assert_attribution(workspace)
+    assert (
+        workspace.warehouse_sql(
+            "select device_id, strftime(session_start_at at time zone 'UTC', '%d %H:%M'), events "
+            f"from marts.fct_sessions where tenant_id = '{SCOPE}' order by session_start_at",
+        )
+        == SCOPE_SESSIONS
+    )
 
     # And everything equals a rebuild from bronze.
     incremental = warehouse_tables(settings)

@@ -17,6 +17,7 @@ LIVE_AT_LEAST = {
     "trigger_metric_threshold",
 }
 SESSION_AT_LEAST = {
+    "int_sessions",
     "fct_sessions",
     "dim_users",
     "mart_funnel_conversion",

@@ -5,7 +5,7 @@ with
 
 sessions as (
 
-    select * from {{ ref('fct_sessions') }}
+    select * from {{ ref('int_sessions') }}
     where utm_campaign is not null
 
 ),

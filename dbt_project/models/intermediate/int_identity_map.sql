@@ -7,7 +7,6 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_scope',
         replace_scope=[{'keys': ['tenant_id', 'anonymous_id']}],
     )
 }}

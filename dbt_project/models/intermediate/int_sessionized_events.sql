@@ -11,7 +11,6 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_scope',
         replace_scope=[{'keys': ['tenant_id', 'device_id'], 'since': 'session_start_at'}],
     )
 }}

@@ -3,7 +3,7 @@
 -- Triggers judge time against it, not the wall clock, so a pipeline that falls behind, a
 -- replay or a test with simulated time judges exactly as a live run would have.
 --
--- Read from the events, not from fct_sessions: the clock is in the `live` tier, where the
+-- Read from the events, not from int_sessions: the clock is in the `live` tier, where the
 -- anomaly and metric_threshold kinds judge every few seconds, and a live model never waits for
 -- a slower tier. Incremental: stg_events only ever gains rows (the first copy of a message
 -- wins), so the latest event is the later of the kept clock and the newly loaded events'.
@@ -11,9 +11,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_scope',
         replace_scope=[{'keys': ['tenant_id']}],
-        on_schema_change='fail',
     )
 }}
 

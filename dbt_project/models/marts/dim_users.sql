@@ -5,10 +5,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_scope',
         replace_scope=[{'keys': ['tenant_id', 'user_key']}],
         tombstone_if='sessions is null',
-        on_schema_change='fail',
     )
 }}
 
@@ -16,17 +14,11 @@ with
 
 all_sessions as (
 
-    select * from {{ ref('fct_sessions') }}
+    select * from {{ ref('int_sessions') }}
 
 ),
 
-{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
-
-sessions as (
-
-    {{ of_affected_users('all_sessions') }}
-
-),
+{{ affected_sessions_ctes(ref('int_sessions'), ref('int_identity_map'), rows='all_sessions') }}
 
 users as (
 

@@ -23,7 +23,15 @@ from lakepulse.analytics import experiments
 
 
 def model(dbt, session):
-    dbt.config(materialized="incremental", full_refresh=False)
+    # A history that only grows (append, not the project's replace_scope); a column it gains
+    # is left out of the old table rather than stopping the build, as before the project set
+    # `on_schema_change: fail` for the marts.
+    dbt.config(
+        materialized="incremental",
+        incremental_strategy="append",
+        on_schema_change="ignore",
+        full_refresh=False,
+    )
     arms = dbt.ref("int_experiment_arm_moments").df()
     previous: dict[tuple, dict] = {}
     if dbt.is_incremental:

@@ -20,12 +20,7 @@ deliveries as (
 targets as (
 
     select
-        firing_id,
-        tenant_id,
-        trigger,
-        kind,
-        user_id,
-        fired_at,
+        firing_id, tenant_id, trigger, kind, user_id, fired_at,
         unnest(from_json(destinations, '["VARCHAR"]')) as destination
     from firings
     where arm = 'treatment' and json_valid(destinations)

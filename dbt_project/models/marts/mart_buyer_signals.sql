@@ -44,7 +44,7 @@ clocks as (
 
 ),
 
-{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
+{{ affected_users_cte(ref('int_sessions'), ref('int_identity_map')) }}
 
 {%- if is_incremental() %}
 

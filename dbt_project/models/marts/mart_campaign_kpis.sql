@@ -19,7 +19,7 @@ campaigns as (
 
 sessions as (
 
-    select * from {{ ref('fct_sessions') }}
+    select * from {{ ref('int_sessions') }}
 
 ),
 

@@ -15,9 +15,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_scope',
         replace_scope=[{'keys': ['tenant_id'], 'since': 'window_end_at'}],
-        on_schema_change='fail',
     )
 }}
 

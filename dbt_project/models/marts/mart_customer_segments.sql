@@ -11,10 +11,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_scope',
         replace_scope=[{'keys': ['tenant_id', 'observation_end']}],
         full_refresh=false,
-        on_schema_change='fail',
     )
 }}
 

@@ -5,9 +5,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_scope',
         replace_scope=[{'keys': ['tenant_id', 'event_minute']}],
-        on_schema_change='fail',
     )
 }}
 

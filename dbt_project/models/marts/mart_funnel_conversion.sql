@@ -8,10 +8,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_scope',
         replace_scope=[{'keys': ['tenant_id', 'funnel_id', 'entry_date']}],
         tombstone_if='step_number is null',
-        on_schema_change='fail',
     )
 }}
 

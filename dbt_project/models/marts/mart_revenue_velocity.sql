@@ -11,10 +11,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_scope',
         replace_scope=[{'keys': ['tenant_id', 'campaign'], 'since': 'minute_at'}],
         tombstone_if='orders is null',
-        on_schema_change='fail',
     )
 }}
 
@@ -22,7 +20,7 @@ with
 
 sessions as (
 
-    select * from {{ ref('fct_sessions') }}
+    select * from {{ ref('int_sessions') }}
 
 ),
 

@@ -5,7 +5,6 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_scope',
         replace_scope=[{'keys': ['tenant_id', 'order_id']}],
     )
 }}

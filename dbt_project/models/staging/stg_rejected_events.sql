@@ -2,7 +2,7 @@
 -- and when, for the Operations dashboard. Empty until the first event is ever rejected (the
 -- Delta table does not exist before that).
 
-{%- set rejected_path = env_var('LAKEPULSE_HOME', '../.lakepulse') ~ '/lake/raw/events_rejected' %}
+{%- set rejected_path = lake_path('lake/raw/events_rejected') %}
 
 with
 

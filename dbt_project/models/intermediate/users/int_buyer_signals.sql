@@ -8,15 +8,7 @@
 -- from their sessions and commerce events, and a device that signed in leaves its anonymous
 -- row (tombstones).
 
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_scope',
-        replace_scope=[{'keys': ['tenant_id', 'user_key']}],
-        tombstone_if='first_seen_at is null',
-        on_schema_change='fail',
-    )
-}}
+{{ config(tombstone_if='first_seen_at is null') }}
 
 {%- set cart_events = "('Product Added', 'Cart Viewed', 'Checkout Started')" %}
 
@@ -24,7 +16,7 @@ with
 
 all_sessions as (
 
-    select * from {{ ref('fct_sessions') }}
+    select * from {{ ref('int_sessions') }}
 
 ),
 
@@ -34,13 +26,7 @@ identity as (
 
 ),
 
-{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
-
-sessions as (
-
-    {{ of_affected_users('all_sessions') }}
-
-),
+{{ affected_sessions_ctes(ref('int_sessions'), ref('int_identity_map'), rows='all_sessions') }}
 
 signal_events as (
 

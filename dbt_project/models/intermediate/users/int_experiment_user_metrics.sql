@@ -5,15 +5,7 @@
 -- Incremental by user, like int_experiment_assignments: a new order or exposure, or an
 -- identify that moves a device's orders to a user, recomputes that user's rows.
 
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_scope',
-        replace_scope=[{'keys': ['tenant_id', 'user_key']}],
-        tombstone_if='experiment_id is null',
-        on_schema_change='fail',
-    )
-}}
+{{ config(tombstone_if='experiment_id is null') }}
 
 with
 
@@ -41,7 +33,7 @@ identity as (
 
 ),
 
-{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
+{{ affected_users_cte(ref('int_sessions'), ref('int_identity_map')) }}
 
 orders as (
 

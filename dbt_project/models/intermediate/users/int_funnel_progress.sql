@@ -8,17 +8,10 @@
 -- the days whose best attempts may have changed. Editing, adding or removing a funnel in the
 -- seeds changes its `funnel_version`: the next run recomputes every user once.
 
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_scope',
-        replace_scope=[{'keys': ['tenant_id', 'user_key']}],
-        tombstone_if='funnel_id is null',
-    )
-}}
+{{ config(tombstone_if='funnel_id is null') }}
 
 {#- Relations the macros read, named outside any condition so dbt sees the refs when parsing. -#}
-{%- set sessions = ref('fct_sessions') %}
+{%- set sessions = ref('int_sessions') %}
 {%- set identity_map = ref('int_identity_map') %}
 {%- set recompute_everyone = is_incremental() and funnel_definitions_changed(this) %}
 

@@ -1,21 +1,13 @@
 -- One row per (tenant, experiment, user): the variation of the user's first exposure, when it
 -- happened, and how many different variations the user saw. A user is the stitched person
 -- (user_id, else the user the anonymous id identified as, else the device), as in
--- fct_sessions, so a visitor who signs in on a second device stays one unit.
+-- int_sessions, so a visitor who signs in on a second device stays one unit.
 --
 -- Incremental by user, like dim_users: the users whose sessions changed since the last run
 -- are recomputed whole (a new exposure, or an identify that moves a device's exposures to a
 -- user), and keys a device no longer has are emptied (tombstones).
 
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_scope',
-        replace_scope=[{'keys': ['tenant_id', 'user_key']}],
-        tombstone_if='experiment_id is null',
-        on_schema_change='fail',
-    )
-}}
+{{ config(tombstone_if='experiment_id is null') }}
 
 with
 
@@ -37,7 +29,7 @@ experiments as (
 
 ),
 
-{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
+{{ affected_users_cte(ref('int_sessions'), ref('int_identity_map')) }}
 
 exposures as (
 

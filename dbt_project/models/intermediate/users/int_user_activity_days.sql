@@ -6,31 +6,17 @@
 -- (a late session can move a user's first day, and so their cohort), and a device that
 -- signed in leaves its anonymous rows (tombstones).
 
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_scope',
-        replace_scope=[{'keys': ['tenant_id', 'user_key']}],
-        tombstone_if='activity_date is null',
-        on_schema_change='fail',
-    )
-}}
+{{ config(tombstone_if='activity_date is null') }}
 
 with
 
 all_sessions as (
 
-    select * from {{ ref('fct_sessions') }}
+    select * from {{ ref('int_sessions') }}
 
 ),
 
-{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
-
-sessions as (
-
-    {{ of_affected_users('all_sessions') }}
-
-),
+{{ affected_sessions_ctes(ref('int_sessions'), ref('int_identity_map'), rows='all_sessions') }}
 
 days as (
 

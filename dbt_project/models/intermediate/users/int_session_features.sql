@@ -10,25 +10,17 @@
 -- sessions recomputed (a new session or order moves their later sessions' `returning_visitor`
 -- and `past_orders`), and a device that signed in leaves its anonymous rows (tombstones).
 
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_scope',
-        replace_scope=[{'keys': ['tenant_id', 'user_key']}],
-        tombstone_if='session_id is null',
-        on_schema_change='fail',
-    )
-}}
+{{ config(tombstone_if='session_id is null') }}
 
 with
 
 all_sessions as (
 
-    select * from {{ ref('fct_sessions') }}
+    select * from {{ ref('int_sessions') }}
 
 ),
 
-{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
+{{ affected_users_cte(ref('int_sessions'), ref('int_identity_map')) }}
 
 sessions as (
 

@@ -1,16 +1,9 @@
 -- The events funnels are computed on: every page, screen and track event with its user (as
--- stitched in fct_sessions), its position in the user's stream, and the channel and device of
+-- stitched in int_sessions), its position in the user's stream, and the channel and device of
 -- its session. Incremental by user: every event of each user whose sessions changed (and of
 -- every key their devices had before) is renumbered.
 
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='replace_scope',
-        replace_scope=[{'keys': ['tenant_id', 'user_key']}],
-        tombstone_if='message_id is null',
-    )
-}}
+{{ config(tombstone_if='message_id is null') }}
 
 with
 
@@ -24,17 +17,11 @@ all_sessions as (
 
     select
         tenant_id, session_id, user_key, channel, device_class, session_start_at, last_loaded_at
-    from {{ ref('fct_sessions') }}
+    from {{ ref('int_sessions') }}
 
 ),
 
-{{ affected_users_cte(ref('fct_sessions'), ref('int_identity_map')) }}
-
-sessions as (
-
-    {{ of_affected_users('all_sessions') }}
-
-),
+{{ affected_sessions_ctes(ref('int_sessions'), ref('int_identity_map'), rows='all_sessions') }}
 
 joined as (
 
