@@ -583,6 +583,8 @@ _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _SINGLE = msgspec.json.Decoder(_SingleEnvelope)
 _EVENT = msgspec.json.Decoder(_Event)
 _EVENT_WITH_CONTEXT = msgspec.json.Decoder(_EventWithContext)
+_EVENTS = msgspec.json.Decoder(list[_Event])
+"""A request's events in one call (``rowpass.rows``): the same ``_Event`` each, or an error."""
 SIZE_FACTOR = 5
 """orjson re-encodes an event in at most this many times its bytes (a number such as ``1e15``
 grows to ``1000000000000000.0``); an event whose bytes times this fit ``MAX_EVENT_BYTES``

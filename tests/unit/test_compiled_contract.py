@@ -343,3 +343,65 @@ def test_an_error_in_the_compiled_pass_is_the_interpreted_contracts_to_report():
     )
     assert [r["reason"] for r in checked.bad] == ["event could not be processed (OverflowError)"]
     assert checked.compiled == 1 and checked.unexpected == 1
+
+
+def _checked(data: bytes, **kw) -> list[dict]:
+    """``check_events`` on a ``/v1/batch`` body's events; the good rows as dicts."""
+    request = decode_request(data, batched=True)
+    checked = check_events(
+        request.events,
+        tenant_id="acme",
+        secret=SECRET,
+        received_at=RECEIVED,
+        batch_context=request.context,
+        batch_sent_at=request.sent_at,
+        default_type=None,
+        body_bytes=len(data),
+        compiled=True,
+        **kw,
+    )
+    assert checked.bad == []
+    return [r if isinstance(r, dict) else msgspec.structs.asdict(r) for r in checked.good]
+
+
+def test_a_batch_decoded_whole_makes_each_events_own_row():
+    """The events of a body are decoded as one array; when one of them does not fit the
+    compiled shape (a number as user id), the array is decoded event by event instead. Either
+    way each row is the one its event makes alone."""
+    events = list(TAKEN.values())
+    for batch_events in (events, [*events[:3], {**BASE, "userId": 42}, *events[3:]]):
+        alone = [_checked(orjson.dumps({"batch": [event]}))[0] for event in batch_events]
+        assert _checked(orjson.dumps({"batch": batch_events})) == alone
+
+
+def test_an_escaped_at_sign_is_an_at_sign_to_the_privacy_rules():
+    """The shortcut for events whose bytes hold no ``@`` also looks for ``\\u0040``: an
+    e-mail written with the escape is hashed like any other (expected HMAC written out)."""
+    plain = {**BASE, "context": {"locale": "en"}, "properties": {"contact": "x"}}  # no @
+    data = (
+        b'{"batch":['
+        + orjson.dumps(plain)
+        + b","
+        + orjson.dumps({**plain, "messageId": "m-2"}).replace(b'"x"', b'"ada\\u0040example.com"')
+        + b"]}"
+    )
+    first, second = _checked(data)
+    assert orjson.loads(first["properties"]) == {"contact": "x"}
+    expected = hmac.new(SECRET, b"ada@example.com", hashlib.sha256).hexdigest()
+    assert orjson.loads(second["properties"]) == {"contact": expected}
+
+
+def test_an_e_mail_in_the_batch_context_is_hashed_for_events_without_an_at_sign():
+    """An event without a context takes the batch's, which its own bytes do not show: its
+    ``@`` counts (the second event meets keys the first taught ``unchanged_by_scrub``)."""
+    message = {k: v for k, v in BASE.items() if k != "context"}
+    data = orjson.dumps(
+        {
+            "batch": [message, {**message, "messageId": "m-2"}],
+            "context": {"timezone": "UTC", "note": "ada@example.com"},
+        }
+    )
+    expected = hmac.new(SECRET, b"ada@example.com", hashlib.sha256).hexdigest()
+    assert [orjson.loads(row["context"]) for row in _checked(data)] == [
+        {"timezone": "UTC", "note": expected}
+    ] * 2
