@@ -583,8 +583,6 @@ _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _SINGLE = msgspec.json.Decoder(_SingleEnvelope)
 _EVENT = msgspec.json.Decoder(_Event)
 _EVENT_WITH_CONTEXT = msgspec.json.Decoder(_EventWithContext)
-_EVENTS = msgspec.json.Decoder(list[_Event])
-"""A request's events in one call (``rowpass.rows``): the same ``_Event`` each, or an error."""
 SIZE_FACTOR = 5
 """orjson re-encodes an event in at most this many times its bytes (a number such as ``1e15``
 grows to ``1000000000000000.0``); an event whose bytes times this fit ``MAX_EVENT_BYTES``
@@ -645,9 +643,26 @@ class Batch:
     received_micros: int = 0
     context_parts: tuple | None = None
     """``_dict_context`` of the batch's context (for events without one), made once."""
+    latest: datetime | None = None
+    """The latest timestamp an event may have: ``received_at`` + ``MAX_FUTURE_SKEW``."""
+    shared: tuple = ()
+    """What ``rowpass.event_row`` reads for every event, in one tuple: one lookup, not six."""
 
     def __post_init__(self) -> None:
         self.received_micros = _micros(self.received_at)
+        try:
+            self.latest = self.received_at + MAX_FUTURE_SKEW
+        except OverflowError:  # received past year 9998: no event is in its future
+            self.latest = datetime.max.replace(tzinfo=UTC)
+        self.shared = (
+            self.tenant_id,
+            self.secret,
+            self.received_at,
+            self.received_micros,
+            self.latest,
+            self.batch_sent_at,
+            self.body_bytes,
+        )
 
 
 def compiled_row(data: Any, batch: Batch) -> Any:

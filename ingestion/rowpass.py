@@ -13,9 +13,7 @@ constants.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from datetime import UTC, datetime
-from itertools import accumulate
 from typing import Any
 
 import msgspec
@@ -29,13 +27,11 @@ from ingestion.contract import (
     _EVENT,
     _EVENT_FIELDS,
     _EVENT_WITH_CONTEXT,
-    _EVENTS,
     _NO_PAGE,
     _PAGE_FIELDS,
     EVENT_TYPES,
     FLATTENED_CONTEXT,
     MAX_EVENT_BYTES,
-    MAX_FUTURE_SKEW,
     MAX_ID_CHARS,
     NO_REFERRER,
     SIZE_FACTOR,
@@ -79,27 +75,14 @@ def rows(events: list[Any], batch: Batch) -> tuple[list[Any], list[Any], list[in
     """Each event's bytes through :func:`event_row`: the rows in the events' order (None where an
     event was declined), and the declined ones read by orjson with their indexes, for
     ``normalize``. Raises :class:`NotCompiled` if orjson refuses one (the whole request then
-    goes the interpreted way).
-
-    The events are decoded in one call, as one JSON array of them (a call an event, and its
-    set-up, was a fifth of the per-event work); when one of them does not fit ``_Event`` the
-    array fails and each is decoded on its own, as before. The array also tells which events
-    hold no ``@`` at all (see :func:`_at_free`)."""
+    goes the interpreted way)."""
     good: list[Any] = []
     messages: list[Any] = []
     pending: list[int] = []
-    joined = b"[" + b",".join(events) + b"]"
-    try:
-        decoded = _EVENTS.decode(joined)
-    except (_DecodeError, RecursionError):
-        decoded = None
-    at_free = _at_free(joined, events)
     index = 0
     for data in events:
         try:
-            good.append(
-                event_row(data, batch, None if decoded is None else decoded[index], at_free[index])
-            )
+            good.append(event_row(data, batch))
             index += 1
             continue
         except Exception:  # declined, or an error (a date out of range): interpreted
@@ -114,35 +97,18 @@ def rows(events: list[Any], batch: Batch) -> tuple[list[Any], list[Any], list[in
     return good, messages, pending
 
 
-def _at_free(joined: bytes, events: list[Any]) -> list[bool]:
-    """For each event of ``joined`` (``[`` + the events joined by ``,`` + ``]``), whether its
-    bytes hold no ``@``, written or escaped: then none of its strings does, and the privacy
-    rules' check of its objects need not read a string (:func:`_unchanged`).
-    A search of the array for the few ``@`` there are, not a scan an event."""
-    free = [True] * len(events)
-    for needle in (b"@", b"\\u0040"):
-        position = joined.find(needle)
-        if position < 0:
-            continue
-        ends = list(accumulate(len(data) + 1 for data in events))  # each event's "," or "]"
-        while position >= 0:
-            index = bisect_right(ends, position)  # 0-based: the event holding it
-            free[index] = False
-            position = joined.find(needle, ends[index])
-    return free
-
-
-def event_row(data: Any, batch: Batch, message: Any = None, at_free: bool = False) -> Any:
+def event_row(data: Any, batch: Batch) -> Any:
     """The ``LandingRow`` of one event's bytes, or :class:`NotCompiled` (or any other error:
-    ``rows`` hands the event to ``normalize`` whatever it raises). ``message``: the bytes
-    already decoded as an ``_Event``; ``at_free``: the bytes hold no ``@`` (:func:`_at_free`)."""
-    if batch.body_bytes > MAX_EVENT_BYTES and len(data) * SIZE_FACTOR > MAX_EVENT_BYTES:
+    ``rows`` hands the event to ``normalize`` whatever it raises)."""
+    tenant_id, secret, received_at, received_micros, latest, batch_sent_at, body_bytes = (
+        batch.shared
+    )
+    if body_bytes > MAX_EVENT_BYTES and len(data) * SIZE_FACTOR > MAX_EVENT_BYTES:
         raise NotCompiled
-    if message is None:
-        try:
-            message = _EVENT.decode(data)
-        except (_DecodeError, RecursionError):
-            message = None
+    try:
+        message = _EVENT.decode(data)
+    except (_DecodeError, RecursionError):
+        message = None
     if message is None or (  # {} and {"page": null} read alike as structs
         type(message.context) is _Context
         and message.context.page is None
@@ -174,6 +140,10 @@ def event_row(data: Any, batch: Batch, message: Any = None, at_free: bool = Fals
         sdk_received_at,
         metadata,
     ) = _astuple(message)  # one call for every field (_EVENT_FIELDS, checked at import)
+    text = bytes(data)
+    # No "@" in the bytes and no escape that could write one: no string of the event holds
+    # one, and _unchanged decides its flat objects by their keys (memchr, not a walk).
+    at_free = b"@" not in text and b"\\" not in text
     if kind is _UNSET:
         kind = batch.default_type
     if kind not in EVENT_TYPES:
@@ -258,17 +228,15 @@ def event_row(data: Any, batch: Batch, message: Any = None, at_free: bool = Fals
         if original.tzinfo is None:
             original = original.replace(tzinfo=UTC)
     if sent_at is _UNSET:
-        sent_at = batch.batch_sent_at
+        sent_at = batch_sent_at
     if sent_at is not None:
         sent_at = parse_time(sent_at, "sentAt")
-    received_at = batch.received_at
     if original is None or sent_at is None:
         timestamp = original or received_at
     else:
         timestamp = received_at - (sent_at - original)
-    if timestamp - received_at > MAX_FUTURE_SKEW:
+    if timestamp > latest:  # more than MAX_FUTURE_SKEW after received_at
         raise NotCompiled
-    received_micros = batch.received_micros
     timestamp_micros = (
         received_micros if timestamp is received_at else int(timestamp.timestamp() * 1_000_000)
     )
@@ -279,9 +247,8 @@ def event_row(data: Any, batch: Batch, message: Any = None, at_free: bool = Fals
         url = properties.get("url", url)
         referrer = properties.get("referrer", referrer)
         title = properties.get("title", title)
-    secret = batch.secret
     row = LandingRow(
-        batch.tenant_id,
+        tenant_id,
         message_id,
         kind,
         event,

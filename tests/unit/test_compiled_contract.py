@@ -364,10 +364,9 @@ def _checked(data: bytes, **kw) -> list[dict]:
     return [r if isinstance(r, dict) else msgspec.structs.asdict(r) for r in checked.good]
 
 
-def test_a_batch_decoded_whole_makes_each_events_own_row():
-    """The events of a body are decoded as one array; when one of them does not fit the
-    compiled shape (a number as user id), the array is decoded event by event instead. Either
-    way each row is the one its event makes alone."""
+def test_each_event_of_a_batch_makes_the_row_it_makes_alone():
+    """Across a batch (an event the compiled pass leaves in the middle, e-mails in some
+    events only), each row is the one its event makes in a batch of its own."""
     events = list(TAKEN.values())
     for batch_events in (events, [*events[:3], {**BASE, "userId": 42}, *events[3:]]):
         alone = [_checked(orjson.dumps({"batch": [event]}))[0] for event in batch_events]
@@ -375,8 +374,8 @@ def test_a_batch_decoded_whole_makes_each_events_own_row():
 
 
 def test_an_escaped_at_sign_is_an_at_sign_to_the_privacy_rules():
-    """The shortcut for events whose bytes hold no ``@`` also looks for ``\\u0040``: an
-    e-mail written with the escape is hashed like any other (expected HMAC written out)."""
+    """The shortcut for events whose bytes hold no ``@`` takes none with an escape: an
+    e-mail written ``\\u0040`` is hashed like any other (expected HMAC written out)."""
     plain = {**BASE, "context": {"locale": "en"}, "properties": {"contact": "x"}}  # no @
     data = (
         b'{"batch":['
