@@ -277,107 +277,27 @@ def normalize(
 ) -> dict[str, Any]:
     """Validate one message and flatten it into a bronze row (see ``LANDING_SCHEMA``).
 
-    This runs for every event before its request is acknowledged, so it is written for speed:
-    one lookup per field, and optional parts (campaign, products) skipped when absent.
+    One named step a rule, in the order a sender learns of them: the first rule a message
+    breaks is the reason it is quarantined with (``benchmarks.differential_contract`` compares
+    reasons too). The steps inline their fast checks (``type(x) is str`` ...) and fall back to
+    the helpers for anything else: a function call is a large part of the cost of a field.
     """
     if not isinstance(message, dict):
         raise ContractError(f"each event must be a JSON object, got {type(message).__name__}")
-    # Inlined fast checks below (``type(x) is str`` ...) fall back to the helpers for anything
-    # else: a function call is a large part of the cost of a field here.
-    get = message.get
-    kind = get("type", default_type)
-    if not isinstance(kind, str) or kind not in EVENT_TYPES:
-        raise ContractError(
-            f"'type' must be one of {', '.join(sorted(EVENT_TYPES))}; got {str(kind)[:40]!r}"
-        )
-    user_id = get("userId")
-    if type(user_id) is not str or not 0 < len(user_id) <= MAX_ID_CHARS:
-        user_id = _id(user_id, "userId")
-    anonymous_id = get("anonymousId")
-    if type(anonymous_id) is not str or not 0 < len(anonymous_id) <= MAX_ID_CHARS:
-        anonymous_id = _id(anonymous_id, "anonymousId")
-    if user_id is None and anonymous_id is None:
-        raise ContractError("either 'userId' or 'anonymousId' is required")
-    event = get("event")
-    if kind == "track":
-        if not isinstance(event, str) or not event.strip():
-            raise ContractError("'event' (a non-empty string) is required for track calls")
-    elif kind == "page" or kind == "screen":
-        event = _str(get("name"))
-    else:
-        event = None
-    group_id = get("groupId")
-    if group_id is not None:
-        group_id = _id(group_id, "groupId")
-    if kind == "group" and group_id is None:
-        raise ContractError("'groupId' is required for group calls")
-    previous_id = get("previousId")
-    if previous_id is not None:
-        previous_id = _id(previous_id, "previousId")
-    if kind == "alias" and (previous_id is None or user_id is None):
-        raise ContractError("'previousId' and 'userId' are required for alias calls")
-
-    for key, value in message.items():  # fields not scrubbed below: nesting bounded too
-        if type(value) in _CONTAINER_TYPES and key not in _SCRUBBED_FIELDS and too_deep(value):
-            raise ContractError(f"'{key}' is nested deeper than {MAX_NESTING} levels")
-    properties = get("properties")
-    if type(properties) is not dict:
-        properties = _obj(message, "properties")
-    traits = get("traits")
-    if type(traits) is not dict:
-        traits = _obj(message, "traits")
-    context = get("context")
-    if type(context) is not dict:
-        context = _obj(message, "context")
-    if not context:
-        context = batch_context or _EMPTY
-        if not isinstance(context, dict):
-            raise ContractError("'context' must be an object")
-    if not traits and kind == "identify":
-        traits = _sub(context, "traits")  # where RudderStack's browser SDK puts them
-
-    original = parse_time(get("originalTimestamp") or get("timestamp"), "timestamp")
-    sent_at = get("sentAt", batch_sent_at)
-    if sent_at is not None:
-        sent_at = parse_time(sent_at, "sentAt")
-    if original is None or sent_at is None:
-        timestamp = original or received_at
-    else:
-        timestamp = corrected_timestamp(original, sent_at, received_at)
-    if timestamp - received_at > MAX_FUTURE_SKEW:
-        raise ContractError(
-            f"timestamp {timestamp.isoformat()} is more than a day after it was received"
-        )
+    kind = _event_type(message, default_type)
+    user_id, anonymous_id = _user_ids(message)
+    event = _event_name(message, kind)
+    group_id, previous_id = _group_and_previous_ids(message, kind, user_id)
+    _bound_nesting(message)
+    properties, traits, context = _objects(message, kind, batch_context)
+    original, sent_at, timestamp = _timestamps(message, batch_sent_at, received_at)
+    message_id = _message_id(message)
     received_micros = _micros(received_at)  # memo: one received_at for the whole batch
     timestamp_micros = (
         received_micros if timestamp is received_at else int(timestamp.timestamp() * 1_000_000)
     )
-
-    page = context.get("page")
-    if type(page) is not dict:
-        page = _EMPTY
-    if kind == "page" and properties:
-        page = {**page, **{k: properties[k] for k in _PAGE_PROPERTIES if k in properties}}
-    url, referrer = page.get("url"), page.get("referrer")
-    page_path, page_title = page.get("path"), page.get("title")
-    if page_path is not None and type(page_path) is not str:
-        page_path = _str(page_path)
-    if page_title is not None and type(page_title) is not str:
-        page_title = _str(page_title)
-    user_agent, locale = context.get("userAgent"), context.get("locale")
-    if user_agent is not None and type(user_agent) is not str:
-        user_agent = _str(user_agent)
-    if locale is not None and type(locale) is not str:
-        locale = _str(locale)
-    device, library = context.get("device"), context.get("library")
-    device_type = _str(device.get("type")) if type(device) is dict else None
-    library_name = library.get("name") if type(library) is dict else None
-    if library_name is not None and type(library_name) is not str:
-        library_name = _str(library_name)
-    message_id = get("messageId")
-    if type(message_id) is not str or not 0 < len(message_id) <= MAX_ID_CHARS:
-        message_id = _id(message_id, "messageId") or message_id_for(message)
-
+    page_path, page_url, page_referrer, page_title = _page_columns(context, properties, kind)
+    device, locale, library = _client_columns(context)
     row: dict[str, Any] = {
         "tenant_id": tenant_id,
         "message_id": message_id,
@@ -394,19 +314,17 @@ def normalize(
         "sent_at": None if sent_at is None else int(sent_at.timestamp() * 1_000_000),
         "received_at": received_micros,
         "page_path": page_path,
-        "page_url": strip_url(url) if isinstance(url, str) else None,
-        "page_referrer": strip_url(referrer)
-        if isinstance(referrer, str) and referrer != NO_REFERRER
-        else None,
+        "page_url": page_url,
+        "page_referrer": page_referrer,
         "page_title": page_title,
         "utm_source": None,
         "utm_medium": None,
         "utm_campaign": None,
         "utm_term": None,
         "utm_content": None,
-        "device_class": device_class(user_agent, device_type),
+        "device_class": device,
         "locale": locale,
-        "library": library_name,
+        "library": library,
         "properties": _scrubbed_json(properties, secret, "properties") if properties else None,
         "traits": _scrubbed_json(traits, secret, "traits") if traits else None,
         "context": None
@@ -428,6 +346,156 @@ def normalize(
     if properties and not _COMMERCE_KEYS.isdisjoint(properties):
         _commerce_fields(properties, row)
     return row
+
+
+def _event_type(message: dict, default_type: str | None) -> str:
+    """Rule: ``type`` is one of ``EVENT_TYPES`` (a single-event route gives its own)."""
+    kind = message.get("type", default_type)
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:
+        raise ContractError(
+            f"'type' must be one of {', '.join(sorted(EVENT_TYPES))}; got {str(kind)[:40]!r}"
+        )
+    return kind
+
+
+def _user_ids(message: dict) -> tuple[str | None, str | None]:
+    """Rule: a ``userId`` or an ``anonymousId`` (text or a number, at most ``MAX_ID_CHARS``)."""
+    user_id = message.get("userId")
+    if type(user_id) is not str or not 0 < len(user_id) <= MAX_ID_CHARS:
+        user_id = _id(user_id, "userId")
+    anonymous_id = message.get("anonymousId")
+    if type(anonymous_id) is not str or not 0 < len(anonymous_id) <= MAX_ID_CHARS:
+        anonymous_id = _id(anonymous_id, "anonymousId")
+    if user_id is None and anonymous_id is None:
+        raise ContractError("either 'userId' or 'anonymousId' is required")
+    return user_id, anonymous_id
+
+
+def _event_name(message: dict, kind: str) -> str | None:
+    """Rule: a track call names its event; a page or screen call's name is kept as its event."""
+    if kind == "track":
+        event = message.get("event")
+        if not isinstance(event, str) or not event.strip():
+            raise ContractError("'event' (a non-empty string) is required for track calls")
+        return event
+    if kind == "page" or kind == "screen":
+        return _str(message.get("name"))
+    return None
+
+
+def _group_and_previous_ids(
+    message: dict, kind: str, user_id: str | None
+) -> tuple[str | None, str | None]:
+    """Rules: a group call has a ``groupId``; an alias call a ``previousId`` and a ``userId``."""
+    group_id = message.get("groupId")
+    if group_id is not None:
+        group_id = _id(group_id, "groupId")
+    if kind == "group" and group_id is None:
+        raise ContractError("'groupId' is required for group calls")
+    previous_id = message.get("previousId")
+    if previous_id is not None:
+        previous_id = _id(previous_id, "previousId")
+    if kind == "alias" and (previous_id is None or user_id is None):
+        raise ContractError("'previousId' and 'userId' are required for alias calls")
+    return group_id, previous_id
+
+
+def _bound_nesting(message: dict) -> None:
+    """Rule: no field nests deeper than ``MAX_NESTING`` (the scrubbed ones are bounded when
+    they are scrubbed; this covers the fields dropped without a walk)."""
+    for key, value in message.items():
+        if type(value) in _CONTAINER_TYPES and key not in _SCRUBBED_FIELDS and too_deep(value):
+            raise ContractError(f"'{key}' is nested deeper than {MAX_NESTING} levels")
+
+
+def _objects(message: dict, kind: str, batch_context: dict | None) -> tuple[dict, dict, dict]:
+    """Rule: ``properties``, ``traits`` and ``context`` are objects when present. An event
+    without a context takes the batch's; an identify call without traits takes the context's
+    (where RudderStack's browser SDK puts them)."""
+    properties = message.get("properties")
+    if type(properties) is not dict:
+        properties = _obj(message, "properties")
+    traits = message.get("traits")
+    if type(traits) is not dict:
+        traits = _obj(message, "traits")
+    context = message.get("context")
+    if type(context) is not dict:
+        context = _obj(message, "context")
+    if not context:
+        context = batch_context or _EMPTY
+        if not isinstance(context, dict):
+            raise ContractError("'context' must be an object")
+    if not traits and kind == "identify":
+        traits = _sub(context, "traits")
+    return properties, traits, context
+
+
+def _timestamps(
+    message: dict, batch_sent_at: Any, received_at: datetime
+) -> tuple[datetime | None, datetime | None, datetime]:
+    """Rules: timestamps are ISO 8601; the corrected one (``corrected_timestamp``) is at most
+    ``MAX_FUTURE_SKEW`` after receipt. Returns the original, ``sentAt`` and the corrected."""
+    original = parse_time(message.get("originalTimestamp") or message.get("timestamp"), "timestamp")
+    sent_at = message.get("sentAt", batch_sent_at)
+    if sent_at is not None:
+        sent_at = parse_time(sent_at, "sentAt")
+    if original is None or sent_at is None:
+        timestamp = original or received_at
+    else:
+        timestamp = corrected_timestamp(original, sent_at, received_at)
+    if timestamp - received_at > MAX_FUTURE_SKEW:
+        raise ContractError(
+            f"timestamp {timestamp.isoformat()} is more than a day after it was received"
+        )
+    return original, sent_at, timestamp
+
+
+def _message_id(message: dict) -> str:
+    """Rule: a ``messageId`` is text or a number of at most ``MAX_ID_CHARS``; without one, the
+    message's content hash (:func:`message_id_for`)."""
+    message_id = message.get("messageId")
+    if type(message_id) is not str or not 0 < len(message_id) <= MAX_ID_CHARS:
+        message_id = _id(message_id, "messageId") or message_id_for(message)
+    return message_id
+
+
+def _page_columns(
+    context: dict, properties: dict, kind: str
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """Path, URL, referrer and title from ``context.page`` (a page call's properties win),
+    the URLs stripped of PII query parameters (``privacy.strip_url``)."""
+    page = context.get("page")
+    if type(page) is not dict:
+        page = _EMPTY
+    if kind == "page" and properties:
+        page = {**page, **{k: properties[k] for k in _PAGE_PROPERTIES if k in properties}}
+    url, referrer = page.get("url"), page.get("referrer")
+    page_path, page_title = page.get("path"), page.get("title")
+    if page_path is not None and type(page_path) is not str:
+        page_path = _str(page_path)
+    if page_title is not None and type(page_title) is not str:
+        page_title = _str(page_title)
+    return (
+        page_path,
+        strip_url(url) if isinstance(url, str) else None,
+        strip_url(referrer) if isinstance(referrer, str) and referrer != NO_REFERRER else None,
+        page_title,
+    )
+
+
+def _client_columns(context: dict) -> tuple[str, str | None, str | None]:
+    """The device class (never the user agent itself), locale and library name."""
+    user_agent, locale = context.get("userAgent"), context.get("locale")
+    if user_agent is not None and type(user_agent) is not str:
+        user_agent = _str(user_agent)
+    if locale is not None and type(locale) is not str:
+        locale = _str(locale)
+    device, library = context.get("device"), context.get("library")
+    device_type = _str(device.get("type")) if type(device) is dict else None
+    library_name = library.get("name") if type(library) is dict else None
+    if library_name is not None and type(library_name) is not str:
+        library_name = _str(library_name)
+    return device_class(user_agent, device_type), locale, library_name
 
 
 def _commerce_fields(properties: dict, row: dict[str, Any]) -> None:
