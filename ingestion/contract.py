@@ -759,6 +759,12 @@ def row_pass() -> Any:
     return _ROW_PASS
 
 
+def compiled_pass_in_use() -> bool:
+    """Whether the per-event work runs in the C extension (``/metrics``' ``compiled_row_pass``):
+    False when it runs interpreted, the extension missing or built from another source."""
+    return bool(row_pass().SOURCE_SHA256)
+
+
 def _load_row_pass() -> Any:
     from ingestion import rowpass
 

@@ -33,9 +33,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ingestion.contract import normalize
-from ingestion.landing import LandingLog
-from ingestion.tenants import TenantRegistry
+from ingestion.intake import write_back
 from lakepulse.core.duck import connect
 from lakepulse.core.locks import exclusive_lock
 from lakepulse.core.settings import Settings
@@ -371,23 +369,15 @@ def trigger_event(firing: dict) -> dict:
 
 def write_events(settings: Settings, firings: list[dict]) -> None:
     """Append the firings' events to the landing log, one durable file per tenant, through
-    the same contract as the collector (so bronze gets the same row shape)."""
-    registry = TenantRegistry(settings.tenants_file)
-    log = LandingLog(settings.landing_dir)
-    by_tenant: dict[str, list[dict]] = {}
-    for firing in firings:
-        tenant = firing["tenant_id"]
-        found = registry.get(tenant)
-        by_tenant.setdefault(tenant, []).append(
-            normalize(
-                trigger_event(firing),
-                tenant_id=tenant,
-                secret=found.secret if found else b"",
-                received_at=firing["fired_at"].astimezone(UTC),
-            )
-        )
-    for tenant, rows in by_tenant.items():
-        log.write(tenant, "events", rows)
+    the collector's own way in (``ingestion.intake``: the same contract, privacy rules and
+    landing log), so bronze gets the same row shape."""
+    write_back(
+        settings,
+        [
+            (firing["tenant_id"], trigger_event(firing), firing["fired_at"].astimezone(UTC))
+            for firing in firings
+        ],
+    )
 
 
 def firing_counts(settings: Settings, now: datetime | None = None) -> dict[str, dict[str, int]]:

@@ -149,6 +149,7 @@ def test_health_and_metrics(settings, tenant, collector):
     assert httpx.get(f"{collector}/health").json()["status"] == "ok"
     metrics = httpx.get(f"{collector}/metrics").json()
     assert (metrics["events_stored"], metrics["events_quarantined"]) == (1, 1)
+    assert metrics["compiled_row_pass"] is True  # every install builds the extension
 
 
 def test_unmodified_segment_python_sdk_delivers(settings, tenant, collector):

@@ -59,6 +59,11 @@ def test_a_stale_extension_is_not_used(monkeypatch):
     assert contract._load_row_pass() is rowpass
 
 
+def test_metrics_say_whether_the_compiled_pass_runs(row_pass):
+    """``/metrics``' ``compiled_row_pass``: True on the extension, False on the fallback."""
+    assert contract.compiled_pass_in_use() is (row_pass is not rowpass)
+
+
 def test_the_differential_corpus_makes_the_interpreted_rows(row_pass):
     """``benchmarks.differential_contract``'s comparison, within this tree and on a part of
     its corpus: every bronze and quarantine row of the compiled pass is ``normalize``'s."""
