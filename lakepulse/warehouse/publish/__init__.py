@@ -23,6 +23,7 @@ from lakepulse.warehouse.publish.access import (
     ensure_serving,
     tenant_role_name,
 )
+from lakepulse.warehouse.publish.change_log import CHANGE_LOG_SCHEMA
 from lakepulse.warehouse.publish.freshness import FRESHNESS_TABLE
 from lakepulse.warehouse.publish.marts import (
     ServedMart,
@@ -36,6 +37,7 @@ from lakepulse.warehouse.publish.swap import FAULT_PAUSE, fingerprint
 __all__ = [
     "ADMIN_SCHEMA",
     "BI_ROLE",
+    "CHANGE_LOG_SCHEMA",
     "CUSTOMER_LEVEL_ROLE",
     "FAULT_PAUSE",
     "FRESHNESS_TABLE",

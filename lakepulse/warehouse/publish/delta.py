@@ -64,13 +64,25 @@ def publish_delta(
     PostgreSQL transaction; returns how many keys it touched. Reads ``current_rows``
     (:func:`hash_rows`)."""
     key_list = ", ".join(key)
-    admin, target = sql.Identifier(ADMIN_SCHEMA), sql.Identifier(mart)
-    changed_keys, changed_rows = f"{mart}__delta_keys", f"{mart}__delta_rows"
     duck.execute(
         f"create or replace temp table delta_keys as "
         f'select {key_list} from current_rows anti join ps."{mart}" using ({key_list}, row_hash) '
         f'union all select {key_list} from ps."{mart}" anti join current_rows using ({key_list})'
     )
+    touched = send_delta(duck, conn, mart, key, fingerprint)
+    remember_state(duck, mart, key, fingerprint, changed="delta_keys")
+    return touched
+
+
+def send_delta(
+    duck, conn: psycopg.Connection, mart: str, key: tuple[str, ...], fingerprint: str
+) -> int:
+    """Replace in PostgreSQL the rows of ``mart`` whose keys temp table ``delta_keys`` holds
+    (deleted, then the source's rows of those keys inserted) and record ``fingerprint``, in one
+    transaction; returns how many keys it touched."""
+    key_list = ", ".join(key)
+    admin, target = sql.Identifier(ADMIN_SCHEMA), sql.Identifier(mart)
+    changed_keys, changed_rows = f"{mart}__delta_keys", f"{mart}__delta_rows"
     for staged in (changed_keys, changed_rows):
         conn.execute(sql.SQL("drop table if exists {}.{}").format(admin, sql.Identifier(staged)))
     duck.execute("call pg_clear_cache()")  # as in the swap: a killed delta's staged tables
@@ -97,6 +109,4 @@ def publish_delta(
         record_fingerprint(conn, mart, fingerprint)
     for staged in (changed_keys, changed_rows):
         conn.execute(sql.SQL("drop table {}.{}").format(admin, sql.Identifier(staged)))
-    touched = duck.execute("select count(*) from delta_keys").fetchone()[0]
-    remember_state(duck, mart, key, fingerprint, changed="delta_keys")
-    return touched
+    return duck.execute("select count(*) from delta_keys").fetchone()[0]

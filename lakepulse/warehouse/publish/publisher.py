@@ -17,6 +17,13 @@ from lakepulse.core.locks import exclusive_lock
 from lakepulse.core.settings import Settings
 from lakepulse.warehouse.dbt import ensure_manifest
 from lakepulse.warehouse.publish.access import SCHEMA, ensure_serving
+from lakepulse.warehouse.publish.change_log import (
+    change_log_span,
+    log_fingerprint,
+    logged_marts,
+    publish_logged_delta,
+    published_build,
+)
 from lakepulse.warehouse.publish.delta import (
     hash_rows,
     publish_delta,
@@ -93,6 +100,7 @@ def _publish(
             [SCHEMA],
         ).fetchall()
     }
+    logged = logged_marts(duck)
     rows, skipped, unchanged, deltas = {}, [], [], {}
     try:
         with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -102,20 +110,39 @@ def _publish(
                 if name not in available:
                     skipped.append(name)
                     continue
-                # The large marts' rows are hashed once: their fingerprint, delta and state.
-                content = hash_rows(duck, name, key) if key else fingerprint(duck, name)
+                log = change_log_span(duck, name) if key and name in logged else None
+                if log is not None:
+                    # The keys the increments changed since the publish, from their log.
+                    generation, first, last = log
+                    content = log_fingerprint(generation, last)
+                    since = published_build(live.get(name), generation)
+                    if not force and since == last:
+                        unchanged.append(name)
+                        continue
+                    if not force and since is not None and since >= first - 1:
+                        rows[name] = row_count(duck, name)
+                        deltas[name] = publish_logged_delta(duck, conn, name, key, since, content)
+                        continue
+                elif key:  # the rows hashed once: their fingerprint, delta and state
+                    content = hash_rows(duck, name, key)
+                else:
+                    content = fingerprint(duck, name)
                 if not force and live.get(name) == content:
                     unchanged.append(name)
                     continue
-                if not force and key and state_matches(duck, name, live):
+                if not force and key and log is None and state_matches(duck, name, live):
                     rows[name] = int(content.split(":", 1)[0])
                     deltas[name] = publish_delta(duck, conn, name, key, content)
                     continue
                 copy_and_swap(duck, conn, mart, content)
-                rows[name] = int(content.split(":", 1)[0])
-                if key:
+                rows[name] = row_count(duck, name)
+                if key and log is None:
                     remember_state(duck, name, key, content)
             record_freshness(conn, list(rows), unchanged)
     finally:
         duck.close()
     return PublishResult(rows, time.perf_counter() - started, skipped, unchanged, deltas)
+
+
+def row_count(duck, mart: str) -> int:
+    return duck.execute(f'select count(*) from wh.{SCHEMA}."{mart}"').fetchone()[0]
