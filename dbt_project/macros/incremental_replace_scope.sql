@@ -15,12 +15,36 @@
     rows now belong to the user). The batch then carries a *tombstone* for it, a row with only
     the keys set; `config(tombstone_if='<condition>')` tells them apart (e.g. `sessions is
     null`). Tombstones delete their scope and are not inserted.
+
+    A model whose published rows have a unique key (`config: meta: publish: delta_key: [...]`)
+    also keeps a *change log* (`change_log_relation`): in the same transaction as the replace, the
+    keys of the rows it deleted and of the rows it inserted, stamped with the build's sequence
+    number. The publish reads the keys logged since the build it last published and sends those
+    rows only, instead of hashing every row of a table with millions of users to find them. A
+    build that is not incremental (the first, a full refresh) drops the log
+    (`reset_change_log`, a pre-hook of every model), and the publish then copies the table whole
+    and starts from the new log.
 -#}
 {% macro get_incremental_replace_scope_sql(arg_dict) %}
     {%- set target = arg_dict["target_relation"] -%}
     {%- set batch = arg_dict["temp_relation"] -%}
     {%- set columns = get_quoted_csv(arg_dict["dest_columns"] | map(attribute="name")) -%}
     {%- set scopes = config.require("replace_scope") -%}
+    {%- set delta_key = change_log_key() -%}
+    {%- set inserted = "not coalesce(" ~ config.get("tombstone_if") ~ ", false)"
+        if config.get("tombstone_if") else "true" -%}
+    {%- if delta_key %}
+    {%- set log = change_log_relation(target) %}
+    create schema if not exists {{ log.schema }};
+    create table if not exists {{ log }} as
+    select {{ delta_key | join(", ") }}, 0::bigint as change_seq, ''::varchar as generation
+    from {{ target }}
+    where false;
+    set variable lakepulse_change_seq = (select coalesce(max(change_seq), 0) + 1 from {{ log }});
+    set variable lakepulse_change_generation = (
+        select coalesce(max(generation), cast(uuid() as varchar)) from {{ log }}
+    );
+    {%- endif %}
     {%- for scope in scopes %}
     {%- if scope.get("since") %}
     {#- The batch's earliest `since` as a literal too: DuckDB then skips the row groups of the
@@ -28,9 +52,39 @@
     {%- set floor = query_literal(
         "select cast(min(" ~ scope["since"] ~ ") as varchar) from " ~ batch, "timestamptz"
     ) %}
+    {%- else %}
+    {%- set floor = none %}
+    {%- endif %}
+    {%- if delta_key %}
+    insert into {{ log }}
+    select distinct
+        {% for key in delta_key %}existing.{{ key }}, {% endfor -%}
+        getvariable('lakepulse_change_seq'), getvariable('lakepulse_change_generation')
+    from {{ target }} as existing
+    where {{ in_replace_scope(scope, batch, floor) }};
     {%- endif %}
     delete from {{ target }} as existing
-    where
+    where {{ in_replace_scope(scope, batch, floor) }};
+    {%- endfor %}
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }} from {{ batch }}
+    where {{ inserted }};
+    {%- if delta_key %}
+    insert into {{ log }}
+    select distinct
+        {{ delta_key | join(", ") }},
+        getvariable('lakepulse_change_seq'),
+        getvariable('lakepulse_change_generation')
+    from {{ batch }}
+    where {{ inserted }};
+    {#- A publish further behind than this many builds copies the table whole. -#}
+    delete from {{ log }} where change_seq <= getvariable('lakepulse_change_seq') - 100;
+    {%- endif %}
+{% endmacro %}
+
+{% macro in_replace_scope(scope, batch, floor) %}
+    {#- Whether the row `existing` of the target lies in the batch's `scope` (from `floor`, the
+        batch's earliest `since`, when the scope has one). -#}
     {%- if scope.get("since") %}
         existing.{{ scope["since"] }} >= {{ floor }} and
     {%- endif %}
@@ -51,11 +105,30 @@
             {%- else %}
             true
             {%- endif %}
-    );
-    {%- endfor %}
-    insert into {{ target }} ({{ columns }})
-    select {{ columns }} from {{ batch }}
-    {%- if config.get("tombstone_if") %}
-    where not coalesce({{ config.get("tombstone_if") }}, false)
-    {%- endif %};
+    )
+{%- endmacro %}
+
+{% macro change_log_key() %}
+    {#- The published unique key of the model being built (`config: meta: publish: delta_key`),
+        if any. -#}
+    {%- set publish = (config.get("meta") or {}).get("publish") %}
+    {{ return(publish.get("delta_key") if publish is mapping else none) }}
+{% endmacro %}
+
+{% macro change_log_relation(relation) %}
+    {#- Where a model's change log lives: schema `publish_log`, table `<model>__changes`. -#}
+    {{ return(api.Relation.create(
+        database=relation.database,
+        schema="publish_log",
+        identifier=relation.identifier ~ "__changes",
+    )) }}
+{% endmacro %}
+
+{% macro reset_change_log() %}
+    {#- A pre-hook of every model: a build that is not incremental (the first, a full refresh)
+        drops the model's change log, in its transaction, so no publish reads keys logged
+        against the table it replaces. -#}
+    {%- if execute and change_log_key() and not is_incremental() %}
+    drop table if exists {{ change_log_relation(this) }}
+    {%- endif %}
 {% endmacro %}
