@@ -195,6 +195,41 @@ def tree_usage(root: psutil.Process, leave_out: tuple[str, ...] = ()) -> tuple[f
     return cpu, rss
 
 
+PROCESS_ROLES = (
+    ("simulate", "simulator"),
+    ("execute_run", "pipeline worker"),
+    ("api grpc", "dagster code server"),
+    ("code-server", "dagster code server"),
+    ("dagster._daemon", "dagster daemon"),
+    ("dagster-daemon", "dagster daemon"),
+    ("dagster_webserver", "dagster webserver"),
+    ("dagster-webserver", "dagster webserver"),
+    ("dagster dev", "dagster dev"),
+    ("cli collect", "collector"),
+    ("sink", "webhook sink"),
+    ("postgres", "postgresql"),
+)
+"""What a process of the demo is, from the first keyword its command line holds."""
+
+
+def usage_by_role(root: psutil.Process) -> dict[str, tuple[float, int]]:
+    """CPU seconds and resident memory of the demo's processes, by what each is
+    (:data:`PROCESS_ROLES`; ``other`` for the rest): where the cores and the memory go."""
+    usage: dict[str, tuple[float, int]] = {}
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            command = " ".join(proc.cmdline())
+            role = next((r for key, r in PROCESS_ROLES if key in command), "other")
+            times = proc.cpu_times()
+            cpu = times.user + times.system + times.children_user + times.children_system
+            rss = proc.memory_info().rss
+        except psutil.Error:
+            continue
+        before = usage.get(role, (0.0, 0))
+        usage[role] = (before[0] + cpu, before[1] + rss)
+    return usage
+
+
 def wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -287,11 +322,16 @@ def measure(source: Path | None, args) -> dict:
         prober.measuring = True
         started, started_wall = time.monotonic(), time.time()
         cpu_start, _ = tree_usage(root, leave_out=("simulate",))
-        peak_rss = 0
+        roles_start = usage_by_role(root)
+        peak_rss, rss_at_peak = 0, {}
         while time.monotonic() - started < args.minutes * 60:
             time.sleep(1)
-            peak_rss = max(peak_rss, tree_usage(root, leave_out=("simulate",))[1])
+            rss = tree_usage(root, leave_out=("simulate",))[1]
+            if rss > peak_rss:
+                peak_rss = rss
+                rss_at_peak = {role: r for role, (_, r) in usage_by_role(root).items()}
         cpu_end, _ = tree_usage(root, leave_out=("simulate",))
+        roles_end = usage_by_role(root)
         elapsed = time.monotonic() - started
         prober.measuring = False
         # Let the last probes through every tier (the daily tier's cadence at most).
@@ -320,6 +360,10 @@ def measure(source: Path | None, args) -> dict:
         "elapsed": elapsed,
         "loop_cpu": cpu_end - cpu_start,
         "peak_rss": peak_rss,
+        "cpu_by_role": {
+            role: cpu - roles_start.get(role, (0.0, 0))[0] for role, (cpu, _) in roles_end.items()
+        },
+        "rss_at_peak_by_role": rss_at_peak,
         "probes": [vars(p) for p in prober.probes.values()],
         "alerts": [vars(p) for p in prober.alerts],
         "cycles": cycles,
@@ -406,6 +450,18 @@ def report(runs: list[dict]) -> None:
             f"{'met' if cores <= 1 else 'MISSED'}), peak RSS {run['peak_rss'] / 2**30:.2f} GiB "
             f"(target < 3: {'met' if run['peak_rss'] < 3 * 2**30 else 'MISSED'})"
         )
+        if run.get("cpu_by_role"):
+            elapsed = run["elapsed"]
+            by_cpu = sorted(run["cpu_by_role"].items(), key=lambda item: -item[1])
+            print(
+                "  cores by process: "
+                + ", ".join(f"{role} {cpu / elapsed:.2f}" for role, cpu in by_cpu)
+            )
+            by_rss = sorted(run["rss_at_peak_by_role"].items(), key=lambda item: -item[1])
+            print(
+                "  RSS at the peak by process: "
+                + ", ".join(f"{role} {rss / 2**30:.2f} GiB" for role, rss in by_rss)
+            )
     if len(runs) > 1:
         first, last = runs[0], runs[-1]
         print(

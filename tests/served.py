@@ -34,6 +34,7 @@ DELTA_KEYS: dict[str, tuple[str, ...]] = {
     "fct_sessions": ("tenant_id", "session_id"),
     "dim_users": ("tenant_id", "user_key"),
     "mart_buyer_signals": ("tenant_id", "user_key"),
+    "mart_revenue_velocity": ("tenant_id", "campaign", "minute_at"),
     "mart_customer_predictions": ("tenant_id", "user_key"),
     "mart_event_volume": ("tenant_id", "event_minute", "event_type", "event_name"),
     "mart_conversion_windows": ("tenant_id", "window_minutes", "window_end_at"),

@@ -86,3 +86,42 @@ def test_dagster_shows_each_models_tier(settings):
     assert tags["mart_event_volume"] == "live"
     assert tags["fct_sessions"] == "session"
     assert tags["mart_cohort_retention"] == "daily"
+
+
+def test_a_slower_tiers_halves_build_every_model_after_what_it_reads(settings, manifest):
+    """The worker builds a slower tier in two steps: no model of the first may read one of the
+    second (it would read last turn's rows), and together they are the whole tier."""
+    settings.dbt_manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.dbt_manifest_path.write_text(json.dumps(manifest))
+    plan = tier_plan(settings.dbt_manifest_path)
+    nodes = models(manifest)
+    reads = {
+        node["name"]: {nodes[up]["name"] for up in node["depends_on"]["nodes"] if up in nodes}
+        for node in nodes.values()
+    }
+    for tier in ("session", "daily"):
+        first, second = plan.halves(tier)
+        assert set(first) | set(second) == plan.of(tier) and not set(first) & set(second)
+        backwards = {
+            model: reads[model] & set(second) for model in first if reads[model] & set(second)
+        }
+        assert backwards == {}, tier
+    # The session tier's sessions come before the users and buyers built from them.
+    first, second = plan.halves("session")
+    assert "int_sessionized_events" in first and "mart_buyer_signals" in second
+
+
+def test_halves_cut_a_tier_between_its_generations():
+    from lakepulse.warehouse.tiers import TierPlan
+
+    # a -> b -> c -> d, and e alone; x is another tier's, read by b.
+    plan = TierPlan(
+        {"a": "s", "b": "s", "c": "s", "d": "s", "e": "s", "x": "live"},
+        parents={
+            "b": frozenset({"a", "x"}),
+            "c": frozenset({"b"}),
+            "d": frozenset({"c", "a"}),
+        },
+    )
+    assert plan.halves("s") == [["a", "b", "e"], ["c", "d"]]
+    assert TierPlan({"a": "s", "e": "s"}).halves("s") == [["a", "e"]]
