@@ -128,7 +128,8 @@
     {#- A pre-hook of every model: a build that is not incremental (the first, a full refresh)
         drops the model's change log, in its transaction, so no publish reads keys logged
         against the table it replaces. -#}
-    {%- if execute and change_log_key() and not is_incremental() %}
+    {%- if execute and config.get("materialized") == "incremental" and change_log_key()
+        and not is_incremental() %}
     drop table if exists {{ change_log_relation(this) }}
     {%- endif %}
 {% endmacro %}
