@@ -198,6 +198,7 @@ def tree_usage(root: psutil.Process, leave_out: tuple[str, ...] = ()) -> tuple[f
 PROCESS_ROLES = (
     ("simulate", "simulator"),
     ("execute_run", "pipeline worker"),
+    ("multiprocessing-fork", "pipeline worker"),
     ("api grpc", "dagster code server"),
     ("code-server", "dagster code server"),
     ("dagster._daemon", "dagster daemon"),

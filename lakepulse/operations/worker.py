@@ -46,13 +46,7 @@ from lakepulse.triggers.firing import fire
 from lakepulse.warehouse.dbt import WarmDbt, remember_build, tier_build_args
 from lakepulse.warehouse.publish import publish
 from lakepulse.warehouse.replica import refresh_replica
-from lakepulse.warehouse.tiers import (
-    TIERS,
-    Tier,
-    TierPlan,
-    tier_plan,
-    tier_selector,
-)
+from lakepulse.warehouse.tiers import TIERS, Tier, TierPlan, tier_plan, tier_selector
 
 IDLE_POLL_S = 0.5
 """How often an idle worker looks for new landing files."""
@@ -270,30 +264,13 @@ class PipelineWorker:
         warehouse = settings.warehouse_path
         slowest = tier is self.tiers[-1]
         unused = sorted(m for m in plan.of(tier.name) if _is_kind(m) and m not in defined)
-        # A slower tier builds in two parts, a step each (TierPlan.halves); the first takes
-        # only the tests whose every parent it builds (dbt's cautious indirect selection), so
-        # a test that also reads a model of the second part runs once that one is rebuilt.
-        parts = (
-            [" ".join(half) for half in plan.halves(tier.name)]
-            if tier.every_s > 0
-            else [tier_selector(tier.name)]
+        args = tier_build_args(
+            settings, tier_selector(tier.name), upstream_tests=slowest, leave_out=unused
         )
         stage = f"dbt:{tier.name}"
-        for number, select in enumerate(parts):
-            if number:
-                yield  # the next part of the build: a step of its own
-            args = tier_build_args(
-                settings,
-                select,
-                upstream_tests=slowest and number == len(parts) - 1,
-                leave_out=unused,
-                cautious=number < len(parts) - 1,
-            )
-            result = self._timed(stage, lambda args=args: self.dbt.invoke(*args))
-            self.report.slowest[stage] = sorted(
-                self.report.slowest.get(stage, []) + _slowest_nodes(result), key=lambda n: -n[1]
-            )[:5]
-            remember_build(settings, args)
+        result = self._timed(stage, lambda: self.dbt.invoke(*args))
+        self.report.slowest[stage] = _slowest_nodes(result)
+        remember_build(settings, args)
         self.report.tiers.append(tier.name)
         marts = plan.marts(tier.name)
         if slowest:

@@ -165,18 +165,13 @@ def build_args(full_refresh: bool = False, settings: Settings | None = None) -> 
 
 
 def tier_build_args(
-    settings: Settings,
-    select: str,
-    upstream_tests: bool,
-    leave_out: list[str] | None = None,
-    cautious: bool = False,
+    settings: Settings, select: str, upstream_tests: bool, leave_out: list[str] | None = None
 ) -> list[str]:
     """The worker's build of one freshness tier (``select``, see
     :mod:`lakepulse.warehouse.tiers`): its models and their tests, the seeds too while they are
     not built as they are now, and the upstream tests (of every tier) only when
     ``upstream_tests`` (the slowest tier's turn: the faster ones never wait for them). The
-    models (or selectors) named in ``leave_out`` are not built. ``cautious``: only the tests
-    whose parents are all selected."""
+    models named in ``leave_out`` are not built."""
     selected, excluded = [select], list(leave_out or [])
     if seeds_built(settings):
         excluded.append("resource_type:seed")
@@ -187,8 +182,6 @@ def tier_build_args(
     else:
         excluded.append(f"tag:{UPSTREAM_TESTS_TAG}")
     args = ["build", "--exclude-resource-type", "unit_test", "--select", " ".join(selected)]
-    if cautious:
-        args += ["--indirect-selection", "cautious"]
     return [*args, "--exclude", " ".join(excluded)] if excluded else args
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from lakepulse.warehouse.publish.marts import ServedMart, served_marts_of
@@ -48,35 +48,12 @@ class TierPlan:
 
     models: dict[str, str]
     """Model name -> tier."""
-    served: dict[str, ServedMart] = field(default_factory=dict)
+    served: dict[str, ServedMart]
     """The marts published to PostgreSQL (their YAML's ``meta: publish:``)."""
-    parents: dict[str, frozenset[str]] = field(default_factory=dict)
-    """Model name -> the models it reads."""
 
     def marts(self, tier: str) -> dict[str, ServedMart]:
         """The published marts built in ``tier``."""
         return {name: mart for name, mart in self.served.items() if self.models.get(name) == tier}
-
-    def halves(self, tier: str) -> list[list[str]]:
-        """The models of ``tier`` in two parts, each a step of a slower tier's turn, so the
-        live tier never waits behind the whole build: the first half of its generations (a
-        model's generation is one more than that of the latest of its parents in the tier),
-        then the rest. Every model comes after the models it reads. One part when the tier has
-        one generation."""
-        members = self.of(tier)
-        generation: dict[str, int] = {}
-
-        def generation_of(model: str) -> int:
-            if model not in generation:
-                inside = self.parents.get(model, frozenset()) & members
-                generation[model] = 1 + max(map(generation_of, inside), default=-1)
-            return generation[model]
-
-        depth = 1 + max(map(generation_of, members), default=-1)
-        cut = (depth + 1) // 2
-        first = sorted(m for m in members if generation_of(m) < cut)
-        rest = sorted(members - set(first))
-        return [part for part in (first, rest) if part]
 
     def of(self, tier: str) -> set[str]:
         """The models built in ``tier`` (a trigger fires in the tier of its candidate model)."""
@@ -92,20 +69,11 @@ def tier_plan(manifest_path: Path) -> TierPlan:
 @functools.lru_cache(maxsize=4)
 def _plan(manifest_path: Path, written_ns: int) -> TierPlan:
     manifest = json.loads(manifest_path.read_text())
-    models = {
-        unique_id: node
-        for unique_id, node in manifest["nodes"].items()
-        if node["resource_type"] == "model"
-    }
     return TierPlan(
-        {node["name"]: node["config"].get("meta", {}).get("tier", "") for node in models.values()},
-        served_marts_of(manifest),
         {
-            node["name"]: frozenset(
-                models[parent]["name"]
-                for parent in node.get("depends_on", {}).get("nodes", [])
-                if parent in models
-            )
-            for node in models.values()
+            node["name"]: node["config"].get("meta", {}).get("tier", "")
+            for node in manifest["nodes"].values()
+            if node["resource_type"] == "model"
         },
+        served_marts_of(manifest),
     )
