@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
-from collections.abc import Sequence
-from functools import cached_property
 
 from dagster import ConfigurableResource, InitResourceContext
 from dagster_dbt import DbtCliResource, DbtProject
-from packaging.version import Version
 
 from lakepulse.core.settings import DBT_PROJECT_DIR, Settings
 from lakepulse.operations.rebuild import ensure_sources
@@ -51,40 +47,8 @@ def dbt_project_for(settings: Settings) -> DbtProject:
     )
 
 
-class LakepulseDbtCliResource(DbtCliResource):
-    """dagster-dbt's CLI resource without the two costs it adds to every invocation: the
-    in-process dbt adapter, and ``dbt --version`` run as a subprocess.
-
-    The adapter only serves `fetch_row_counts` and `fetch_column_metadata`, which we do not use
-    (on DuckDB they would wait for the build's lock anyway), and opening it (profile, plugin,
-    DuckDB extensions) cost ~2.5 s of every run (commit 52d043e); the version subprocess,
-    another start of dbt, ~4 s (4e400e7). Without an adapter dagster-dbt behaves as documented
-    for the Fusion engine.
-
-    These are the project's only overrides of private members, kept on purpose (issue #28):
-    dagster-dbt 0.29.27 (pinned in requirements.lock) has no public switch for either.
-    ``DbtCliResource.cli`` always reads ``self._cli_version`` and, below dbt 2, always calls
-    ``self._initialize_dbt_core_adapter``; its public fields (``dbt_executable``,
-    ``global_config_flags``, ``profile``, ``target``, ``state_path``) reach neither, and
-    ``DbtCliInvocation.run``, which takes the adapter and version as arguments, is not public
-    either. The worker does not use this resource (it runs dbt in process); the runs that do
-    are replay, the rebuild after retention and the stopped per-load cadence.
-    ``tests/integration/test_definitions_load.py`` fails when an upgrade renames the members,
-    so the overrides cannot silently turn into dead code."""
-
-    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:  # type: ignore[override]
-        return None
-
-    @cached_property
-    def _cli_version(self) -> Version:
-        """The installed dbt-core's version. dagster-dbt asks ``dbt --version`` in a subprocess
-        on every invocation (another start of dbt: ~4 s of a busy minute); the executable is
-        the one beside this interpreter (:func:`dbt_executable`), so the package says it."""
-        return Version(importlib.metadata.version("dbt-core"))
-
-
 def dbt_resource(project: DbtProject) -> DbtCliResource:
     # The dbt next to this interpreter: the venv's, whether or not it is on PATH.
-    return LakepulseDbtCliResource(
+    return DbtCliResource(
         project_dir=project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
     )

@@ -5,6 +5,7 @@ file in the data directory, the dbt project or the temporary directory, no proce
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,14 +64,16 @@ def test_loading_the_code_location_in_a_fresh_process_creates_nothing(tmp_path):
     assert tree(DBT_PROJECT_DIR) == project_before
 
 
-def test_the_private_dagster_dbt_members_we_override_still_exist():
-    """``LakepulseDbtCliResource`` overrides two private members (no public switch exists in
-    dagster-dbt 0.29, see its docstring): an upgrade that renames them must fail here, not
-    silently bring back an adapter and a ``dbt --version`` process per invocation."""
-    from dagster_dbt import DbtCliResource
-
-    from orchestration.resources import LakepulseDbtCliResource
-
-    for member in ("_initialize_dbt_core_adapter", "_cli_version"):
-        assert member in vars(DbtCliResource), member
-        assert member in vars(LakepulseDbtCliResource), member
+def test_no_private_dagster_api_is_used():
+    """Orchestration wires through Dagster's public API only (issue #28): no module of ours
+    imports a private Dagster module or overrides a private member of a Dagster class, so an
+    upgrade cannot break it silently."""
+    private = re.compile(r"\b(dagster(_dbt)?\._\w+|def _(initialize_dbt_core_adapter|cli_version))")
+    offenders = [
+        f"{path.relative_to(PROJECT_ROOT)}:{number}: {line.strip()}"
+        for package in ("orchestration", "lakepulse", "ingestion", "quality")
+        for path in sorted((PROJECT_ROOT / package).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if private.search(line)
+    ]
+    assert offenders == []
