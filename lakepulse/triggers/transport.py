@@ -23,6 +23,9 @@ from email.message import EmailMessage
 from functools import partial
 from urllib.parse import urljoin, urlsplit
 
+USER_AGENT = "lakepulse-delivery/1"
+"""The User-Agent of every HTTP delivery (webhook and Slack)."""
+
 MAX_RESPONSE_BYTES = 64 * 1024
 """A receiver's answer is read up to this much; the rest is dropped with the connection."""
 

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from lakepulse.triggers import transport
-from lakepulse.triggers.delivery.renderers.webhook import USER_AGENT
 from lakepulse.triggers.destinations import Destination
 
 
@@ -31,7 +30,7 @@ def send(
     destination: Destination, firing: Mapping[str, Any], signals: dict | None, env: Mapping
 ) -> transport.Outcome:
     """POST the notification (Slack shows no buyer signals: ``signals`` is not used)."""
-    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+    headers = {"Content-Type": "application/json", "User-Agent": transport.USER_AGENT}
     return transport.post(
         destination.resolve("url", env),
         slack_body(firing),

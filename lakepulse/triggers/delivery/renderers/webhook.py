@@ -13,8 +13,6 @@ from lakepulse.triggers import transport
 from lakepulse.triggers.delivery.state import iso
 from lakepulse.triggers.destinations import Destination
 
-USER_AGENT = "lakepulse-delivery/1"
-
 
 def webhook_body(firing: Mapping[str, Any], signals: dict | None) -> bytes:
     """The documented JSON body, serialised once: the signature covers these exact bytes."""
@@ -44,7 +42,7 @@ def send(
     body = webhook_body(firing, signals)
     headers = {
         "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
+        "User-Agent": transport.USER_AGENT,
         "Idempotency-Key": firing["firing_id"],
         "X-Lakepulse-Signature": sign(body, destination.resolve("secret", env)),
     }
