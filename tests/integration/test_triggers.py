@@ -201,7 +201,7 @@ def test_known_traffic_fires_exactly_the_expected_users_once(settings, workspace
         assert (user_id or anonymous_id) == by_id[message_id]["user_id"]
     # ... and a Trigger Fired event is no visit: the bouncer's session is still one page.
     assert workspace.warehouse_sql(
-        "select page_views, events from marts.fct_sessions where device_id = 'dev-bounce'"
+        "select page_views, events from intermediate.int_sessions where device_id = 'dev-bounce'"
     ) == [(1, 1)]
     result = fire(settings)
     assert result.outcomes["cart_reminder"].cooling_down == 1
