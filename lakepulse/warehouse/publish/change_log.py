@@ -51,7 +51,7 @@ def log_fingerprint(generation: str, build: int) -> str:
 def published_build(fingerprint: str | None, generation: str) -> int | None:
     """The build of log ``generation`` that the live table holds, from its recorded
     fingerprint (None: published otherwise, or from another generation)."""
-    prefix = log_fingerprint(generation, 0).removesuffix("0")
+    prefix = f"{LOG_FINGERPRINT}:{generation}:"
     if fingerprint is None or not fingerprint.startswith(prefix):
         return None
     return int(fingerprint.removeprefix(prefix))
