@@ -38,6 +38,8 @@ DELTA_KEYS: dict[str, tuple[str, ...]] = {
     "mart_customer_predictions": ("tenant_id", "user_key"),
     "mart_event_volume": ("tenant_id", "event_minute", "event_type", "event_name"),
     "mart_conversion_windows": ("tenant_id", "window_minutes", "window_end_at"),
+    "fct_trigger_firings": ("firing_id",),
+    "fct_trigger_deliveries": ("firing_id", "destination"),
 }
 """Marts published as a delta, by their unique key."""
 

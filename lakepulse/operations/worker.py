@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 
 from ingestion.landing import LandingLog
 from ingestion.pipeline import run_ingest
+from lakepulse.core.duck import MEMORY_LIMIT_ENV, WORKER_MEMORY_LIMIT
 from lakepulse.core.locks import exclusive_lock
 from lakepulse.core.settings import Settings
 from lakepulse.operations.rebuild import migrate_changed_schemas, prepare_dbt
@@ -117,6 +118,8 @@ class PipelineWorker:
         self.built_at: dict[str, float] = {}
         self.delivery: threading.Thread | None = None
         self.last_delivery = 0.0
+        self.undelivered = False
+        """A firing was recorded since the last delivery pass started."""
         self.bronze_failure: str | None = None
         """Why the latest load failed the bronze suite; no tier builds while it stands."""
         self.turn: tuple[str, Iterator[None]] | None = None
@@ -147,7 +150,7 @@ class PipelineWorker:
         """At least one cycle, then until ``stop`` or ``until``."""
         while True:
             report = self.cycle()
-            self._deliver_in_background(report.fired > 0)
+            self._deliver_in_background()
             if report.worked:
                 self._record(report)
             if stop.is_set() or (until is not None and time.monotonic() >= until):
@@ -293,19 +296,26 @@ class PipelineWorker:
                 f"fire:{tier.name}",
                 lambda: fire(settings, models=plan.of(tier.name), source=warehouse),
             )
-            self.report.fired += sum(len(o.fired) for o in fired.outcomes.values())
+            count = sum(len(o.fired) for o in fired.outcomes.values())
+            self.report.fired += count
+            # Delivered now, not when the cycle ends: the live tier's alert would otherwise
+            # wait for the rest of the cycle (a slower tier's step of ten seconds or more).
+            self.undelivered = self.undelivered or count > 0
+            self._deliver_in_background()
         if tier.every_s >= 300:
             yield
             self._timed("replica", lambda: refresh_replica(settings))
 
-    def _deliver_in_background(self, fired: bool) -> None:
+    def _deliver_in_background(self) -> None:
         """A delivery pass on a thread of its own, after a firing or every
-        :data:`DELIVERY_EVERY_S`, when the previous one has ended."""
+        :data:`DELIVERY_EVERY_S`, when the previous one has ended (a firing it did not see
+        starts the next one as soon as it has)."""
         if self.delivery is not None and self.delivery.is_alive():
             return
-        if not fired and time.monotonic() - self.last_delivery < DELIVERY_EVERY_S:
+        if not self.undelivered and time.monotonic() - self.last_delivery < DELIVERY_EVERY_S:
             return
         self.last_delivery = time.monotonic()
+        self.undelivered = False
         self.delivery = threading.Thread(
             target=deliver_pass,
             args=(self.settings,),
@@ -371,8 +381,16 @@ def run_worker(
     on_cycle: Callable[[CycleReport], None] | None = None,
 ) -> None:
     """The pipeline worker's workflow (``lakepulse worker`` and Dagster's ``pipeline_worker``
-    job): cycle until ``stop`` is set or the monotonic clock passes ``until``."""
-    PipelineWorker(settings, on_cycle=on_cycle).run(stop or threading.Event(), until)
+    job): cycle until ``stop`` is set or the monotonic clock passes ``until``. Its DuckDB
+    connections keep to :data:`~lakepulse.core.duck.WORKER_MEMORY_LIMIT` unless
+    ``LAKEPULSE_DUCKDB_MEMORY_LIMIT`` says otherwise."""
+    chosen = os.environ.get(MEMORY_LIMIT_ENV)
+    os.environ[MEMORY_LIMIT_ENV] = chosen or WORKER_MEMORY_LIMIT
+    try:
+        PipelineWorker(settings, on_cycle=on_cycle).run(stop or threading.Event(), until)
+    finally:
+        if chosen is None:
+            os.environ.pop(MEMORY_LIMIT_ENV, None)
 
 
 def worker_beating(settings: Settings, stale_after_s: float = 60.0) -> bool:

@@ -137,9 +137,17 @@ def _fire(settings, installed, conn, dry_run, now, models, source) -> FireResult
     if triggers and replica.exists():
         conn.execute(f"attach '{replica}' as wh (read_only)")
         try:
-            recorded = _recorded(conn, settings)
+            candidates = {trigger.name: _candidates(conn, trigger) for trigger in triggers}
+            recorded = _recorded(conn, settings, candidates)
             for trigger in triggers:
-                rows += _new_firings(conn, trigger, recorded, outcomes[trigger.name], fired_at)
+                rows += _new_firings(
+                    conn,
+                    trigger,
+                    candidates[trigger.name],
+                    recorded,
+                    outcomes[trigger.name],
+                    fired_at,
+                )
         finally:
             conn.execute("detach wh")
     elif triggers:
@@ -174,15 +182,43 @@ def _fault_pause(variable: str) -> None:
         time.sleep(float(seconds))
 
 
-def _recorded(conn, settings: Settings) -> dict:
-    """Recorded firings per (trigger, tenant, subject): their ids and occurrence times."""
+def _recorded(conn, settings: Settings, candidates: dict[str, list[tuple]]) -> dict:
+    """The recorded firings that bear on ``candidates`` (per trigger, its :func:`_candidates`):
+    their ids, and their occurrence times per (trigger, tenant, subject). Only the firings of
+    these triggers, and of a user's only those about a candidate's user (a tenant-level
+    firing's subject is in its payload: those are few, and all read). Reading every firing
+    ever recorded cost each cycle ~1 s after a few hours of firings, and grew with them."""
     path = settings.trigger_firings_path
+    users = [
+        (trigger, tenant_id, user_id)
+        for trigger, rows in candidates.items()
+        for tenant_id, user_id, *_ in rows
+        if user_id
+    ]
+    conn.register(
+        "candidate_users",
+        pa.table(
+            [list(column) for column in zip(*users, strict=True)] if users else [[], [], []],
+            schema=pa.schema(
+                [("trigger", pa.string()), ("tenant_id", pa.string()), ("user_id", pa.string())]
+            ),
+        ),
+    )
     found: dict[tuple[str, str, str], list[datetime]] = {}
     ids: set[str] = set()
-    for fid, trigger, tenant, user_id, payload, occurred_at in conn.execute(
-        f"select firing_id, trigger, tenant_id, user_id, payload, occurred_at "
-        f"from delta_scan('{path}')"
-    ).fetchall():
+    try:
+        recorded = conn.execute(
+            f"select firing_id, trigger, tenant_id, user_id, payload, occurred_at "
+            f"from delta_scan('{path}') as recorded "
+            f"where recorded.trigger in (select unnest(?)) and ("
+            f"coalesce(recorded.user_id, '') = '' or exists (select 1 from candidate_users as c "
+            f"where c.trigger = recorded.trigger and c.tenant_id = recorded.tenant_id "
+            f"and c.user_id = recorded.user_id))",
+            [list(candidates)],
+        ).fetchall()
+    finally:
+        conn.unregister("candidate_users")
+    for fid, trigger, tenant, user_id, payload, occurred_at in recorded:
         ids.add(fid)
         found.setdefault((trigger, tenant, subject_of(user_id, payload)), []).append(occurred_at)
     return {"ids": ids, "times": found}
@@ -208,9 +244,13 @@ def _candidates(conn, trigger: Trigger) -> list[tuple]:
 
 
 def _new_firings(
-    conn, trigger: Trigger, recorded: dict, outcome: TriggerOutcome, fired_at: datetime
+    conn,
+    trigger: Trigger,
+    candidates: list[tuple],
+    recorded: dict,
+    outcome: TriggerOutcome,
+    fired_at: datetime,
 ) -> list[dict]:
-    candidates = _candidates(conn, trigger)
     if not candidates and not _model_exists(conn, trigger):
         outcome.note = f"model {trigger.model} is not built yet: run `lakepulse build`"
     cooldown = timedelta(hours=trigger.cooldown_hours)

@@ -1,4 +1,5 @@
-"""dbt-duckdb plugin that loads the offline Delta extension into dbt's connections.
+"""dbt-duckdb plugin that loads the offline Delta extension into dbt's connections, and sets
+their memory limit when ``LAKEPULSE_DUCKDB_MEMORY_LIMIT`` asks for one.
 
 Listed under ``plugins:`` in ``dbt_project/profiles.yml``.
 """
@@ -7,9 +8,10 @@ from __future__ import annotations
 
 from dbt.adapters.duckdb.plugins import BasePlugin
 
-from lakepulse.core.duck import load_delta
+from lakepulse.core.duck import apply_memory_limit, load_delta
 
 
 class Plugin(BasePlugin):
     def configure_connection(self, conn) -> None:
+        apply_memory_limit(conn)
         load_delta(conn)

@@ -273,10 +273,25 @@ def test_publish_copies_only_the_marts_that_changed(built):
     assert "mart_event_volume" in changed.rows
     assert "mart_rejected_events" in changed.unchanged
     # The large marts went as deltas (a few keys), and PostgreSQL holds what the replica does.
-    assert set(changed.deltas) == set(DELTA_KEYS) - NO_TRIGGERS_FIRED
+    # The firings' mart changes only when a trigger fires, and none did in between.
+    assert "fct_trigger_firings" in changed.unchanged
+    assert set(changed.deltas) == set(DELTA_KEYS) - NO_TRIGGERS_FIRED - {"fct_trigger_firings"}
     assert all(0 < touched < changed.rows[mart] for mart, touched in changed.deltas.items())
     for mart in ("mart_event_volume", *DELTA_KEYS):
         assert published_rows(url, mart) == replica_rows(workspace, mart), mart
+
+    # One firing gone (as erasure leaves it): the firings' mart goes as a delta of one key, not
+    # a copy of every firing ever recorded.
+    with duckdb.connect(str(settings.replica_path)) as replica:
+        replica.execute(
+            "delete from marts.fct_trigger_firings "
+            "where firing_id = (select min(firing_id) from marts.fct_trigger_firings)"
+        )
+    erased = publish(settings, url)
+    assert erased.deltas == {"fct_trigger_firings": 1}
+    assert published_rows(url, "fct_trigger_firings") == replica_rows(
+        workspace, "fct_trigger_firings"
+    )
 
 
 def in_order(rows: list[tuple]) -> list[tuple]:

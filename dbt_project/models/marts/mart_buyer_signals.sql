@@ -65,8 +65,12 @@ clock_windows as (
         clocks.tenant_id,
         previous_clocks.previous_as_of,
         clocks.signals_as_of,
-        least(previous_clocks.previous_as_of, clocks.signals_as_of) as earlier,
-        greatest(previous_clocks.previous_as_of, clocks.signals_as_of) as later,
+        {%- for days in [7, 30] %}
+        least(previous_clocks.previous_as_of, clocks.signals_as_of) - interval {{ days }} day
+            as earlier_minus_{{ days }}d,
+        greatest(previous_clocks.previous_as_of, clocks.signals_as_of) - interval {{ days }} day
+            as later_minus_{{ days }}d,
+        {%- endfor %}
         date_diff('day', previous_clocks.previous_as_of, clocks.signals_as_of) <> 0
             as date_changed
     from clocks
@@ -79,7 +83,9 @@ clock_windows as (
 figures_at_both_clocks as (
 
     -- only users the move can matter to, by cheap bounds first (a session start lies between
-    -- first_seen_at and last_seen_at); the figures then decide exactly
+    -- first_seen_at and last_seen_at); the figures then decide exactly. The bounds are
+    -- computed once per tenant in clock_windows: a day subtracted from a timestamptz per row
+    -- costs ~0.2 µs (calendar arithmetic), 0.7 s over 1.8 M users.
     select
         signals.tenant_id,
         signals.user_key,
@@ -92,12 +98,12 @@ figures_at_both_clocks as (
     where clock_windows.previous_as_of is null
         or (signals.last_order_at is not null and clock_windows.date_changed)
         or (
-            signals.first_seen_at <= clock_windows.later - interval 7 day
-            and signals.last_seen_at > clock_windows.earlier - interval 7 day
+            signals.first_seen_at <= clock_windows.later_minus_7d
+            and signals.last_seen_at > clock_windows.earlier_minus_7d
         )
         or (
-            signals.first_seen_at <= clock_windows.later - interval 30 day
-            and signals.last_seen_at > clock_windows.earlier - interval 30 day
+            signals.first_seen_at <= clock_windows.later_minus_30d
+            and signals.last_seen_at > clock_windows.earlier_minus_30d
         )
 
 ),

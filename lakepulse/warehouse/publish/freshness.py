@@ -3,7 +3,8 @@ its rows and the latest load time it holds (the Operations dashboard's freshness
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import psycopg
 from psycopg import sql
@@ -15,15 +16,33 @@ FRESHNESS_TABLE = "mart_publish_freshness"
 """Per tenant and mart: when the last publish swapped it in, its rows and latest load time."""
 
 
+def tenant_figures(duck, mart: str) -> list[tuple[str, int, datetime | None]]:
+    """Per tenant of ``mart`` in the publish's source (attached as ``wh``, the content just
+    published): its rows and latest ``last_loaded_at`` where the mart has one. Counted in
+    DuckDB, not in PostgreSQL: a count there read every row of each published mart (~0.5 s for
+    each of the session tier's 1.8 M-row marts at ten million events)."""
+    has_loaded = duck.execute(
+        "select count(*) from information_schema.columns where table_catalog = 'wh' "
+        "and table_schema = ? and table_name = ? and column_name = 'last_loaded_at'",
+        [SCHEMA, mart],
+    ).fetchone()[0]
+    latest = "max(last_loaded_at)" if has_loaded else "null::timestamptz"
+    return duck.execute(
+        f'select tenant_id, count(*), {latest} from wh.{SCHEMA}."{mart}" group by 1'
+    ).fetchall()
+
+
 def record_freshness(
-    conn: psycopg.Connection, published: list[str], unchanged: Sequence[str] = ()
+    conn: psycopg.Connection,
+    published: Mapping[str, list[tuple[str, int, datetime | None]]],
+    unchanged: Sequence[str] = (),
 ) -> None:
-    """Swap in ``marts.mart_publish_freshness``: per tenant and mart just published, the publish
-    time, its rows and the latest ``last_loaded_at`` (load time of the newest event it counts)
-    where the mart has one. Marts found ``unchanged`` keep their rows with this publish's time
-    (they are current: the build changed nothing in them). Rows of other marts not published
-    this time are carried over, so a mart that stops publishing shows its age growing instead
-    of vanishing."""
+    """Swap in ``marts.mart_publish_freshness``: per tenant and mart just published
+    (``published``: each mart's :func:`tenant_figures`), the publish time, its rows and the latest
+    ``last_loaded_at`` (load time of the newest event it counts). Marts found ``unchanged``
+    keep their rows with this publish's time (they are current: the build changed nothing in
+    them). Rows of other marts not published this time are carried over, so a mart that stops
+    publishing shows its age growing instead of vanishing."""
     marts, table = sql.Identifier(SCHEMA), sql.Identifier(FRESHNESS_TABLE)
     staging = sql.Identifier(f"{FRESHNESS_TABLE}__publishing")
     conn.execute(sql.SQL("drop table if exists {}.{}").format(marts, staging))
@@ -34,20 +53,14 @@ def record_freshness(
             "latest_loaded_at timestamptz)"
         ).format(marts, staging)
     )
-    loaded_columns = {
-        row[0]
-        for row in conn.execute(
-            "select table_name from information_schema.columns "
-            "where table_schema = %s and column_name = 'last_loaded_at'",
-            [SCHEMA],
-        ).fetchall()
-    }
-    for mart in published:
-        latest = sql.SQL("max(last_loaded_at)" if mart in loaded_columns else "null::timestamptz")
-        conn.execute(
-            sql.SQL(
-                "insert into {}.{} select tenant_id, {}, now(), count(*), {} from {}.{} group by 1"
-            ).format(marts, staging, sql.Literal(mart), latest, marts, sql.Identifier(mart))
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            sql.SQL("insert into {}.{} values (%s, %s, now(), %s, %s)").format(marts, staging),
+            [
+                (tenant, mart, rows, latest)
+                for mart, figures in published.items()
+                for tenant, rows, latest in figures
+            ],
         )
     exists = conn.execute("select to_regclass(%s)", [f"{SCHEMA}.{FRESHNESS_TABLE}"]).fetchone()[0]
     if exists:
@@ -57,6 +70,6 @@ def record_freshness(
                 "case when mart = any(%s) then now() else published_at end, "
                 "row_count, latest_loaded_at from {}.{} where not (mart = any(%s))"
             ).format(marts, staging, marts, table),
-            [list(unchanged), published],
+            [list(unchanged), list(published)],
         )
     swap(conn, FRESHNESS_TABLE, f"{FRESHNESS_TABLE}__publishing", ("tenant_id", "mart"))

@@ -30,7 +30,7 @@ from lakepulse.warehouse.publish.delta import (
     remember_state,
     state_matches,
 )
-from lakepulse.warehouse.publish.freshness import record_freshness
+from lakepulse.warehouse.publish.freshness import record_freshness, tenant_figures
 from lakepulse.warehouse.publish.marts import ServedMart, served_marts
 from lakepulse.warehouse.publish.swap import copy_and_swap, fingerprint, live_fingerprints
 
@@ -138,7 +138,7 @@ def _publish(
                 rows[name] = row_count(duck, name)
                 if key and log is None:
                     remember_state(duck, name, key, content)
-            record_freshness(conn, list(rows), unchanged)
+            record_freshness(conn, {name: tenant_figures(duck, name) for name in rows}, unchanged)
     finally:
         duck.close()
     return PublishResult(rows, time.perf_counter() - started, skipped, unchanged, deltas)
