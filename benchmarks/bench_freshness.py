@@ -195,6 +195,21 @@ def tree_usage(root: psutil.Process, leave_out: tuple[str, ...] = ()) -> tuple[f
     return cpu, rss
 
 
+def tree_pss(root: psutil.Process, leave_out: tuple[str, ...] = ()) -> int:
+    """Proportional set size of a process tree (as :func:`tree_usage` picks it): each page
+    shared between processes (the pipeline worker is forked from the code server) counted once,
+    split between them, where RSS counts it in each."""
+    pss = 0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            if leave_out and any(part in " ".join(proc.cmdline()) for part in leave_out):
+                continue
+            pss += proc.memory_full_info().pss
+        except (psutil.Error, AttributeError):
+            pass
+    return pss
+
+
 PROCESS_ROLES = (
     ("simulate", "simulator"),
     ("execute_run", "pipeline worker"),
@@ -324,13 +339,14 @@ def measure(source: Path | None, args) -> dict:
         started, started_wall = time.monotonic(), time.time()
         cpu_start, _ = tree_usage(root, leave_out=("simulate",))
         roles_start = usage_by_role(root)
-        peak_rss, rss_at_peak = 0, {}
+        peak_rss, rss_at_peak, pss_at_peak = 0, {}, 0
         while time.monotonic() - started < args.minutes * 60:
             time.sleep(1)
             rss = tree_usage(root, leave_out=("simulate",))[1]
             if rss > peak_rss:
                 peak_rss = rss
                 rss_at_peak = {role: r for role, (_, r) in usage_by_role(root).items()}
+                pss_at_peak = tree_pss(root, leave_out=("simulate",))
         cpu_end, _ = tree_usage(root, leave_out=("simulate",))
         roles_end = usage_by_role(root)
         elapsed = time.monotonic() - started
@@ -365,6 +381,7 @@ def measure(source: Path | None, args) -> dict:
             role: cpu - roles_start.get(role, (0.0, 0))[0] for role, (cpu, _) in roles_end.items()
         },
         "rss_at_peak_by_role": rss_at_peak,
+        "pss_at_peak": pss_at_peak,
         "probes": [vars(p) for p in prober.probes.values()],
         "alerts": [vars(p) for p in prober.alerts],
         "cycles": cycles,
@@ -450,6 +467,12 @@ def report(runs: list[dict]) -> None:
             f"  resources: {cores:.2f} cores on average for all but the simulator (target <= 1: "
             f"{'met' if cores <= 1 else 'MISSED'}), peak RSS {run['peak_rss'] / 2**30:.2f} GiB "
             f"(target < 3: {'met' if run['peak_rss'] < 3 * 2**30 else 'MISSED'})"
+            + (
+                f"; PSS at that peak {run['pss_at_peak'] / 2**30:.2f} GiB (pages shared between "
+                "processes counted once)"
+                if run.get("pss_at_peak")
+                else ""
+            )
         )
         if run.get("cpu_by_role"):
             elapsed = run["elapsed"]
