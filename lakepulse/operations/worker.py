@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 
 from ingestion.landing import LandingLog
 from ingestion.pipeline import run_ingest
-from lakepulse.core.duck import MEMORY_LIMIT_ENV, WORKER_MEMORY_LIMIT
+from lakepulse.core.duck import WORKER_MEMORY_LIMIT, memory_limit, memory_limited
 from lakepulse.core.locks import exclusive_lock
 from lakepulse.core.settings import Settings
 from lakepulse.operations.rebuild import migrate_changed_schemas, prepare_dbt
@@ -85,6 +85,8 @@ class CycleReport:
     bronze_passed: bool | None = None
     """The blocking bronze suite's verdict on this cycle's load (None: nothing loaded)."""
     error: str | None = None
+    memory_limit: str | None = None
+    """DuckDB's memory limit in this cycle (None in a catch-up: see :meth:`PipelineWorker.cycle`)."""
 
     @property
     def worked(self) -> bool:
@@ -116,6 +118,8 @@ class PipelineWorker:
         self.built_through: dict[str, str | None] = {}
         """Per tier: the landing file its last build had loaded; absent until it first built."""
         self.built_at: dict[str, float] = {}
+        self.memory_limit = memory_limit() or WORKER_MEMORY_LIMIT
+        """DuckDB's memory limit for the cycles once every tier is caught up."""
         self.delivery: threading.Thread | None = None
         self.last_delivery = 0.0
         self.undelivered = False
@@ -178,9 +182,14 @@ class PipelineWorker:
     def cycle(self) -> CycleReport:
         """One cycle (see the module docstring), under the pipeline lock."""
         settings = self.settings
-        with exclusive_lock(settings.pipeline_lock_path):
+        # A catch-up (a tier never built by this worker, or due again whole after a failed
+        # step) runs without the memory limit: a backlog can need more, and a step that ran
+        # out of memory under it is retried so.
+        catching_up = any(tier.name not in self.built_through for tier in self.tiers)
+        limit = None if catching_up else self.memory_limit
+        with exclusive_lock(settings.pipeline_lock_path), memory_limited(limit):
             latest = self.landing.latest_name()
-            report = self.report = CycleReport(time.time(), latest)
+            report = self.report = CycleReport(time.time(), latest, memory_limit=limit)
             try:
                 if not self._prepared:
                     self._prepare()
@@ -381,16 +390,8 @@ def run_worker(
     on_cycle: Callable[[CycleReport], None] | None = None,
 ) -> None:
     """The pipeline worker's workflow (``lakepulse worker`` and Dagster's ``pipeline_worker``
-    job): cycle until ``stop`` is set or the monotonic clock passes ``until``. Its DuckDB
-    connections keep to :data:`~lakepulse.core.duck.WORKER_MEMORY_LIMIT` unless
-    ``LAKEPULSE_DUCKDB_MEMORY_LIMIT`` says otherwise."""
-    chosen = os.environ.get(MEMORY_LIMIT_ENV)
-    os.environ[MEMORY_LIMIT_ENV] = chosen or WORKER_MEMORY_LIMIT
-    try:
-        PipelineWorker(settings, on_cycle=on_cycle).run(stop or threading.Event(), until)
-    finally:
-        if chosen is None:
-            os.environ.pop(MEMORY_LIMIT_ENV, None)
+    job): cycle until ``stop`` is set or the monotonic clock passes ``until``."""
+    PipelineWorker(settings, on_cycle=on_cycle).run(stop or threading.Event(), until)
 
 
 def worker_beating(settings: Settings, stale_after_s: float = 60.0) -> bool:

@@ -95,18 +95,25 @@ def test_tiers_build_on_their_cadence_publish_their_marts_and_equal_a_full_refre
 
 
 def test_a_slower_tiers_turn_is_spread_over_cycles_a_step_each(
-    settings, tenant, second_tenant, fresh_database
+    settings, tenant, second_tenant, fresh_database, monkeypatch
 ):
     """The live tier waits for at most one step of a session turn: its build in one cycle, its
-    publish (and firing) in the next, while live marts go out in every cycle."""
+    publish (and firing) in the next, while live marts go out in every cycle. The first turns
+    (a catch-up) run without DuckDB's memory limit, the later ones with it."""
     import dataclasses
+
+    from lakepulse.core.duck import MEMORY_LIMIT_ENV, WORKER_MEMORY_LIMIT
+
+    monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
 
     settings = dataclasses.replace(settings, pg_url=fresh_database)
     start = datetime.now(UTC) - timedelta(hours=2)
     land_simulated(settings, 600, seed=3, start=start)
     tiers = (Tier("live", 0.0, 15.0), Tier("session", 0.01, 60.0), Tier("daily", 3600.0, 600.0))
     worker = PipelineWorker(settings, tiers=tiers)
-    assert worker.cycle().tiers == ["live", "session", "daily"]  # the first turns: whole
+    first = worker.cycle()
+    assert first.tiers == ["live", "session", "daily"]  # the first turns: whole
+    assert first.memory_limit is None
     events = "select coalesce(sum(events), 0) from marts.mart_event_volume"
     sessions = "select count(*) from marts.fct_sessions"
     sessions_before = published(fresh_database, sessions)
@@ -114,6 +121,7 @@ def test_a_slower_tiers_turn_is_spread_over_cycles_a_step_each(
     later = land_simulated(settings, 1200, seed=4, start=start, count=True)
     report = worker.cycle()
     assert report.error is None and report.tiers == ["live", "session"]
+    assert report.memory_limit == WORKER_MEMORY_LIMIT
     assert {"dbt:session", "publish:live"} <= set(report.stages)
     assert "publish:session" not in report.stages
     assert published(fresh_database, events) == later  # live: out in the same cycle

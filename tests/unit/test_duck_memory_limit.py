@@ -3,9 +3,11 @@ on its own connections and on dbt's (the plugin)."""
 
 from __future__ import annotations
 
+import os
+
 import duckdb
 
-from lakepulse.core.duck import MEMORY_LIMIT_ENV, connect
+from lakepulse.core.duck import MEMORY_LIMIT_ENV, connect, memory_limited
 from lakepulse.warehouse.dbt_plugin import Plugin
 
 
@@ -23,3 +25,15 @@ def test_dbt_connections_keep_to_it_too(monkeypatch):
     conn = duckdb.connect(config={"autoload_known_extensions": False})
     Plugin.__new__(Plugin).configure_connection(conn)
     assert conn.execute("select current_setting('memory_limit')").fetchone()[0] == "667.5 MiB"
+
+
+def test_a_limit_holds_for_its_block_and_the_environment_is_restored(monkeypatch):
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "2GB")
+    with memory_limited("700MB"):
+        limited = connect(delta=False).execute("select current_setting('memory_limit')")
+        assert limited.fetchone()[0] == "667.5 MiB"
+    with memory_limited(None):
+        unlimited = connect(delta=False).execute("select current_setting('memory_limit')")
+        assert unlimited.fetchone()[0] != "667.5 MiB"
+        assert MEMORY_LIMIT_ENV not in os.environ
+    assert os.environ[MEMORY_LIMIT_ENV] == "2GB"
