@@ -44,11 +44,15 @@ from ingestion.contract import (
     parse_time,
 )
 from ingestion.privacy import (
+    _MAX_SAFE_KEYS,
     _SAFE_KEYS,
+    MAX_NESTING,
+    _rule,
     device_class,
+    hash_pii,
+    scrub,
     strip_url,
     too_deep,
-    unchanged_by_scrub,
 )
 
 SOURCE_SHA256 = ""
@@ -263,15 +267,19 @@ def event_row(data: Any, batch: Batch) -> Any:
         None if sent_at is None else int(sent_at.timestamp() * 1_000_000),
         received_micros,
         path if path is None or type(path) is str else _text(path),
-        strip_url(url) if type(url) is str else None,
-        strip_url(referrer) if type(referrer) is str and referrer != NO_REFERRER else None,
+        _stripped(url) if type(url) is str else None,
+        _stripped(referrer) if type(referrer) is str and referrer != NO_REFERRER else None,
         title if title is None or type(title) is str else _text(title),
         None,
         None,
         None,
         None,
         None,
-        device_class(
+        device_class(  # one argument when it is all there is: the cache's key is the text
+            user_agent if user_agent is None or type(user_agent) is str else _text(user_agent)
+        )
+        if device is None
+        else device_class(
             user_agent if user_agent is None or type(user_agent) is str else _text(user_agent),
             device,
         ),
@@ -280,14 +288,14 @@ def event_row(data: Any, batch: Batch) -> Any:
         (
             _dumps(properties).decode()
             if _unchanged(properties, at_free)
-            else _scrubbed_json(properties, secret, "properties")
+            else _scrubbed(properties, secret, "properties")
         )
         if properties
         else None,
         (
             _dumps(traits).decode()
             if _unchanged(traits, at_free)
-            else _scrubbed_json(traits, secret, "traits")
+            else _scrubbed(traits, secret, "traits")
         )
         if traits
         else None,
@@ -318,17 +326,77 @@ def event_row(data: Any, batch: Batch) -> Any:
 
 
 def _unchanged(value: dict, at_free: bool) -> bool:
-    """``privacy.unchanged_by_scrub(value)``, decided here, compiled, in the common case: an
-    object of an event whose bytes hold no ``@``, with keys all known to be free of rules
-    (``privacy._SAFE_KEYS``, which ``unchanged_by_scrub`` learns) and no nested object or
-    array. Anything else asks ``unchanged_by_scrub``."""
+    """``privacy.unchanged_by_scrub(value)``, decided here, compiled: at once for an object of
+    an event whose bytes hold no ``@``, with keys all known to be free of rules
+    (``privacy._SAFE_KEYS``) and no nested object or array; by :func:`_unchanged_walk`
+    otherwise."""
     if at_free and value.keys() <= _SAFE_KEYS:
         for item in value.values():
             kind = type(item)
             if kind is dict or kind is list:
-                return unchanged_by_scrub(value)
+                return _unchanged_walk(value, 0)
         return True
-    return unchanged_by_scrub(value)
+    return _unchanged_walk(value, 0)
+
+
+def _unchanged_walk(value: dict, depth: int) -> bool:
+    """``privacy.unchanged_by_scrub``, the same walk compiled (it learns the same rule-free keys
+    into ``privacy._SAFE_KEYS``): no key with a rule, no text holding an ``@``."""
+    if depth > MAX_NESTING - 2:
+        return False
+    if not value.keys() <= _SAFE_KEYS:
+        for key in value:
+            if key not in _SAFE_KEYS:
+                if _rule(key):
+                    return False
+                if len(_SAFE_KEYS) < _MAX_SAFE_KEYS:
+                    _SAFE_KEYS.add(key)
+    return _items_unchanged(value.values(), depth)
+
+
+def _items_unchanged(items: Any, depth: int) -> bool:
+    """``privacy._items_unchanged``, compiled."""
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            if "@" in item:
+                return False
+        elif kind is dict:
+            if not _unchanged_walk(item, depth + 1):
+                return False
+        elif kind is list and (
+            depth + 1 > MAX_NESTING - 2 or not _items_unchanged(item, depth + 1)
+        ):
+            return False
+    return True
+
+
+def _scrubbed(value: dict, secret: bytes, field: str) -> str:
+    """``contract._scrubbed_json`` (``privacy.scrub``, then JSON), compiled for an object of
+    leaves whose keys' rules are none, ``drop`` or ``hash`` (an identify call's traits with an
+    e-mail address): the same object. Anything else is scrubbed by ``_scrubbed_json``."""
+    out = {}
+    for key, item in value.items():
+        kind = type(item)
+        if kind is dict or kind is list:
+            return _scrubbed_json(value, secret, field)
+        rule = _rule(key)
+        if not rule:
+            out[key] = scrub(item, secret, 1) if kind is str and "@" in item else item
+        elif rule == "drop":
+            continue
+        elif rule == "hash" and (kind is str or kind is int or kind is float):
+            out[key] = hash_pii(item, secret)
+        else:
+            return _scrubbed_json(value, secret, field)
+    return _dumps(out).decode()
+
+
+def _stripped(url: str) -> str:
+    """``privacy.strip_url``, without its cache's call for a URL it returns as it is."""
+    if "?" not in url and "@" not in url:
+        return url
+    return strip_url(url)
 
 
 def _id_text(value: Any) -> str | None:
