@@ -94,7 +94,8 @@ def _norm_key(key: str) -> str:
 
 
 def hash_pii(value: Any, secret: bytes) -> str:
-    """HMAC-SHA256 of a normalised email or phone, so the same person hashes the same way."""
+    """HMAC-SHA256 of a normalised email or phone, so the same person hashes the same way
+    (``rowpass._hashed`` is its e-mail case compiled: change the two together)."""
     text = str(value).strip()
     text = text.lower() if "@" in text else re.sub(r"[^\d+]", "", text) or text.lower()
     return hmac.digest(secret, text.encode(), "sha256").hex()  # hmac.new's hexdigest, one call

@@ -47,6 +47,9 @@ cdef bint _items_unchanged(items, long depth) except -1
 cdef str _scrubbed(dict value, bytes secret, str field)
 cdef str _stripped(str url)
 
+@cython.locals(text=str)
+cdef str _hashed(value, bytes secret)
+
 @cython.locals(encoded=bytes)
 cdef str _json(value)
 cdef _id_text(value)
