@@ -14,6 +14,7 @@ import cython
     properties=dict,
     traits=dict,
     text=bytes,
+    event=str,
 )
 cpdef event_row(data, batch)
 

@@ -72,6 +72,7 @@ _DecodeError = msgspec.DecodeError
 _hmac_digest = hmac.digest
 _decode_event = _EVENT.decode  # bound once: no method lookup an event
 _decode_event_with_context = _EVENT_WITH_CONTEXT.decode
+_no_commerce_keys = _COMMERCE_KEYS.isdisjoint
 if _EVENT_FIELDS != (
     "type", "messageId", "userId", "anonymousId", "event", "name", "groupId", "previousId",
     "timestamp", "originalTimestamp", "sentAt", "properties", "traits", "context",
@@ -331,7 +332,7 @@ def event_row(data: Any, batch: Batch) -> Any:
         row.utm_campaign = _text(get("name"))
         row.utm_term = _text(get("term"))
         row.utm_content = _text(get("content"))
-    if properties and not _COMMERCE_KEYS.isdisjoint(properties):
+    if properties and not _no_commerce_keys(properties):
         _compiled_commerce(properties, row)
     return row
 
