@@ -246,9 +246,13 @@ TIMES = [  # the forms the compiled pass reads in integers, then others datetime
 
 @pytest.mark.parametrize("sent_at", [None, "2026-11-22T11:59:30.5Z", "2026-11-22T11:59:30"])
 @pytest.mark.parametrize("timestamp", TIMES)
-def test_times_in_every_form_make_the_interpreted_columns(timestamp, sent_at):
+def test_times_in_every_form_make_the_interpreted_columns(
+    timestamp, sent_at, row_pass, monkeypatch
+):
     """The compiled pass reads the usual forms in integers (no datetime): the interpreted
-    contract's columns exactly; any other form is datetime's to read, as before."""
+    contract's columns exactly; any other form is datetime's to read, as before. (Interpreted,
+    ``rowpass`` reads them with datetime: its integer reading is tested here all the same.)"""
+    monkeypatch.setattr(row_pass, "_INTEGER_TIMES", True)
     message = {**BASE, "timestamp": timestamp, **({"sentAt": sent_at} if sent_at else {})}
     try:
         expected = interpreted(message)
@@ -264,7 +268,9 @@ def test_times_in_every_form_make_the_interpreted_columns(timestamp, sent_at):
 
 def test_the_usual_forms_make_no_datetime(row_pass, monkeypatch):
     """Times as SDKs send them (``Z``, ``+00:00`` or none; 0 to 6 decimals) never reach
-    datetime's parse in the compiled pass, with an event's sentAt or the batch's."""
+    datetime's parse in the extension, with an event's sentAt or the batch's (interpreted,
+    they do: datetime's parse is the faster there)."""
+    monkeypatch.setattr(row_pass, "_INTEGER_TIMES", True)  # interpreted too: its source
     monkeypatch.setattr(row_pass, "_fromisoformat", None)  # a call of either: TypeError
     monkeypatch.setattr(row_pass, "parse_time", None)
     for timestamp in TIMES[: TIMES.index("1970-01-01T00:00:00Z") + 1]:
@@ -275,10 +281,11 @@ def test_the_usual_forms_make_no_datetime(row_pass, monkeypatch):
         assert compiled(sent) == interpreted(sent)
 
 
-def test_integer_times_round_as_datetime_timestamp_does():
+def test_integer_times_round_as_datetime_timestamp_does(row_pass, monkeypatch):
     """``int(t.timestamp() * 1_000_000)`` is a float's product, now and then one below the
     exact microseconds: the compiled pass's integers round the same way, the batch's sentAt
     and the skew correction included (seeded times over the years the integers cover)."""
+    monkeypatch.setattr(row_pass, "_INTEGER_TIMES", True)
     rng = random.Random(29)
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     for _ in range(2_000):
