@@ -16,8 +16,9 @@ export NO_MKDOCS_2_WARNING := 1
 
 # Pinned: pyproject.toml names the direct dependencies, requirements.lock every transitive one.
 # The install also compiles ingestion/rowpass.py into the C extension ingestion._rowpass
-# (setup.py; Cython pinned in pyproject.toml), so a change to it reinstalls too.
-$(STAMP): pyproject.toml requirements.lock setup.py ingestion/rowpass.py
+# (setup.py; Cython pinned in pyproject.toml), with the C types of ingestion/rowpass.pxd, so a
+# change to either reinstalls too.
+$(STAMP): pyproject.toml requirements.lock setup.py ingestion/rowpass.py ingestion/rowpass.pxd
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"

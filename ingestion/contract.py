@@ -697,6 +697,11 @@ _CONTEXT_FIELDS = _Context.__struct_fields__
 _PAGE_FIELDS = _Page.__struct_fields__
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_YEAR_2201 = datetime(2201, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 @dataclasses.dataclass(slots=True)
 class Batch:
     """What every event of one request shares, for :func:`compiled_row`."""
@@ -715,6 +720,11 @@ class Batch:
     """The latest timestamp an event may have: ``received_at`` + ``MAX_FUTURE_SKEW``."""
     shared: tuple = ()
     """What ``rowpass.event_row`` reads for every event, in one tuple: one lookup, not six."""
+    received_exact: int = -1
+    """``received_at`` in exact epoch microseconds (no float), for ``rowpass``'s integer
+    timestamps; -1 (those off) unless it is an aware time in the years 1970 to 2200."""
+    latest_exact: int = -1
+    """``latest`` the same way."""
 
     def __post_init__(self) -> None:
         self.received_micros = _micros(self.received_at)
@@ -722,6 +732,9 @@ class Batch:
             self.latest = self.received_at + MAX_FUTURE_SKEW
         except OverflowError:  # received past year 9998: no event is in its future
             self.latest = datetime.max.replace(tzinfo=UTC)
+        if self.received_at.tzinfo is not None and _EPOCH <= self.received_at < _YEAR_2201:
+            self.received_exact = (self.received_at - _EPOCH) // _MICROSECOND
+            self.latest_exact = (self.latest - _EPOCH) // _MICROSECOND
         self.shared = (
             self.tenant_id,
             self.secret,
@@ -730,6 +743,8 @@ class Batch:
             self.latest,
             self.batch_sent_at,
             self.body_bytes,
+            self.received_exact,
+            self.latest_exact,
         )
 
 
@@ -768,7 +783,12 @@ def compiled_pass_in_use() -> bool:
 def _load_row_pass() -> Any:
     from ingestion import rowpass
 
-    digest = hashlib.sha256(Path(rowpass.__file__).read_bytes()).hexdigest()
+    source = Path(rowpass.__file__)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    declarations = source.with_suffix(".pxd")  # absent from an installed wheel: not compared
+    declared = (
+        hashlib.sha256(declarations.read_bytes()).hexdigest() if declarations.exists() else None
+    )
     try:
         from ingestion import _rowpass  # type: ignore[attr-defined]
     except ImportError as err:
@@ -778,10 +798,14 @@ def _load_row_pass() -> Any:
             err,
         )
         return rowpass
-    if digest != _rowpass.SOURCE_SHA256:
+    stale = digest != _rowpass.SOURCE_SHA256 or (
+        declared is not None and declared != getattr(_rowpass, "DECLARATIONS_SHA256", "")
+    )
+    if stale:
         log.warning(
-            "ingestion._rowpass was built from another rowpass.py: the per-event work "
-            "runs in the interpreter until `make install` (pip install -e .) rebuilds it"
+            "ingestion._rowpass was built from another rowpass.py (or rowpass.pxd): the "
+            "per-event work runs in the interpreter until `make install` (pip install -e .) "
+            "rebuilds it"
         )
         return rowpass
     return _rowpass

@@ -3,8 +3,10 @@ request's events (``contract.check_events`` calls :func:`rows`).
 
 This module is plain Python, and also the source of the C extension ``ingestion._rowpass``:
 ``setup.py`` compiles a copy of it with Cython when the project is installed (``make``, ``pip
-install -e .``), and :func:`ingestion.contract.row_pass` uses the extension when it was built
-from this very source (its ``SOURCE_SHA256``), this module otherwise. The same tests run both
+install -e .``), with the C types and C functions ``rowpass.pxd`` declares for it (which change
+how fast the code runs, never what it computes), and :func:`ingestion.contract.row_pass` uses
+the extension when it was built from this very source and those declarations (its
+``SOURCE_SHA256`` and ``DECLARATIONS_SHA256``), this module otherwise. The same tests run both
 (``tests/unit/test_compiled_contract.py``); ``benchmarks.differential_contract`` compares the
 one in use with ``main``. Keep it free of classes (those are ``contract``'s: one identity for
 ``LandingRow``, ``NotCompiled`` ... whichever module runs) and of module state other than
@@ -13,6 +15,7 @@ constants.
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,21 +47,35 @@ from ingestion.contract import (
     parse_time,
 )
 from ingestion.privacy import (
+    _MAX_SAFE_KEYS,
     _SAFE_KEYS,
+    MAX_NESTING,
+    _rule,
     device_class,
+    hash_pii,
+    scrub,
     strip_url,
     too_deep,
-    unchanged_by_scrub,
 )
 
 SOURCE_SHA256 = ""
 """In the extension, the SHA-256 of the source it was compiled from (``setup.py`` sets it)."""
+DECLARATIONS_SHA256 = ""
+"""In the extension, the SHA-256 of the ``rowpass.pxd`` it was compiled with (C types and C
+functions for this module's code; ``setup.py`` sets it)."""
+_INTEGER_TIMES = bool(SOURCE_SHA256)
+"""Times read by :func:`_iso_micros` in the extension only: a character at a time is C's
+work; interpreted, ``datetime``'s parse (C too) is the faster, and the columns are the same."""
 
 _UNSET = msgspec.UNSET
 _astuple = msgspec.structs.astuple
 _dumps = orjson.dumps
 _fromisoformat = datetime.fromisoformat
 _DecodeError = msgspec.DecodeError
+_hmac_digest = hmac.digest
+_decode_event = _EVENT.decode  # bound once: no method lookup an event
+_decode_event_with_context = _EVENT_WITH_CONTEXT.decode
+_no_commerce_keys = _COMMERCE_KEYS.isdisjoint
 if _EVENT_FIELDS != (
     "type", "messageId", "userId", "anonymousId", "event", "name", "groupId", "previousId",
     "timestamp", "originalTimestamp", "sentAt", "properties", "traits", "context",
@@ -100,13 +117,21 @@ def rows(events: list[Any], batch: Batch) -> tuple[list[Any], list[Any], list[in
 def event_row(data: Any, batch: Batch) -> Any:
     """The ``LandingRow`` of one event's bytes, or :class:`NotCompiled` (or any other error:
     ``rows`` hands the event to ``normalize`` whatever it raises)."""
-    tenant_id, secret, received_at, received_micros, latest, batch_sent_at, body_bytes = (
-        batch.shared
-    )
+    (
+        tenant_id,
+        secret,
+        received_at,
+        received_micros,
+        latest,
+        batch_sent_at,
+        body_bytes,
+        received_exact,
+        latest_exact,
+    ) = batch.shared
     if body_bytes > MAX_EVENT_BYTES and len(data) * SIZE_FACTOR > MAX_EVENT_BYTES:
         raise NotCompiled
     try:
-        message = _EVENT.decode(data)
+        message = _decode_event(data)
     except (_DecodeError, RecursionError):
         message = None
     if message is None or (  # {} and {"page": null} read alike as structs
@@ -115,7 +140,7 @@ def event_row(data: Any, batch: Batch) -> Any:
         and message.context == _EMPTY_CONTEXT
     ):
         try:
-            message = _EVENT_WITH_CONTEXT.decode(data)
+            message = _decode_event_with_context(data)
         except (_DecodeError, RecursionError):
             raise NotCompiled from None
     (
@@ -218,28 +243,30 @@ def event_row(data: Any, batch: Batch) -> Any:
         traits = ctx_traits
 
     original = original or timestamp
-    if original is not None:  # parse_time, inlined: other than ISO text is interpreted
-        if type(original) is not str:
-            raise NotCompiled
-        try:
-            original = _fromisoformat(original)  # surrounding blanks: interpreted
-        except ValueError:
-            raise NotCompiled from None
-        if original.tzinfo is None:
-            original = original.replace(tzinfo=UTC)
     if sent_at is _UNSET:
         sent_at = batch_sent_at
-    if sent_at is not None:
-        sent_at = parse_time(sent_at, "sentAt")
-    if original is None or sent_at is None:
-        timestamp = original or received_at
-    else:
-        timestamp = received_at - (sent_at - original)
-    if timestamp > latest:  # more than MAX_FUTURE_SKEW after received_at
-        raise NotCompiled
-    timestamp_micros = (
-        received_micros if timestamp is received_at else int(timestamp.timestamp() * 1_000_000)
-    )
+    timestamp_micros = None
+    if type(original) is str and received_exact >= 0 and _INTEGER_TIMES:
+        # The forms SDKs send, in integers, no datetime made: the datetime path's values
+        # exactly (its float rounding too, _float_micros); any other text goes that way.
+        exact = _iso_micros(original)
+        if exact >= 0:
+            if sent_at is None:
+                if exact <= latest_exact:
+                    timestamp_micros = original_micros = _float_micros(exact)
+                    sent_micros = None
+            elif type(sent_at) is str:
+                sent_exact = _iso_micros(sent_at)
+                if sent_exact >= 0:
+                    corrected = received_exact - (sent_exact - exact)
+                    if 0 <= corrected <= latest_exact:
+                        timestamp_micros = _float_micros(corrected)
+                        original_micros = _float_micros(exact)
+                        sent_micros = _float_micros(sent_exact)
+    if timestamp_micros is None:
+        timestamp_micros, original_micros, sent_micros = _datetime_micros(
+            original, sent_at, received_at, received_micros, latest
+        )
 
     if kind == "page" and properties:
         # normalize: {**page, **the page properties present}, even a null one
@@ -255,45 +282,41 @@ def event_row(data: Any, batch: Batch) -> Any:
         user_id,
         anonymous_id,
         timestamp_micros,
-        None
-        if original is None
-        else timestamp_micros
-        if original is timestamp
-        else int(original.timestamp() * 1_000_000),
-        None if sent_at is None else int(sent_at.timestamp() * 1_000_000),
+        original_micros,
+        sent_micros,
         received_micros,
         path if path is None or type(path) is str else _text(path),
-        strip_url(url) if type(url) is str else None,
-        strip_url(referrer) if type(referrer) is str and referrer != NO_REFERRER else None,
+        _stripped(url) if type(url) is str else None,
+        _stripped(referrer) if type(referrer) is str and referrer != NO_REFERRER else None,
         title if title is None or type(title) is str else _text(title),
         None,
         None,
         None,
         None,
         None,
-        device_class(
+        device_class(  # one argument when it is all there is: the cache's key is the text
+            user_agent if user_agent is None or type(user_agent) is str else _text(user_agent)
+        )
+        if device is None
+        else device_class(
             user_agent if user_agent is None or type(user_agent) is str else _text(user_agent),
             device,
         ),
         locale if locale is None or type(locale) is str else _text(locale),
         library if library is None or type(library) is str else _text(library),
         (
-            _dumps(properties).decode()
+            _json(properties)
             if _unchanged(properties, at_free)
-            else _scrubbed_json(properties, secret, "properties")
+            else _scrubbed(properties, secret, "properties")
         )
         if properties
         else None,
-        (
-            _dumps(traits).decode()
-            if _unchanged(traits, at_free)
-            else _scrubbed_json(traits, secret, "traits")
-        )
+        (_json(traits) if _unchanged(traits, at_free) else _scrubbed(traits, secret, "traits"))
         if traits
         else None,
         None
         if rest is None
-        else _dumps(rest).decode()
+        else _json(rest)
         if _unchanged(rest, at_free)
         else _scrubbed_json(rest, secret, "context"),
         None,
@@ -312,23 +335,240 @@ def event_row(data: Any, batch: Batch) -> Any:
         row.utm_campaign = _text(get("name"))
         row.utm_term = _text(get("term"))
         row.utm_content = _text(get("content"))
-    if properties and not _COMMERCE_KEYS.isdisjoint(properties):
+    if properties and not _no_commerce_keys(properties):
         _compiled_commerce(properties, row)
     return row
 
 
+def _datetime_micros(
+    original: Any, sent_at: Any, received_at: datetime, received_micros: int, latest: datetime
+) -> tuple[int, int | None, int | None]:
+    """The row's timestamp, originalTimestamp and sentAt in epoch microseconds, by datetime's
+    parse and arithmetic (``normalize``'s): the times :func:`_iso_micros` leaves."""
+    if original is not None:  # parse_time, inlined: other than ISO text is interpreted
+        if type(original) is not str:
+            raise NotCompiled
+        try:
+            original = _fromisoformat(original)  # surrounding blanks: interpreted
+        except ValueError:
+            raise NotCompiled from None
+        if original.tzinfo is None:
+            original = original.replace(tzinfo=UTC)
+    if sent_at is not None:
+        sent_at = parse_time(sent_at, "sentAt")
+    if original is None or sent_at is None:
+        timestamp = original or received_at
+    else:
+        timestamp = received_at - (sent_at - original)
+    if timestamp > latest:  # more than MAX_FUTURE_SKEW after received_at
+        raise NotCompiled
+    timestamp_micros = (
+        received_micros if timestamp is received_at else int(timestamp.timestamp() * 1_000_000)
+    )
+    return (
+        timestamp_micros,
+        None
+        if original is None
+        else timestamp_micros
+        if original is timestamp
+        else int(original.timestamp() * 1_000_000),
+        None if sent_at is None else int(sent_at.timestamp() * 1_000_000),
+    )
+
+
+def _iso_micros(text: str) -> int:
+    """The exact epoch microseconds of ``text`` in the form SDKs send a time in,
+    ``YYYY-MM-DDTHH:MM:SS``, an optional fraction of 1 to 6 digits, then ``Z``, ``+00:00`` or
+    nothing (UTC, as ``normalize`` takes a naive time), in the years 1970 to 2200; -1 for any
+    other text, valid or not (``datetime.fromisoformat`` decides those)."""
+    size = len(text)
+    if size < 19 or size > 32:
+        return -1
+    if (
+        ord(text[4]) != 45  # -
+        or ord(text[7]) != 45
+        or ord(text[10]) != 84  # T
+        or ord(text[13]) != 58  # :
+        or ord(text[16]) != 58
+    ):
+        return -1
+    year = 0
+    for index in range(4):
+        digit = ord(text[index]) - 48
+        if digit < 0 or digit > 9:
+            return -1
+        year = year * 10 + digit
+    month = _two_digits(text, 5)
+    day = _two_digits(text, 8)
+    hour = _two_digits(text, 11)
+    minute = _two_digits(text, 14)
+    second = _two_digits(text, 17)
+    if (
+        year < 1970
+        or year > 2200
+        or month < 1
+        or month > 12
+        or day < 1
+        or hour < 0
+        or hour > 23
+        or minute < 0
+        or minute > 59
+        or second < 0
+        or second > 59
+    ):
+        return -1
+    if month == 2:
+        last = 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    elif month == 4 or month == 6 or month == 9 or month == 11:
+        last = 30
+    else:
+        last = 31
+    if day > last:
+        return -1
+    micros = 0
+    index = 19
+    if index < size and ord(text[index]) == 46:  # .
+        index += 1
+        scale = 100_000
+        while index < size and scale > 0:
+            digit = ord(text[index]) - 48
+            if digit < 0 or digit > 9:
+                break
+            micros += digit * scale
+            scale //= 10
+            index += 1
+        if scale == 100_000:  # no digit after the point
+            return -1
+    if index < size:  # the offset: Z or +00:00 (another is left to fromisoformat)
+        if size - index == 1:
+            if ord(text[index]) != 90:  # Z
+                return -1
+        elif (
+            size - index != 6
+            or ord(text[index]) != 43  # +
+            or ord(text[index + 1]) != 48  # 0
+            or ord(text[index + 2]) != 48
+            or ord(text[index + 3]) != 58  # :
+            or ord(text[index + 4]) != 48
+            or ord(text[index + 5]) != 48
+        ):
+            return -1
+    # days since 1970-01-01 of a proleptic Gregorian date (March-based years)
+    if month <= 2:
+        year -= 1
+        month += 9
+    else:
+        month -= 3
+    days = (
+        year * 365 + year // 4 - year // 100 + year // 400 + (153 * month + 2) // 5 + day - 719469
+    )
+    return ((days * 86_400 + hour * 3_600 + minute * 60 + second) * 1_000_000) + micros
+
+
+def _two_digits(text: str, index: int) -> int:
+    """The number two decimal digits of ``text`` at ``index`` write, or -1."""
+    tens = ord(text[index]) - 48
+    ones = ord(text[index + 1]) - 48
+    if tens < 0 or tens > 9 or ones < 0 or ones > 9:
+        return -1
+    return tens * 10 + ones
+
+
+def _float_micros(exact: int) -> int:
+    """``int(t.timestamp() * 1_000_000)`` of the time ``exact`` microseconds after the epoch:
+    ``timestamp()`` divides the exact microseconds by 10**6 (rounded to a float, exactly as
+    here, the two being below 2**53), and the float's product is truncated."""
+    return int(exact / 1_000_000 * 1_000_000)
+
+
 def _unchanged(value: dict, at_free: bool) -> bool:
-    """``privacy.unchanged_by_scrub(value)``, decided here, compiled, in the common case: an
-    object of an event whose bytes hold no ``@``, with keys all known to be free of rules
-    (``privacy._SAFE_KEYS``, which ``unchanged_by_scrub`` learns) and no nested object or
-    array. Anything else asks ``unchanged_by_scrub``."""
-    if at_free and value.keys() <= _SAFE_KEYS:
-        for item in value.values():
+    """``privacy.unchanged_by_scrub(value)``, decided here, compiled: at once for an object of
+    an event whose bytes hold no ``@``, with keys all known to be free of rules
+    (``privacy._SAFE_KEYS``) and no nested object or array; by :func:`_unchanged_walk`
+    otherwise."""
+    if at_free:
+        for key, item in value.items():
             kind = type(item)
-            if kind is dict or kind is list:
-                return unchanged_by_scrub(value)
+            if kind is dict or kind is list or key not in _SAFE_KEYS:
+                return _unchanged_walk(value, 0)
         return True
-    return unchanged_by_scrub(value)
+    return _unchanged_walk(value, 0)
+
+
+def _unchanged_walk(value: dict, depth: int) -> bool:
+    """``privacy.unchanged_by_scrub``, the same walk compiled (it learns the same rule-free keys
+    into ``privacy._SAFE_KEYS``): no key with a rule, no text holding an ``@``."""
+    if depth > MAX_NESTING - 2:
+        return False
+    if not value.keys() <= _SAFE_KEYS:
+        for key in value:
+            if key not in _SAFE_KEYS:
+                if _rule(key):
+                    return False
+                if len(_SAFE_KEYS) < _MAX_SAFE_KEYS:
+                    _SAFE_KEYS.add(key)
+    return _items_unchanged(value.values(), depth)
+
+
+def _items_unchanged(items: Any, depth: int) -> bool:
+    """``privacy._items_unchanged``, compiled."""
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            if "@" in item:
+                return False
+        elif kind is dict:
+            if not _unchanged_walk(item, depth + 1):
+                return False
+        elif kind is list and (
+            depth + 1 > MAX_NESTING - 2 or not _items_unchanged(item, depth + 1)
+        ):
+            return False
+    return True
+
+
+def _scrubbed(value: dict, secret: bytes, field: str) -> str:
+    """``contract._scrubbed_json`` (``privacy.scrub``, then JSON), compiled for an object of
+    leaves whose keys' rules are none, ``drop`` or ``hash`` (an identify call's traits with an
+    e-mail address): the same object. Anything else is scrubbed by ``_scrubbed_json``."""
+    out = {}
+    for key, item in value.items():
+        kind = type(item)
+        if kind is dict or kind is list:
+            return _scrubbed_json(value, secret, field)
+        rule = _rule(key)
+        if not rule:
+            out[key] = scrub(item, secret, 1) if kind is str and "@" in item else item
+        elif rule == "drop":
+            continue
+        elif rule == "hash" and (kind is str or kind is int or kind is float):
+            out[key] = _hashed(item, secret)
+        else:
+            return _scrubbed_json(value, secret, field)
+    return _json(out)
+
+
+def _hashed(value: Any, secret: bytes) -> str:
+    """``privacy.hash_pii`` for an e-mail address (text holding an ``@``), compiled: the HMAC
+    of its trimmed, lower-cased text. Anything else asks ``hash_pii``."""
+    if type(value) is str:
+        text = value.strip()
+        if "@" in text:
+            return _hmac_digest(secret, text.lower().encode(), "sha256").hex()
+    return hash_pii(value, secret)
+
+
+def _json(value: Any) -> str:
+    """``orjson.dumps(value).decode()``."""
+    encoded = _dumps(value)
+    return encoded.decode()
+
+
+def _stripped(url: str) -> str:
+    """``privacy.strip_url``, without its cache's call for a URL it returns as it is."""
+    if "?" not in url and "@" not in url:
+        return url
+    return strip_url(url)
 
 
 def _id_text(value: Any) -> str | None:

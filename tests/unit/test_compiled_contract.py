@@ -11,7 +11,8 @@ runs twice: on the C extension ``ingestion._rowpass`` the install builds from
 import hashlib
 import hmac
 import importlib
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 
@@ -56,6 +57,15 @@ def test_the_collector_runs_the_extension_built_from_this_source():
 
 def test_a_stale_extension_is_not_used(monkeypatch):
     monkeypatch.setattr(importlib.import_module("ingestion._rowpass"), "SOURCE_SHA256", "0" * 64)
+    assert contract._load_row_pass() is rowpass
+
+
+def test_the_extension_is_built_with_this_rowpass_pxd(monkeypatch):
+    """The C types it was compiled with (``rowpass.pxd``) are part of its source too."""
+    extension = importlib.import_module("ingestion._rowpass")
+    declarations = Path(rowpass.__file__).with_suffix(".pxd").read_bytes()
+    assert hashlib.sha256(declarations).hexdigest() == extension.DECLARATIONS_SHA256
+    monkeypatch.setattr(extension, "DECLARATIONS_SHA256", "0" * 64)
     assert contract._load_row_pass() is rowpass
 
 
@@ -191,6 +201,103 @@ def test_the_batch_context_applies_as_interpreted(context, message_context):
         message["context"] = message_context
     kw = {"batch_context": context, "batch_sent_at": "2026-11-22T11:59:30Z"}
     assert compiled(message, **kw) == interpreted(message, **kw)
+
+
+TIMES = [  # the forms the compiled pass reads in integers, then others datetime reads
+    "2026-11-22T11:59:00Z",
+    "2026-11-22T11:59:00.1Z",
+    "2026-11-22T11:59:00.12Z",
+    "2026-11-22T11:59:00.123Z",
+    "2026-11-22T11:59:00.1234Z",
+    "2026-11-22T11:59:00.12345Z",
+    "2026-11-22T11:59:00.123456Z",
+    "2026-11-22T11:59:00.123456+00:00",
+    "2026-11-22T11:59:00.123456",
+    "2026-11-22T11:59:00",
+    "2024-02-29T23:59:59.999999Z",
+    "2000-02-29T00:00:00Z",
+    "1970-01-01T00:00:00Z",
+    "2026-11-22T11:59:00.1234567Z",
+    "2026-11-22T11:59:00.Z",
+    "2026-11-22T11:59:00,5Z",
+    "2026-11-22T11:59:00-00:00",
+    "2026-11-22T13:59:00+02:00",
+    "2026-11-22 11:59:00Z",
+    "2026-11-22t11:59:00Z",
+    "20261122T115900Z",
+    "2026-11-22T11:59Z",
+    "1969-12-31T23:59:59.5Z",
+    "2200-12-31T23:59:59Z",
+    "2201-01-01T00:00:00Z",
+    "2026-02-29T00:00:00Z",
+    "2100-02-29T00:00:00Z",
+    "2026-04-31T00:00:00Z",
+    "2026-13-01T00:00:00Z",
+    "2026-11-22T24:00:00Z",
+    "2026-11-22T11:60:00Z",
+    "2026-11-22T11:59:60Z",
+    "2026-11-22T11:59:00z",
+    "2026-11-22T11:59:00+0000",
+    "2026-11-22T11:59:00Z ",
+    "2026-11-2xT11:59:00Z",
+    "",
+]
+
+
+@pytest.mark.parametrize("sent_at", [None, "2026-11-22T11:59:30.5Z", "2026-11-22T11:59:30"])
+@pytest.mark.parametrize("timestamp", TIMES)
+def test_times_in_every_form_make_the_interpreted_columns(
+    timestamp, sent_at, row_pass, monkeypatch
+):
+    """The compiled pass reads the usual forms in integers (no datetime): the interpreted
+    contract's columns exactly; any other form is datetime's to read, as before. (Interpreted,
+    ``rowpass`` reads them with datetime: its integer reading is tested here all the same.)"""
+    monkeypatch.setattr(row_pass, "_INTEGER_TIMES", True)
+    message = {**BASE, "timestamp": timestamp, **({"sentAt": sent_at} if sent_at else {})}
+    try:
+        expected = interpreted(message)
+    except contract.ContractError:
+        with pytest.raises(NotCompiled):
+            compiled(message)
+        return
+    try:
+        assert compiled(message) == expected
+    except NotCompiled:  # left to the interpreted contract, which makes ``expected``
+        assert TIMES.index(timestamp) > TIMES.index("2026-11-22T11:59:00")
+
+
+def test_the_usual_forms_make_no_datetime(row_pass, monkeypatch):
+    """Times as SDKs send them (``Z``, ``+00:00`` or none; 0 to 6 decimals) never reach
+    datetime's parse in the extension, with an event's sentAt or the batch's (interpreted,
+    they do: datetime's parse is the faster there)."""
+    monkeypatch.setattr(row_pass, "_INTEGER_TIMES", True)  # interpreted too: its source
+    monkeypatch.setattr(row_pass, "_fromisoformat", None)  # a call of either: TypeError
+    monkeypatch.setattr(row_pass, "parse_time", None)
+    for timestamp in TIMES[: TIMES.index("1970-01-01T00:00:00Z") + 1]:
+        message = {**BASE, "timestamp": timestamp}
+        for kw in ({}, {"batch_sent_at": "2026-11-22T11:59:30.5Z"}):
+            assert compiled(message, **kw) == interpreted(message, **kw)
+        sent = {**message, "sentAt": "2026-11-22T11:59:30+00:00"}
+        assert compiled(sent) == interpreted(sent)
+
+
+def test_integer_times_round_as_datetime_timestamp_does(row_pass, monkeypatch):
+    """``int(t.timestamp() * 1_000_000)`` is a float's product, now and then one below the
+    exact microseconds: the compiled pass's integers round the same way, the batch's sentAt
+    and the skew correction included (seeded times over the years the integers cover)."""
+    monkeypatch.setattr(row_pass, "_INTEGER_TIMES", True)
+    rng = random.Random(29)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    for _ in range(2_000):
+        when = epoch + timedelta(microseconds=rng.randrange(7_258_118_400_000_000))
+        sent = when + timedelta(microseconds=rng.randrange(10**9))
+        message = {**BASE, "timestamp": when.isoformat().replace("+00:00", "Z")}
+        kw = {"batch_sent_at": sent.isoformat()} if rng.random() < 0.5 else {}
+        try:
+            expected = interpreted(message, **kw)
+        except contract.ContractError:  # in the future of RECEIVED
+            continue
+        assert compiled(message, **kw) == expected
 
 
 def test_traits_keep_only_hashes_of_contact_details():

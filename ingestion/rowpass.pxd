@@ -1,0 +1,60 @@
+# Declarations that Cython compiles ingestion/rowpass.py with (setup.py builds the extension
+# ingestion._rowpass from the two; interpreted, rowpass.py runs without them): C types for the
+# integer timestamps, and the helpers as C functions (a call without Python's argument passing).
+# Nothing here may change what the code computes: only how fast.
+import cython
+
+
+@cython.locals(
+    received_exact=cython.longlong,
+    latest_exact=cython.longlong,
+    exact=cython.longlong,
+    sent_exact=cython.longlong,
+    corrected=cython.longlong,
+    properties=dict,
+    traits=dict,
+    text=bytes,
+    event=str,
+)
+cpdef event_row(data, batch)
+
+cdef tuple _datetime_micros(original, sent_at, received_at, received_micros, latest)
+
+@cython.locals(
+    size=cython.Py_ssize_t,
+    index=cython.Py_ssize_t,
+    year=cython.longlong,
+    month=cython.longlong,
+    day=cython.longlong,
+    hour=cython.longlong,
+    minute=cython.longlong,
+    second=cython.longlong,
+    micros=cython.longlong,
+    digit=cython.longlong,
+    scale=cython.longlong,
+    days=cython.longlong,
+    last=cython.longlong,
+)
+cdef long long _iso_micros(str text) noexcept
+
+@cython.locals(tens=cython.longlong, ones=cython.longlong)
+cdef long long _two_digits(str text, Py_ssize_t index) noexcept
+
+cdef object _float_micros(long long exact)
+
+cdef bint _unchanged(dict value, bint at_free) except -1
+cdef bint _unchanged_walk(dict value, long depth) except -1
+cdef bint _items_unchanged(items, long depth) except -1
+cdef str _scrubbed(dict value, bytes secret, str field)
+cdef str _stripped(str url)
+
+@cython.locals(text=str)
+cdef str _hashed(value, bytes secret)
+
+@cython.locals(encoded=bytes)
+cdef str _json(value)
+cdef _id_text(value)
+cdef _compiled_commerce(dict properties, row)
+cdef _id_or_none(value)
+cdef _text(value)
+cdef tuple _dict_context(dict context)
