@@ -75,6 +75,7 @@ class CycleReport:
     landing: str | None
     """The newest landing file this cycle's load took in."""
     tiers: list[str] = field(default_factory=list)
+    """The tiers this cycle built models of (a slower tier's wave counts)."""
     stages: dict[str, float] = field(default_factory=dict)
     """Seconds per stage: ``load``, ``checks``, then ``dbt:<tier>``, ``publish:<tier>``, ..."""
     published: dict[str, int] = field(default_factory=dict)
@@ -270,20 +271,37 @@ class PipelineWorker:
 
     def _tier_steps(self, tier: Tier, plan: TierPlan, defined: set[str]) -> Iterator[None]:
         """One tier's turn: build, check, publish and fire it, yielding between steps (each
-        writes to the report of the cycle it runs in). ``defined``: the candidate models of
-        the triggers defined now; a trigger kind's model that no trigger uses is left out."""
+        writes to the report of the cycle it runs in). A slower tier builds in waves
+        (:meth:`TierPlan.waves`), a step each. ``defined``: the candidate models of the
+        triggers defined now; a trigger kind's model that no trigger uses is left out."""
         settings = self.settings
         warehouse = settings.warehouse_path
         slowest = tier is self.tiers[-1]
         unused = sorted(m for m in plan.of(tier.name) if _is_kind(m) and m not in defined)
-        args = tier_build_args(
-            settings, tier_selector(tier.name), upstream_tests=slowest, leave_out=unused
-        )
         stage = f"dbt:{tier.name}"
-        result = self._timed(stage, lambda: self.dbt.invoke(*args))
-        self.report.slowest[stage] = _slowest_nodes(result)
-        remember_build(settings, args)
-        self.report.tiers.append(tier.name)
+        if tier.every_s > 0:
+            waves = [wave - set(unused) for wave in plan.waves(tier.name)]
+            selections = [" ".join(sorted(wave)) for wave in waves if wave]
+        else:
+            selections = [tier_selector(tier.name)]
+        for number, select in enumerate(selections, start=1):
+            if number > 1:
+                yield  # the live tier's cycle comes between two waves
+            last = number == len(selections)
+            args = tier_build_args(
+                settings,
+                select,
+                upstream_tests=slowest and last,
+                leave_out=unused,
+                wave=len(selections) > 1,
+            )
+            if tier.name not in self.report.tiers:
+                self.report.tiers.append(tier.name)
+            result = self._timed(stage, lambda args=args: self.dbt.invoke(*args))
+            self.report.slowest[stage] = _slowest_nodes(
+                result, also=self.report.slowest.get(stage, [])
+            )
+            remember_build(settings, args)
         marts = plan.marts(tier.name)
         if slowest:
             # The great-expectations suites of the marts: each repeats dbt tests that block
@@ -361,9 +379,13 @@ class PipelineWorker:
                 return
 
 
-def _slowest_nodes(result, count: int = 5) -> list[tuple[str, float]]:
-    """The ``count`` slowest nodes of a dbt build's result, with their seconds."""
+def _slowest_nodes(
+    result, count: int = 5, also: list[tuple[str, float]] = ()
+) -> list[tuple[str, float]]:
+    """The ``count`` slowest nodes of a dbt build's result (and of ``also``, an earlier wave's
+    in the same cycle), with their seconds."""
     timed = [(r.node.name, round(r.execution_time, 2)) for r in getattr(result, "results", [])]
+    timed += [tuple(node) for node in also]
     return sorted(timed, key=lambda node: -node[1])[:count]
 
 

@@ -165,13 +165,21 @@ def build_args(full_refresh: bool = False, settings: Settings | None = None) -> 
 
 
 def tier_build_args(
-    settings: Settings, select: str, upstream_tests: bool, leave_out: list[str] | None = None
+    settings: Settings,
+    select: str,
+    upstream_tests: bool,
+    leave_out: list[str] | None = None,
+    wave: bool = False,
 ) -> list[str]:
     """The worker's build of one freshness tier (``select``, see
     :mod:`lakepulse.warehouse.tiers`): its models and their tests, the seeds too while they are
     not built as they are now, and the upstream tests (of every tier) only when
     ``upstream_tests`` (the slowest tier's turn: the faster ones never wait for them). The
-    models named in ``leave_out`` are not built."""
+    models named in ``leave_out`` are not built.
+
+    A ``wave`` of a tier's turn (``select`` names its models) runs a test only once every model
+    it reads is built or upstream (dbt's ``buildable`` selection): a test of a model and of one
+    in a later wave runs in that wave, never against the later model's last turn."""
     selected, excluded = [select], list(leave_out or [])
     if seeds_built(settings):
         excluded.append("resource_type:seed")
@@ -182,6 +190,8 @@ def tier_build_args(
     else:
         excluded.append(f"tag:{UPSTREAM_TESTS_TAG}")
     args = ["build", "--exclude-resource-type", "unit_test", "--select", " ".join(selected)]
+    if wave:
+        args += ["--indirect-selection", "buildable"]
     return [*args, "--exclude", " ".join(excluded)] if excluded else args
 
 

@@ -7,14 +7,21 @@ needs it, and the pipeline worker builds, publishes and fires each tier on its o
   customer and the user-level trigger kinds.
 - ``daily``: cohorts, campaign KPIs, experiment results and what only changes by the day.
 
-A model reads only models of its own tier or a faster one (``tests/unit/test_tiers.py`` holds
-the project to it), so a tier never waits for a slower one."""
+A model reads only models of its own tier or a faster one (``tests/integration/test_tiers.py``
+holds the project to it), so a tier never waits for a slower one.
+
+A slower tier's turn is built in waves (:meth:`TierPlan.waves`), one dbt invocation each, with
+the live tier's cycles between them: the first wave holds every model that reads what those
+cycles change (a faster tier's model, a source) and what those models read in their own tier,
+so they all see one state; each later wave reads only its own tier's models built earlier in
+the turn, which nothing between two waves writes. The turn's marts are those of one build of
+the tier, and the live tier never waits for more than one wave."""
 
 from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lakepulse.warehouse.publish.marts import ServedMart, served_marts_of
@@ -50,6 +57,9 @@ class TierPlan:
     """Model name -> tier."""
     served: dict[str, ServedMart]
     """The marts published to PostgreSQL (their YAML's ``meta: publish:``)."""
+    reads: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Model name -> what it reads: model names, and ``source:<name>`` for each source (seeds,
+    which no cycle changes, are left out)."""
 
     def marts(self, tier: str) -> dict[str, ServedMart]:
         """The published marts built in ``tier``."""
@@ -58,6 +68,19 @@ class TierPlan:
     def of(self, tier: str) -> set[str]:
         """The models built in ``tier`` (a trigger fires in the tier of its candidate model)."""
         return {model for model, model_tier in self.models.items() if model_tier == tier}
+
+    def waves(self, tier: str) -> list[set[str]]:
+        """``tier``'s models in the order a turn builds them, a dbt invocation a wave (see the
+        module docstring): every model that reads outside the tier, with what it reads inside
+        it, then the rest, which reads only the tier's models built before it."""
+        members = self.of(tier)
+        first = {model for model in members if self.reads.get(model, frozenset()) - members}
+        pending = list(first)
+        while pending:  # what the first wave's models read in the tier is built with them
+            for upstream in (self.reads.get(pending.pop(), frozenset()) & members) - first:
+                first.add(upstream)
+                pending.append(upstream)
+        return [wave for wave in (first, members - first) if wave]
 
 
 def tier_plan(manifest_path: Path) -> TierPlan:
@@ -69,11 +92,21 @@ def tier_plan(manifest_path: Path) -> TierPlan:
 @functools.lru_cache(maxsize=4)
 def _plan(manifest_path: Path, written_ns: int) -> TierPlan:
     manifest = json.loads(manifest_path.read_text())
+    models = [node for node in manifest["nodes"].values() if node["resource_type"] == "model"]
     return TierPlan(
-        {
-            node["name"]: node["config"].get("meta", {}).get("tier", "")
-            for node in manifest["nodes"].values()
-            if node["resource_type"] == "model"
-        },
+        {node["name"]: node["config"].get("meta", {}).get("tier", "") for node in models},
         served_marts_of(manifest),
+        {node["name"]: _reads(node) for node in models},
     )
+
+
+def _reads(node: dict) -> frozenset[str]:
+    """What a model reads (see :attr:`TierPlan.reads`), from its parsed ``depends_on``."""
+    reads = set()
+    for upstream in node["depends_on"]["nodes"]:
+        kind, _, rest = upstream.partition(".")
+        if kind == "model":
+            reads.add(rest.split(".")[-1])
+        elif kind == "source":
+            reads.add(f"source:{rest}")
+    return frozenset(reads)

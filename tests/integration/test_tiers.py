@@ -86,3 +86,41 @@ def test_dagster_shows_each_models_tier(settings):
     assert tags["mart_event_volume"] == "live"
     assert tags["fct_sessions"] == "session"
     assert tags["mart_cohort_retention"] == "daily"
+
+
+def test_every_test_of_a_tier_runs_in_exactly_one_of_its_waves(settings, manifest):
+    """A slower tier's turn in waves runs the tests of one build of the tier, each once, and
+    none before every model it reads is built in the turn."""
+    import duckdb
+
+    from lakepulse.warehouse.dbt import WarmDbt, remember_build, tier_build_args
+    from lakepulse.warehouse.tiers import tier_selector
+
+    settings.dbt_manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.dbt_manifest_path.write_text(json.dumps(manifest))
+    plan = tier_plan(settings.dbt_manifest_path)
+    dbt = WarmDbt(settings)
+    duckdb.connect(str(settings.warehouse_path)).close()
+
+    def tests_of(args: list[str]) -> set[str]:
+        selection = [arg for arg in args[1:] if arg not in ("--exclude-resource-type", "unit_test")]
+        listed = dbt.invoke("ls", "--resource-type", "test", "--output", "name", *selection)
+        return set(listed)
+
+    for tier in ("session", "daily"):
+        settings.seeds_marker_path.unlink(missing_ok=True)  # a new warehouse: seeds to build
+        waves = plan.waves(tier)
+        assert len(waves) == 2, tier
+        whole = tests_of(tier_build_args(settings, tier_selector(tier), upstream_tests=False))
+        by_wave = []
+        for wave in waves:
+            args = tier_build_args(settings, " ".join(wave), upstream_tests=False, wave=True)
+            by_wave.append(tests_of(args))
+            remember_build(settings, args)  # as the worker does: the seeds are built now
+        assert all(by_wave), tier
+        assert by_wave[0] | by_wave[1] == whole, tier
+        assert not by_wave[0] & by_wave[1], tier
+        nodes = {n["name"]: n for n in manifest["nodes"].values()}
+        for test in by_wave[0]:  # a first-wave test reads no model of the second wave
+            read = {up.split(".")[-1] for up in nodes[test]["depends_on"]["nodes"]}
+            assert not read & waves[1], (tier, test)

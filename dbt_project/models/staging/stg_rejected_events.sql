@@ -1,6 +1,7 @@
 -- Events the collector quarantined (raw.events_rejected), without their payload: the reason
 -- and when, for the Operations dashboard. Empty until the first event is ever rejected (the
 -- Delta table does not exist before that).
+-- depends_on: {{ source('raw', 'events_rejected') }}
 
 {%- set rejected_path = lake_path('lake/raw/events_rejected') %}
 
