@@ -12,11 +12,12 @@ retention, replay and compaction take their turn between two cycles:
 2. the live tier, when events came in: ``dbt build`` its models and their tests in this
    process (:class:`WarmDbt`, the manifest kept), publish the marts that changed from the
    warehouse itself, and fire its trigger kinds;
-3. one step of a slower tier's turn (``session``, ``daily``, on their cadence): its build, the
-   great-expectations suites of the marts (daily), its publish, its firing, the read replica's
-   refresh (daily). A slower tier's turn is spread over cycles, a step each, so the live tier
-   never waits for more than one step of it: a session turn in one piece held the live marts
-   back by its build and its publish together (~25 s at ten million events).
+3. one step of a slower tier's turn (``session``, ``daily``, on their cadence): a wave of its
+   build (:meth:`~lakepulse.warehouse.tiers.TierPlan.waves`), the great-expectations suites of
+   the marts (daily), its publish, its firing, the read replica's refresh (daily). A slower
+   tier's turn is spread over cycles, a step each, so the live tier never waits for more than
+   one step of it: a session turn in one piece held the live marts back by its build and its
+   publish together (~25 s at ten million events).
 
 A new worker (and one whose step failed) takes each tier's first turn in one piece: it catches
 every tier up in its first cycle.
