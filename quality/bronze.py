@@ -12,7 +12,7 @@ import pandas as pd
 
 from ingestion.contract import EVENT_TYPES
 from ingestion.tenants import TenantRegistry
-from lakepulse.core.duck import connect
+from lakepulse.core.duck import memory_cursor
 from lakepulse.core.settings import Settings
 from quality.runner import QualityResult, run_suite
 
@@ -45,7 +45,7 @@ def check_events(df: pd.DataFrame, known_tenants: list[str]) -> QualityResult:
 def latest_load(settings: Settings) -> pd.DataFrame:
     """The rows of the most recent load: what this run added (bronze is upserted, so the
     table-wide key uniqueness is the loader's guarantee; this catches what a load brings)."""
-    conn = connect()
+    conn = memory_cursor()
     try:
         path = settings.bronze_events_path
         return conn.sql(

@@ -34,7 +34,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ingestion.intake import write_back
-from lakepulse.core.duck import connect
+from lakepulse.core.duck import connect, memory_cursor
 from lakepulse.core.locks import exclusive_lock
 from lakepulse.core.settings import Settings
 from lakepulse.triggers.definitions import Definitions, Trigger, assign_arm, install
@@ -120,7 +120,7 @@ def fire(
     with fire_lock(settings):
         installed = install(settings)
         ensure_trigger_tables(settings)
-        conn = connect()  # one connection (and one load of the Delta extension) throughout
+        conn = memory_cursor()  # the process's Delta-ready database, one cursor throughout
         try:
             return _fire(settings, installed, conn, dry_run, now, models, source)
         finally:

@@ -37,3 +37,35 @@ def test_a_limit_holds_for_its_block_and_the_environment_is_restored(monkeypatch
         assert unlimited.fetchone()[0] != "667.5 MiB"
         assert MEMORY_LIMIT_ENV not in os.environ
     assert os.environ[MEMORY_LIMIT_ENV] == "2GB"
+
+
+def test_the_process_cursor_loads_delta_once_and_follows_each_cycles_limit(tmp_path):
+    """memory_cursor: one in-memory database for the process (Delta loaded in it once), whose
+    limit follows the block each cursor is opened in, a catch-up's none included."""
+    from deltalake import write_deltalake
+
+    from lakepulse.core.duck import memory_cursor
+
+    write_deltalake(str(tmp_path / "t"), __import__("pyarrow").table({"x": [1, 2, 3]}))
+    first = memory_cursor()
+    first.execute("create table shared_probe as select 1 as one")
+    second = memory_cursor()
+    try:
+        assert second.execute("select one from shared_probe").fetchone() == (1,)  # one database
+        assert second.execute(f"select sum(x) from delta_scan('{tmp_path / 't'}')").fetchone() == (
+            6,
+        )
+    finally:
+        first.execute("drop table shared_probe")
+        first.close()
+        second.close()
+    with memory_limited("700MB"):
+        limited = memory_cursor()
+        assert limited.execute("select current_setting('memory_limit')").fetchone()[0] == (
+            "667.5 MiB"
+        )
+    with memory_limited(None):
+        unlimited = memory_cursor()
+        assert unlimited.execute("select current_setting('memory_limit')").fetchone()[0] != (
+            "667.5 MiB"
+        )
