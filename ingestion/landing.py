@@ -32,6 +32,12 @@ KINDS = ("events", "rejected")
 _ENCODER = msgspec.json.Encoder()
 
 
+def encode_rows(rows: Iterable[Any]) -> bytes:
+    """Landing lines: one call for them all, in C; dicts (``normalize``'s) and the compiled
+    pass's ``LandingRow`` structs alike, each on its own line (empty: no rows)."""
+    return _ENCODER.encode_lines(rows if isinstance(rows, list) else list(rows))
+
+
 def partition_for(tenant_id: str, partitions: int = LANDING_PARTITIONS) -> int:
     """Stable across processes and versions (unlike ``hash()``)."""
     return zlib.crc32(tenant_id.encode()) % partitions
@@ -87,15 +93,14 @@ def _publish(directory: Path, body: bytes, name: Callable[[], str]) -> Path:
     return final
 
 
-def _publish_at(dir_fd: int, body: bytes, name: Callable[[], str]) -> str:
-    """:func:`_publish` relative to an open directory; returns the file's name."""
+def _publish_at(dir_fd: int, body: bytes | list[bytes], name: Callable[[], str]) -> str:
+    """:func:`_publish` relative to an open directory; returns the file's name. ``body`` may be
+    a list of byte strings, the file's parts in order (written by one ``writev``, not joined)."""
     tmp = f".tmp-{_token()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640, dir_fd=dir_fd)
     try:
         try:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, body)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -107,6 +112,28 @@ def _publish_at(dir_fd: int, body: bytes, name: Callable[[], str]) -> str:
     os.rename(tmp, final, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     os.fsync(dir_fd)
     return final
+
+
+_IOV_MAX = 1024
+"""The most buffers one ``writev`` takes (Linux's ``IOV_MAX``)."""
+
+
+def _write_all(fd: int, body: bytes | list[bytes]) -> None:
+    """Every byte of ``body`` (bytes, or parts written in order) to ``fd``: one system call
+    for the usual case, the rest written on after a short write."""
+    if isinstance(body, list):
+        if len(body) == 1:
+            body = body[0]
+        elif len(body) <= _IOV_MAX:
+            written, total = os.writev(fd, body), sum(map(len, body))
+            if written == total:
+                return
+            body = b"".join(body)[written:]
+        else:
+            body = b"".join(body)
+    view = memoryview(body)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _close_all(fds: dict[Path, int]) -> None:
@@ -147,11 +174,16 @@ class LandingLog:
         """Durably publish ``rows`` as one new file; returns its path (None when no rows)."""
         if kind not in KINDS:
             raise ValueError(f"unknown landing file kind {kind!r}")
-        # One call for the whole file, in C: dicts (``normalize``'s) and the compiled pass's
-        # ``LandingRow`` structs alike, each on its own line.
-        body = _ENCODER.encode_lines(rows if isinstance(rows, list) else list(rows))
+        body = encode_rows(rows)
         if not body:
             return None
+        return self.write_encoded(tenant_id, kind, [body])
+
+    def write_encoded(self, tenant_id: str, kind: str, bodies: list[bytes]) -> Path:
+        """Durably publish the lines :func:`encode_rows` made (one or more runs of them, in
+        order) as one new file; returns its path."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown landing file kind {kind!r}")
         directory = self.partition_dir(tenant_id)
         token = _token()
 
@@ -159,7 +191,8 @@ class LandingLog:
             return f"{time.time_ns() // 1000:016d}-{token}.{kind}.ndjson"
 
         if self._dir_fds is not None:
-            return directory / self._publish_open(directory, body, name)
+            return directory / self._publish_open(directory, bodies, name)
+        body = bodies[0] if len(bodies) == 1 else b"".join(bodies)
         if directory in self._made:
             try:
                 return _publish(directory, body, name)
@@ -169,7 +202,9 @@ class LandingLog:
         self._made.add(directory)
         return _publish(directory, body, name)
 
-    def _publish_open(self, directory: Path, body: bytes, name: Callable[[], str]) -> str:
+    def _publish_open(
+        self, directory: Path, body: bytes | list[bytes], name: Callable[[], str]
+    ) -> str:
         """``_publish`` through the partition directory's open descriptor: the file made,
         renamed and the directory fsync'd relative to it (six system calls a file, no path
         lookups). A directory removed meanwhile refuses the new file: opened again."""

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-
-Rows = tuple[str, list, list]
-"""One request's share of a round: its tenant, bronze rows and quarantine rows."""
+from typing import Any
 
 
 class GroupCommitter:
@@ -16,16 +14,15 @@ class GroupCommitter:
     (``write`` runs in a thread, for the whole round); each caller returns only when its own
     rows are durable, or gets the round's ``OSError``."""
 
-    def __init__(self, write: Callable[[list[Rows]], None]):
+    def __init__(self, write: Callable[[list[Any]], None]):
         self.write = write
-        self.pending: list[tuple[Rows, asyncio.Future]] = []
+        self.pending: list[tuple[Any, asyncio.Future]] = []
         self.flusher: asyncio.Task | None = None
 
-    async def persist(self, tenant_id: str, good: list, bad: list) -> None:
-        if not good and not bad:
-            return
+    async def persist(self, item: Any) -> None:
+        """``item`` (one request's share of a round) written by the next round."""
         future = asyncio.get_running_loop().create_future()
-        self.pending.append(((tenant_id, good, bad), future))
+        self.pending.append((item, future))
         if self.flusher is None or self.flusher.done():
             self.flusher = asyncio.create_task(self._flush())
         await future

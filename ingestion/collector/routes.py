@@ -26,11 +26,11 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from ingestion.collector.group_commit import GroupCommitter, Rows
+from ingestion.collector.group_commit import GroupCommitter
 from ingestion.collector.metrics import Metrics
 from ingestion.collector.project_settings import SETTINGS_ROUTE, project_settings
 from ingestion.contract import MAX_BATCH_BYTES
-from ingestion.intake import accept, land, read_request
+from ingestion.intake import Encoded, accept, encode, land_encoded, read_request
 from ingestion.landing import LandingLog
 from ingestion.tenants import Tenant, TenantRegistry
 from ingestion.wire import HttpError, decode_body
@@ -197,7 +197,12 @@ class Collector:
             counters["validation_errors"] += checked.unexpected
         good, bad, report = checked.good, checked.bad, checked.report
         try:
-            await self.committer.persist(tenant.tenant_id, good, bad)
+            if good or bad:
+                try:  # on the event loop: the round's thread only writes
+                    item = encode(tenant.tenant_id, good, bad)
+                except Exception as err:  # answered as the round's failure would be
+                    raise OSError(str(err)) from err
+                await self.committer.persist(item)
         except OSError as err:
             log.exception("landing log write failed")
             raise HttpError(
@@ -225,10 +230,11 @@ class Collector:
             )
         return tenant
 
-    def _persist(self, items: list[Rows]) -> None:
+    def _persist(self, items: list[Encoded]) -> None:
         """A group commit round: one file per tenant and kind for everything that arrived
-        during the last write (in the committer's thread)."""
-        self.counters.update(land(self.landing, items))
+        during the last write (in the committer's thread; the rows were encoded on the event
+        loop, by ``intake.encode``)."""
+        self.counters.update(land_encoded(self.landing, items))
         self.metrics.last_write = time.time()
 
     async def _publish_loop(self) -> None:

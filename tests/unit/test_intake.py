@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from ingestion.intake import write_back
+from ingestion.intake import encode, land_encoded, write_back
 from ingestion.landing import LandingLog
 from ingestion.tenants import TenantRegistry
 from tests.conftest import landing_rows
@@ -57,3 +57,22 @@ def test_write_back_lands_each_tenants_rows_hashed_with_its_own_secret(settings,
     assert (kind, rejected["tenant_id"]) == ("rejected", "acme")
     assert rejected["reason"].startswith("'type' must be one of")
     assert "Ada@Example.com" not in rejected["payload"]
+
+
+def test_a_round_of_encoded_requests_lands_one_file_per_tenant_and_kind(tmp_path):
+    """The collector encodes each request on its event loop and lands a round's in its thread:
+    one file per tenant and kind, the requests' lines in their order, the rows counted."""
+    log = LandingLog(tmp_path)
+    items = [
+        encode("acme", [{"n": 1}, {"n": 2}], [{"r": 1}]),
+        encode("beta", [{"n": 3}], []),
+        encode("acme", [], []),
+        encode("acme", [{"n": 4}], [{"r": 2}]),
+    ]
+    assert land_encoded(log, items) == {"events_stored": 4, "events_quarantined": 2}
+    files = {(f.kind, f.path.read_bytes()) for f in log.files()}
+    assert files == {
+        ("events", b'{"n":1}\n{"n":2}\n{"n":4}\n'),
+        ("rejected", b'{"r":1}\n{"r":2}\n'),
+        ("events", b'{"n":3}\n'),
+    }

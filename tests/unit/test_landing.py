@@ -5,7 +5,7 @@ import shutil
 
 import pyarrow as pa
 
-from ingestion.landing import LandingLog, partition_for, read_files
+from ingestion.landing import LandingLog, encode_rows, partition_for, read_files
 
 
 def test_partition_is_stable_and_bounded():
@@ -141,3 +141,23 @@ def test_a_log_keeping_its_directories_open_survives_their_removal(tmp_path):
     del log
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) == fds_before
+
+
+def test_encoded_parts_are_published_as_one_file_in_order(tmp_path, monkeypatch):
+    """A group commit round's requests, encoded apart, land as one file: one ``writev`` of the
+    parts, written on after a short write, and joined past ``IOV_MAX`` parts."""
+    import ingestion.landing as landing
+
+    parts = [encode_rows([{"a": i}, {"b": i}]) for i in range(3)]
+    expected = b"".join(parts)
+    for keep_open in (False, True):
+        log = LandingLog(tmp_path / str(keep_open), keep_dirs_open=keep_open)
+        assert log.write_encoded("acme", "events", parts).read_bytes() == expected
+
+    writev = os.writev
+    monkeypatch.setattr(os, "writev", lambda fd, buffers: writev(fd, [buffers[0][:5]]))
+    log = LandingLog(tmp_path / "short", keep_dirs_open=True)
+    assert log.write_encoded("acme", "events", parts).read_bytes() == expected
+
+    monkeypatch.setattr(landing, "_IOV_MAX", 2)
+    assert log.write_encoded("acme", "events", parts).read_bytes() == expected
