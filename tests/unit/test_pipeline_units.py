@@ -35,3 +35,24 @@ def test_cursor_forgets_names_older_than_the_lookback():
     cursor = advance_cursor(cursor, [lf(1_000_000 + LOOKBACK_MICROS + 5)])
     assert old.name not in cursor["recent"]
     assert pending_files([old], cursor) == []
+
+
+def test_the_worker_paces_its_cycles(monkeypatch, tmp_path):
+    """A cycle that built starts the next one a period after it began (none when it took
+    longer), a failed one backs off, an idle one polls; the period comes from the
+    environment."""
+    from lakepulse.core.settings import Settings
+    from lakepulse.operations import worker as worker_module
+    from lakepulse.operations.worker import CycleReport, PipelineWorker
+
+    monkeypatch.setenv(worker_module.CYCLE_EVERY_S_ENV, "6")
+    worker = PipelineWorker(Settings.from_env({"LAKEPULSE_HOME": str(tmp_path)}))
+    built = CycleReport(0.0, "a", tiers=["live"])
+    assert worker.pause_after(built, took_s=2.5) == 3.5
+    assert worker.pause_after(built, took_s=9.0) == 0.0
+    failed = CycleReport(0.0, "a", error="boom")
+    assert worker.pause_after(failed, took_s=1.0) == worker_module.ERROR_BACKOFF_S
+    assert worker.pause_after(CycleReport(0.0, "a"), took_s=0.1) == worker_module.IDLE_POLL_S
+    monkeypatch.delenv(worker_module.CYCLE_EVERY_S_ENV)
+    default = PipelineWorker(Settings.from_env({"LAKEPULSE_HOME": str(tmp_path)}))
+    assert default.pause_after(built, took_s=1.0) == worker_module.CYCLE_EVERY_S - 1.0
