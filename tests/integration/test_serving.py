@@ -282,16 +282,22 @@ def test_publish_copies_only_the_marts_that_changed(built):
 
     # One firing gone (as erasure leaves it): the firings' mart goes as a delta of one key, not
     # a copy of every firing ever recorded.
-    with duckdb.connect(str(settings.replica_path)) as replica:
-        replica.execute(
-            "delete from marts.fct_trigger_firings "
-            "where firing_id = (select min(firing_id) from marts.fct_trigger_firings)"
-        )
+    delete_first(settings, "fct_trigger_firings", "firing_id")
     erased = publish(settings, url)
     assert erased.deltas == {"fct_trigger_firings": 1}
     assert published_rows(url, "fct_trigger_firings") == replica_rows(
         workspace, "fct_trigger_firings"
     )
+
+
+def delete_first(settings, mart: str, key: str) -> list[tuple]:
+    """Delete the row of ``mart`` with the smallest ``key`` from the replica (as an erasure
+    leaves it); returns the keys deleted."""
+    with duckdb.connect(str(settings.replica_path)) as replica:
+        return replica.execute(
+            f"delete from marts.{mart} where {key} = (select min({key}) from marts.{mart}) "
+            f"returning {key}"
+        ).fetchall()
 
 
 def in_order(rows: list[tuple]) -> list[tuple]:
@@ -310,11 +316,7 @@ def replica_rows(workspace, mart: str) -> list[tuple]:
 def test_a_delta_deletes_rows_gone_and_a_lost_state_falls_back_to_a_full_copy(built):
     settings, workspace, url, _ = built
     publish(settings, url)  # in step with the replica
-    with duckdb.connect(str(settings.replica_path)) as replica:
-        gone = replica.execute(
-            "delete from marts.fct_sessions where session_id = "
-            "(select min(session_id) from marts.fct_sessions) returning session_id"
-        ).fetchall()
+    gone = delete_first(settings, "fct_sessions", "session_id")
     result = publish(settings, url)
     assert result.deltas == {"fct_sessions": 1}
     assert published_rows(url, "fct_sessions") == replica_rows(workspace, "fct_sessions")

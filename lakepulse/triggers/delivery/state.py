@@ -23,10 +23,6 @@ from lakepulse.warehouse.trigger_tables import DELIVERIES_SCHEMA
 COMPACT_EVERY_COMMITS = 100
 """Every this many commits the state table's small files are rewritten into few."""
 
-_DUCK: Any = None
-"""One in-memory DuckDB per process: loading the Delta extension costs about a second, which a
-pass every few seconds should pay once, not every time."""
-
 QUIET: dict[Path, tuple[tuple[int, int], datetime | None]] = {}
 """Per data directory, after a pass that found nothing due: the two tables' versions and when
 the earliest retry falls due. While neither table has changed and that time has not come, the
@@ -47,13 +43,11 @@ def latest_sql(deliveries: Path) -> str:
 
 
 def cursor():
-    """A cursor of this process's in-memory DuckDB (see :data:`_DUCK`)."""
-    global _DUCK
-    if _DUCK is None:
-        from lakepulse.core.duck import connect
+    """A cursor of this process's in-memory DuckDB, the Delta extension loaded once: a pass
+    every few seconds should not pay for it every time (:func:`~lakepulse.core.duck.memory_cursor`)."""
+    from lakepulse.core.duck import memory_cursor
 
-        _DUCK = connect()
-    return _DUCK.cursor()
+    return memory_cursor()
 
 
 def table_versions(settings: Settings) -> tuple[int, int]:
