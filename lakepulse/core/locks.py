@@ -42,10 +42,35 @@ def exclusive_lock(
                 return
             if on_wait:
                 on_wait()
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            # Said while waiting (a shared lock on the waiters' file, dropped once this one is
+            # held, or by the kernel if this process dies): a holder that would keep the lock
+            # through its idle time lets go when someone waits (:func:`lock_wanted`).
+            with open(_waiters_path(path), "a") as waiting:
+                fcntl.flock(waiting, fcntl.LOCK_SH)
+                fcntl.flock(handle, fcntl.LOCK_EX)
         _HELD[held] = 1
         try:
             yield True
         finally:
             del _HELD[held]
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lock_wanted(path: Path) -> bool:
+    """Whether another process waits for the lock on ``path`` now (see :func:`exclusive_lock`).
+    The pipeline worker asks it between two cycles, holding the lock, so that it keeps the
+    warehouse open through its pause unless someone needs it."""
+    waiters = _waiters_path(path)
+    if not waiters.exists():
+        return False
+    with open(waiters, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def _waiters_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.waiting")

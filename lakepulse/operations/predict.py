@@ -26,6 +26,7 @@ import pandas as pd
 
 from lakepulse.analytics import clv, propensity
 from lakepulse.core.duck import connect
+from lakepulse.core.locks import exclusive_lock
 from lakepulse.core.settings import Settings
 from lakepulse.warehouse.prediction_tables import (
     append_fits,
@@ -68,9 +69,15 @@ def _query(
     settings: Settings, needs: set[str], *queries: str, schema: str = "intermediate"
 ) -> list:
     """Run ``queries`` on the warehouse (read-only) once it holds the models ``needs`` (in
-    ``schema``)."""
+    ``schema``), between two of the pipeline's builds (the pipeline lock): the pipeline worker
+    keeps the warehouse open while it holds the lock."""
     if not settings.warehouse_path.exists():
         raise NothingToFit("no warehouse yet: run `lakepulse ingest` and `lakepulse build` first")
+    with exclusive_lock(settings.pipeline_lock_path):
+        return _query_warehouse(settings, needs, queries, schema)
+
+
+def _query_warehouse(settings: Settings, needs: set[str], queries, schema: str) -> list:
     conn = connect(settings.warehouse_path, read_only=True)
     try:
         tables = {

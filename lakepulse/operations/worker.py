@@ -39,8 +39,13 @@ from dataclasses import asdict, dataclass, field
 
 from ingestion.landing import LandingLog
 from ingestion.pipeline import run_ingest
-from lakepulse.core.duck import WORKER_MEMORY_LIMIT, memory_limit, memory_limited
-from lakepulse.core.locks import exclusive_lock
+from lakepulse.core.duck import (
+    WORKER_MEMORY_LIMIT,
+    apply_memory_limit,
+    memory_limit,
+    memory_limited,
+)
+from lakepulse.core.locks import exclusive_lock, lock_wanted
 from lakepulse.core.settings import Settings
 from lakepulse.operations.rebuild import migrate_changed_schemas, prepare_dbt
 from lakepulse.triggers.delivery import deliver_pass
@@ -59,6 +64,14 @@ CYCLE_EVERY_S = 5.0
 another period; 0: back to back). Each cycle pays fixed costs (dbt's start, the loader's, the
 checks'), so back-to-back cycles of a couple of seconds took more than a core at 1,000 events/s
 whatever the traffic needed; a live tier promised in 15 s keeps it with a cycle every 5 s."""
+
+WANTED_POLL_S = 0.2
+"""How often a worker in its pause asks whether another process waits for the pipeline lock."""
+
+CHECKPOINT_WAL_BYTES = 64 * 2**20
+"""In a pause, the open warehouse is checkpointed once its write-ahead log holds this much:
+there, not inside a build, where DuckDB would checkpoint at a commit (``checkpoint_threshold``
+in ``profiles.yml`` holds those back)."""
 
 ERROR_BACKOFF_S = 5.0
 """Pause after a failed cycle (the next one retries what failed)."""
@@ -121,7 +134,7 @@ class PipelineWorker:
         self.tiers = tiers
         self.on_cycle = on_cycle
         self.cycle_every_s = float(os.environ.get(CYCLE_EVERY_S_ENV) or CYCLE_EVERY_S)
-        self.dbt = WarmDbt(settings)
+        self.dbt = WarmDbt(settings, keep_open=True)
         self.landing = LandingLog(settings.landing_dir)
         self.loaded_through: str | None = None
         """The newest landing file loaded (None: load at the first cycle whatever there is)."""
@@ -161,16 +174,46 @@ class PipelineWorker:
             heart.join()
 
     def _loop(self, stop: threading.Event, until: float | None) -> None:
-        """At least one cycle, then until ``stop`` or ``until``."""
+        """At least one cycle, then until ``stop`` or ``until``. The pipeline lock is held
+        through the cycles and the pauses between them, with the warehouse open (see
+        :class:`~lakepulse.warehouse.dbt.WarmDbt`), until another process waits for the lock:
+        the warehouse is then closed and the lock let go for the rest of the pause."""
+        lock = self.settings.pipeline_lock_path
         while True:
-            started = time.monotonic()
-            report = self.cycle()
-            self._deliver_in_background()
-            if report.worked:
-                self._record(report)
-            if stop.is_set() or (until is not None and time.monotonic() >= until):
-                return
-            stop.wait(self.pause_after(report, time.monotonic() - started))
+            with exclusive_lock(lock):
+                try:
+                    while True:
+                        started = time.monotonic()
+                        report = self.cycle(keep_open=True)
+                        self._deliver_in_background()
+                        if report.worked:
+                            self._record(report)
+                        if stop.is_set() or (until is not None and time.monotonic() >= until):
+                            return
+                        pause_until = time.monotonic() + self.pause_after(
+                            report, time.monotonic() - started
+                        )
+                        self._checkpoint_if_due()
+                        while not (stop.is_set() or lock_wanted(lock)):
+                            left = pause_until - time.monotonic()
+                            if left <= 0:
+                                break
+                            stop.wait(min(WANTED_POLL_S, left))
+                        if stop.is_set():
+                            return
+                        if time.monotonic() < pause_until:  # another process waits
+                            break
+                finally:
+                    self.dbt.close_warehouse()  # before the lock goes: a waiter opens it
+            stop.wait(max(0.0, pause_until - time.monotonic()))
+
+    def _checkpoint_if_due(self) -> None:
+        """Checkpoint the open warehouse in a pause once its log is long
+        (:data:`CHECKPOINT_WAL_BYTES`)."""
+        warehouse = self.dbt.warehouse()
+        wal = self.settings.warehouse_path.with_name(self.settings.warehouse_path.name + ".wal")
+        if warehouse is not None and wal.exists() and wal.stat().st_size >= CHECKPOINT_WAL_BYTES:
+            warehouse.execute("checkpoint")
 
     def pause_after(self, report: CycleReport, took_s: float) -> float:
         """Seconds to wait before the next cycle: a back-off after a failure, a short poll
@@ -196,8 +239,17 @@ class PipelineWorker:
             )
         ]
 
-    def cycle(self) -> CycleReport:
-        """One cycle (see the module docstring), under the pipeline lock."""
+    def cycle(self, keep_open: bool = False) -> CycleReport:
+        """One cycle (see the module docstring), under the pipeline lock. The warehouse is
+        closed at its end unless ``keep_open`` and the cycle succeeded: the loop keeps it open
+        between cycles while it holds the lock (:meth:`_loop`)."""
+        with exclusive_lock(self.settings.pipeline_lock_path):
+            report = self._cycle()
+            if report.error or not keep_open:  # after a failure the next cycle opens it afresh
+                self.dbt.close_warehouse()
+        return report
+
+    def _cycle(self) -> CycleReport:
         settings = self.settings
         # A catch-up (a tier never built by this worker, or due again whole after a failed
         # step) runs without the memory limit: a backlog can need more, and a step that ran
@@ -208,6 +260,8 @@ class PipelineWorker:
             latest = self.landing.latest_name()
             report = self.report = CycleReport(time.time(), latest, memory_limit=limit)
             try:
+                if (warehouse := self.dbt.warehouse()) is not None:
+                    apply_memory_limit(warehouse, reset=True)  # this cycle's, as a new one
                 if not self._prepared:
                     self._prepare()
                 # With nothing landed yet the load still runs once: it creates the empty
@@ -324,6 +378,7 @@ class PipelineWorker:
             # inside every tier's build, so they run on the slowest cadence, over every tier's
             # marts, and a failure holds that tier's publish back.
             yield
+            self.dbt.close_warehouse()  # the suites open it themselves
             failure = self._timed("checks:marts", lambda: _mart_failure(settings))
             if failure:
                 raise RuntimeError(failure)  # BI keeps the last good tables
@@ -331,13 +386,24 @@ class PipelineWorker:
         if settings.pg_url and marts:
             published = self._timed(
                 f"publish:{tier.name}",
-                lambda: publish(settings, settings.pg_url, marts, source=warehouse),
+                lambda: publish(
+                    settings,
+                    settings.pg_url,
+                    marts,
+                    source=warehouse,
+                    connection=self.dbt.warehouse(),
+                ),
             )
             self.report.published.update({**published.rows, **published.deltas})
         if plan.of(tier.name) & defined:  # a tier without triggers has nothing to fire
             fired = self._timed(
                 f"fire:{tier.name}",
-                lambda: fire(settings, models=plan.of(tier.name), source=warehouse),
+                lambda: fire(
+                    settings,
+                    models=plan.of(tier.name),
+                    source=warehouse,
+                    connection=self.dbt.warehouse(),
+                ),
             )
             count = sum(len(o.fired) for o in fired.outcomes.values())
             self.report.fired += count
@@ -347,6 +413,7 @@ class PipelineWorker:
             self._deliver_in_background()
         if tier.every_s >= 300:
             yield
+            self.dbt.close_warehouse()  # the copy reads the file, checkpointed
             self._timed("replica", lambda: refresh_replica(settings))
 
     def _deliver_in_background(self) -> None:

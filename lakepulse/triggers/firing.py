@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
 from ingestion.intake import write_back
@@ -111,23 +112,29 @@ def fire(
     now: datetime | None = None,
     models: set[str] | None = None,
     source: Path | None = None,
+    connection: duckdb.DuckDBPyConnection | None = None,
 ) -> FireResult:
     """The fire workflow (see the module docstring). ``dry_run`` computes what would fire
     and writes nothing. ``models``: only the triggers whose candidates these dbt models hold (a
     freshness tier's);
     ``source``: read candidates from this DuckDB file instead of the replica (the pipeline
-    worker fires from the warehouse it has just built)."""
+    worker fires from the warehouse it has just built); ``connection``: a connection to the
+    Delta-ready DuckDB database ``source`` already open in this process (the worker's
+    warehouse), which the candidates are then read through."""
     with fire_lock(settings):
         installed = install(settings)
         ensure_trigger_tables(settings)
-        conn = memory_cursor()  # the process's Delta-ready database, one cursor throughout
+        # the process's Delta-ready database, one cursor throughout
+        conn = memory_cursor() if connection is None else connection.cursor()
         try:
-            return _fire(settings, installed, conn, dry_run, now, models, source)
+            return _fire(
+                settings, installed, conn, dry_run, now, models, source, connection is not None
+            )
         finally:
             conn.close()
 
 
-def _fire(settings, installed, conn, dry_run, now, models, source) -> FireResult:
+def _fire(settings, installed, conn, dry_run, now, models, source, opened) -> FireResult:
     recovered = 0 if dry_run else write_back_pending(settings, conn)
     fired_at = (now or datetime.now(UTC)).astimezone(UTC)
     triggers = [t for t in installed.definitions.triggers if models is None or t.model in models]
@@ -135,7 +142,11 @@ def _fire(settings, installed, conn, dry_run, now, models, source) -> FireResult
     rows: list[dict] = []
     replica = source or settings.replica_path
     if triggers and replica.exists():
-        conn.execute(f"attach '{replica}' as wh (read_only)")
+        # The candidates are read from the default database: ``replica`` attached, unless
+        # ``conn`` is a connection to it already (``opened``).
+        if not opened:
+            conn.execute(f"attach '{replica}' as wh (read_only)")
+            conn.execute("use wh")
         try:
             candidates = {trigger.name: _candidates(conn, trigger) for trigger in triggers}
             recorded = _recorded(conn, settings, candidates)
@@ -149,7 +160,9 @@ def _fire(settings, installed, conn, dry_run, now, models, source) -> FireResult
                     fired_at,
                 )
         finally:
-            conn.execute("detach wh")
+            if not opened:
+                conn.execute("use memory")
+                conn.execute("detach wh")
     elif triggers:
         for outcome in outcomes.values():
             outcome.note = "no marts yet: run `lakepulse build` first"
@@ -229,7 +242,7 @@ def _candidates(conn, trigger: Trigger) -> list[tuple]:
         row[0]
         for row in conn.execute(
             "select column_name from information_schema.columns "
-            "where table_catalog = 'wh' and table_schema = 'triggers' and table_name = ?",
+            "where table_catalog = current_database() and table_schema = 'triggers' and table_name = ?",
             [trigger.model],
         ).fetchall()
     }
@@ -238,7 +251,7 @@ def _candidates(conn, trigger: Trigger) -> list[tuple]:
     where = "where trigger = ?" if "trigger" in columns else "where ? is not null"
     return conn.execute(
         f"select tenant_id, user_id, occurrence_key, occurred_at, payload "
-        f'from wh.triggers."{trigger.model}" {where} order by occurred_at, occurrence_key',
+        f'from triggers."{trigger.model}" {where} order by occurred_at, occurrence_key',
         [trigger.name],
     ).fetchall()
 
@@ -298,7 +311,7 @@ def _propensities(conn, trigger: Trigger) -> dict[tuple[str, str], float] | None
     if trigger.min_propensity is None and trigger.max_propensity is None:
         return None
     exists = conn.execute(
-        "select count(*) from information_schema.tables where table_catalog = 'wh' "
+        "select count(*) from information_schema.tables where table_catalog = current_database() "
         "and table_schema = 'marts' and table_name = 'mart_visitor_propensity'"
     ).fetchone()[0]
     if not exists:
@@ -307,7 +320,7 @@ def _propensities(conn, trigger: Trigger) -> dict[tuple[str, str], float] | None
         (tenant_id, user_key): propensity
         for tenant_id, user_key, propensity in conn.execute(
             "select tenant_id, user_key, arg_max(propensity, session_start_at) "
-            "from wh.marts.mart_visitor_propensity group by tenant_id, user_key"
+            "from marts.mart_visitor_propensity group by tenant_id, user_key"
         ).fetchall()
     }
 
@@ -324,7 +337,7 @@ def _model_exists(conn, trigger: Trigger) -> bool:
     return bool(
         conn.execute(
             "select count(*) from information_schema.tables "
-            "where table_catalog = 'wh' and table_schema = 'triggers' and table_name = ?",
+            "where table_catalog = current_database() and table_schema = 'triggers' and table_name = ?",
             [trigger.model],
         ).fetchone()[0]
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import types
 from datetime import UTC, datetime, timedelta
@@ -248,6 +249,56 @@ def test_lakepulse_build_waits_for_the_workers_cycle(settings, workspace, tenant
         holder.wait()
     assert build.wait(timeout=300) == 0, build.stderr.read()
     assert settings.warehouse_path.exists()
+
+
+def test_the_loop_keeps_the_warehouse_open_until_another_process_waits_for_it(
+    settings, tenant, second_tenant, monkeypatch
+):
+    """Between its cycles the worker holds the pipeline lock with the warehouse open (DuckDB
+    keeps what it read), and lets both go as soon as another process waits: `lakepulse build`
+    started meanwhile gets the warehouse, and the worker carries on after it."""
+    monkeypatch.setenv("LAKEPULSE_WORKER_CYCLE_S", "1")
+    start = datetime.now(UTC) - timedelta(hours=1)
+    land_simulated(settings, 200, seed=8, start=start)
+    open_after: list[bool] = []
+    stop = threading.Event()
+    worker = PipelineWorker(
+        settings,
+        tiers=SLOW_TIERS,
+        on_cycle=lambda report: open_after.append(worker.dbt.warehouse() is not None),
+    )
+    loop = threading.Thread(target=worker.run, args=(stop,))
+    loop.start()
+    try:
+        for batch in range(3):  # a worked cycle each, the warehouse kept open after it
+            land_simulated(settings, 50, seed=20 + batch, start=start)
+            deadline = time.monotonic() + 120
+            while len(open_after) < batch + 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+        # (the first cycle, a catch-up, ends with the daily tier's replica: closed for the copy)
+        assert len(open_after) >= 4 and all(open_after[1:]), open_after
+        build = subprocess.run(
+            [sys.executable, "-m", "lakepulse.cli", "build", "--select", "stg_events"],
+            cwd=PROJECT_ROOT,
+            env=settings.process_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert build.returncode == 0, build.stderr
+        cycles = len(open_after)
+        land_simulated(settings, 50, seed=30, start=start)
+        deadline = time.monotonic() + 120
+        while len(open_after) == cycles and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(open_after) > cycles  # the worker took the warehouse back
+    finally:
+        stop.set()
+        loop.join(120)
+    assert not loop.is_alive()
+    assert worker.dbt.warehouse() is None  # closed when the loop ended
+    assert PipelineWorker(settings).cycle().error is None  # every tier caught up
+    assert full_refresh_differences(settings) == {}
 
 
 def test_the_sensor_keeps_one_worker_run_and_replaces_a_dead_one(settings):

@@ -5,9 +5,12 @@ leaves nothing to clear."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import threading
+import time
 
-from lakepulse.core.locks import exclusive_lock
+from lakepulse.core.locks import exclusive_lock, lock_wanted
 from tests.conftest import hold_lock
 
 
@@ -50,3 +53,42 @@ def test_an_uncontended_lock_is_taken_without_a_word(tmp_path):
     with exclusive_lock(tmp_path / "a" / "b.lock", on_wait=lambda: told.append(1)) as locked:
         assert locked
     assert told == []
+
+
+def test_a_holder_learns_that_another_process_waits_and_not_otherwise(tmp_path):
+    path = tmp_path / "work.lock"
+    with exclusive_lock(path) as locked:
+        assert locked
+        assert lock_wanted(path) is False
+        waiter = subprocess.Popen(
+            [sys.executable, "-c", WAIT_FOR_LOCK, str(path)], stdout=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 30
+        while not lock_wanted(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lock_wanted(path) is True
+    assert waiter.stdout.readline().strip() == "held"  # it proceeds once this one lets go
+    waiter.wait(30)
+    assert lock_wanted(path) is False  # and waits no more
+
+
+def test_a_waiter_killed_while_waiting_is_no_longer_wanting(tmp_path):
+    path = tmp_path / "work.lock"
+    with exclusive_lock(path):
+        waiter = subprocess.Popen([sys.executable, "-c", WAIT_FOR_LOCK, str(path)])
+        deadline = time.monotonic() + 30
+        while not lock_wanted(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lock_wanted(path) is True
+        waiter.send_signal(signal.SIGKILL)
+        waiter.wait()
+        assert lock_wanted(path) is False
+
+
+WAIT_FOR_LOCK = """
+import sys
+from pathlib import Path
+from lakepulse.core.locks import exclusive_lock
+with exclusive_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+"""

@@ -28,7 +28,7 @@ def logged_marts(duck) -> set[str]:
         row[0].removesuffix(CHANGE_LOG_SUFFIX)
         for row in duck.execute(
             "select table_name from information_schema.tables "
-            "where table_catalog = 'wh' and table_schema = ?",
+            "where table_catalog = current_database() and table_schema = ?",
             [CHANGE_LOG_SCHEMA],
         ).fetchall()
     }
@@ -39,7 +39,7 @@ def change_log_span(duck, mart: str) -> tuple[str, int, int] | None:
     while it is empty)."""
     row = duck.execute(
         "select max(generation), min(change_seq), max(change_seq) "
-        f'from wh.{CHANGE_LOG_SCHEMA}."{mart}{CHANGE_LOG_SUFFIX}"'
+        f'from {CHANGE_LOG_SCHEMA}."{mart}{CHANGE_LOG_SUFFIX}"'
     ).fetchone()
     return None if row[0] is None else (row[0], int(row[1]), int(row[2]))
 
@@ -69,7 +69,7 @@ def publish_logged_delta(
     one published), in one PostgreSQL transaction; returns how many keys it touched."""
     duck.execute(
         f"create or replace temp table delta_keys as select distinct {', '.join(key)} "
-        f'from wh.{CHANGE_LOG_SCHEMA}."{mart}{CHANGE_LOG_SUFFIX}" where change_seq > ?',
+        f'from {CHANGE_LOG_SCHEMA}."{mart}{CHANGE_LOG_SUFFIX}" where change_seq > ?',
         [since],
     )
     return send_delta(duck, conn, mart, key, fingerprint)

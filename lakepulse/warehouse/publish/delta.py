@@ -27,7 +27,7 @@ def hash_rows(duck, mart: str, key: tuple[str, ...]) -> str:
     from the rows."""
     duck.execute(
         f"create or replace temp table current_rows as select {', '.join(key)}, hash(m) as row_hash "
-        f'from wh.{SCHEMA}."{mart}" as m'
+        f'from {SCHEMA}."{mart}" as m'
     )
     return digest(duck, "current_rows", "row_hash")
 
@@ -89,7 +89,7 @@ def send_delta(
     duck.execute(f'create table pg.{ADMIN_SCHEMA}."{changed_keys}" as select * from delta_keys')
     duck.execute(
         f'create table pg.{ADMIN_SCHEMA}."{changed_rows}" as select m.* '
-        f'from wh.{SCHEMA}."{mart}" as m semi join delta_keys using ({key_list})'
+        f'from {SCHEMA}."{mart}" as m semi join delta_keys using ({key_list})'
     )
     matches = sql.SQL(" and ").join(
         sql.SQL("t.{k} = d.{k}").format(k=sql.Identifier(k)) for k in key

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import psycopg
 
 from lakepulse.core.duck import connect, load_postgres
@@ -55,6 +56,7 @@ def publish(
     force: bool = False,
     on_wait: Callable[[], None] | None = None,
     source: Path | None = None,
+    connection: duckdb.DuckDBPyConnection | None = None,
 ) -> PublishResult:
     """Copy every mart that changed since the last publish (every mart with ``force``) from
     the read replica to PostgreSQL schema ``marts``, each swapped in atomically. ``marts``: the
@@ -64,14 +66,17 @@ def publish(
 
     ``source``: read the marts from this DuckDB file instead of the replica. The pipeline
     worker, which owns the warehouse between its builds, publishes a tier from the warehouse
-    itself, so no copy of the marts stands between a build and BI."""
+    itself, so no copy of the marts stands between a build and BI. ``connection``: a connection
+    to the DuckDB database ``source`` already open in this process (the worker keeps the
+    warehouse open between its cycles), which the publish then reads through, since DuckDB lets a
+    process open a database file once."""
     with (
         exclusive_lock(settings.pipeline_lock_path, on_wait=on_wait),
         exclusive_lock(settings.publish_lock_path, on_wait=on_wait),
     ):
         if marts is None:
             marts = served_marts(ensure_manifest(settings))
-        return _publish(settings, pg_url, marts, force, source or settings.replica_path)
+        return _publish(settings, pg_url, marts, force, source or settings.replica_path, connection)
 
 
 def _publish(
@@ -80,14 +85,21 @@ def _publish(
     marts: Mapping[str, ServedMart],
     force: bool,
     source: Path,
+    connection: duckdb.DuckDBPyConnection | None,
 ) -> PublishResult:
     started = time.perf_counter()
     ensure_serving(pg_url)
-    duck = connect(delta=False)  # DuckDB files and PostgreSQL only
+    # The marts are read from the default database: the read replica (a consistent copy of the
+    # last build that no build ever locks), or the warehouse when its owner publishes.
+    if connection is None:
+        duck = connect(delta=False)  # DuckDB files and PostgreSQL only
+        duck.execute(f"attach '{source}' as wh (read_only)")
+        duck.execute("use wh")
+    else:
+        duck = connection.cursor()
+        for attached in ("pg", "ps"):  # left by a publish that failed half way
+            duck.execute(f"detach database if exists {attached}")
     load_postgres(duck)
-    # The read replica (a consistent copy of the last build that no build ever locks), or the
-    # warehouse when its owner publishes.
-    duck.execute(f"attach '{source}' as wh (read_only)")
     duck.execute(f"attach '{pg_url}' as pg (type postgres)")
     duck.execute(f"attach '{settings.published_state_path}' as ps")
     duck.execute(
@@ -96,7 +108,7 @@ def _publish(
     available = {
         row[0]
         for row in duck.execute(
-            "select table_name from information_schema.tables where table_catalog = 'wh' and table_schema = ?",
+            "select table_name from information_schema.tables where table_catalog = current_database() and table_schema = ?",
             [SCHEMA],
         ).fetchall()
     }
@@ -142,6 +154,9 @@ def _publish(
             figures = {name: tenant_figures(duck, name) for name in sent}
             record_freshness(conn, figures, unchanged)
     finally:
+        if connection is not None:  # what this attached to a database that outlives it
+            for attached in ("pg", "ps"):
+                duck.execute(f"detach database if exists {attached}")
         duck.close()
     rows = {name: sum(count for _, count, _ in figures[name]) for name in sent}
     return PublishResult(rows, time.perf_counter() - started, skipped, unchanged, deltas)

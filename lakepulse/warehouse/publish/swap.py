@@ -33,7 +33,7 @@ def copy_and_swap(duck, conn: psycopg.Connection, mart, fingerprint: str) -> Non
     # DuckDB's catalog of `pg` still lists a staging table a killed publish left behind:
     # forget it, or the copy below fills a table that is no longer there.
     duck.execute("call pg_clear_cache()")
-    duck.execute(f'create table pg.{SCHEMA}."{staging}" as select * from wh.{SCHEMA}."{mart.name}"')
+    duck.execute(f'create table pg.{SCHEMA}."{staging}" as select * from {SCHEMA}."{mart.name}"')
     swap(
         conn,
         mart.name,
@@ -124,7 +124,7 @@ def record_fingerprint(conn: psycopg.Connection, mart: str, fingerprint: str) ->
 def fingerprint(duck, mart: str) -> str:
     """``rows:hash-sum`` of a mart in the replica: equal for equal contents, in any order
     (a sum, not an xor, so duplicate rows do not cancel out)."""
-    return digest(duck, f'wh.{SCHEMA}."{mart}" as m', "hash(m)")
+    return digest(duck, f'{SCHEMA}."{mart}" as m', "hash(m)")
 
 
 def digest(duck, relation: str, row_hash: str) -> str:
