@@ -4,6 +4,9 @@
 # Nothing here may change what the code computes: only how fast.
 import cython
 
+cdef dict _DEVICE_CLASSES, _STRIPPED_URLS, _HMAC_PADS, _KINDS
+cdef str _TRACK, _PAGE, _SCREEN, _IDENTIFY, _GROUP, _ALIAS
+
 
 @cython.locals(
     received_exact=cython.longlong,
@@ -47,6 +50,7 @@ cdef bint _unchanged_walk(dict value, long depth) except -1
 cdef bint _items_unchanged(items, long depth) except -1
 cdef str _scrubbed(dict value, bytes secret, str field)
 cdef str _stripped(str url)
+cdef str _device_class(user_agent)
 
 @cython.locals(text=str)
 cdef str _hashed(value, bytes secret)

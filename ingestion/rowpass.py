@@ -15,7 +15,6 @@ constants.
 
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,12 +46,17 @@ from ingestion.contract import (
     parse_time,
 )
 from ingestion.privacy import (
+    _DEVICE_CLASSES,
+    _HMAC_PADS,
+    _MAX_MEMO,
     _MAX_SAFE_KEYS,
     _SAFE_KEYS,
+    _STRIPPED_URLS,
     MAX_NESTING,
     _rule,
     device_class,
     hash_pii,
+    hmac_pads,
     scrub,
     strip_url,
     too_deep,
@@ -72,10 +76,14 @@ _astuple = msgspec.structs.astuple
 _dumps = orjson.dumps
 _fromisoformat = datetime.fromisoformat
 _DecodeError = msgspec.DecodeError
-_hmac_digest = hmac.digest
 _decode_event = _EVENT.decode  # bound once: no method lookup an event
 _decode_event_with_context = _EVENT_WITH_CONTEXT.decode
 _no_commerce_keys = _COMMERCE_KEYS.isdisjoint
+_KINDS = {kind: kind for kind in EVENT_TYPES}
+"""Each event type to itself: an event's type is read as this text, so its tests below are
+identity tests (``is``), not comparisons of text."""
+_TRACK, _PAGE, _SCREEN = _KINDS["track"], _KINDS["page"], _KINDS["screen"]
+_IDENTIFY, _GROUP, _ALIAS = _KINDS["identify"], _KINDS["group"], _KINDS["alias"]
 if _EVENT_FIELDS != (
     "type", "messageId", "userId", "anonymousId", "event", "name", "groupId", "previousId",
     "timestamp", "originalTimestamp", "sentAt", "properties", "traits", "context",
@@ -171,7 +179,8 @@ def event_row(data: Any, batch: Batch) -> Any:
     at_free = b"@" not in text and b"\\" not in text
     if kind is _UNSET:
         kind = batch.default_type
-    if kind not in EVENT_TYPES:
+    kind = _KINDS.get(kind)  # EVENT_TYPES' own text, or None for any other
+    if kind is None:
         raise NotCompiled
     if user_id is not None and not 0 < len(user_id) <= MAX_ID_CHARS:
         user_id = _id_or_none(user_id)
@@ -183,20 +192,20 @@ def event_row(data: Any, batch: Batch) -> Any:
         or len(message_id) > MAX_ID_CHARS
     ):
         raise NotCompiled
-    if kind == "track":
+    if kind is _TRACK:
         if event is None or not event.strip():
             raise NotCompiled
-    elif kind == "page" or kind == "screen":
+    elif kind is _PAGE or kind is _SCREEN:
         event = name
     else:
         event = None
     if group_id is not None:
         group_id = _id_or_none(group_id)
-    if kind == "group" and group_id is None:
+    if kind is _GROUP and group_id is None:
         raise NotCompiled
     if previous_id is not None:
         previous_id = _id_or_none(previous_id)
-    if kind == "alias" and (previous_id is None or user_id is None):
+    if kind is _ALIAS and (previous_id is None or user_id is None):
         raise NotCompiled
 
     if (
@@ -239,7 +248,7 @@ def event_row(data: Any, batch: Batch) -> Any:
             rest,
             ctx_traits,
         ) = parts
-    if not traits and kind == "identify":
+    if not traits and kind is _IDENTIFY:
         traits = ctx_traits
 
     original = original or timestamp
@@ -268,7 +277,7 @@ def event_row(data: Any, batch: Batch) -> Any:
             original, sent_at, received_at, received_micros, latest
         )
 
-    if kind == "page" and properties:
+    if kind is _PAGE and properties:
         # normalize: {**page, **the page properties present}, even a null one
         path = properties.get("path", path)
         url = properties.get("url", url)
@@ -294,7 +303,7 @@ def event_row(data: Any, batch: Batch) -> Any:
         None,
         None,
         None,
-        device_class(  # one argument when it is all there is: the cache's key is the text
+        _device_class(
             user_agent if user_agent is None or type(user_agent) is str else _text(user_agent)
         )
         if device is None
@@ -550,11 +559,19 @@ def _scrubbed(value: dict, secret: bytes, field: str) -> str:
 
 def _hashed(value: Any, secret: bytes) -> str:
     """``privacy.hash_pii`` for an e-mail address (text holding an ``@``), compiled: the HMAC
-    of its trimmed, lower-cased text. Anything else asks ``hash_pii``."""
+    of its trimmed, lower-cased text, from the secret's padded keys hashed once
+    (``privacy.hmac_pads``). Anything else asks ``hash_pii``."""
     if type(value) is str:
         text = value.strip()
         if "@" in text:
-            return _hmac_digest(secret, text.lower().encode(), "sha256").hex()
+            pads = _HMAC_PADS.get(secret)
+            if pads is None:
+                pads = hmac_pads(secret)
+            inner = pads[0].copy()
+            inner.update(text.lower().encode())
+            outer = pads[1].copy()
+            outer.update(inner.digest())
+            return outer.hexdigest()
     return hash_pii(value, secret)
 
 
@@ -565,10 +582,29 @@ def _json(value: Any) -> str:
 
 
 def _stripped(url: str) -> str:
-    """``privacy.strip_url``, without its cache's call for a URL it returns as it is."""
+    """``privacy.strip_url``: no call for a URL it returns as it is, and a dict lookup
+    (``privacy._STRIPPED_URLS``) rather than its cache's call for one seen before."""
     if "?" not in url and "@" not in url:
         return url
-    return strip_url(url)
+    known = _STRIPPED_URLS.get(url)
+    if known is None:
+        known = strip_url(url)
+        if len(_STRIPPED_URLS) >= _MAX_MEMO:
+            _STRIPPED_URLS.clear()
+        _STRIPPED_URLS[url] = known
+    return known
+
+
+def _device_class(user_agent: Any) -> str:
+    """``privacy.device_class(user_agent)`` (text or None), a dict lookup
+    (``privacy._DEVICE_CLASSES``) for a user agent seen before."""
+    known = _DEVICE_CLASSES.get(user_agent)
+    if known is None:
+        known = device_class(user_agent)
+        if len(_DEVICE_CLASSES) >= _MAX_MEMO:
+            _DEVICE_CLASSES.clear()
+        _DEVICE_CLASSES[user_agent] = known
+    return known
 
 
 def _id_text(value: Any) -> str | None:
