@@ -26,6 +26,11 @@ cdef tuple _datetime_micros(original, sent_at, received_at, received_micros, lat
 @cython.locals(
     size=cython.Py_ssize_t,
     index=cython.Py_ssize_t,
+    offset=cython.Py_ssize_t,
+    char=cython.Py_UCS4,
+    code=cython.longlong,
+    point=cython.bint,
+    number=cython.longlong,
     year=cython.longlong,
     month=cython.longlong,
     day=cython.longlong,
@@ -39,9 +44,6 @@ cdef tuple _datetime_micros(original, sent_at, received_at, received_micros, lat
     last=cython.longlong,
 )
 cdef long long _iso_micros(str text) noexcept
-
-@cython.locals(tens=cython.longlong, ones=cython.longlong)
-cdef long long _two_digits(str text, Py_ssize_t index) noexcept
 
 cdef object _float_micros(long long exact)
 

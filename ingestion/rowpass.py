@@ -389,40 +389,71 @@ def _iso_micros(text: str) -> int:
     """The exact epoch microseconds of ``text`` in the form SDKs send a time in,
     ``YYYY-MM-DDTHH:MM:SS``, an optional fraction of 1 to 6 digits, then ``Z``, ``+00:00`` or
     nothing (UTC, as ``normalize`` takes a naive time), in the years 1970 to 2200; -1 for any
-    other text, valid or not (``datetime.fromisoformat`` decides those)."""
+    other text, valid or not (``datetime.fromisoformat`` decides those). The characters are
+    read in one loop (compiled, a C loop over the text's buffer), not indexed one by one."""
     size = len(text)
     if size < 19 or size > 32:
         return -1
-    if (
-        ord(text[4]) != 45  # -
-        or ord(text[7]) != 45
-        or ord(text[10]) != 84  # T
-        or ord(text[13]) != 58  # :
-        or ord(text[16]) != 58
-    ):
+    year = month = day = hour = minute = 0
+    number = 0  # the digits read since the last separator
+    micros = 0
+    scale = 100_000
+    point = False
+    offset = size  # where the offset (Z or +00:00) starts: none
+    for index, char in enumerate(text):
+        code = ord(char)
+        if index < 19:  # YYYY-MM-DDTHH:MM:SS
+            if index == 4 or index == 7:
+                if code != 45:  # -
+                    return -1
+                if index == 4:
+                    year = number
+                else:
+                    month = number
+                number = 0
+            elif index == 10:
+                if code != 84:  # T
+                    return -1
+                day = number
+                number = 0
+            elif index == 13 or index == 16:
+                if code != 58:  # :
+                    return -1
+                if index == 13:
+                    hour = number
+                else:
+                    minute = number
+                number = 0
+            else:
+                digit = code - 48
+                if digit < 0 or digit > 9:
+                    return -1
+                number = number * 10 + digit
+        elif index == 19 and code == 46:  # .
+            point = True
+        elif point and scale > 0 and 48 <= code <= 57:  # up to 6 digits of fraction
+            micros += (code - 48) * scale
+            scale //= 10
+        else:
+            offset = index
+            break
+    second = number
+    if point and scale == 100_000:  # no digit after the point
         return -1
-    year = 0
-    for index in range(4):
-        digit = ord(text[index]) - 48
-        if digit < 0 or digit > 9:
+    if offset < size:  # the offset: Z or +00:00 (another is left to fromisoformat)
+        if size - offset == 1:
+            if ord(text[offset]) != 90:  # Z
+                return -1
+        elif size - offset != 6 or not text.endswith("+00:00"):
             return -1
-        year = year * 10 + digit
-    month = _two_digits(text, 5)
-    day = _two_digits(text, 8)
-    hour = _two_digits(text, 11)
-    minute = _two_digits(text, 14)
-    second = _two_digits(text, 17)
     if (
         year < 1970
         or year > 2200
         or month < 1
         or month > 12
         or day < 1
-        or hour < 0
         or hour > 23
-        or minute < 0
         or minute > 59
-        or second < 0
         or second > 59
     ):
         return -1
@@ -434,34 +465,6 @@ def _iso_micros(text: str) -> int:
         last = 31
     if day > last:
         return -1
-    micros = 0
-    index = 19
-    if index < size and ord(text[index]) == 46:  # .
-        index += 1
-        scale = 100_000
-        while index < size and scale > 0:
-            digit = ord(text[index]) - 48
-            if digit < 0 or digit > 9:
-                break
-            micros += digit * scale
-            scale //= 10
-            index += 1
-        if scale == 100_000:  # no digit after the point
-            return -1
-    if index < size:  # the offset: Z or +00:00 (another is left to fromisoformat)
-        if size - index == 1:
-            if ord(text[index]) != 90:  # Z
-                return -1
-        elif (
-            size - index != 6
-            or ord(text[index]) != 43  # +
-            or ord(text[index + 1]) != 48  # 0
-            or ord(text[index + 2]) != 48
-            or ord(text[index + 3]) != 58  # :
-            or ord(text[index + 4]) != 48
-            or ord(text[index + 5]) != 48
-        ):
-            return -1
     # days since 1970-01-01 of a proleptic Gregorian date (March-based years)
     if month <= 2:
         year -= 1
@@ -472,15 +475,6 @@ def _iso_micros(text: str) -> int:
         year * 365 + year // 4 - year // 100 + year // 400 + (153 * month + 2) // 5 + day - 719469
     )
     return ((days * 86_400 + hour * 3_600 + minute * 60 + second) * 1_000_000) + micros
-
-
-def _two_digits(text: str, index: int) -> int:
-    """The number two decimal digits of ``text`` at ``index`` write, or -1."""
-    tens = ord(text[index]) - 48
-    ones = ord(text[index + 1]) - 48
-    if tens < 0 or tens > 9 or ones < 0 or ones > 9:
-        return -1
-    return tens * 10 + ones
 
 
 def _float_micros(exact: int) -> int:
