@@ -6,7 +6,13 @@ import cython
 
 cdef dict _DEVICE_CLASSES, _STRIPPED_URLS, _HMAC_PADS, _KINDS
 cdef str _TRACK, _PAGE, _SCREEN, _IDENTIFY, _GROUP, _ALIAS
+cdef object _UNSET, _Context, _Page, _Library
+cdef set _SAFE_KEYS
+cdef Py_ssize_t _KEYS_BOUND, _CONTEXT_KEYS_BOUND, _LIBRARY_KEYS_BOUND
 
+
+@cython.locals(text=bytes)
+cpdef event_row(data, batch)
 
 @cython.locals(
     received_exact=cython.longlong,
@@ -16,10 +22,21 @@ cdef str _TRACK, _PAGE, _SCREEN, _IDENTIFY, _GROUP, _ALIAS
     corrected=cython.longlong,
     properties=dict,
     traits=dict,
-    text=bytes,
     event=str,
+    size=cython.Py_ssize_t,
 )
-cpdef event_row(data, batch)
+cdef _message_row(message, batch, bint at_free, bint bounded)
+
+@cython.locals(bounded=cython.bint)
+cpdef list decoded_rows(list events, batch)
+
+@cython.locals(size=cython.Py_ssize_t, index=cython.Py_ssize_t)
+cdef Py_ssize_t _fields_bound(tuple fields, context) except -1
+
+@cython.locals(size=cython.Py_ssize_t)
+cdef Py_ssize_t _value_bound(value) except -1
+
+cdef Py_ssize_t _text_bound(str text) except -1
 
 cdef tuple _datetime_micros(original, sent_at, received_at, received_micros, latest)
 

@@ -41,6 +41,8 @@ from ingestion.contract import (
     LandingRow,
     NotCompiled,
     _Context,
+    _Library,
+    _Page,
     _scrubbed_json,
     _sub,
     parse_time,
@@ -90,8 +92,10 @@ if _EVENT_FIELDS != (
     "integrations", "writeKey", "channel", "version", "receivedAt", "metadata",
 ):  # fmt: skip
     raise ImportError("contract._Event's fields moved: update rowpass.event_row's unpacking")
-if _CONTEXT_FIELDS != ("page", "campaign", "userAgent", "library", "locale", "ip") or (
-    _PAGE_FIELDS != ("path", "url", "referrer", "title", "search")
+if (
+    _CONTEXT_FIELDS != ("page", "campaign", "userAgent", "library", "locale", "ip")
+    or _PAGE_FIELDS != ("path", "url", "referrer", "title", "search")
+    or _Library.__struct_fields__ != ("name", "version")
 ):
     raise ImportError("contract._Context's or _Page's fields moved: update rowpass.event_row")
 
@@ -122,21 +126,29 @@ def rows(events: list[Any], batch: Batch) -> tuple[list[Any], list[Any], list[in
     return good, messages, pending
 
 
+def decoded_rows(events: list[Any], batch: Batch) -> list[Any]:
+    """The rows of a request's events decoded in one pass with its envelope (``_Event`` structs,
+    ``contract.decode_batch``), in order; :class:`NotCompiled` if any is declined (the caller
+    then reads the request again, each event's bytes through :func:`rows`)."""
+    good: list[Any] = []
+    bounded = batch.body_bytes > MAX_EVENT_BYTES
+    for message in events:
+        try:
+            context = message.context
+            if (  # {} and {"page": null} read alike as structs: their bytes tell them apart
+                type(context) is _Context and context.page is None and context == _EMPTY_CONTEXT
+            ):
+                raise NotCompiled
+            good.append(_message_row(message, batch, False, bounded))
+        except Exception:
+            raise NotCompiled from None
+    return good
+
+
 def event_row(data: Any, batch: Batch) -> Any:
     """The ``LandingRow`` of one event's bytes, or :class:`NotCompiled` (or any other error:
     ``rows`` hands the event to ``normalize`` whatever it raises)."""
-    (
-        tenant_id,
-        secret,
-        received_at,
-        received_micros,
-        latest,
-        batch_sent_at,
-        body_bytes,
-        received_exact,
-        latest_exact,
-    ) = batch.shared
-    if body_bytes > MAX_EVENT_BYTES and len(data) * SIZE_FACTOR > MAX_EVENT_BYTES:
+    if batch.body_bytes > MAX_EVENT_BYTES and len(data) * SIZE_FACTOR > MAX_EVENT_BYTES:
         raise NotCompiled
     try:
         message = _decode_event(data)
@@ -151,6 +163,29 @@ def event_row(data: Any, batch: Batch) -> Any:
             message = _decode_event_with_context(data)
         except (_DecodeError, RecursionError):
             raise NotCompiled from None
+    text = bytes(data)
+    # No "@" in the bytes and no escape that could write one: no string of the event holds
+    # one, and _unchanged decides its flat objects by their keys (memchr, not a walk).
+    return _message_row(message, batch, b"@" not in text and b"\\" not in text, False)
+
+
+def _message_row(message: Any, batch: Batch, at_free: bool, bounded: bool) -> Any:
+    """The ``LandingRow`` of one decoded event (``_Event`` or ``_EventWithContext``); ``at_free``:
+    its bytes hold no ``@`` (nor an escape); ``bounded``: :class:`NotCompiled` unless its JSON
+    is known to fit ``MAX_EVENT_BYTES`` (:func:`_fields_bound`: an event decoded without its
+    bytes, in a body larger than that)."""
+    (
+        tenant_id,
+        secret,
+        received_at,
+        received_micros,
+        latest,
+        batch_sent_at,
+        _,
+        received_exact,
+        latest_exact,
+    ) = batch.shared
+    fields = _astuple(message)  # one call for every field (_EVENT_FIELDS, checked at import)
     (
         kind,
         message_id,
@@ -172,11 +207,9 @@ def event_row(data: Any, batch: Batch) -> Any:
         version,
         sdk_received_at,
         metadata,
-    ) = _astuple(message)  # one call for every field (_EVENT_FIELDS, checked at import)
-    text = bytes(data)
-    # No "@" in the bytes and no escape that could write one: no string of the event holds
-    # one, and _unchanged decides its flat objects by their keys (memchr, not a walk).
-    at_free = b"@" not in text and b"\\" not in text
+    ) = fields
+    own_traits = traits
+    size = 0  # bounded: the JSON of the event's context, properties and traits (at most)
     if kind is _UNSET:
         kind = batch.default_type
     kind = _KINDS.get(kind)  # EVENT_TYPES' own text, or None for any other
@@ -222,11 +255,24 @@ def event_row(data: Any, batch: Batch) -> Any:
     properties = properties or _EMPTY
     traits = traits or _EMPTY
     if type(context) is _Context:  # the common case, inline: _struct_context
-        page, campaign, user_agent, library, locale, _ = _astuple(context)  # _CONTEXT_FIELDS
+        page, campaign, user_agent, library, locale, ip = _astuple(context)  # _CONTEXT_FIELDS
         if page is None:
-            path = url = referrer = title = None
+            path = url = referrer = title = search = None
         else:
-            path, url, referrer, title, _ = _astuple(page)  # _PAGE_FIELDS
+            path, url, referrer, title, search = _astuple(page)  # _PAGE_FIELDS
+        if bounded:  # the context's JSON: _value_bound's, from the fields read here
+            size += _CONTEXT_KEYS_BOUND + _value_bound(campaign) + _value_bound(user_agent)
+            size += _value_bound(locale) + _value_bound(ip)
+            if page is None:
+                size += 4
+            else:
+                size += _value_bound(path) + _value_bound(url) + _value_bound(referrer)
+                size += _value_bound(title) + _value_bound(search)
+            if library is None:
+                size += 4
+            else:
+                size += _LIBRARY_KEYS_BOUND + _value_bound(library.version)
+                size += _value_bound(library.name)
         library = None if library is None else library.name
         device = rest = None
         ctx_traits = _EMPTY
@@ -277,6 +323,27 @@ def event_row(data: Any, batch: Batch) -> Any:
             original, sent_at, received_at, received_micros, latest
         )
 
+    properties_text = traits_text = None
+    if properties:
+        if _unchanged(properties, at_free):
+            properties_text = _json(properties)
+            if bounded:
+                size += _text_bound(properties_text)
+        else:
+            properties_text = _scrubbed(properties, secret, "properties")
+            if bounded:
+                size += len(_dumps(properties))
+    if traits:
+        if _unchanged(traits, at_free):
+            traits_text = _json(traits)
+            if bounded and own_traits:
+                size += _text_bound(traits_text)
+        else:
+            traits_text = _scrubbed(traits, secret, "traits")
+            if bounded and own_traits:
+                size += len(_dumps(traits))
+    if bounded and size + _fields_bound(fields, context) > MAX_EVENT_BYTES:
+        raise NotCompiled
     if kind is _PAGE and properties:
         # normalize: {**page, **the page properties present}, even a null one
         path = properties.get("path", path)
@@ -313,16 +380,8 @@ def event_row(data: Any, batch: Batch) -> Any:
         ),
         locale if locale is None or type(locale) is str else _text(locale),
         library if library is None or type(library) is str else _text(library),
-        (
-            _json(properties)
-            if _unchanged(properties, at_free)
-            else _scrubbed(properties, secret, "properties")
-        )
-        if properties
-        else None,
-        (_json(traits) if _unchanged(traits, at_free) else _scrubbed(traits, secret, "traits"))
-        if traits
-        else None,
+        properties_text,
+        traits_text,
         None
         if rest is None
         else _json(rest)
@@ -477,6 +536,69 @@ def _iso_micros(text: str) -> int:
     return ((days * 86_400 + hour * 3_600 + minute * 60 + second) * 1_000_000) + micros
 
 
+_KEYS_BOUND = 2 + 24 * len(_EVENT_FIELDS)
+"""An event's braces, and each field's key (17 characters at most) with its quotes, colon
+and comma: bytes of its JSON outside the values."""
+_CONTEXT_KEYS_BOUND = 2 + 16 * (len(_CONTEXT_FIELDS) + len(_PAGE_FIELDS)) + 2
+"""A context struct's braces and keys (9 characters at most), its page's too."""
+_LIBRARY_KEYS_BOUND = 2 + 16 * 2
+_MAX_INT = 2**64
+_MIN_INT = -(2**63)
+
+
+def _fields_bound(fields: tuple, context: Any) -> int:
+    """At least the bytes ``orjson.dumps`` writes for an event whose fields (``_EVENT_FIELDS``)
+    are ``fields`` (read by ``orjson.loads`` from its bytes), properties and traits (11, 12)
+    counted as null and a context struct as empty: the caller adds theirs. The size rule
+    (``MAX_EVENT_BYTES``) for an event decoded without its bytes: one that may be larger is
+    left to the interpreted contract."""
+    size = _KEYS_BOUND + 8
+    for index, value in enumerate(fields):
+        if value is None:
+            size += 4
+        elif type(value) is str:
+            size += 6 * len(value) + 2
+        elif index != 11 and index != 12 and value is not context:
+            size += _value_bound(value)
+    return size
+
+
+def _value_bound(value: Any) -> int:
+    """At least the bytes of ``value``'s JSON as ``orjson.dumps`` writes it: text at most six
+    bytes a character (``\\u001f``), numbers their longest, a struct of the event's context
+    field by field, an object or array its JSON (an error for one orjson cannot write)."""
+    if value is None or value is _UNSET:
+        return 4
+    kind = type(value)
+    if kind is str:
+        return 6 * len(value) + 2
+    if kind is bool:
+        return 5
+    if kind is int:
+        if _MIN_INT <= value < _MAX_INT:
+            return 20
+        raise NotCompiled
+    if kind is float:
+        return 32
+    if kind is _Context or kind is _Page or kind is _Library:
+        items = _astuple(value)
+        size = 2 + 16 * len(items)  # keys of 9 characters at most
+        for item in items:
+            if item is None:
+                size += 4
+            elif type(item) is str:
+                size += 6 * len(item) + 2
+            else:
+                size += _value_bound(item)
+        return size
+    return len(_dumps(value))
+
+
+def _text_bound(text: str) -> int:
+    """At least the bytes of ``text`` in UTF-8 (what orjson wrote, decoded)."""
+    return len(text) if text.isascii() else 4 * len(text)
+
+
 def _float_micros(exact: int) -> int:
     """``int(t.timestamp() * 1_000_000)`` of the time ``exact`` microseconds after the epoch:
     ``timestamp()`` divides the exact microseconds by 10**6 (rounded to a float, exactly as
@@ -485,17 +607,17 @@ def _float_micros(exact: int) -> int:
 
 
 def _unchanged(value: dict, at_free: bool) -> bool:
-    """``privacy.unchanged_by_scrub(value)``, decided here, compiled: at once for an object of
-    an event whose bytes hold no ``@``, with keys all known to be free of rules
-    (``privacy._SAFE_KEYS``) and no nested object or array; by :func:`_unchanged_walk`
-    otherwise."""
-    if at_free:
-        for key, item in value.items():
-            kind = type(item)
-            if kind is dict or kind is list or key not in _SAFE_KEYS:
-                return _unchanged_walk(value, 0)
-        return True
-    return _unchanged_walk(value, 0)
+    """``privacy.unchanged_by_scrub(value)``, decided here, compiled: at once for an object
+    with keys all known to be free of rules (``privacy._SAFE_KEYS``) and no nested object or
+    array, its text tested for an ``@`` unless the event's bytes hold none (``at_free``); by
+    :func:`_unchanged_walk` otherwise."""
+    for key, item in value.items():
+        kind = type(item)
+        if kind is dict or kind is list or key not in _SAFE_KEYS:
+            return _unchanged_walk(value, 0)
+        if kind is str and not at_free and "@" in item:
+            return False  # as the walk finds (the keys it would learn are learnt later)
+    return True
 
 
 def _unchanged_walk(value: dict, depth: int) -> bool:
