@@ -215,6 +215,8 @@ Emptied when it reaches ``_MAX_MEMO`` entries."""
 _STRIPPED_URLS: dict[str, str] = {}
 """:func:`strip_url` of the URLs seen (those it may change), the same way."""
 _MAX_MEMO = 16_384
+_MAX_MEMO_CHARS = 2_048
+"""The longest text the memos keep (a sender's long URLs must not hold megabytes)."""
 _HMAC_PADS: dict[bytes, tuple[Any, Any]] = {}
 """Per secret, SHA-256 states after HMAC's inner and outer padded keys (:func:`hmac_pads`)."""
 _HMAC_BLOCK = 64

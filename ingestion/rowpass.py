@@ -51,6 +51,7 @@ from ingestion.privacy import (
     _DEVICE_CLASSES,
     _HMAC_PADS,
     _MAX_MEMO,
+    _MAX_MEMO_CHARS,
     _MAX_SAFE_KEYS,
     _SAFE_KEYS,
     _STRIPPED_URLS,
@@ -705,9 +706,10 @@ def _stripped(url: str) -> str:
     known = _STRIPPED_URLS.get(url)
     if known is None:
         known = strip_url(url)
-        if len(_STRIPPED_URLS) >= _MAX_MEMO:
-            _STRIPPED_URLS.clear()
-        _STRIPPED_URLS[url] = known
+        if len(url) <= _MAX_MEMO_CHARS:  # a long one is not kept twice (strip_url's cache)
+            if len(_STRIPPED_URLS) >= _MAX_MEMO:
+                _STRIPPED_URLS.clear()
+            _STRIPPED_URLS[url] = known
     return known
 
 
@@ -717,9 +719,10 @@ def _device_class(user_agent: Any) -> str:
     known = _DEVICE_CLASSES.get(user_agent)
     if known is None:
         known = device_class(user_agent)
-        if len(_DEVICE_CLASSES) >= _MAX_MEMO:
-            _DEVICE_CLASSES.clear()
-        _DEVICE_CLASSES[user_agent] = known
+        if user_agent is None or len(user_agent) <= _MAX_MEMO_CHARS:
+            if len(_DEVICE_CLASSES) >= _MAX_MEMO:
+                _DEVICE_CLASSES.clear()
+            _DEVICE_CLASSES[user_agent] = known
     return known
 
 
