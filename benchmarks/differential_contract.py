@@ -1,8 +1,10 @@
 """Differential check for collector optimisations: the bronze and quarantine rows this tree's
 contract produces, compared with those of another git revision (default ``main``) on the same
-corpus. Any optimisation of the hot path must leave this at zero differences. Two of this tree's paths
-are compared: ``normalize`` (the interpreted contract) and the collector's compiled pass
-(``check_events`` on each message's bytes, which hands what it declines to ``normalize``).
+corpus. Any optimisation of the hot path must leave this at zero differences. Three of this tree's paths
+are compared: ``normalize`` (the interpreted contract), the collector's compiled pass
+(``check_events`` on each message's bytes, which hands what it declines to ``normalize``), and
+the collector's intake (``intake.read_request`` and ``accept``: a batch and its events decoded
+in one pass when they fit, every other body padded past ``MAX_EVENT_BYTES``).
 
 The corpus: seeded simulator traffic with every fault on (malformed events, skewed clocks,
 duplicates), plus mutations of those messages that hit each rule: wrong types, bad and
@@ -201,6 +203,54 @@ def compiled_rows(messages: list[dict]) -> tuple[list[bytes], int]:
     return out, compiled
 
 
+PADDING = "x" * 33_000
+"""An envelope field the contract ignores (``integrations``) that makes a body larger than
+``MAX_EVENT_BYTES``: its events then go through the size rule."""
+
+
+def collector_rows(messages: list[dict]) -> tuple[list[bytes], int]:
+    """:func:`rows` the way the collector's intake makes them (``intake.read_request`` and
+    ``accept``: a batch decoded with its events in one pass when they all fit, else as
+    :func:`compiled_rows` does), every other body padded past ``MAX_EVENT_BYTES``; and how
+    many events were decoded in one pass."""
+    import msgspec
+
+    from ingestion.contract import rejection
+    from ingestion.intake import accept, read_request
+    from ingestion.tenants import Tenant
+
+    tenant = Tenant("acme", SECRET)
+    out, decoded = [], 0
+    for index, message in enumerate(messages):
+        context = BATCH_CONTEXTS[index % len(BATCH_CONTEXTS)]
+        sent_at = BATCH_SENT_AT[index % len(BATCH_SENT_AT)]
+        body = orjson.dumps(
+            {
+                "batch": [message],
+                **({} if context is None else {"context": context}),
+                **({} if sent_at is None else {"sentAt": sent_at}),
+                **({"integrations": {"pad": PADDING}} if index % 2 else {}),
+            }
+        )
+        submission = read_request(body, True, "track" if index % 7 == 0 else None)
+        decoded += submission.decoded
+        checked = accept(submission, tenant, RECEIVED_AT)
+        if checked.good:
+            row = checked.good[0]
+            row = row if isinstance(row, dict) else msgspec.structs.asdict(row)
+        else:
+            row = rejection(
+                tenant_id="acme",
+                secret=SECRET,
+                received_at=RECEIVED_AT,
+                payload=message,
+                reason=checked.bad[0]["reason"],
+                index=index,
+            )
+        out.append(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
+    return out, decoded
+
+
 def _rows_at(rev: str, corpus_path: Path, out_path: Path) -> None:
     """Run :func:`rows` with ``rev``'s ``ingestion`` package (a ``git archive`` copy)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -235,10 +285,18 @@ def main() -> None:
     failed = False
     interpreted = rows(messages)
     compiled, taken = compiled_rows(messages)
-    for name, ours in (("interpreted", interpreted), ("compiled", compiled)):
+    collected, decoded = collector_rows(messages)
+    for name, ours in (
+        ("interpreted", interpreted),
+        ("compiled", compiled),
+        ("collector", collected),
+    ):
         differing = [i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b]
         rejected = sum(b'"rejection_id"' in line for line in ours)
-        extra = f", {taken} through the compiled pass" if name == "compiled" else ""
+        extra = {
+            "compiled": f", {taken} through the compiled pass",
+            "collector": f", {decoded} decoded in one pass with their batch",
+        }.get(name, "")
         print(
             f"differential contract ({name}): {len(messages)} messages ({rejected} rejected"
             f"{extra}), {len(differing)} rows differ from {args.rev}"

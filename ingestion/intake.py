@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from ingestion.contract import Checked, NotCompiled, check_events, decode_request
+from ingestion.contract import Checked, NotCompiled, check_events, decode_batch, decode_request
 from ingestion.landing import LandingLog, encode_rows
 from ingestion.tenants import Tenant, TenantRegistry
 from ingestion.wire import HttpError, parse_json
@@ -40,6 +40,8 @@ class Submission:
     batched: bool = True
     lenient: bool = False
     """Read by the stdlib parser (``NaN``, lone surrogates ...): each event checked for them."""
+    decoded: bool = False
+    """``events`` are ``contract.decode_batch``'s structs (a batch decoded in one pass)."""
 
     @classmethod
     def of_messages(cls, messages: list[dict]) -> Submission:
@@ -47,11 +49,17 @@ class Submission:
         return cls(messages, compiled=False)
 
 
-def read_request(raw: bytes, batched: bool, default_type: str | None = None) -> Submission:
+def read_request(
+    raw: bytes, batched: bool, default_type: str | None = None, one_pass: bool = True
+) -> Submission:
     """A request body as a :class:`Submission`: msgspec's decode (the compiled pass) when it
-    reads it, else the interpreted parse (``wire.parse_json``), whose client errors (400, as
+    reads it (a batch's events decoded with it in one pass if they all fit, ``one_pass``),
+    else the interpreted parse (``wire.parse_json``), whose client errors (400, as
     :class:`HttpError`) are the request's."""
-    request = decode_request(raw, batched)
+    request = decode_batch(raw) if batched and one_pass else None
+    decoded = request is not None
+    if request is None:
+        request = decode_request(raw, batched)
     if request is None:
         return _interpreted(raw, batched, default_type)
     return Submission(
@@ -63,6 +71,7 @@ def read_request(raw: bytes, batched: bool, default_type: str | None = None) -> 
         default_type=default_type,
         body=raw,
         batched=batched,
+        decoded=decoded,
     )
 
 
@@ -88,6 +97,16 @@ def accept(submission: Submission, tenant: Tenant, received_at: datetime) -> Che
     """Every event of ``submission`` through the contract, in order: bronze rows, quarantine
     rows (PII-scrubbed) and the sender's report. A compiled submission with an event orjson
     refuses is read again and checked the interpreted way, whole, as it always was."""
+    if submission.compiled and submission.decoded:
+        try:
+            return _check(submission, tenant, received_at)
+        except NotCompiled:  # an event decoded in one pass declined: each event's bytes
+            raw, batched, default_type = (
+                submission.body,
+                submission.batched,
+                submission.default_type,
+            )
+            submission = read_request(raw, batched, default_type, one_pass=False)
     if submission.compiled:
         try:
             return _check(submission, tenant, received_at)
@@ -110,6 +129,7 @@ def _check(submission: Submission, tenant: Tenant, received_at: datetime) -> Che
         body_bytes=len(submission.body),
         compiled=submission.compiled,
         lenient=submission.lenient,
+        decoded=submission.decoded,
     )
 
 

@@ -9,6 +9,7 @@ URLs, and user agents are reduced to a device class.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 import re
@@ -206,6 +207,40 @@ def scrub(value: Any, secret: bytes, depth: int = 0) -> Any:
 _SAFE_KEYS: set[str] = set()
 """Keys no rule applies to (:func:`_rule` is empty), learnt as they are seen (bounded)."""
 _MAX_SAFE_KEYS = 65_536
+
+_DEVICE_CLASSES: dict[str | None, str] = {}
+""":func:`device_class` of the user agents seen (without a device type), for the compiled pass:
+a dict lookup, not ``lru_cache``'s call (whose wrapper has no fast call in this Python).
+Emptied when it reaches ``_MAX_MEMO`` entries."""
+_STRIPPED_URLS: dict[str, str] = {}
+""":func:`strip_url` of the URLs seen (those it may change), the same way."""
+_MAX_MEMO = 16_384
+_MAX_MEMO_CHARS = 2_048
+"""The longest text the memos keep (a sender's long URLs must not hold megabytes)."""
+_HMAC_PADS: dict[bytes, tuple[Any, Any]] = {}
+"""Per secret, SHA-256 states after HMAC's inner and outer padded keys (:func:`hmac_pads`)."""
+_HMAC_BLOCK = 64
+_INNER = bytes(x ^ 0x36 for x in range(256))
+_OUTER = bytes(x ^ 0x5C for x in range(256))
+
+
+def hmac_pads(secret: bytes) -> tuple[Any, Any]:
+    """The SHA-256 states of HMAC-SHA256 (RFC 2104) with key ``secret`` once its inner and
+    outer padded keys are hashed: a hash's HMAC is then two copies, two updates and two
+    digests (``rowpass._hashed``), not OpenSSL's HMAC set up anew for each value; the digest
+    is ``hmac.digest(secret, value, "sha256")``'s (``tests/unit/test_privacy.py`` checks)."""
+    pads = _HMAC_PADS.get(secret)
+    if pads is None:
+        key = hashlib.sha256(secret).digest() if len(secret) > _HMAC_BLOCK else secret
+        key = key.ljust(_HMAC_BLOCK, b"\0")
+        pads = (
+            hashlib.sha256(key.translate(_INNER)),
+            hashlib.sha256(key.translate(_OUTER)),
+        )
+        if len(_HMAC_PADS) >= _MAX_MEMO:
+            _HMAC_PADS.clear()
+        _HMAC_PADS[secret] = pads
+    return pads
 
 
 def unchanged_by_scrub(value: dict, depth: int = 0) -> bool:

@@ -4,6 +4,15 @@
 # Nothing here may change what the code computes: only how fast.
 import cython
 
+cdef dict _DEVICE_CLASSES, _STRIPPED_URLS, _HMAC_PADS, _KINDS
+cdef str _TRACK, _PAGE, _SCREEN, _IDENTIFY, _GROUP, _ALIAS
+cdef object _UNSET, _Context, _Page, _Library
+cdef set _SAFE_KEYS
+cdef Py_ssize_t _KEYS_BOUND, _CONTEXT_KEYS_BOUND, _LIBRARY_KEYS_BOUND
+
+
+@cython.locals(text=bytes)
+cpdef event_row(data, batch)
 
 @cython.locals(
     received_exact=cython.longlong,
@@ -13,16 +22,32 @@ import cython
     corrected=cython.longlong,
     properties=dict,
     traits=dict,
-    text=bytes,
     event=str,
+    size=cython.Py_ssize_t,
 )
-cpdef event_row(data, batch)
+cdef _message_row(message, batch, bint at_free, bint bounded)
+
+@cython.locals(bounded=cython.bint)
+cpdef list decoded_rows(list events, batch)
+
+@cython.locals(size=cython.Py_ssize_t, index=cython.Py_ssize_t)
+cdef Py_ssize_t _fields_bound(tuple fields, context) except -1
+
+@cython.locals(size=cython.Py_ssize_t)
+cdef Py_ssize_t _value_bound(value) except -1
+
+cdef Py_ssize_t _text_bound(str text) except -1
 
 cdef tuple _datetime_micros(original, sent_at, received_at, received_micros, latest)
 
 @cython.locals(
     size=cython.Py_ssize_t,
     index=cython.Py_ssize_t,
+    offset=cython.Py_ssize_t,
+    char=cython.Py_UCS4,
+    code=cython.longlong,
+    point=cython.bint,
+    number=cython.longlong,
     year=cython.longlong,
     month=cython.longlong,
     day=cython.longlong,
@@ -37,9 +62,6 @@ cdef tuple _datetime_micros(original, sent_at, received_at, received_micros, lat
 )
 cdef long long _iso_micros(str text) noexcept
 
-@cython.locals(tens=cython.longlong, ones=cython.longlong)
-cdef long long _two_digits(str text, Py_ssize_t index) noexcept
-
 cdef object _float_micros(long long exact)
 
 cdef bint _unchanged(dict value, bint at_free) except -1
@@ -47,6 +69,7 @@ cdef bint _unchanged_walk(dict value, long depth) except -1
 cdef bint _items_unchanged(items, long depth) except -1
 cdef str _scrubbed(dict value, bytes secret, str field)
 cdef str _stripped(str url)
+cdef str _device_class(user_agent)
 
 @cython.locals(text=str)
 cdef str _hashed(value, bytes secret)

@@ -15,7 +15,6 @@ constants.
 
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,17 +41,25 @@ from ingestion.contract import (
     LandingRow,
     NotCompiled,
     _Context,
+    _Library,
+    _Page,
     _scrubbed_json,
     _sub,
     parse_time,
 )
 from ingestion.privacy import (
+    _DEVICE_CLASSES,
+    _HMAC_PADS,
+    _MAX_MEMO,
+    _MAX_MEMO_CHARS,
     _MAX_SAFE_KEYS,
     _SAFE_KEYS,
+    _STRIPPED_URLS,
     MAX_NESTING,
     _rule,
     device_class,
     hash_pii,
+    hmac_pads,
     scrub,
     strip_url,
     too_deep,
@@ -72,18 +79,24 @@ _astuple = msgspec.structs.astuple
 _dumps = orjson.dumps
 _fromisoformat = datetime.fromisoformat
 _DecodeError = msgspec.DecodeError
-_hmac_digest = hmac.digest
 _decode_event = _EVENT.decode  # bound once: no method lookup an event
 _decode_event_with_context = _EVENT_WITH_CONTEXT.decode
 _no_commerce_keys = _COMMERCE_KEYS.isdisjoint
+_KINDS = {kind: kind for kind in EVENT_TYPES}
+"""Each event type to itself: an event's type is read as this text, so its tests below are
+identity tests (``is``), not comparisons of text."""
+_TRACK, _PAGE, _SCREEN = _KINDS["track"], _KINDS["page"], _KINDS["screen"]
+_IDENTIFY, _GROUP, _ALIAS = _KINDS["identify"], _KINDS["group"], _KINDS["alias"]
 if _EVENT_FIELDS != (
     "type", "messageId", "userId", "anonymousId", "event", "name", "groupId", "previousId",
     "timestamp", "originalTimestamp", "sentAt", "properties", "traits", "context",
     "integrations", "writeKey", "channel", "version", "receivedAt", "metadata",
 ):  # fmt: skip
     raise ImportError("contract._Event's fields moved: update rowpass.event_row's unpacking")
-if _CONTEXT_FIELDS != ("page", "campaign", "userAgent", "library", "locale", "ip") or (
-    _PAGE_FIELDS != ("path", "url", "referrer", "title", "search")
+if (
+    _CONTEXT_FIELDS != ("page", "campaign", "userAgent", "library", "locale", "ip")
+    or _PAGE_FIELDS != ("path", "url", "referrer", "title", "search")
+    or _Library.__struct_fields__ != ("name", "version")
 ):
     raise ImportError("contract._Context's or _Page's fields moved: update rowpass.event_row")
 
@@ -114,21 +127,29 @@ def rows(events: list[Any], batch: Batch) -> tuple[list[Any], list[Any], list[in
     return good, messages, pending
 
 
+def decoded_rows(events: list[Any], batch: Batch) -> list[Any]:
+    """The rows of a request's events decoded in one pass with its envelope (``_Event`` structs,
+    ``contract.decode_batch``), in order; :class:`NotCompiled` if any is declined (the caller
+    then reads the request again, each event's bytes through :func:`rows`)."""
+    good: list[Any] = []
+    bounded = batch.body_bytes > MAX_EVENT_BYTES
+    for message in events:
+        try:
+            context = message.context
+            if (  # {} and {"page": null} read alike as structs: their bytes tell them apart
+                type(context) is _Context and context.page is None and context == _EMPTY_CONTEXT
+            ):
+                raise NotCompiled
+            good.append(_message_row(message, batch, False, bounded))
+        except Exception:
+            raise NotCompiled from None
+    return good
+
+
 def event_row(data: Any, batch: Batch) -> Any:
     """The ``LandingRow`` of one event's bytes, or :class:`NotCompiled` (or any other error:
     ``rows`` hands the event to ``normalize`` whatever it raises)."""
-    (
-        tenant_id,
-        secret,
-        received_at,
-        received_micros,
-        latest,
-        batch_sent_at,
-        body_bytes,
-        received_exact,
-        latest_exact,
-    ) = batch.shared
-    if body_bytes > MAX_EVENT_BYTES and len(data) * SIZE_FACTOR > MAX_EVENT_BYTES:
+    if batch.body_bytes > MAX_EVENT_BYTES and len(data) * SIZE_FACTOR > MAX_EVENT_BYTES:
         raise NotCompiled
     try:
         message = _decode_event(data)
@@ -143,6 +164,29 @@ def event_row(data: Any, batch: Batch) -> Any:
             message = _decode_event_with_context(data)
         except (_DecodeError, RecursionError):
             raise NotCompiled from None
+    text = bytes(data)
+    # No "@" in the bytes and no escape that could write one: no string of the event holds
+    # one, and _unchanged decides its flat objects by their keys (memchr, not a walk).
+    return _message_row(message, batch, b"@" not in text and b"\\" not in text, False)
+
+
+def _message_row(message: Any, batch: Batch, at_free: bool, bounded: bool) -> Any:
+    """The ``LandingRow`` of one decoded event (``_Event`` or ``_EventWithContext``); ``at_free``:
+    its bytes hold no ``@`` (nor an escape); ``bounded``: :class:`NotCompiled` unless its JSON
+    is known to fit ``MAX_EVENT_BYTES`` (:func:`_fields_bound`: an event decoded without its
+    bytes, in a body larger than that)."""
+    (
+        tenant_id,
+        secret,
+        received_at,
+        received_micros,
+        latest,
+        batch_sent_at,
+        _,
+        received_exact,
+        latest_exact,
+    ) = batch.shared
+    fields = _astuple(message)  # one call for every field (_EVENT_FIELDS, checked at import)
     (
         kind,
         message_id,
@@ -164,14 +208,13 @@ def event_row(data: Any, batch: Batch) -> Any:
         version,
         sdk_received_at,
         metadata,
-    ) = _astuple(message)  # one call for every field (_EVENT_FIELDS, checked at import)
-    text = bytes(data)
-    # No "@" in the bytes and no escape that could write one: no string of the event holds
-    # one, and _unchanged decides its flat objects by their keys (memchr, not a walk).
-    at_free = b"@" not in text and b"\\" not in text
+    ) = fields
+    own_traits = traits
+    size = 0  # bounded: the JSON of the event's context, properties and traits (at most)
     if kind is _UNSET:
         kind = batch.default_type
-    if kind not in EVENT_TYPES:
+    kind = _KINDS.get(kind)  # EVENT_TYPES' own text, or None for any other
+    if kind is None:
         raise NotCompiled
     if user_id is not None and not 0 < len(user_id) <= MAX_ID_CHARS:
         user_id = _id_or_none(user_id)
@@ -183,20 +226,20 @@ def event_row(data: Any, batch: Batch) -> Any:
         or len(message_id) > MAX_ID_CHARS
     ):
         raise NotCompiled
-    if kind == "track":
+    if kind is _TRACK:
         if event is None or not event.strip():
             raise NotCompiled
-    elif kind == "page" or kind == "screen":
+    elif kind is _PAGE or kind is _SCREEN:
         event = name
     else:
         event = None
     if group_id is not None:
         group_id = _id_or_none(group_id)
-    if kind == "group" and group_id is None:
+    if kind is _GROUP and group_id is None:
         raise NotCompiled
     if previous_id is not None:
         previous_id = _id_or_none(previous_id)
-    if kind == "alias" and (previous_id is None or user_id is None):
+    if kind is _ALIAS and (previous_id is None or user_id is None):
         raise NotCompiled
 
     if (
@@ -213,11 +256,24 @@ def event_row(data: Any, batch: Batch) -> Any:
     properties = properties or _EMPTY
     traits = traits or _EMPTY
     if type(context) is _Context:  # the common case, inline: _struct_context
-        page, campaign, user_agent, library, locale, _ = _astuple(context)  # _CONTEXT_FIELDS
+        page, campaign, user_agent, library, locale, ip = _astuple(context)  # _CONTEXT_FIELDS
         if page is None:
-            path = url = referrer = title = None
+            path = url = referrer = title = search = None
         else:
-            path, url, referrer, title, _ = _astuple(page)  # _PAGE_FIELDS
+            path, url, referrer, title, search = _astuple(page)  # _PAGE_FIELDS
+        if bounded:  # the context's JSON: _value_bound's, from the fields read here
+            size += _CONTEXT_KEYS_BOUND + _value_bound(campaign) + _value_bound(user_agent)
+            size += _value_bound(locale) + _value_bound(ip)
+            if page is None:
+                size += 4
+            else:
+                size += _value_bound(path) + _value_bound(url) + _value_bound(referrer)
+                size += _value_bound(title) + _value_bound(search)
+            if library is None:
+                size += 4
+            else:
+                size += _LIBRARY_KEYS_BOUND + _value_bound(library.version)
+                size += _value_bound(library.name)
         library = None if library is None else library.name
         device = rest = None
         ctx_traits = _EMPTY
@@ -239,7 +295,7 @@ def event_row(data: Any, batch: Batch) -> Any:
             rest,
             ctx_traits,
         ) = parts
-    if not traits and kind == "identify":
+    if not traits and kind is _IDENTIFY:
         traits = ctx_traits
 
     original = original or timestamp
@@ -268,7 +324,28 @@ def event_row(data: Any, batch: Batch) -> Any:
             original, sent_at, received_at, received_micros, latest
         )
 
-    if kind == "page" and properties:
+    properties_text = traits_text = None
+    if properties:
+        if _unchanged(properties, at_free):
+            properties_text = _json(properties)
+            if bounded:
+                size += _text_bound(properties_text)
+        else:
+            properties_text = _scrubbed(properties, secret, "properties")
+            if bounded:
+                size += len(_dumps(properties))
+    if traits:
+        if _unchanged(traits, at_free):
+            traits_text = _json(traits)
+            if bounded and own_traits:
+                size += _text_bound(traits_text)
+        else:
+            traits_text = _scrubbed(traits, secret, "traits")
+            if bounded and own_traits:
+                size += len(_dumps(traits))
+    if bounded and size + _fields_bound(fields, context) > MAX_EVENT_BYTES:
+        raise NotCompiled
+    if kind is _PAGE and properties:
         # normalize: {**page, **the page properties present}, even a null one
         path = properties.get("path", path)
         url = properties.get("url", url)
@@ -294,7 +371,7 @@ def event_row(data: Any, batch: Batch) -> Any:
         None,
         None,
         None,
-        device_class(  # one argument when it is all there is: the cache's key is the text
+        _device_class(
             user_agent if user_agent is None or type(user_agent) is str else _text(user_agent)
         )
         if device is None
@@ -304,16 +381,8 @@ def event_row(data: Any, batch: Batch) -> Any:
         ),
         locale if locale is None or type(locale) is str else _text(locale),
         library if library is None or type(library) is str else _text(library),
-        (
-            _json(properties)
-            if _unchanged(properties, at_free)
-            else _scrubbed(properties, secret, "properties")
-        )
-        if properties
-        else None,
-        (_json(traits) if _unchanged(traits, at_free) else _scrubbed(traits, secret, "traits"))
-        if traits
-        else None,
+        properties_text,
+        traits_text,
         None
         if rest is None
         else _json(rest)
@@ -380,40 +449,71 @@ def _iso_micros(text: str) -> int:
     """The exact epoch microseconds of ``text`` in the form SDKs send a time in,
     ``YYYY-MM-DDTHH:MM:SS``, an optional fraction of 1 to 6 digits, then ``Z``, ``+00:00`` or
     nothing (UTC, as ``normalize`` takes a naive time), in the years 1970 to 2200; -1 for any
-    other text, valid or not (``datetime.fromisoformat`` decides those)."""
+    other text, valid or not (``datetime.fromisoformat`` decides those). The characters are
+    read in one loop (compiled, a C loop over the text's buffer), not indexed one by one."""
     size = len(text)
     if size < 19 or size > 32:
         return -1
-    if (
-        ord(text[4]) != 45  # -
-        or ord(text[7]) != 45
-        or ord(text[10]) != 84  # T
-        or ord(text[13]) != 58  # :
-        or ord(text[16]) != 58
-    ):
+    year = month = day = hour = minute = 0
+    number = 0  # the digits read since the last separator
+    micros = 0
+    scale = 100_000
+    point = False
+    offset = size  # where the offset (Z or +00:00) starts: none
+    for index, char in enumerate(text):
+        code = ord(char)
+        if index < 19:  # YYYY-MM-DDTHH:MM:SS
+            if index == 4 or index == 7:
+                if code != 45:  # -
+                    return -1
+                if index == 4:
+                    year = number
+                else:
+                    month = number
+                number = 0
+            elif index == 10:
+                if code != 84:  # T
+                    return -1
+                day = number
+                number = 0
+            elif index == 13 or index == 16:
+                if code != 58:  # :
+                    return -1
+                if index == 13:
+                    hour = number
+                else:
+                    minute = number
+                number = 0
+            else:
+                digit = code - 48
+                if digit < 0 or digit > 9:
+                    return -1
+                number = number * 10 + digit
+        elif index == 19 and code == 46:  # .
+            point = True
+        elif point and scale > 0 and 48 <= code <= 57:  # up to 6 digits of fraction
+            micros += (code - 48) * scale
+            scale //= 10
+        else:
+            offset = index
+            break
+    second = number
+    if point and scale == 100_000:  # no digit after the point
         return -1
-    year = 0
-    for index in range(4):
-        digit = ord(text[index]) - 48
-        if digit < 0 or digit > 9:
+    if offset < size:  # the offset: Z or +00:00 (another is left to fromisoformat)
+        if size - offset == 1:
+            if ord(text[offset]) != 90:  # Z
+                return -1
+        elif size - offset != 6 or not text.endswith("+00:00"):
             return -1
-        year = year * 10 + digit
-    month = _two_digits(text, 5)
-    day = _two_digits(text, 8)
-    hour = _two_digits(text, 11)
-    minute = _two_digits(text, 14)
-    second = _two_digits(text, 17)
     if (
         year < 1970
         or year > 2200
         or month < 1
         or month > 12
         or day < 1
-        or hour < 0
         or hour > 23
-        or minute < 0
         or minute > 59
-        or second < 0
         or second > 59
     ):
         return -1
@@ -425,34 +525,6 @@ def _iso_micros(text: str) -> int:
         last = 31
     if day > last:
         return -1
-    micros = 0
-    index = 19
-    if index < size and ord(text[index]) == 46:  # .
-        index += 1
-        scale = 100_000
-        while index < size and scale > 0:
-            digit = ord(text[index]) - 48
-            if digit < 0 or digit > 9:
-                break
-            micros += digit * scale
-            scale //= 10
-            index += 1
-        if scale == 100_000:  # no digit after the point
-            return -1
-    if index < size:  # the offset: Z or +00:00 (another is left to fromisoformat)
-        if size - index == 1:
-            if ord(text[index]) != 90:  # Z
-                return -1
-        elif (
-            size - index != 6
-            or ord(text[index]) != 43  # +
-            or ord(text[index + 1]) != 48  # 0
-            or ord(text[index + 2]) != 48
-            or ord(text[index + 3]) != 58  # :
-            or ord(text[index + 4]) != 48
-            or ord(text[index + 5]) != 48
-        ):
-            return -1
     # days since 1970-01-01 of a proleptic Gregorian date (March-based years)
     if month <= 2:
         year -= 1
@@ -465,13 +537,67 @@ def _iso_micros(text: str) -> int:
     return ((days * 86_400 + hour * 3_600 + minute * 60 + second) * 1_000_000) + micros
 
 
-def _two_digits(text: str, index: int) -> int:
-    """The number two decimal digits of ``text`` at ``index`` write, or -1."""
-    tens = ord(text[index]) - 48
-    ones = ord(text[index + 1]) - 48
-    if tens < 0 or tens > 9 or ones < 0 or ones > 9:
-        return -1
-    return tens * 10 + ones
+_KEYS_BOUND = 2 + 24 * len(_EVENT_FIELDS)
+"""An event's braces, and each field's key (17 characters at most) with its quotes, colon
+and comma: bytes of its JSON outside the values."""
+_CONTEXT_KEYS_BOUND = 2 + 16 * (len(_CONTEXT_FIELDS) + len(_PAGE_FIELDS)) + 2
+"""A context struct's braces and keys (9 characters at most), its page's too."""
+_LIBRARY_KEYS_BOUND = 2 + 16 * 2
+_MAX_INT = 2**64
+_MIN_INT = -(2**63)
+
+
+def _fields_bound(fields: tuple, context: Any) -> int:
+    """At least the bytes ``orjson.dumps`` writes for an event whose fields (``_EVENT_FIELDS``)
+    are ``fields`` (read by ``orjson.loads`` from its bytes), properties and traits (11, 12)
+    counted as null and a context struct as empty: the caller adds theirs. The size rule
+    (``MAX_EVENT_BYTES``) for an event decoded without its bytes: one that may be larger is
+    left to the interpreted contract."""
+    size = _KEYS_BOUND + 8
+    for index, value in enumerate(fields):
+        if value is None:
+            size += 4
+        elif type(value) is str:
+            size += 6 * len(value) + 2
+        elif index != 11 and index != 12 and value is not context:
+            size += _value_bound(value)
+    return size
+
+
+def _value_bound(value: Any) -> int:
+    """At least the bytes of ``value``'s JSON as ``orjson.dumps`` writes it: text at most six
+    bytes a character (``\\u001f``), numbers their longest, a struct of the event's context
+    field by field, an object or array its JSON (an error for one orjson cannot write)."""
+    if value is None or value is _UNSET:
+        return 4
+    kind = type(value)
+    if kind is str:
+        return 6 * len(value) + 2
+    if kind is bool:
+        return 5
+    if kind is int:
+        if _MIN_INT <= value < _MAX_INT:
+            return 20
+        raise NotCompiled
+    if kind is float:
+        return 32
+    if kind is _Context or kind is _Page or kind is _Library:
+        items = _astuple(value)
+        size = 2 + 16 * len(items)  # keys of 9 characters at most
+        for item in items:
+            if item is None:
+                size += 4
+            elif type(item) is str:
+                size += 6 * len(item) + 2
+            else:
+                size += _value_bound(item)
+        return size
+    return len(_dumps(value))
+
+
+def _text_bound(text: str) -> int:
+    """At least the bytes of ``text`` in UTF-8 (what orjson wrote, decoded)."""
+    return len(text) if text.isascii() else 4 * len(text)
 
 
 def _float_micros(exact: int) -> int:
@@ -482,17 +608,17 @@ def _float_micros(exact: int) -> int:
 
 
 def _unchanged(value: dict, at_free: bool) -> bool:
-    """``privacy.unchanged_by_scrub(value)``, decided here, compiled: at once for an object of
-    an event whose bytes hold no ``@``, with keys all known to be free of rules
-    (``privacy._SAFE_KEYS``) and no nested object or array; by :func:`_unchanged_walk`
-    otherwise."""
-    if at_free:
-        for key, item in value.items():
-            kind = type(item)
-            if kind is dict or kind is list or key not in _SAFE_KEYS:
-                return _unchanged_walk(value, 0)
-        return True
-    return _unchanged_walk(value, 0)
+    """``privacy.unchanged_by_scrub(value)``, decided here, compiled: at once for an object
+    with keys all known to be free of rules (``privacy._SAFE_KEYS``) and no nested object or
+    array, its text tested for an ``@`` unless the event's bytes hold none (``at_free``); by
+    :func:`_unchanged_walk` otherwise."""
+    for key, item in value.items():
+        kind = type(item)
+        if kind is dict or kind is list or key not in _SAFE_KEYS:
+            return _unchanged_walk(value, 0)
+        if kind is str and not at_free and "@" in item:
+            return False  # as the walk finds (the keys it would learn are learnt later)
+    return True
 
 
 def _unchanged_walk(value: dict, depth: int) -> bool:
@@ -550,11 +676,19 @@ def _scrubbed(value: dict, secret: bytes, field: str) -> str:
 
 def _hashed(value: Any, secret: bytes) -> str:
     """``privacy.hash_pii`` for an e-mail address (text holding an ``@``), compiled: the HMAC
-    of its trimmed, lower-cased text. Anything else asks ``hash_pii``."""
+    of its trimmed, lower-cased text, from the secret's padded keys hashed once
+    (``privacy.hmac_pads``). Anything else asks ``hash_pii``."""
     if type(value) is str:
         text = value.strip()
         if "@" in text:
-            return _hmac_digest(secret, text.lower().encode(), "sha256").hex()
+            pads = _HMAC_PADS.get(secret)
+            if pads is None:
+                pads = hmac_pads(secret)
+            inner = pads[0].copy()
+            inner.update(text.lower().encode())
+            outer = pads[1].copy()
+            outer.update(inner.digest())
+            return outer.hexdigest()
     return hash_pii(value, secret)
 
 
@@ -565,10 +699,31 @@ def _json(value: Any) -> str:
 
 
 def _stripped(url: str) -> str:
-    """``privacy.strip_url``, without its cache's call for a URL it returns as it is."""
+    """``privacy.strip_url``: no call for a URL it returns as it is, and a dict lookup
+    (``privacy._STRIPPED_URLS``) rather than its cache's call for one seen before."""
     if "?" not in url and "@" not in url:
         return url
-    return strip_url(url)
+    known = _STRIPPED_URLS.get(url)
+    if known is None:
+        known = strip_url(url)
+        if len(url) <= _MAX_MEMO_CHARS:  # a long one is not kept twice (strip_url's cache)
+            if len(_STRIPPED_URLS) >= _MAX_MEMO:
+                _STRIPPED_URLS.clear()
+            _STRIPPED_URLS[url] = known
+    return known
+
+
+def _device_class(user_agent: Any) -> str:
+    """``privacy.device_class(user_agent)`` (text or None), a dict lookup
+    (``privacy._DEVICE_CLASSES``) for a user agent seen before."""
+    known = _DEVICE_CLASSES.get(user_agent)
+    if known is None:
+        known = device_class(user_agent)
+        if user_agent is None or len(user_agent) <= _MAX_MEMO_CHARS:
+            if len(_DEVICE_CLASSES) >= _MAX_MEMO:
+                _DEVICE_CLASSES.clear()
+            _DEVICE_CLASSES[user_agent] = known
+    return known
 
 
 def _id_text(value: Any) -> str | None:

@@ -516,3 +516,58 @@ def test_an_e_mail_in_the_batch_context_is_hashed_for_events_without_an_at_sign(
     assert [orjson.loads(row["context"]) for row in _checked(data)] == [
         {"timezone": "UTC", "note": expected}
     ] * 2
+
+
+LARGE = {
+    "long text in properties": {**BASE, "properties": {"note": "x" * 33_000}},
+    "text in properties just under the limit": {**BASE, "properties": {"note": "x" * 31_000}},
+    "many properties": {**BASE, "properties": {f"k{i}": i for i in range(4_000)}},
+    "long event name": {**BASE, "event": "E" * 33_000},
+    "control characters written six bytes each": {**BASE, "event": "\x01" * 5_500},
+    "two-byte characters": {**BASE, "properties": {"note": "é" * 16_500}},
+    "long page url": {
+        **BASE,
+        "context": {**BASE["context"], "page": {"url": "https://s.example/" + "p" * 33_000}},
+    },
+    "large campaign": {**BASE, "context": {**BASE["context"], "campaign": {"x": "c" * 33_000}}},
+    "large integrations": {**BASE, "integrations": {"All": ["i" * 100] * 330}},
+    "traits with an e-mail": {
+        **BASE,
+        "type": "identify",
+        "traits": {"email": "ada@example.com", "bio": "b" * 33_000},
+    },
+    "large library version": {
+        **BASE,
+        "context": {**BASE["context"], "library": {"name": "a", "version": "v" * 33_000}},
+    },
+}
+
+
+@pytest.mark.parametrize("message", LARGE.values(), ids=LARGE.keys())
+def test_a_batch_decoded_in_one_pass_keeps_the_size_rule(message):
+    """A batch decoded with its events in one pass (``decode_batch``: no event's bytes to
+    measure) rejects an event larger than ``MAX_EVENT_BYTES`` as the interpreted contract
+    does, and makes the same rows for it and the events around it, a body small or large."""
+    from ingestion.intake import accept, read_request
+    from ingestion.tenants import Tenant
+
+    small = [{**BASE, "messageId": "m-0"}, {**BASE, "messageId": "m-2"}]
+    for batch_events in ([small[0], message, small[1]], [message], small):
+        body = orjson.dumps({"batch": batch_events})
+        submission = read_request(body, True)
+        assert submission.decoded
+        got = accept(submission, Tenant("acme", SECRET), RECEIVED)
+        expected = check_events(
+            batch_events,
+            tenant_id="acme",
+            secret=SECRET,
+            received_at=RECEIVED,
+            batch_context=None,
+            batch_sent_at=None,
+            default_type=None,
+            body_bytes=len(body),
+            compiled=False,
+        )
+        assert [msgspec.structs.asdict(r) for r in got.good] == expected.good
+        assert got.report == expected.report
+        assert [r["rejection_id"] for r in got.bad] == [r["rejection_id"] for r in expected.bad]

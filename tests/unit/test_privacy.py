@@ -1,8 +1,9 @@
 """One test per privacy rule (ingestion/privacy.py)."""
 
+import hmac
 import json
 
-from ingestion.privacy import device_class, hash_pii, scrub, strip_url
+from ingestion.privacy import device_class, hash_pii, hmac_pads, scrub, strip_url
 
 SECRET = b"tenant-secret"
 # Fixed vectors computed outside the code, once, with
@@ -34,6 +35,23 @@ def test_same_email_hashes_differently_for_another_tenant():
 def test_hash_pii_is_hmac_sha256_of_the_normalised_value():
     assert hash_pii(" Ada@Example.COM ", SECRET) == ADA_EMAIL
     assert hash_pii("+44 (20) 7946-0958", SECRET) == ADA_PHONE
+
+
+def test_hmac_pads_give_hmac_sha256_for_secrets_of_any_length():
+    """The compiled pass hashes from the secret's padded keys (``rowpass._hashed``): the same
+    digests as HMAC-SHA256, a secret longer than SHA-256's block (hashed first) too."""
+
+    def hashed(secret: bytes, value: bytes) -> str:
+        inner, outer = (state.copy() for state in hmac_pads(secret))
+        inner.update(value)
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+    assert hashed(SECRET, b"ada@example.com") == ADA_EMAIL
+    for size in (0, 1, 32, 63, 64, 65, 200):
+        secret = bytes(range(size % 256)) + b"k" * (size // 256)
+        assert hashed(secret, b"bob@x.io") == hmac.digest(secret, b"bob@x.io", "sha256").hex()
+    assert hmac_pads(SECRET) is hmac_pads(SECRET)  # made once a secret
 
 
 def test_names_and_addresses_are_dropped():
