@@ -10,7 +10,7 @@ sessions as (
 
 ),
 
-launches as (
+launches as not materialized (
 
     select * from {{ ref('campaign_launches') }}
 

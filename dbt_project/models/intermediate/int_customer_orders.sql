@@ -6,7 +6,7 @@
 
 with
 
-orders as (
+orders as not materialized (
 
     select * from {{ ref('stg_orders') }}
 

@@ -9,19 +9,19 @@
 
 with
 
-users as (
+users as not materialized (
 
     select * from {{ ref('int_experiment_user_metrics') }}
 
 ),
 
-experiments as (
+experiments as not materialized (
 
     select * from {{ ref('int_experiments') }}
 
 ),
 
-planned as (
+planned as not materialized (
 
     select * from {{ ref('int_experiment_variations') }}
 

@@ -4,19 +4,19 @@
 
 with
 
-experiments as (
+experiments as not materialized (
 
     select * from {{ ref('int_experiments') }}
 
 ),
 
-planned as (
+planned as not materialized (
 
     select * from {{ ref('experiment_variations') }}
 
 ),
 
-assignments as (
+assignments as not materialized (
 
     select * from {{ ref('int_experiment_assignments') }}
 

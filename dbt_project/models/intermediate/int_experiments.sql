@@ -7,13 +7,13 @@
 
 with
 
-registered as (
+registered as not materialized (
 
     select * from {{ ref('experiments') }}
 
 ),
 
-assignments as (
+assignments as not materialized (
 
     select * from {{ ref('int_experiment_assignments') }}
 

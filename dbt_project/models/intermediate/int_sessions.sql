@@ -61,7 +61,7 @@ with
 ) %}
 {%- endif %}
 
-identity as (
+identity as not materialized (
 
     select * from {{ ref('int_identity_map') }}
 
@@ -118,7 +118,7 @@ restamped as (
 
 ),
 {%- else -%}
-events as (
+events as not materialized (
 
     select * from {{ ref('int_sessionized_events') }}
 

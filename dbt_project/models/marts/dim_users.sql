@@ -12,7 +12,7 @@
 
 with
 
-all_sessions as (
+all_sessions as not materialized (
 
     select * from {{ ref('int_sessions') }}
 

@@ -5,13 +5,13 @@
 
 with
 
-firings as (
+firings as not materialized (
 
     select * from {{ source('triggers', 'firings') }}
 
 ),
 
-deliveries as (
+deliveries as not materialized (
 
     select * from {{ source('triggers', 'deliveries') }}
 

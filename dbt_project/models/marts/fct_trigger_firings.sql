@@ -6,7 +6,7 @@
 
 with
 
-firings as (
+firings as not materialized (
 
     select * from {{ source('triggers', 'firings') }}
 

@@ -23,7 +23,7 @@
 
 with
 
-signals as (
+signals as not materialized (
 
     select * from {{ ref('int_buyer_signals') }}
 

@@ -11,19 +11,19 @@
 
 with
 
-campaigns as (
+campaigns as not materialized (
 
     select * from {{ ref('int_campaigns') }}
 
 ),
 
-sessions as (
+sessions as not materialized (
 
     select * from {{ ref('int_sessions') }}
 
 ),
 
-users as (
+users as not materialized (
 
     select * from {{ ref('dim_users') }}
 

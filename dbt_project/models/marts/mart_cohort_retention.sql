@@ -7,7 +7,7 @@
 
 with
 
-activity_days as (
+activity_days as not materialized (
 
     select * from {{ ref('int_user_activity_days') }}
 

@@ -18,7 +18,7 @@
 
 with
 
-predictions as (
+predictions as not materialized (
 
     select * from {{ ref('mart_customer_predictions') }}
 

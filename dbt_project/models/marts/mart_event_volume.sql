@@ -22,7 +22,7 @@
 
 with
 
-all_events as (
+all_events as not materialized (
 
     select * from {{ ref('stg_events') }}
 

@@ -6,7 +6,7 @@
 
 with
 
-snapshots as (
+snapshots as not materialized (
 
     select * from {{ ref('fct_experiment_snapshots') }}
 

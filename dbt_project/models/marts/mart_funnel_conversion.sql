@@ -17,7 +17,7 @@
 
 with
 
-all_progress as (
+all_progress as not materialized (
 
     select * from {{ ref('int_funnel_progress') }}
 
@@ -48,13 +48,13 @@ progress as (
 ),
 {%- endif %}
 
-steps as (
+steps as not materialized (
 
     select * from {{ ref('funnel_steps') }}
 
 ),
 
-funnels as (
+funnels as not materialized (
 
     select * from {{ ref('funnels') }}
 

@@ -4,7 +4,7 @@
 
 with
 
-rejected as (
+rejected as not materialized (
 
     select * from {{ ref('stg_rejected_events') }}
 

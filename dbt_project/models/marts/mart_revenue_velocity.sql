@@ -18,13 +18,13 @@
 
 with
 
-sessions as (
+sessions as not materialized (
 
     select * from {{ ref('int_sessions') }}
 
 ),
 
-campaigns as (
+campaigns as not materialized (
 
     select * from {{ ref('int_campaigns') }}
 

@@ -8,7 +8,7 @@
 with
 
 {% if delta_table_exists(rejected_path) -%}
-rejected as (
+rejected as not materialized (
 
     select * from {{ source('raw', 'events_rejected') }}
 

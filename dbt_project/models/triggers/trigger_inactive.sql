@@ -10,7 +10,7 @@ definitions as (
 
 ),
 
-clocks as (
+clocks as not materialized (
 
     select * from {{ ref('int_tenant_clocks') }}
 

@@ -20,7 +20,7 @@ definitions as (
 
 ),
 
-clocks as (
+clocks as not materialized (
 
     select * from {{ ref('int_tenant_clocks') }}
 

@@ -11,13 +11,13 @@ definitions as (
 
 ),
 
-clocks as (
+clocks as not materialized (
 
     select * from {{ ref('int_tenant_clocks') }}
 
 ),
 
-identity as (
+identity as not materialized (
 
     select * from {{ ref('int_identity_map') }}
 

@@ -10,13 +10,13 @@ definitions as (
 
 ),
 
-clocks as (
+clocks as not materialized (
 
     select * from {{ ref('int_tenant_clocks') }}
 
 ),
 
-identities as (
+identities as not materialized (
 
     select * from {{ ref('int_identity_map') }}
 

@@ -14,13 +14,13 @@
 
 with
 
-all_sessions as (
+all_sessions as not materialized (
 
     select * from {{ ref('int_sessions') }}
 
 ),
 
-identity as (
+identity as not materialized (
 
     select * from {{ ref('int_identity_map') }}
 

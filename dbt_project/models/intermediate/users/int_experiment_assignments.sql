@@ -11,19 +11,19 @@
 
 with
 
-all_exposures as (
+all_exposures as not materialized (
 
     select * from {{ ref('stg_experiment_exposures') }}
 
 ),
 
-identity as (
+identity as not materialized (
 
     select * from {{ ref('int_identity_map') }}
 
 ),
 
-experiments as (
+experiments as not materialized (
 
     select * from {{ ref('experiments') }}
 

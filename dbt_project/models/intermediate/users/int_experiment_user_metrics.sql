@@ -9,25 +9,25 @@
 
 with
 
-all_assignments as (
+all_assignments as not materialized (
 
     select * from {{ ref('int_experiment_assignments') }}
 
 ),
 
-experiments as (
+experiments as not materialized (
 
     select * from {{ ref('experiments') }}
 
 ),
 
-all_orders as (
+all_orders as not materialized (
 
     select * from {{ ref('stg_orders') }}
 
 ),
 
-identity as (
+identity as not materialized (
 
     select * from {{ ref('int_identity_map') }}
 

@@ -7,7 +7,7 @@
 
 with
 
-events as (
+events as not materialized (
 
     select * from {{ ref('int_sessionized_events') }}
 

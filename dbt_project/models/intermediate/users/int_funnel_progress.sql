@@ -17,13 +17,13 @@
 
 with recursive
 
-funnels as (
+funnels as not materialized (
 
     select * from {{ ref('funnels') }}
 
 ),
 
-steps as (
+steps as not materialized (
 
     select * from {{ ref('funnel_steps') }}
 
@@ -35,7 +35,7 @@ versions as (
 
 ),
 
-all_events as (
+all_events as not materialized (
 
     select * from {{ ref('int_funnel_events') }}
 

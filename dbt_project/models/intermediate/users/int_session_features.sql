@@ -14,7 +14,7 @@
 
 with
 
-all_sessions as (
+all_sessions as not materialized (
 
     select * from {{ ref('int_sessions') }}
 
@@ -31,7 +31,7 @@ sessions as (
 
 ),
 
-all_session_events as (
+all_session_events as not materialized (
 
     select * from {{ ref('int_sessionized_events') }}
 

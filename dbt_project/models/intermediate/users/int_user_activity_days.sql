@@ -10,7 +10,7 @@
 
 with
 
-all_sessions as (
+all_sessions as not materialized (
 
     select * from {{ ref('int_sessions') }}
 
