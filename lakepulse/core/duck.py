@@ -22,12 +22,14 @@ MEMORY_LIMIT_ENV = "LAKEPULSE_DUCKDB_MEMORY_LIMIT"
 DuckDB's default (80 % of the machine's memory). The pipeline worker sets it for its cycles
 (:data:`WORKER_MEMORY_LIMIT`)."""
 
-WORKER_MEMORY_LIMIT = "1GB"
+WORKER_MEMORY_LIMIT = "640MB"
 """The pipeline worker's ``memory_limit`` once every tier is caught up, unless
 :data:`MEMORY_LIMIT_ENV` says otherwise. A session tier's build at ten million events peaked
-at 2.5 GiB of the worker's memory without it, 1.8 GiB with it. A catch-up (a new worker's first
-turn of each tier, or a turn after a failed step, an out-of-memory one included) runs without
-it: a backlog of a million events needed more than 1 GB in ``int_sessions``."""
+at 2.5 GiB of the worker's memory without a limit, 1.8 GiB at 1 GB; the worker keeps the
+warehouse open between cycles, and its peak was 2.20 GiB at 1 GB, 1.94 GiB at 640 MB, as fresh
+(``bench_freshness``). A catch-up (a new worker's first turn of each tier, or a turn after a
+failed step, an out-of-memory one included) runs without it: a backlog of a million events
+needed more than 1 GB in ``int_sessions``."""
 
 
 def memory_limit() -> str | None:
