@@ -158,9 +158,8 @@ def compiled_rows(messages: list[dict]) -> tuple[list[bytes], int]:
     and checked by ``check_events`` (the compiled pass, which hands what it declines to
     ``normalize``), the route's type given as :func:`rows` gives it; and how many took the
     compiled pass."""
-    import msgspec
 
-    from ingestion.contract import check_events, decode_request, rejection
+    from ingestion.contract import check_events, decode_request
 
     out, compiled = [], 0
     for index, message in enumerate(messages):
@@ -187,20 +186,30 @@ def compiled_rows(messages: list[dict]) -> tuple[list[bytes], int]:
             compiled=True,
         )
         compiled += checked.compiled
-        if checked.good:
-            row = checked.good[0]
-            row = row if isinstance(row, dict) else msgspec.structs.asdict(row)
-        else:  # made again with the message's index in the corpus (its rejection_id's part)
-            row = rejection(
-                tenant_id="acme",
-                secret=SECRET,
-                received_at=RECEIVED_AT,
-                payload=message,
-                reason=checked.bad[0]["reason"],
-                index=index,
-            )
-        out.append(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
+        out.append(_row_bytes(checked, message, index))
     return out, compiled
+
+
+def _row_bytes(checked, message: dict, index: int) -> bytes:
+    """A one-event request's row, bronze or quarantine, as sorted JSON; a quarantine row made
+    again with the message's index in the corpus (its rejection_id's part)."""
+    import msgspec
+
+    from ingestion.contract import rejection
+
+    if checked.good:
+        row = checked.good[0]
+        row = row if isinstance(row, dict) else msgspec.structs.asdict(row)
+    else:
+        row = rejection(
+            tenant_id="acme",
+            secret=SECRET,
+            received_at=RECEIVED_AT,
+            payload=message,
+            reason=checked.bad[0]["reason"],
+            index=index,
+        )
+    return orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
 
 
 PADDING = "x" * 33_000
@@ -213,9 +222,6 @@ def collector_rows(messages: list[dict]) -> tuple[list[bytes], int]:
     ``accept``: a batch decoded with its events in one pass when they all fit, else as
     :func:`compiled_rows` does), every other body padded past ``MAX_EVENT_BYTES``; and how
     many events were decoded in one pass."""
-    import msgspec
-
-    from ingestion.contract import rejection
     from ingestion.intake import accept, read_request
     from ingestion.tenants import Tenant
 
@@ -234,20 +240,7 @@ def collector_rows(messages: list[dict]) -> tuple[list[bytes], int]:
         )
         submission = read_request(body, True, "track" if index % 7 == 0 else None)
         decoded += submission.decoded
-        checked = accept(submission, tenant, RECEIVED_AT)
-        if checked.good:
-            row = checked.good[0]
-            row = row if isinstance(row, dict) else msgspec.structs.asdict(row)
-        else:
-            row = rejection(
-                tenant_id="acme",
-                secret=SECRET,
-                received_at=RECEIVED_AT,
-                payload=message,
-                reason=checked.bad[0]["reason"],
-                index=index,
-            )
-        out.append(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
+        out.append(_row_bytes(accept(submission, tenant, RECEIVED_AT), message, index))
     return out, decoded
 
 
