@@ -11,6 +11,7 @@ def fingerprint_of(rows: str) -> str:
         duck.execute("attach ':memory:' as wh")
         duck.execute("create schema wh.marts")
         duck.execute(f"create table wh.marts.m as select * from (values {rows}) v(tenant_id, n)")
+        duck.execute("use wh")  # the publish reads its source as the default database
         return fingerprint(duck, "m")
     finally:
         duck.close()
