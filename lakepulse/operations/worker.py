@@ -68,6 +68,9 @@ whatever the traffic needed; a live tier promised in 15 s keeps it with a cycle 
 WANTED_POLL_S = 0.2
 """How often a worker in its pause asks whether another process waits for the pipeline lock."""
 
+HANDOVER_S = 5.0
+"""How long a worker that let the lock go waits for the waiting process to take it."""
+
 CHECKPOINT_WAL_BYTES = 64 * 2**20
 """In a pause, the open warehouse is checkpointed once its write-ahead log holds this much:
 there, not inside a build, where DuckDB would checkpoint at a commit (``checkpoint_threshold``
@@ -194,17 +197,24 @@ class PipelineWorker:
                             report, time.monotonic() - started
                         )
                         self._checkpoint_if_due()
-                        while not (stop.is_set() or lock_wanted(lock)):
+                        wanted = lock_wanted(lock)
+                        while not (wanted or stop.is_set()):
                             left = pause_until - time.monotonic()
                             if left <= 0:
                                 break
                             stop.wait(min(WANTED_POLL_S, left))
+                            wanted = lock_wanted(lock)
                         if stop.is_set():
                             return
-                        if time.monotonic() < pause_until:  # another process waits
+                        if wanted:  # another process waits, even after a cycle past its pace
                             break
                 finally:
                     self.dbt.close_warehouse()  # before the lock goes: a waiter opens it
+            # The waiter takes the lock before this worker asks for it again (it then stops
+            # wanting), so a worker with no pause left does not take it straight back.
+            handover = time.monotonic() + HANDOVER_S
+            while lock_wanted(lock) and time.monotonic() < handover and not stop.is_set():
+                stop.wait(0.05)
             stop.wait(max(0.0, pause_until - time.monotonic()))
 
     def _checkpoint_if_due(self) -> None:
