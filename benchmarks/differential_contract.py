@@ -163,15 +163,7 @@ def compiled_rows(messages: list[dict]) -> tuple[list[bytes], int]:
 
     out, compiled = [], 0
     for index, message in enumerate(messages):
-        context = BATCH_CONTEXTS[index % len(BATCH_CONTEXTS)]
-        sent_at = BATCH_SENT_AT[index % len(BATCH_SENT_AT)]
-        body = orjson.dumps(
-            {
-                "batch": [message],
-                **({} if context is None else {"context": context}),
-                **({} if sent_at is None else {"sentAt": sent_at}),
-            }
-        )
+        body = _one_event_body(message, index)
         request = decode_request(body, batched=True)
         assert request is not None, f"message {index}: the envelope did not decode"
         checked = check_events(
@@ -188,6 +180,21 @@ def compiled_rows(messages: list[dict]) -> tuple[list[bytes], int]:
         compiled += checked.compiled
         out.append(_row_bytes(checked, message, index))
     return out, compiled
+
+
+def _one_event_body(message: dict, index: int, padded: bool = False) -> bytes:
+    """The one-event ``/v1/batch`` body of the corpus's message ``index``: its batch context and
+    sentAt by its index, and (``padded``) larger than ``MAX_EVENT_BYTES``."""
+    context = BATCH_CONTEXTS[index % len(BATCH_CONTEXTS)]
+    sent_at = BATCH_SENT_AT[index % len(BATCH_SENT_AT)]
+    return orjson.dumps(
+        {
+            "batch": [message],
+            **({} if context is None else {"context": context}),
+            **({} if sent_at is None else {"sentAt": sent_at}),
+            **({"integrations": {"pad": PADDING}} if padded else {}),
+        }
+    )
 
 
 def _row_bytes(checked, message: dict, index: int) -> bytes:
@@ -228,16 +235,7 @@ def collector_rows(messages: list[dict]) -> tuple[list[bytes], int]:
     tenant = Tenant("acme", SECRET)
     out, decoded = [], 0
     for index, message in enumerate(messages):
-        context = BATCH_CONTEXTS[index % len(BATCH_CONTEXTS)]
-        sent_at = BATCH_SENT_AT[index % len(BATCH_SENT_AT)]
-        body = orjson.dumps(
-            {
-                "batch": [message],
-                **({} if context is None else {"context": context}),
-                **({} if sent_at is None else {"sentAt": sent_at}),
-                **({"integrations": {"pad": PADDING}} if index % 2 else {}),
-            }
-        )
+        body = _one_event_body(message, index, padded=index % 2 == 1)
         submission = read_request(body, True, "track" if index % 7 == 0 else None)
         decoded += submission.decoded
         out.append(_row_bytes(accept(submission, tenant, RECEIVED_AT), message, index))

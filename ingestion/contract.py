@@ -636,17 +636,11 @@ class _EventWithContext(_Event, forbid_unknown_fields=True, gc=False):
     context: dict[str, Any] | None = None
 
 
-class _DecodedEnvelope(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+class _DecodedEnvelope(_Envelope, forbid_unknown_fields=True, gc=False):
     """``_Envelope`` with its events decoded in the same pass (``decode_batch``): one walk of
     the body, not one to find each event's bytes and another to decode them."""
 
     batch: list[_Event]
-    context: Any = None
-    sentAt: Any = None
-    writeKey: Any = None
-    timestamp: Any = None
-    integrations: Any = None
-    metadata: Any = msgspec.field(default=None, name="_metadata")
 
 
 LandingRow = msgspec.defstruct(
