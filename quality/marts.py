@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from lakepulse.core.duck import connect
@@ -92,11 +93,21 @@ MART_CHECK_QUERIES = {
 }
 
 
-def check_mart(settings: Settings, mart: str, source: Path | None = None) -> QualityResult:
+def check_mart(
+    settings: Settings,
+    mart: str,
+    source: Path | None = None,
+    connection: duckdb.DuckDBPyConnection | None = None,
+) -> QualityResult:
     """Run ``mart``'s suite on the rows it reads, from the read replica (never the live
     warehouse, which a build may hold), or from ``source`` (the pipeline worker, which owns
-    the warehouse between its builds, checks a tier's marts there before publishing them)."""
-    conn = connect(source or settings.replica_path, read_only=True, delta=False)
+    the warehouse between its builds, checks a tier's marts there before publishing them), or
+    through ``connection``, a connection to the warehouse that its owner keeps open (DuckDB
+    opens a file once a process)."""
+    if connection is not None:
+        conn = connection.cursor()
+    else:
+        conn = connect(source or settings.replica_path, read_only=True, delta=False)
     try:
         df = conn.sql(MART_CHECK_QUERIES[mart]).df()
     finally:

@@ -129,33 +129,53 @@ def memory_cursor() -> duckdb.DuckDBPyConnection:
     return cursor
 
 
-def copy_database(source: Path, target: Path, schemas: tuple[str, ...] | None = None) -> None:
+def copy_database(
+    source: Path,
+    target: Path,
+    schemas: tuple[str, ...] | None = None,
+    connection: duckdb.DuckDBPyConnection | None = None,
+) -> None:
     """Copy a DuckDB database (or only the tables of ``schemas``) into a fresh file and swap it
     in by rename. The copy holds only live data: DuckDB does not zero the blocks it frees, so
-    this is also how deleted rows leave the disk."""
+    this is also how deleted rows leave the disk. ``connection``: a connection whose default
+    database is ``source``, open in this process (which then cannot attach the file again):
+    the copy reads through it, under its settings (its memory limit)."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
-    conn = duckdb.connect()
+    conn = duckdb.connect() if connection is None else connection.cursor()
     try:
-        conn.execute(f"attach '{source}' as source (read_only)")
-        conn.execute(f"attach '{tmp}' as target")
-        if schemas is None:
-            conn.execute("copy from database source to target")
+        if connection is None:
+            conn.execute(f"attach '{source}' as source (read_only)")
+            name = "source"
         else:
-            tables = conn.execute(
-                "select schema_name, table_name from duckdb_tables() "
-                "where database_name = 'source' and list_contains(?, schema_name)",
-                [list(schemas)],
-            ).fetchall()
-            for schema in schemas:
-                conn.execute(f'create schema if not exists target."{schema}"')
-            for schema, table in tables:
-                conn.execute(
-                    f'create table target."{schema}"."{table}" as '
-                    f'select * from source."{schema}"."{table}"'
-                )
-        conn.execute("detach target")
-        conn.execute("detach source")
+            (name,) = conn.execute("select current_database()").fetchone()
+            conn.execute("detach database if exists copy_target")  # left by a failed copy
+        conn.execute(f"attach '{tmp}' as copy_target")
+        try:
+            if schemas is None:
+                conn.execute(f'copy from database "{name}" to copy_target')
+            else:
+                _copy_schemas(conn, name, schemas)
+        finally:
+            conn.execute("detach copy_target")
+        if connection is None:
+            conn.execute("detach source")
     finally:
         conn.close()
     os.replace(tmp, target)
+
+
+def _copy_schemas(conn: duckdb.DuckDBPyConnection, source: str, schemas: tuple[str, ...]) -> None:
+    """The tables of ``schemas`` in database ``source``, into the database ``copy_target``."""
+    tables = conn.execute(
+        "select schema_name, table_name from duckdb_tables() "
+        "where database_name = ? and list_contains(?, schema_name)",
+        [source, list(schemas)],
+    ).fetchall()
+    for schema in schemas:
+        conn.execute(f'create schema if not exists copy_target."{schema}"')
+    for schema, table in tables:
+        conn.execute(
+            f'create table copy_target."{schema}"."{table}" as '
+            f'select * from "{source}"."{schema}"."{table}"'
+        )

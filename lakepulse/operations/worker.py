@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from ingestion.landing import LandingLog
 from ingestion.pipeline import run_ingest
@@ -59,11 +60,14 @@ IDLE_POLL_S = 0.5
 """How often an idle worker looks for new landing files."""
 
 CYCLE_EVERY_S_ENV = "LAKEPULSE_WORKER_CYCLE_S"
-CYCLE_EVERY_S = 5.0
+CYCLE_EVERY_S = 6.0
 """A cycle that built something starts at most this often (:data:`CYCLE_EVERY_S_ENV` sets
 another period; 0: back to back). Each cycle pays fixed costs (dbt's start, the loader's, the
 checks'), so back-to-back cycles of a couple of seconds took more than a core at 1,000 events/s
-whatever the traffic needed; a live tier promised in 15 s keeps it with a cycle every 5 s."""
+whatever the traffic needed. A live tier promised in 15 s keeps it with a cycle every 6 s, a
+period that also holds a cycle carrying a step of a slower tier's turn at 10 M events of
+history (the live part and a session wave, ~2 + ~3.5 s): with 5 s those cycles ran past the
+period, and the live tier's p95 grew with the history."""
 
 WANTED_POLL_S = 0.2
 """How often a worker in its pause asks whether another process waits for the pipeline lock."""
@@ -72,9 +76,17 @@ HANDOVER_S = 5.0
 """How long a worker that let the lock go waits for the waiting process to take it."""
 
 CHECKPOINT_WAL_BYTES = 64 * 2**20
-"""In a pause, the open warehouse is checkpointed once its write-ahead log holds this much:
+"""After a cycle, the open warehouse is checkpointed once its write-ahead log holds this much:
 there, not inside a build, where DuckDB would checkpoint at a commit (``checkpoint_threshold``
 in ``profiles.yml`` holds those back)."""
+
+CHECKPOINT_SLACK_S = 2.0
+"""A checkpoint waits for a cycle that leaves this much of its period unused: at 10 M events one
+can take a couple of seconds, which after a slower tier's step would delay the next live cycle."""
+
+CHECKPOINT_FORCED_WAL_BYTES = 512 * 2**20
+"""A log this long is checkpointed after the cycle whatever the cycle left (a replay after a
+crash reads all of it)."""
 
 ERROR_BACKOFF_S = 5.0
 """Pause after a failed cycle (the next one retries what failed)."""
@@ -189,6 +201,9 @@ class PipelineWorker:
                         started = time.monotonic()
                         report = self.cycle(keep_open=True)
                         self._deliver_in_background()
+                        self._checkpoint_if_due(
+                            slack_s=self.pause_after(report, time.monotonic() - started)
+                        )
                         if report.worked:
                             self._record(report)
                         if stop.is_set() or (until is not None and time.monotonic() >= until):
@@ -196,7 +211,6 @@ class PipelineWorker:
                         pause_until = time.monotonic() + self.pause_after(
                             report, time.monotonic() - started
                         )
-                        self._checkpoint_if_due()
                         wanted = lock_wanted(lock)
                         while not (wanted or stop.is_set()):
                             left = pause_until - time.monotonic()
@@ -217,13 +231,20 @@ class PipelineWorker:
                 stop.wait(0.05)
             stop.wait(max(0.0, pause_until - time.monotonic()))
 
-    def _checkpoint_if_due(self) -> None:
-        """Checkpoint the open warehouse in a pause once its log is long
-        (:data:`CHECKPOINT_WAL_BYTES`)."""
+    def _checkpoint_if_due(self, slack_s: float) -> None:
+        """Checkpoint the open warehouse after a cycle once its log is long
+        (:data:`CHECKPOINT_WAL_BYTES`) and the cycle left room for it before the next one
+        (:data:`CHECKPOINT_SLACK_S`), or at once when the log has grown past
+        :data:`CHECKPOINT_FORCED_WAL_BYTES`. Its seconds are the cycle's ``checkpoint`` stage."""
         warehouse = self.dbt.warehouse()
         wal = self.settings.warehouse_path.with_name(self.settings.warehouse_path.name + ".wal")
-        if warehouse is not None and wal.exists() and wal.stat().st_size >= CHECKPOINT_WAL_BYTES:
-            warehouse.execute("checkpoint")
+        if warehouse is None or not wal.exists():
+            return
+        size = wal.stat().st_size
+        if size >= CHECKPOINT_FORCED_WAL_BYTES or (
+            size >= CHECKPOINT_WAL_BYTES and slack_s >= CHECKPOINT_SLACK_S
+        ):
+            self._timed("checkpoint", lambda: warehouse.execute("checkpoint"))
 
     def pause_after(self, report: CycleReport, took_s: float) -> float:
         """Seconds to wait before the next cycle: a back-off after a failure, a short poll
@@ -388,8 +409,9 @@ class PipelineWorker:
             # inside every tier's build, so they run on the slowest cadence, over every tier's
             # marts, and a failure holds that tier's publish back.
             yield
-            self.dbt.close_warehouse()  # the suites open it themselves
-            failure = self._timed("checks:marts", lambda: _mart_failure(settings))
+            failure = self._timed(
+                "checks:marts", lambda: _mart_failure(settings, self.dbt.warehouse())
+            )
             if failure:
                 raise RuntimeError(failure)  # BI keeps the last good tables
         yield  # the publish and the firing: one step
@@ -423,8 +445,7 @@ class PipelineWorker:
             self._deliver_in_background()
         if tier.every_s >= 300:
             yield
-            self.dbt.close_warehouse()  # the copy reads the file, checkpointed
-            self._timed("replica", lambda: refresh_replica(settings))
+            self._timed("replica", lambda: refresh_replica(settings, self.dbt.warehouse()))
 
     def _deliver_in_background(self) -> None:
         """A delivery pass on a thread of its own, after a firing or every
@@ -487,12 +508,13 @@ def _is_kind(model: str) -> bool:
     return model.startswith("trigger_")
 
 
-def _mart_failure(settings: Settings) -> str | None:
-    """The marts' great-expectations suites, on the warehouse: the first failure."""
+def _mart_failure(settings: Settings, connection: Any | None) -> str | None:
+    """The marts' great-expectations suites, on the warehouse (through ``connection`` when the
+    worker keeps it open): the first failure."""
     from quality.marts import MART_SUITES, check_mart
 
     for mart in MART_SUITES:
-        result = check_mart(settings, mart, source=settings.warehouse_path)
+        result = check_mart(settings, mart, source=settings.warehouse_path, connection=connection)
         if not result.success:
             return f"{mart} failed its suite: {result.summary()}"
     return None

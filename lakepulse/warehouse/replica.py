@@ -14,12 +14,20 @@ from lakepulse.core.settings import BRONZE_TABLES, Settings
 REPLICA_SCHEMAS = ("marts", "triggers")
 
 
-def refresh_replica(settings: Settings) -> None:
+def refresh_replica(
+    settings: Settings, connection: duckdb.DuckDBPyConnection | None = None
+) -> None:
     """Copy the freshly built marts to a read replica and swap it in by rename. Ad-hoc readers,
     publishing, checks and sensors open the replica, so they never hold a lock the next build
     needs, and a build in progress never makes them wait or fail; a reader keeps the copy it
-    opened."""
-    copy_database(settings.warehouse_path, settings.replica_path, schemas=REPLICA_SCHEMAS)
+    opened. ``connection``: the warehouse's connection that its owner (the pipeline worker)
+    keeps open, to copy through."""
+    copy_database(
+        settings.warehouse_path,
+        settings.replica_path,
+        schemas=REPLICA_SCHEMAS,
+        connection=connection,
+    )
 
 
 def rewrite_warehouse(settings: Settings) -> None:

@@ -56,3 +56,55 @@ def test_the_worker_paces_its_cycles(monkeypatch, tmp_path):
     monkeypatch.delenv(worker_module.CYCLE_EVERY_S_ENV)
     default = PipelineWorker(Settings.from_env({"LAKEPULSE_HOME": str(tmp_path)}))
     assert default.pause_after(built, took_s=1.0) == worker_module.CYCLE_EVERY_S - 1.0
+
+
+def test_the_worker_checkpoints_a_long_log_when_the_cycle_leaves_room(monkeypatch, tmp_path):
+    """A write-ahead log past the threshold is checkpointed after a cycle that left room before
+    the next one, not after one that ran to its period's end (a checkpoint there would delay
+    the next live cycle), unless the log has grown past the forced size; the seconds it took
+    are the cycle's ``checkpoint`` stage."""
+    import duckdb
+
+    from lakepulse.core.settings import Settings
+    from lakepulse.operations import worker as worker_module
+    from lakepulse.operations.worker import CycleReport, PipelineWorker
+
+    settings = Settings.from_env({"LAKEPULSE_HOME": str(tmp_path)})
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    wal = settings.warehouse_path.with_name(settings.warehouse_path.name + ".wal")
+    warehouse = duckdb.connect(str(settings.warehouse_path))
+    warehouse.execute("set checkpoint_threshold = '1GB'")
+    worker = PipelineWorker(settings)
+    monkeypatch.setattr(worker.dbt, "warehouse", lambda: warehouse)
+    monkeypatch.setattr(worker_module, "CHECKPOINT_WAL_BYTES", 2**20)
+    monkeypatch.setattr(worker_module, "CHECKPOINT_FORCED_WAL_BYTES", 16 * 2**20)
+
+    def write(batches: int, table: str) -> int:
+        """Rows in batches under a row group, which DuckDB logs (a larger one goes straight
+        to the database file)."""
+        warehouse.execute(f"create table {table} (n bigint, h varchar)")
+        for _ in range(batches):
+            warehouse.execute(
+                f"insert into {table} select range, md5(range::text) from range(100000)"
+            )
+        return wal.stat().st_size
+
+    try:
+        logged = write(1, "a")
+        assert 2**20 <= logged < 16 * 2**20
+        worker.report = CycleReport(0.0, "a", tiers=["session"])
+        worker._checkpoint_if_due(slack_s=worker_module.CHECKPOINT_SLACK_S - 0.5)
+        assert wal.stat().st_size == logged and "checkpoint" not in worker.report.stages
+
+        worker.report = CycleReport(0.0, "b", tiers=["live"])
+        worker._checkpoint_if_due(slack_s=worker_module.CHECKPOINT_SLACK_S)
+        assert not wal.exists() or wal.stat().st_size < 2**20
+        assert worker.report.stages["checkpoint"] > 0
+
+        assert write(6, "b") >= 16 * 2**20
+        worker.report = CycleReport(0.0, "c", tiers=["session"])
+        worker._checkpoint_if_due(slack_s=0.0)
+        assert not wal.exists() or wal.stat().st_size < 2**20
+        assert "checkpoint" in worker.report.stages
+    finally:
+        warehouse.close()

@@ -53,3 +53,33 @@ def test_conversion_rates_stay_in_range_and_converters_never_exceed_visitors():
         "expect_column_values_to_be_between",
         "expect_column_pair_values_a_to_be_greater_than_b",
     }
+
+
+def test_a_mart_is_checked_through_the_connection_its_owner_keeps_open(tmp_path):
+    """The pipeline worker keeps the warehouse open (DuckDB opens a file once a process): the
+    suite reads the mart through that connection, rows not yet checkpointed included."""
+    import duckdb
+
+    from lakepulse.core.settings import Settings
+    from quality.marts import check_mart
+
+    settings = Settings.from_env({"LAKEPULSE_HOME": str(tmp_path)})
+    warehouse = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    try:
+        warehouse.execute("set checkpoint_threshold = '1GB'")
+        warehouse.execute("create schema marts")
+        warehouse.execute(
+            "create table marts.mart_conversion_windows as select "
+            "timestamp '2026-12-01 10:00' as window_end_at, 10 as visitors, "
+            "4 as converting_visitors, 0.4 as conversion_rate"
+        )
+        assert check_mart(settings, "mart_conversion_windows", connection=warehouse).success
+        warehouse.execute(  # more converting visitors than visitors, in the log only
+            "insert into marts.mart_conversion_windows values "
+            "(timestamp '2026-12-01 10:05', 10, 12, 1.2)"
+        )
+        result = check_mart(settings, "mart_conversion_windows", connection=warehouse)
+        assert not result.success and result.rows_checked == 2
+        assert warehouse.execute("select count(*) from marts.mart_conversion_windows").fetchone()
+    finally:
+        warehouse.close()
