@@ -45,9 +45,8 @@ import psutil
 import psycopg
 import yaml
 
-from lakepulse.core.settings import PROJECT_ROOT, Settings, disable_telemetry
+from lakepulse.core.settings import PROJECT_ROOT, Settings, disable_telemetry, triggers_file
 from lakepulse.demo.supervisor import DEMO_TENANTS
-from lakepulse.triggers.delivery import triggers_file
 from lakepulse.warehouse.postgres import free_port
 from lakepulse.warehouse.publish import create_tenant_login
 from lakepulse.warehouse.tiers import TIERS
@@ -288,6 +287,10 @@ def measure(source: Path | None, args) -> dict:
         shutil.copytree(source, home, dirs_exist_ok=True, symlinks=True)
         for stale in ("dagster", "postgres", "logs", "run", "demo"):
             shutil.rmtree(home / stale, ignore_errors=True)
+        # The copy (GBs) is written back before the demo starts: otherwise the kernel flushes
+        # it while the probes run, and every fsync (the collector's, before its 200) waits
+        # behind it; a run stalled 23 s so.
+        os.sync()
     pg_port = free_port()
     env = {
         **os.environ,

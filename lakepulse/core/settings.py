@@ -13,6 +13,16 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+TRIGGERS_FILE = DBT_PROJECT_DIR / "triggers.yml"
+"""The project's triggers; ``LAKEPULSE_TRIGGERS_FILE`` points elsewhere (tests, staging)."""
+
+
+def triggers_file() -> Path:
+    """The triggers file this process uses: ``LAKEPULSE_TRIGGERS_FILE``, or
+    :data:`TRIGGERS_FILE`. Here, not beside the triggers' code, so a process that only needs
+    the path (``lakepulse demo``'s supervisor) does not import that code."""
+    return Path(os.environ.get("LAKEPULSE_TRIGGERS_FILE") or TRIGGERS_FILE)
+
 
 # Telemetry off everywhere: privacy, and no network waits on a machine without internet.
 TELEMETRY_OFF = {

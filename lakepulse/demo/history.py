@@ -494,10 +494,6 @@ def ensure_history(
     landing log (one file per tenant), load, ``dbt build`` of :data:`BUILD_SELECT`, and the
     prediction fits. Resumes a history a kill interrupted; skips a data directory that already
     holds events of its own (unless not ``require_empty``)."""
-    from ingestion.pipeline import run_ingest
-    from lakepulse.operations.predict import fit_predictions, fit_propensity
-    from lakepulse.operations.rebuild import run_build
-
     history = load_history(settings)
     if history is not None and history.stage == "done":
         return HistoryReport(
@@ -509,6 +505,12 @@ def ensure_history(
         now = (now or datetime.now(UTC)).replace(microsecond=0)
         history = History(now=now, seed=seed, tenants=list(tenants), sizes=sizes or HistorySizes())
         _save(settings, history)
+    # Imported only to land one: `lakepulse demo` supervises its services for hours, and these
+    # (dlt, dbt, the model fits) would double its memory for nothing on every later start.
+    from ingestion.pipeline import run_ingest
+    from lakepulse.operations.predict import fit_predictions, fit_propensity
+    from lakepulse.operations.rebuild import run_build
+
     truth: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
     if history.stage == "planned":

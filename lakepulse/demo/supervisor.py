@@ -23,7 +23,7 @@ import psutil
 
 from ingestion.tenants import TenantRegistry
 from lakepulse.core.dagster_instance import ensure_instance
-from lakepulse.core.settings import PROJECT_ROOT, Settings
+from lakepulse.core.settings import PROJECT_ROOT, Settings, triggers_file
 from lakepulse.core.signals import StopRequested
 from lakepulse.operations.bi import (
     bi_access,
@@ -51,8 +51,6 @@ def demo_triggers_file(settings: Settings, sink_url: str, source: Path | None = 
     (same names, so every trigger's firings arrive there), for the demo's processes
     (``LAKEPULSE_TRIGGERS_FILE``): the demo never posts to a real CRM, mail server or Slack."""
     import yaml
-
-    from lakepulse.triggers.delivery import triggers_file
 
     source = source or triggers_file()
     document = yaml.safe_load(source.read_text()) if source.exists() else {}

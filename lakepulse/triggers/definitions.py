@@ -23,11 +23,9 @@ from typing import Any
 
 import yaml
 
-from lakepulse.core.settings import DBT_PROJECT_DIR, Settings
+from lakepulse.core.settings import DBT_PROJECT_DIR, Settings, triggers_file
 from lakepulse.warehouse.trigger_tables import definitions_file
 
-TRIGGERS_FILE = DBT_PROJECT_DIR / "triggers.yml"
-"""The project's triggers; ``LAKEPULSE_TRIGGERS_FILE`` points elsewhere (tests, staging)."""
 TRIGGER_MODELS_DIR = DBT_PROJECT_DIR / "models" / "triggers"
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
 RESERVED_NAMES = frozenset({"definitions", "deliveries", "firings", "triggers_yml"})
@@ -381,11 +379,6 @@ def running(settings: Settings) -> Definitions:
     if not path.exists():
         return Definitions()
     return parse(path.read_text(), str(path))
-
-
-def triggers_file() -> Path:
-    """The triggers file this process uses."""
-    return Path(os.environ.get("LAKEPULSE_TRIGGERS_FILE") or TRIGGERS_FILE)
 
 
 def install(settings: Settings, source: Path | None = None) -> Installed:

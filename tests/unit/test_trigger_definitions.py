@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from lakepulse.core.settings import TRIGGERS_FILE
 from lakepulse.triggers.definitions import (
-    TRIGGERS_FILE,
     TriggerDefinitionError,
     assign_arm,
     dbt_definitions_path,

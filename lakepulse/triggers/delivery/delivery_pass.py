@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from lakepulse.core.settings import DBT_PROJECT_DIR, Settings
+from lakepulse.core.settings import Settings, triggers_file
 from lakepulse.triggers import transport
 from lakepulse.triggers.delivery import state
 from lakepulse.triggers.delivery.renderers import attempt
@@ -49,11 +49,6 @@ BREAKER_FAILURES = 3
 FLUSH_ROWS = 500
 FLUSH_SECONDS = 1.0
 PER_DESTINATION_LIMIT = 1000
-
-
-def triggers_file() -> Path:
-    """``LAKEPULSE_TRIGGERS_FILE``, or ``dbt_project/triggers.yml``."""
-    return Path(os.environ.get("LAKEPULSE_TRIGGERS_FILE") or DBT_PROJECT_DIR / "triggers.yml")
 
 
 def retry_delay(attempts: int, rng: random.Random | None = None) -> timedelta:
