@@ -342,12 +342,12 @@ def measure(source: Path | None, args) -> dict:
         started, started_wall = time.monotonic(), time.time()
         cpu_start, _ = tree_usage(root, leave_out=("simulate",))
         roles_start = usage_by_role(root)
-        peak_rss, rss_at_peak, pss_at_peak = 0, {}, 0
+        peak_rss, rss_at_peak, pss_at_peak, peak_at = 0, {}, 0, 0.0
         while time.monotonic() - started < args.minutes * 60:
             time.sleep(1)
             rss = tree_usage(root, leave_out=("simulate",))[1]
             if rss > peak_rss:
-                peak_rss = rss
+                peak_rss, peak_at = rss, time.time()
                 rss_at_peak = {role: r for role, (_, r) in usage_by_role(root).items()}
                 pss_at_peak = tree_pss(root, leave_out=("simulate",))
         cpu_end, _ = tree_usage(root, leave_out=("simulate",))
@@ -385,6 +385,7 @@ def measure(source: Path | None, args) -> dict:
         },
         "rss_at_peak_by_role": rss_at_peak,
         "pss_at_peak": pss_at_peak,
+        "peak_at": peak_at,
         "probes": [vars(p) for p in prober.probes.values()],
         "alerts": [vars(p) for p in prober.alerts],
         "cycles": cycles,
@@ -393,6 +394,19 @@ def measure(source: Path | None, args) -> dict:
     if not args.keep:
         shutil.rmtree(home, ignore_errors=True)
     return measured
+
+
+def _stage_at(run: dict) -> str:
+    """What the worker was doing when the demo's RSS peaked: the stage of the cycle under way
+    then (a cycle's stages are recorded in the order they ran), or its pause."""
+    at = run["peak_at"]
+    for cycle in run["cycles"]:
+        clock = cycle["started_at"]
+        for stage, seconds in cycle["stages"].items():
+            if clock <= at <= clock + seconds + 1.0:  # the sample is taken each second
+                return f"{stage} of a {'+'.join(cycle['tiers']) or 'quiet'} cycle"
+            clock += seconds
+    return "a pause between cycles"
 
 
 def _bronze_rows(settings: Settings) -> int:
@@ -488,6 +502,7 @@ def report(runs: list[dict]) -> None:
             print(
                 "  RSS at the peak by process: "
                 + ", ".join(f"{role} {rss / 2**30:.2f} GiB" for role, rss in by_rss)
+                + (f"; the worker was at {_stage_at(run)}" if run.get("peak_at") else "")
             )
     if len(runs) > 1:
         first, last = runs[0], runs[-1]
