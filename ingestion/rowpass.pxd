@@ -5,6 +5,7 @@
 import cython
 
 cdef dict _DEVICE_CLASSES, _STRIPPED_URLS, _HMAC_PADS, _KINDS
+cdef tuple _NO_UTM, _NO_COMMERCE
 cdef str _TRACK, _PAGE, _SCREEN, _IDENTIFY, _GROUP, _ALIAS
 cdef object _UNSET, _Context, _Page, _Library
 cdef set _SAFE_KEYS
@@ -24,6 +25,8 @@ cpdef event_row(data, batch)
     traits=dict,
     event=str,
     size=cython.Py_ssize_t,
+    utm=tuple,
+    commerce=tuple,
 )
 cdef _message_row(message, batch, bint at_free, bint bounded)
 
@@ -77,7 +80,8 @@ cdef str _hashed(value, bytes secret)
 @cython.locals(encoded=bytes)
 cdef str _json(value)
 cdef _id_text(value)
-cdef _compiled_commerce(dict properties, row)
+cdef tuple _compiled_commerce(dict properties)
+cdef tuple _utm_columns(dict campaign)
 cdef _id_or_none(value)
 cdef _text(value)
 cdef tuple _dict_context(dict context)

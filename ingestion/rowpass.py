@@ -82,6 +82,8 @@ _DecodeError = msgspec.DecodeError
 _decode_event = _EVENT.decode  # bound once: no method lookup an event
 _decode_event_with_context = _EVENT_WITH_CONTEXT.decode
 _no_commerce_keys = _COMMERCE_KEYS.isdisjoint
+_NO_UTM = (None, None, None, None, None)
+_NO_COMMERCE = (None, None, None, None, None, None)
 _KINDS = {kind: kind for kind in EVENT_TYPES}
 """Each event type to itself: an event's type is read as this text, so its tests below are
 identity tests (``is``), not comparisons of text."""
@@ -351,7 +353,15 @@ def _message_row(message: Any, batch: Batch, at_free: bool, bounded: bool) -> An
         url = properties.get("url", url)
         referrer = properties.get("referrer", referrer)
         title = properties.get("title", title)
-    row = LandingRow(
+    # utm and commerce columns read before the row is made: constructor arguments, not
+    # attribute writes on the row afterwards
+    utm = _NO_UTM
+    if type(campaign) is dict and campaign:
+        utm = _utm_columns(campaign)
+    commerce = _NO_COMMERCE
+    if properties and not _no_commerce_keys(properties):
+        commerce = _compiled_commerce(properties)
+    return LandingRow(
         tenant_id,
         message_id,
         kind,
@@ -366,11 +376,11 @@ def _message_row(message: Any, batch: Batch, at_free: bool, bounded: bool) -> An
         _stripped(url) if type(url) is str else None,
         _stripped(referrer) if type(referrer) is str and referrer != NO_REFERRER else None,
         title if title is None or type(title) is str else _text(title),
-        None,
-        None,
-        None,
-        None,
-        None,
+        utm[0],
+        utm[1],
+        utm[2],
+        utm[3],
+        utm[4],
         _device_class(
             user_agent if user_agent is None or type(user_agent) is str else _text(user_agent)
         )
@@ -388,25 +398,15 @@ def _message_row(message: Any, batch: Batch, at_free: bool, bounded: bool) -> An
         else _json(rest)
         if _unchanged(rest, at_free)
         else _scrubbed_json(rest, secret, "context"),
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
+        commerce[0],
+        commerce[1],
+        commerce[2],
+        commerce[3],
+        commerce[4],
+        commerce[5],
         group_id,
         previous_id,
     )
-    if type(campaign) is dict and campaign:
-        get = campaign.get
-        row.utm_source = _text(get("source"))
-        row.utm_medium = _text(get("medium"))
-        row.utm_campaign = _text(get("name"))
-        row.utm_term = _text(get("term"))
-        row.utm_content = _text(get("content"))
-    if properties and not _no_commerce_keys(properties):
-        _compiled_commerce(properties, row)
-    return row
 
 
 def _datetime_micros(
@@ -732,32 +732,46 @@ def _id_text(value: Any) -> str | None:
     raise NotCompiled
 
 
-def _compiled_commerce(properties: dict, row: Any) -> None:
-    """``_commerce_fields`` for the compiled pass: ids as text, revenue a number in range."""
-    get = properties.get
-    if (order_id := get("order_id")) is not None:
-        row.order_id = _id_text(order_id)
-    revenue = get("revenue", get("total"))
-    if revenue is not None:
-        kind = type(revenue)
-        if not (kind is float or (kind is int and -(2**63) <= revenue < 2**63)):
+def _utm_columns(campaign: dict) -> tuple:
+    """The row's utm columns (``utm_source`` ... ``utm_content``) of a context's campaign."""
+    return (
+        _text(campaign.get("source")),
+        _text(campaign.get("medium")),
+        _text(campaign.get("name")),
+        _text(campaign.get("term")),
+        _text(campaign.get("content")),
+    )
+
+
+def _compiled_commerce(properties: dict) -> tuple:
+    """``_commerce_fields`` for the compiled pass: ids as text, revenue a number in range; the
+    row's columns ``order_id``, ``revenue``, ``currency``, ``product_id``, ``experiment_id``,
+    ``variation_id``."""
+    order_id = revenue = currency = product_id = experiment_id = variation_id = None
+    if (value := properties.get("order_id")) is not None:
+        order_id = _id_text(value)
+    value = properties.get("revenue", properties.get("total"))
+    if value is not None:
+        kind = type(value)
+        if not (kind is float or (kind is int and -(2**63) <= value < 2**63)):
             raise NotCompiled
-        if revenue < 0:
+        if value < 0:
             raise NotCompiled
-        row.revenue = float(revenue)
-    if (currency := get("currency")) is not None:
-        row.currency = _text(currency)
-    product_id = get("product_id")
-    if product_id is None:
-        products = get("products")
+        revenue = float(value)
+    if (value := properties.get("currency")) is not None:
+        currency = _text(value)
+    value = properties.get("product_id")
+    if value is None:
+        products = properties.get("products")
         if isinstance(products, list) and products and isinstance(products[0], dict):
-            product_id = products[0].get("product_id")
-    if product_id is not None:
-        row.product_id = _id_text(product_id)
-    if (experiment_id := get("experiment_id")) is not None:
-        row.experiment_id = _id_text(experiment_id)
-    if (variation_id := get("variation_id")) is not None:
-        row.variation_id = _id_text(variation_id)
+            value = products[0].get("product_id")
+    if value is not None:
+        product_id = _id_text(value)
+    if (value := properties.get("experiment_id")) is not None:
+        experiment_id = _id_text(value)
+    if (value := properties.get("variation_id")) is not None:
+        variation_id = _id_text(value)
+    return (order_id, revenue, currency, product_id, experiment_id, variation_id)
 
 
 def _id_or_none(value: str | None) -> str | None:
