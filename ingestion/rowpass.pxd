@@ -39,6 +39,7 @@ cdef Py_ssize_t _fields_bound(tuple fields, context) except -1
 @cython.locals(size=cython.Py_ssize_t)
 cdef Py_ssize_t _value_bound(value) except -1
 
+cdef Py_ssize_t _str_bound(value) except -1
 cdef Py_ssize_t _text_bound(str text) except -1
 
 cdef tuple _datetime_micros(original, sent_at, received_at, received_micros, latest)

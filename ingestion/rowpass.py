@@ -264,18 +264,18 @@ def _message_row(message: Any, batch: Batch, at_free: bool, bounded: bool) -> An
         else:
             path, url, referrer, title, search = _astuple(page)  # _PAGE_FIELDS
         if bounded:  # the context's JSON: _value_bound's, from the fields read here
-            size += _CONTEXT_KEYS_BOUND + _value_bound(campaign) + _value_bound(user_agent)
-            size += _value_bound(locale) + _value_bound(ip)
+            size += _CONTEXT_KEYS_BOUND + _value_bound(campaign) + _str_bound(user_agent)
+            size += _str_bound(locale) + _str_bound(ip)
             if page is None:
                 size += 4
             else:
-                size += _value_bound(path) + _value_bound(url) + _value_bound(referrer)
-                size += _value_bound(title) + _value_bound(search)
+                size += _str_bound(path) + _str_bound(url) + _str_bound(referrer)
+                size += _str_bound(title) + _str_bound(search)
             if library is None:
                 size += 4
             else:
-                size += _LIBRARY_KEYS_BOUND + _value_bound(library.version)
-                size += _value_bound(library.name)
+                size += _LIBRARY_KEYS_BOUND + _str_bound(library.version)
+                size += _str_bound(library.name)
         library = None if library is None else library.name
         device = rest = None
         ctx_traits = _EMPTY
@@ -593,6 +593,16 @@ def _value_bound(value: Any) -> int:
                 size += _value_bound(item)
         return size
     return len(_dumps(value))
+
+
+def _str_bound(value: Any) -> int:
+    """:func:`_value_bound` of a value that is most often text or null (a context's fields),
+    those two decided before any further call."""
+    if value is None:
+        return 4
+    if type(value) is str:
+        return 6 * len(value) + 2
+    return _value_bound(value)
 
 
 def _text_bound(text: str) -> int:
