@@ -9,7 +9,7 @@ cdef tuple _NO_UTM, _NO_COMMERCE
 cdef str _TRACK, _PAGE, _SCREEN, _IDENTIFY, _GROUP, _ALIAS
 cdef object _UNSET, _Context, _Page, _Library
 cdef set _SAFE_KEYS
-cdef Py_ssize_t _KEYS_BOUND, _CONTEXT_KEYS_BOUND, _LIBRARY_KEYS_BOUND
+cdef Py_ssize_t _KEYS_BOUND, _CONTEXT_KEYS_BOUND, _LIBRARY_KEYS_BOUND, _PROPERTIES, _TRAITS
 
 
 @cython.locals(text=bytes)

@@ -90,14 +90,14 @@ identity tests (``is``), not comparisons of text."""
 _TRACK, _PAGE, _SCREEN = _KINDS["track"], _KINDS["page"], _KINDS["screen"]
 _IDENTIFY, _GROUP, _ALIAS = _KINDS["identify"], _KINDS["group"], _KINDS["alias"]
 if _EVENT_FIELDS != (
-    "type", "messageId", "userId", "anonymousId", "event", "name", "groupId", "previousId",
-    "timestamp", "originalTimestamp", "sentAt", "properties", "traits", "context",
+    "type", "messageId", "anonymousId", "timestamp", "context", "event", "name", "properties",
+    "traits", "userId", "groupId", "previousId", "originalTimestamp", "sentAt",
     "integrations", "writeKey", "channel", "version", "receivedAt", "metadata",
 ):  # fmt: skip
     raise ImportError("contract._Event's fields moved: update rowpass.event_row's unpacking")
 if (
-    _CONTEXT_FIELDS != ("page", "campaign", "userAgent", "library", "locale", "ip")
-    or _PAGE_FIELDS != ("path", "url", "referrer", "title", "search")
+    _CONTEXT_FIELDS != ("userAgent", "locale", "library", "ip", "campaign", "page")
+    or _PAGE_FIELDS != ("path", "referrer", "search", "title", "url")
     or _Library.__struct_fields__ != ("name", "version")
 ):
     raise ImportError("contract._Context's or _Page's fields moved: update rowpass.event_row")
@@ -192,18 +192,18 @@ def _message_row(message: Any, batch: Batch, at_free: bool, bounded: bool) -> An
     (
         kind,
         message_id,
-        user_id,
         anonymous_id,
+        timestamp,
+        context,
         event,
         name,
-        group_id,
-        previous_id,
-        timestamp,
-        original,
-        sent_at,
         properties,
         traits,
-        context,
+        user_id,
+        group_id,
+        previous_id,
+        original,
+        sent_at,
         integrations,
         write_key,
         channel,
@@ -258,11 +258,11 @@ def _message_row(message: Any, batch: Batch, at_free: bool, bounded: bool) -> An
     properties = properties or _EMPTY
     traits = traits or _EMPTY
     if type(context) is _Context:  # the common case, inline: _struct_context
-        page, campaign, user_agent, library, locale, ip = _astuple(context)  # _CONTEXT_FIELDS
+        user_agent, locale, library, ip, campaign, page = _astuple(context)  # _CONTEXT_FIELDS
         if page is None:
             path = url = referrer = title = search = None
         else:
-            path, url, referrer, title, search = _astuple(page)  # _PAGE_FIELDS
+            path, referrer, search, title, url = _astuple(page)  # _PAGE_FIELDS
         if bounded:  # the context's JSON: _value_bound's, from the fields read here
             size += _CONTEXT_KEYS_BOUND + _value_bound(campaign) + _str_bound(user_agent)
             size += _str_bound(locale) + _str_bound(ip)
@@ -537,6 +537,8 @@ def _iso_micros(text: str) -> int:
     return ((days * 86_400 + hour * 3_600 + minute * 60 + second) * 1_000_000) + micros
 
 
+_PROPERTIES = _EVENT_FIELDS.index("properties")
+_TRAITS = _EVENT_FIELDS.index("traits")
 _KEYS_BOUND = 2 + 24 * len(_EVENT_FIELDS)
 """An event's braces, and each field's key (17 characters at most) with its quotes, colon
 and comma: bytes of its JSON outside the values."""
@@ -549,8 +551,9 @@ _MIN_INT = -(2**63)
 
 def _fields_bound(fields: tuple, context: Any) -> int:
     """At least the bytes ``orjson.dumps`` writes for an event whose fields (``_EVENT_FIELDS``)
-    are ``fields`` (read by ``orjson.loads`` from its bytes), properties and traits (11, 12)
-    counted as null and a context struct as empty: the caller adds theirs. The size rule
+    are ``fields`` (read by ``orjson.loads`` from its bytes), properties and traits (at
+    ``_PROPERTIES`` and ``_TRAITS``) counted as null and a context struct as empty: the caller
+    adds theirs. The size rule
     (``MAX_EVENT_BYTES``) for an event decoded without its bytes: one that may be larger is
     left to the interpreted contract."""
     size = _KEYS_BOUND + 8
@@ -559,7 +562,7 @@ def _fields_bound(fields: tuple, context: Any) -> int:
             size += 4
         elif type(value) is str:
             size += 6 * len(value) + 2
-        elif index != 11 and index != 12 and value is not context:
+        elif index != _PROPERTIES and index != _TRAITS and value is not context:
             size += _value_bound(value)
     return size
 
