@@ -9,6 +9,7 @@ cdef tuple _NO_UTM, _NO_COMMERCE
 cdef str _TRACK, _PAGE, _SCREEN, _IDENTIFY, _GROUP, _ALIAS
 cdef object _UNSET, _Context, _Page, _Library
 cdef set _SAFE_KEYS
+cdef frozenset _COMMERCE_KEYS
 cdef Py_ssize_t _KEYS_BOUND, _CONTEXT_KEYS_BOUND, _LIBRARY_KEYS_BOUND, _PROPERTIES, _TRAITS
 
 
@@ -83,6 +84,7 @@ cdef str _json(value)
 cdef _id_text(value)
 cdef tuple _compiled_commerce(dict properties)
 cdef tuple _utm_columns(dict campaign)
+cdef bint _has_commerce_key(dict properties) except -1
 cdef _id_or_none(value)
 cdef _text(value)
 cdef tuple _dict_context(dict context)

@@ -81,7 +81,6 @@ _fromisoformat = datetime.fromisoformat
 _DecodeError = msgspec.DecodeError
 _decode_event = _EVENT.decode  # bound once: no method lookup an event
 _decode_event_with_context = _EVENT_WITH_CONTEXT.decode
-_no_commerce_keys = _COMMERCE_KEYS.isdisjoint
 _NO_UTM = (None, None, None, None, None)
 _NO_COMMERCE = (None, None, None, None, None, None)
 _KINDS = {kind: kind for kind in EVENT_TYPES}
@@ -137,11 +136,6 @@ def decoded_rows(events: list[Any], batch: Batch) -> list[Any]:
     bounded = batch.body_bytes > MAX_EVENT_BYTES
     for message in events:
         try:
-            context = message.context
-            if (  # {} and {"page": null} read alike as structs: their bytes tell them apart
-                type(context) is _Context and context.page is None and context == _EMPTY_CONTEXT
-            ):
-                raise NotCompiled
             good.append(_message_row(message, batch, False, bounded))
         except Exception:
             raise NotCompiled from None
@@ -260,6 +254,10 @@ def _message_row(message: Any, batch: Batch, at_free: bool, bounded: bool) -> An
     if type(context) is _Context:  # the common case, inline: _struct_context
         user_agent, locale, library, ip, campaign, page = _astuple(context)  # _CONTEXT_FIELDS
         if page is None:
+            if context == _EMPTY_CONTEXT:
+                # {} and {"page": null} read alike as structs: their bytes tell them apart
+                # (event_row decodes such an event's context as a dict; decoded_rows declines)
+                raise NotCompiled
             path = url = referrer = title = search = None
         else:
             path, referrer, search, title, url = _astuple(page)  # _PAGE_FIELDS
@@ -271,12 +269,13 @@ def _message_row(message: Any, batch: Batch, at_free: bool, bounded: bool) -> An
             else:
                 size += _str_bound(path) + _str_bound(url) + _str_bound(referrer)
                 size += _str_bound(title) + _str_bound(search)
-            if library is None:
+        if library is None:
+            if bounded:
                 size += 4
-            else:
-                size += _LIBRARY_KEYS_BOUND + _str_bound(library.version)
-                size += _str_bound(library.name)
-        library = None if library is None else library.name
+        else:
+            library, library_version = _astuple(library)  # name, version: one call, not two
+            if bounded:
+                size += _LIBRARY_KEYS_BOUND + _str_bound(library) + _str_bound(library_version)
         device = rest = None
         ctx_traits = _EMPTY
     else:
@@ -359,7 +358,7 @@ def _message_row(message: Any, batch: Batch, at_free: bool, bounded: bool) -> An
     if type(campaign) is dict and campaign:
         utm = _utm_columns(campaign)
     commerce = _NO_COMMERCE
-    if properties and not _no_commerce_keys(properties):
+    if properties and _has_commerce_key(properties):
         commerce = _compiled_commerce(properties)
     return LandingRow(
         tenant_id,
@@ -743,6 +742,15 @@ def _id_text(value: Any) -> str | None:
     if type(value) is str:
         return _id_or_none(value)
     raise NotCompiled
+
+
+def _has_commerce_key(properties: dict) -> bool:
+    """``not _COMMERCE_KEYS.isdisjoint(properties)``: a loop over the keys (compiled, a set
+    lookup each), not a call."""
+    for key in properties:  # noqa: SIM110 (compiled, any() of a generator is the slower)
+        if key in _COMMERCE_KEYS:
+            return True
+    return False
 
 
 def _utm_columns(campaign: dict) -> tuple:

@@ -203,6 +203,45 @@ def test_the_batch_context_applies_as_interpreted(context, message_context):
     assert compiled(message, **kw) == interpreted(message, **kw)
 
 
+@pytest.mark.parametrize(
+    ("context", "message_context"),
+    [
+        ({"locale": "fr-FR", "traits": {"email": "b@c.de"}}, None),
+        ({"locale": "fr-FR", "library": {"name": "analytics-python"}}, {}),
+        ({"locale": "fr-FR", "library": {"name": "analytics-python"}}, {"page": None}),
+    ],
+    ids=["no context", "an empty one", "one of nulls"],
+)
+def test_the_batch_context_applies_as_interpreted_to_a_batch_decoded_in_one_pass(
+    context, message_context
+):
+    """``{}`` and ``{"page": null}`` read alike as context structs, but only the first leaves
+    the event the batch's context: a batch decoded in one pass makes the interpreted rows."""
+    from ingestion.intake import accept, read_request
+    from ingestion.tenants import Tenant
+
+    message = {**BASE, "type": "identify", "userId": "u"}
+    if message_context is None:
+        message.pop("context")
+    else:
+        message["context"] = message_context
+    body = orjson.dumps({"batch": [message], "context": context})
+    got = accept(read_request(body, True), Tenant("acme", SECRET), RECEIVED)
+    expected = check_events(
+        [message],
+        tenant_id="acme",
+        secret=SECRET,
+        received_at=RECEIVED,
+        batch_context=context,
+        batch_sent_at=None,
+        default_type=None,
+        body_bytes=len(body),
+        compiled=False,
+    )
+    assert [msgspec.structs.asdict(r) for r in got.good] == expected.good
+    assert got.report == expected.report == []
+
+
 TIMES = [  # the forms the compiled pass reads in integers, then others datetime reads
     "2026-11-22T11:59:00Z",
     "2026-11-22T11:59:00.1Z",
