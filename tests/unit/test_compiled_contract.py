@@ -27,6 +27,7 @@ from ingestion.contract import (
     NotCompiled,
     check_events,
     compiled_row,
+    decode_batch,
     decode_request,
     normalize,
 )
@@ -470,6 +471,41 @@ def test_rows_keep_their_events_order_across_both_passes():
 )
 def test_bodies_the_compiled_decode_leaves_to_the_interpreted_path(body):
     assert decode_request(body, batched=True) is None
+
+
+INVALID_UTF8 = [
+    b"\xff",
+    b"\x80",
+    b"\xc3",
+    b"\xc0\x80",
+    b"\xe2\x82",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+]
+"""A byte no UTF-8 starts with, a lone continuation, a truncated sequence, an overlong one, a
+truncated three-byte one, a surrogate, a code point past U+10FFFF."""
+PLACES = {
+    "event name": b'{"batch":[{"type":"track","event":"a%sb"}]}',
+    "property key": b'{"batch":[{"type":"track","properties":{"k%s":1}}]}',
+    "property value": b'{"batch":[{"type":"track","properties":{"k":"%s"}}]}',
+    "dropped field": b'{"batch":[{"type":"track","integrations":{"x":["%s"]}}]}',
+    "page title": b'{"batch":[{"type":"track","context":{"page":{"title":"%s"}}}]}',
+    "batch context": b'{"batch":[],"context":{"a":"%s"}}',
+    "event key": b'{"batch":[{"type":"track","ev%s":1}]}',
+    "after the body": b'{"batch":[]}%s',
+    "unterminated text": b'{"batch":[{"type":"track","event":"%s',
+}
+
+
+@pytest.mark.parametrize("place", PLACES.values(), ids=PLACES.keys())
+def test_a_batch_with_invalid_utf8_is_not_decoded_in_one_pass(place):
+    """``decode_batch`` has no UTF-8 check of its own: msgspec's decode refuses such a body
+    wherever the byte is (the body then goes the way ``decode_request`` sends it)."""
+    for invalid in INVALID_UTF8:
+        body = place.replace(b"%s", invalid)
+        with pytest.raises(UnicodeDecodeError):
+            body.decode()
+        assert decode_batch(body) is None
 
 
 def test_an_error_in_the_compiled_pass_is_the_interpreted_contracts_to_report():
