@@ -569,7 +569,8 @@ def _fields_bound(fields: tuple, context: Any) -> int:
 def _value_bound(value: Any) -> int:
     """At least the bytes of ``value``'s JSON as ``orjson.dumps`` writes it: text at most six
     bytes a character (``\\u001f``), numbers their longest, a struct of the event's context
-    field by field, an object or array its JSON (an error for one orjson cannot write)."""
+    field by field, an object of text key by key, any other object or array its JSON (an
+    error for one orjson cannot write)."""
     if value is None or value is _UNSET:
         return 4
     kind = type(value)
@@ -593,6 +594,18 @@ def _value_bound(value: Any) -> int:
                 size += 6 * len(item) + 2
             else:
                 size += _value_bound(item)
+        return size
+    if kind is dict:  # an object of text (a context's campaign): its keys and values counted
+        size = 2
+        for key, item in value.items():
+            if type(key) is not str:
+                return len(_dumps(value))
+            if item is None:
+                size += 6 * len(key) + 8  # "key":null,
+            elif type(item) is str:
+                size += 6 * len(key) + 6 * len(item) + 6  # "key":"text",
+            else:
+                return len(_dumps(value))
         return size
     return len(_dumps(value))
 

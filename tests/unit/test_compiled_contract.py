@@ -615,6 +615,10 @@ LARGE = {
         **BASE,
         "context": {**BASE["context"], "library": {"name": "a", "version": "v" * 33_000}},
     },
+    "campaign of control characters": {  # 5,500 characters, 33,000 bytes as orjson writes them
+        **BASE,
+        "context": {**BASE["context"], "campaign": {"name": "\x01" * 5_500}},
+    },
 }
 
 
