@@ -576,13 +576,15 @@ class _SingleEnvelope(msgspec.Struct, gc=False):
 
 
 class _Page(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """``context.page``: the fields with columns, and ``search`` (analytics.js's; dropped)."""
+    """``context.page``: the fields with columns, and ``search`` (analytics.js's; dropped).
+    Fields in the order SDKs send them (analytics.js's): msgspec looks a key up from the field
+    after the last one found, so a body in this order finds each at the first try."""
 
     path: Any = None
-    url: Any = None
     referrer: Any = None
-    title: Any = None
     search: Any = None
+    title: Any = None
+    url: Any = None
 
 
 class _Library(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -593,35 +595,36 @@ class _Library(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 class _Context(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A context holding only fields that have columns (``FLATTENED_CONTEXT``), decoded
     without a dict; any other field (kept in bronze's ``context``, scrubbed) and it is decoded
-    as a dict instead."""
+    as a dict instead. Fields in the order SDKs commonly send them (see ``_Page``)."""
 
-    page: _Page | None = None
-    campaign: dict[str, Any] | None = None
     userAgent: Any = None
-    library: _Library | None = None
     locale: Any = None
+    library: _Library | None = None
     ip: Any = None
+    campaign: dict[str, Any] | None = None
+    page: _Page | None = None
 
 
 class _Event(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """One Segment message in the shape the compiled pass takes: a field of another type, or
     one not declared here, sends the event to the interpreted contract. Every declared field is
-    decoded (so checked) even when its value is dropped."""
+    decoded (so checked) even when its value is dropped. Fields in the order SDKs commonly send
+    them (see ``_Page``)."""
 
     type: str | msgspec.UnsetType = msgspec.UNSET
     messageId: str | None = None
-    userId: str | None = None
     anonymousId: str | None = None
+    timestamp: Any = None
+    context: _Context | None = None
     event: str | None = None
     name: str | None = None
-    groupId: str | None = None
-    previousId: str | None = None
-    timestamp: Any = None
-    originalTimestamp: Any = None
-    sentAt: Any = msgspec.UNSET
     properties: dict[str, Any] | None = None
     traits: dict[str, Any] | None = None
-    context: _Context | None = None
+    userId: str | None = None
+    groupId: str | None = None
+    previousId: str | None = None
+    originalTimestamp: Any = None
+    sentAt: Any = msgspec.UNSET
     integrations: Any = None
     writeKey: Any = None
     channel: Any = None
@@ -701,15 +704,14 @@ def decode_batch(raw: bytes) -> Request | None:
     """A ``/v1/batch`` body decoded in one pass, its events as ``_Event`` structs (for
     ``check_events(decoded=True)``); None when an event does not fit ``_Event`` (a context
     with fields of its own, a field of another type ...) or the body is not one
-    ``decode_request`` reads: the caller then reads it with ``decode_request``."""
-    if not raw.isascii():
-        try:
-            raw.decode()
-        except UnicodeDecodeError:
-            return None
+    ``decode_request`` reads: the caller then reads it with ``decode_request``. Invalid UTF-8
+    needs no check of its own here, unlike ``decode_request``'s (whose events are skipped as
+    ``msgspec.Raw``): every value is decoded (text by Python's strict UTF-8 decoder, which
+    raises ``UnicodeDecodeError``), every struct forbids a key it does not declare, and
+    outside text JSON allows no such byte."""
     try:
         envelope = _DECODED_ENVELOPE.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     context = envelope.context if type(envelope.context) is dict else None
     return Request(envelope.batch, context, envelope.sentAt, envelope.writeKey)

@@ -5,10 +5,12 @@
 import cython
 
 cdef dict _DEVICE_CLASSES, _STRIPPED_URLS, _HMAC_PADS, _KINDS
+cdef tuple _NO_UTM, _NO_COMMERCE
 cdef str _TRACK, _PAGE, _SCREEN, _IDENTIFY, _GROUP, _ALIAS
 cdef object _UNSET, _Context, _Page, _Library
 cdef set _SAFE_KEYS
-cdef Py_ssize_t _KEYS_BOUND, _CONTEXT_KEYS_BOUND, _LIBRARY_KEYS_BOUND
+cdef frozenset _COMMERCE_KEYS
+cdef Py_ssize_t _KEYS_BOUND, _CONTEXT_KEYS_BOUND, _LIBRARY_KEYS_BOUND, _PROPERTIES, _TRAITS
 
 
 @cython.locals(text=bytes)
@@ -24,6 +26,8 @@ cpdef event_row(data, batch)
     traits=dict,
     event=str,
     size=cython.Py_ssize_t,
+    utm=tuple,
+    commerce=tuple,
 )
 cdef _message_row(message, batch, bint at_free, bint bounded)
 
@@ -36,6 +40,7 @@ cdef Py_ssize_t _fields_bound(tuple fields, context) except -1
 @cython.locals(size=cython.Py_ssize_t)
 cdef Py_ssize_t _value_bound(value) except -1
 
+cdef Py_ssize_t _str_bound(value) except -1
 cdef Py_ssize_t _text_bound(str text) except -1
 
 cdef tuple _datetime_micros(original, sent_at, received_at, received_micros, latest)
@@ -77,7 +82,9 @@ cdef str _hashed(value, bytes secret)
 @cython.locals(encoded=bytes)
 cdef str _json(value)
 cdef _id_text(value)
-cdef _compiled_commerce(dict properties, row)
+cdef tuple _compiled_commerce(dict properties)
+cdef tuple _utm_columns(dict campaign)
+cdef bint _has_commerce_key(dict properties) except -1
 cdef _id_or_none(value)
 cdef _text(value)
 cdef tuple _dict_context(dict context)

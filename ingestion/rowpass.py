@@ -81,21 +81,22 @@ _fromisoformat = datetime.fromisoformat
 _DecodeError = msgspec.DecodeError
 _decode_event = _EVENT.decode  # bound once: no method lookup an event
 _decode_event_with_context = _EVENT_WITH_CONTEXT.decode
-_no_commerce_keys = _COMMERCE_KEYS.isdisjoint
+_NO_UTM = (None, None, None, None, None)
+_NO_COMMERCE = (None, None, None, None, None, None)
 _KINDS = {kind: kind for kind in EVENT_TYPES}
 """Each event type to itself: an event's type is read as this text, so its tests below are
 identity tests (``is``), not comparisons of text."""
 _TRACK, _PAGE, _SCREEN = _KINDS["track"], _KINDS["page"], _KINDS["screen"]
 _IDENTIFY, _GROUP, _ALIAS = _KINDS["identify"], _KINDS["group"], _KINDS["alias"]
 if _EVENT_FIELDS != (
-    "type", "messageId", "userId", "anonymousId", "event", "name", "groupId", "previousId",
-    "timestamp", "originalTimestamp", "sentAt", "properties", "traits", "context",
+    "type", "messageId", "anonymousId", "timestamp", "context", "event", "name", "properties",
+    "traits", "userId", "groupId", "previousId", "originalTimestamp", "sentAt",
     "integrations", "writeKey", "channel", "version", "receivedAt", "metadata",
 ):  # fmt: skip
     raise ImportError("contract._Event's fields moved: update rowpass.event_row's unpacking")
 if (
-    _CONTEXT_FIELDS != ("page", "campaign", "userAgent", "library", "locale", "ip")
-    or _PAGE_FIELDS != ("path", "url", "referrer", "title", "search")
+    _CONTEXT_FIELDS != ("userAgent", "locale", "library", "ip", "campaign", "page")
+    or _PAGE_FIELDS != ("path", "referrer", "search", "title", "url")
     or _Library.__struct_fields__ != ("name", "version")
 ):
     raise ImportError("contract._Context's or _Page's fields moved: update rowpass.event_row")
@@ -135,11 +136,6 @@ def decoded_rows(events: list[Any], batch: Batch) -> list[Any]:
     bounded = batch.body_bytes > MAX_EVENT_BYTES
     for message in events:
         try:
-            context = message.context
-            if (  # {} and {"page": null} read alike as structs: their bytes tell them apart
-                type(context) is _Context and context.page is None and context == _EMPTY_CONTEXT
-            ):
-                raise NotCompiled
             good.append(_message_row(message, batch, False, bounded))
         except Exception:
             raise NotCompiled from None
@@ -190,18 +186,18 @@ def _message_row(message: Any, batch: Batch, at_free: bool, bounded: bool) -> An
     (
         kind,
         message_id,
-        user_id,
         anonymous_id,
+        timestamp,
+        context,
         event,
         name,
-        group_id,
-        previous_id,
-        timestamp,
-        original,
-        sent_at,
         properties,
         traits,
-        context,
+        user_id,
+        group_id,
+        previous_id,
+        original,
+        sent_at,
         integrations,
         write_key,
         channel,
@@ -256,25 +252,30 @@ def _message_row(message: Any, batch: Batch, at_free: bool, bounded: bool) -> An
     properties = properties or _EMPTY
     traits = traits or _EMPTY
     if type(context) is _Context:  # the common case, inline: _struct_context
-        page, campaign, user_agent, library, locale, ip = _astuple(context)  # _CONTEXT_FIELDS
+        user_agent, locale, library, ip, campaign, page = _astuple(context)  # _CONTEXT_FIELDS
         if page is None:
+            if context == _EMPTY_CONTEXT:
+                # {} and {"page": null} read alike as structs: their bytes tell them apart
+                # (event_row decodes such an event's context as a dict; decoded_rows declines)
+                raise NotCompiled
             path = url = referrer = title = search = None
         else:
-            path, url, referrer, title, search = _astuple(page)  # _PAGE_FIELDS
+            path, referrer, search, title, url = _astuple(page)  # _PAGE_FIELDS
         if bounded:  # the context's JSON: _value_bound's, from the fields read here
-            size += _CONTEXT_KEYS_BOUND + _value_bound(campaign) + _value_bound(user_agent)
-            size += _value_bound(locale) + _value_bound(ip)
+            size += _CONTEXT_KEYS_BOUND + _value_bound(campaign) + _str_bound(user_agent)
+            size += _str_bound(locale) + _str_bound(ip)
             if page is None:
                 size += 4
             else:
-                size += _value_bound(path) + _value_bound(url) + _value_bound(referrer)
-                size += _value_bound(title) + _value_bound(search)
-            if library is None:
+                size += _str_bound(path) + _str_bound(url) + _str_bound(referrer)
+                size += _str_bound(title) + _str_bound(search)
+        if library is None:
+            if bounded:
                 size += 4
-            else:
-                size += _LIBRARY_KEYS_BOUND + _value_bound(library.version)
-                size += _value_bound(library.name)
-        library = None if library is None else library.name
+        else:
+            library, library_version = _astuple(library)  # name, version: one call, not two
+            if bounded:
+                size += _LIBRARY_KEYS_BOUND + _str_bound(library) + _str_bound(library_version)
         device = rest = None
         ctx_traits = _EMPTY
     else:
@@ -351,7 +352,15 @@ def _message_row(message: Any, batch: Batch, at_free: bool, bounded: bool) -> An
         url = properties.get("url", url)
         referrer = properties.get("referrer", referrer)
         title = properties.get("title", title)
-    row = LandingRow(
+    # utm and commerce columns read before the row is made: constructor arguments, not
+    # attribute writes on the row afterwards
+    utm = _NO_UTM
+    if type(campaign) is dict and campaign:
+        utm = _utm_columns(campaign)
+    commerce = _NO_COMMERCE
+    if properties and _has_commerce_key(properties):
+        commerce = _compiled_commerce(properties)
+    return LandingRow(
         tenant_id,
         message_id,
         kind,
@@ -366,11 +375,11 @@ def _message_row(message: Any, batch: Batch, at_free: bool, bounded: bool) -> An
         _stripped(url) if type(url) is str else None,
         _stripped(referrer) if type(referrer) is str and referrer != NO_REFERRER else None,
         title if title is None or type(title) is str else _text(title),
-        None,
-        None,
-        None,
-        None,
-        None,
+        utm[0],
+        utm[1],
+        utm[2],
+        utm[3],
+        utm[4],
         _device_class(
             user_agent if user_agent is None or type(user_agent) is str else _text(user_agent)
         )
@@ -388,25 +397,15 @@ def _message_row(message: Any, batch: Batch, at_free: bool, bounded: bool) -> An
         else _json(rest)
         if _unchanged(rest, at_free)
         else _scrubbed_json(rest, secret, "context"),
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
+        commerce[0],
+        commerce[1],
+        commerce[2],
+        commerce[3],
+        commerce[4],
+        commerce[5],
         group_id,
         previous_id,
     )
-    if type(campaign) is dict and campaign:
-        get = campaign.get
-        row.utm_source = _text(get("source"))
-        row.utm_medium = _text(get("medium"))
-        row.utm_campaign = _text(get("name"))
-        row.utm_term = _text(get("term"))
-        row.utm_content = _text(get("content"))
-    if properties and not _no_commerce_keys(properties):
-        _compiled_commerce(properties, row)
-    return row
 
 
 def _datetime_micros(
@@ -537,6 +536,8 @@ def _iso_micros(text: str) -> int:
     return ((days * 86_400 + hour * 3_600 + minute * 60 + second) * 1_000_000) + micros
 
 
+_PROPERTIES = _EVENT_FIELDS.index("properties")
+_TRAITS = _EVENT_FIELDS.index("traits")
 _KEYS_BOUND = 2 + 24 * len(_EVENT_FIELDS)
 """An event's braces, and each field's key (17 characters at most) with its quotes, colon
 and comma: bytes of its JSON outside the values."""
@@ -549,8 +550,9 @@ _MIN_INT = -(2**63)
 
 def _fields_bound(fields: tuple, context: Any) -> int:
     """At least the bytes ``orjson.dumps`` writes for an event whose fields (``_EVENT_FIELDS``)
-    are ``fields`` (read by ``orjson.loads`` from its bytes), properties and traits (11, 12)
-    counted as null and a context struct as empty: the caller adds theirs. The size rule
+    are ``fields`` (read by ``orjson.loads`` from its bytes), properties and traits (at
+    ``_PROPERTIES`` and ``_TRAITS``) counted as null and a context struct as empty: the caller
+    adds theirs. The size rule
     (``MAX_EVENT_BYTES``) for an event decoded without its bytes: one that may be larger is
     left to the interpreted contract."""
     size = _KEYS_BOUND + 8
@@ -559,7 +561,7 @@ def _fields_bound(fields: tuple, context: Any) -> int:
             size += 4
         elif type(value) is str:
             size += 6 * len(value) + 2
-        elif index != 11 and index != 12 and value is not context:
+        elif index != _PROPERTIES and index != _TRAITS and value is not context:
             size += _value_bound(value)
     return size
 
@@ -567,7 +569,8 @@ def _fields_bound(fields: tuple, context: Any) -> int:
 def _value_bound(value: Any) -> int:
     """At least the bytes of ``value``'s JSON as ``orjson.dumps`` writes it: text at most six
     bytes a character (``\\u001f``), numbers their longest, a struct of the event's context
-    field by field, an object or array its JSON (an error for one orjson cannot write)."""
+    field by field, an object of text key by key, any other object or array its JSON (an
+    error for one orjson cannot write)."""
     if value is None or value is _UNSET:
         return 4
     kind = type(value)
@@ -592,7 +595,29 @@ def _value_bound(value: Any) -> int:
             else:
                 size += _value_bound(item)
         return size
+    if kind is dict:  # an object of text (a context's campaign): its keys and values counted
+        size = 2
+        for key, item in value.items():
+            if type(key) is not str:
+                return len(_dumps(value))
+            if item is None:
+                size += 6 * len(key) + 8  # "key":null,
+            elif type(item) is str:
+                size += 6 * len(key) + 6 * len(item) + 6  # "key":"text",
+            else:
+                return len(_dumps(value))
+        return size
     return len(_dumps(value))
+
+
+def _str_bound(value: Any) -> int:
+    """:func:`_value_bound` of a value that is most often text or null (a context's fields),
+    those two decided before any further call."""
+    if value is None:
+        return 4
+    if type(value) is str:
+        return 6 * len(value) + 2
+    return _value_bound(value)
 
 
 def _text_bound(text: str) -> int:
@@ -732,32 +757,55 @@ def _id_text(value: Any) -> str | None:
     raise NotCompiled
 
 
-def _compiled_commerce(properties: dict, row: Any) -> None:
-    """``_commerce_fields`` for the compiled pass: ids as text, revenue a number in range."""
-    get = properties.get
-    if (order_id := get("order_id")) is not None:
-        row.order_id = _id_text(order_id)
-    revenue = get("revenue", get("total"))
-    if revenue is not None:
-        kind = type(revenue)
-        if not (kind is float or (kind is int and -(2**63) <= revenue < 2**63)):
+def _has_commerce_key(properties: dict) -> bool:
+    """``not _COMMERCE_KEYS.isdisjoint(properties)``: a loop over the keys (compiled, a set
+    lookup each), not a call."""
+    for key in properties:  # noqa: SIM110 (compiled, any() of a generator is the slower)
+        if key in _COMMERCE_KEYS:
+            return True
+    return False
+
+
+def _utm_columns(campaign: dict) -> tuple:
+    """The row's utm columns (``utm_source`` ... ``utm_content``) of a context's campaign."""
+    return (
+        _text(campaign.get("source")),
+        _text(campaign.get("medium")),
+        _text(campaign.get("name")),
+        _text(campaign.get("term")),
+        _text(campaign.get("content")),
+    )
+
+
+def _compiled_commerce(properties: dict) -> tuple:
+    """``_commerce_fields`` for the compiled pass: ids as text, revenue a number in range; the
+    row's columns ``order_id``, ``revenue``, ``currency``, ``product_id``, ``experiment_id``,
+    ``variation_id``."""
+    order_id = revenue = currency = product_id = experiment_id = variation_id = None
+    if (value := properties.get("order_id")) is not None:
+        order_id = _id_text(value)
+    value = properties.get("revenue", properties.get("total"))
+    if value is not None:
+        kind = type(value)
+        if not (kind is float or (kind is int and -(2**63) <= value < 2**63)):
             raise NotCompiled
-        if revenue < 0:
+        if value < 0:
             raise NotCompiled
-        row.revenue = float(revenue)
-    if (currency := get("currency")) is not None:
-        row.currency = _text(currency)
-    product_id = get("product_id")
-    if product_id is None:
-        products = get("products")
+        revenue = float(value)
+    if (value := properties.get("currency")) is not None:
+        currency = _text(value)
+    value = properties.get("product_id")
+    if value is None:
+        products = properties.get("products")
         if isinstance(products, list) and products and isinstance(products[0], dict):
-            product_id = products[0].get("product_id")
-    if product_id is not None:
-        row.product_id = _id_text(product_id)
-    if (experiment_id := get("experiment_id")) is not None:
-        row.experiment_id = _id_text(experiment_id)
-    if (variation_id := get("variation_id")) is not None:
-        row.variation_id = _id_text(variation_id)
+            value = products[0].get("product_id")
+    if value is not None:
+        product_id = _id_text(value)
+    if (value := properties.get("experiment_id")) is not None:
+        experiment_id = _id_text(value)
+    if (value := properties.get("variation_id")) is not None:
+        variation_id = _id_text(value)
+    return (order_id, revenue, currency, product_id, experiment_id, variation_id)
 
 
 def _id_or_none(value: str | None) -> str | None:

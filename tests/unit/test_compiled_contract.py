@@ -27,6 +27,7 @@ from ingestion.contract import (
     NotCompiled,
     check_events,
     compiled_row,
+    decode_batch,
     decode_request,
     normalize,
 )
@@ -201,6 +202,45 @@ def test_the_batch_context_applies_as_interpreted(context, message_context):
         message["context"] = message_context
     kw = {"batch_context": context, "batch_sent_at": "2026-11-22T11:59:30Z"}
     assert compiled(message, **kw) == interpreted(message, **kw)
+
+
+@pytest.mark.parametrize(
+    ("context", "message_context"),
+    [
+        ({"locale": "fr-FR", "traits": {"email": "b@c.de"}}, None),
+        ({"locale": "fr-FR", "library": {"name": "analytics-python"}}, {}),
+        ({"locale": "fr-FR", "library": {"name": "analytics-python"}}, {"page": None}),
+    ],
+    ids=["no context", "an empty one", "one of nulls"],
+)
+def test_the_batch_context_applies_as_interpreted_to_a_batch_decoded_in_one_pass(
+    context, message_context
+):
+    """``{}`` and ``{"page": null}`` read alike as context structs, but only the first leaves
+    the event the batch's context: a batch decoded in one pass makes the interpreted rows."""
+    from ingestion.intake import accept, read_request
+    from ingestion.tenants import Tenant
+
+    message = {**BASE, "type": "identify", "userId": "u"}
+    if message_context is None:
+        message.pop("context")
+    else:
+        message["context"] = message_context
+    body = orjson.dumps({"batch": [message], "context": context})
+    got = accept(read_request(body, True), Tenant("acme", SECRET), RECEIVED)
+    expected = check_events(
+        [message],
+        tenant_id="acme",
+        secret=SECRET,
+        received_at=RECEIVED,
+        batch_context=context,
+        batch_sent_at=None,
+        default_type=None,
+        body_bytes=len(body),
+        compiled=False,
+    )
+    assert [msgspec.structs.asdict(r) for r in got.good] == expected.good
+    assert got.report == expected.report == []
 
 
 TIMES = [  # the forms the compiled pass reads in integers, then others datetime reads
@@ -433,6 +473,41 @@ def test_bodies_the_compiled_decode_leaves_to_the_interpreted_path(body):
     assert decode_request(body, batched=True) is None
 
 
+INVALID_UTF8 = [
+    b"\xff",
+    b"\x80",
+    b"\xc3",
+    b"\xc0\x80",
+    b"\xe2\x82",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+]
+"""A byte no UTF-8 starts with, a lone continuation, a truncated sequence, an overlong one, a
+truncated three-byte one, a surrogate, a code point past U+10FFFF."""
+PLACES = {
+    "event name": b'{"batch":[{"type":"track","event":"a%sb"}]}',
+    "property key": b'{"batch":[{"type":"track","properties":{"k%s":1}}]}',
+    "property value": b'{"batch":[{"type":"track","properties":{"k":"%s"}}]}',
+    "dropped field": b'{"batch":[{"type":"track","integrations":{"x":["%s"]}}]}',
+    "page title": b'{"batch":[{"type":"track","context":{"page":{"title":"%s"}}}]}',
+    "batch context": b'{"batch":[],"context":{"a":"%s"}}',
+    "event key": b'{"batch":[{"type":"track","ev%s":1}]}',
+    "after the body": b'{"batch":[]}%s',
+    "unterminated text": b'{"batch":[{"type":"track","event":"%s',
+}
+
+
+@pytest.mark.parametrize("place", PLACES.values(), ids=PLACES.keys())
+def test_a_batch_with_invalid_utf8_is_not_decoded_in_one_pass(place):
+    """``decode_batch`` has no UTF-8 check of its own: msgspec's decode refuses such a body
+    wherever the byte is (the body then goes the way ``decode_request`` sends it)."""
+    for invalid in INVALID_UTF8:
+        body = place.replace(b"%s", invalid)
+        with pytest.raises(UnicodeDecodeError):
+            body.decode()
+        assert decode_batch(body) is None
+
+
 def test_an_error_in_the_compiled_pass_is_the_interpreted_contracts_to_report():
     """A sentAt 2,000 years ahead puts the corrected timestamp before year 1 (OverflowError,
     found by the collector's fuzz test): quarantined as the interpreted contract does it,
@@ -539,6 +614,10 @@ LARGE = {
     "large library version": {
         **BASE,
         "context": {**BASE["context"], "library": {"name": "a", "version": "v" * 33_000}},
+    },
+    "campaign of control characters": {  # 5,500 characters, 33,000 bytes as orjson writes them
+        **BASE,
+        "context": {**BASE["context"], "campaign": {"name": "\x01" * 5_500}},
     },
 }
 
