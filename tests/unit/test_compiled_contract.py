@@ -228,19 +228,25 @@ def test_the_batch_context_applies_as_interpreted_to_a_batch_decoded_in_one_pass
         message["context"] = message_context
     body = orjson.dumps({"batch": [message], "context": context})
     got = accept(read_request(body, True), Tenant("acme", SECRET), RECEIVED)
-    expected = check_events(
-        [message],
+    expected = _interpreted([message], body, batch_context=context)
+    assert [msgspec.structs.asdict(r) for r in got.good] == expected.good
+    assert got.report == expected.report == []
+
+
+def _interpreted(events: list[dict], body: bytes, batch_context: dict | None = None):
+    """What the interpreted contract makes of ``events``, sent as ``body`` to tenant acme: the
+    answer a request decoded in one pass must give."""
+    return check_events(
+        events,
         tenant_id="acme",
         secret=SECRET,
         received_at=RECEIVED,
-        batch_context=context,
+        batch_context=batch_context,
         batch_sent_at=None,
         default_type=None,
         body_bytes=len(body),
         compiled=False,
     )
-    assert [msgspec.structs.asdict(r) for r in got.good] == expected.good
-    assert got.report == expected.report == []
 
 
 TIMES = [  # the forms the compiled pass reads in integers, then others datetime reads
@@ -636,17 +642,7 @@ def test_a_batch_decoded_in_one_pass_keeps_the_size_rule(message):
         submission = read_request(body, True)
         assert submission.decoded
         got = accept(submission, Tenant("acme", SECRET), RECEIVED)
-        expected = check_events(
-            batch_events,
-            tenant_id="acme",
-            secret=SECRET,
-            received_at=RECEIVED,
-            batch_context=None,
-            batch_sent_at=None,
-            default_type=None,
-            body_bytes=len(body),
-            compiled=False,
-        )
+        expected = _interpreted(batch_events, body)
         assert [msgspec.structs.asdict(r) for r in got.good] == expected.good
         assert got.report == expected.report
         assert [r["rejection_id"] for r in got.bad] == [r["rejection_id"] for r in expected.bad]
