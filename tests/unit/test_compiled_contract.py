@@ -233,20 +233,25 @@ def test_the_batch_context_applies_as_interpreted_to_a_batch_decoded_in_one_pass
     assert got.report == expected.report == []
 
 
-def _interpreted(events: list[dict], body: bytes, batch_context: dict | None = None):
-    """What the interpreted contract makes of ``events``, sent as ``body`` to tenant acme: the
-    answer a request decoded in one pass must give."""
+def _check(events: list, body_bytes: int, compiled: bool, batch_context=None, batch_sent_at=None):
+    """``check_events`` for tenant acme on ``events`` of a body of ``body_bytes``."""
     return check_events(
         events,
         tenant_id="acme",
         secret=SECRET,
         received_at=RECEIVED,
         batch_context=batch_context,
-        batch_sent_at=None,
+        batch_sent_at=batch_sent_at,
         default_type=None,
-        body_bytes=len(body),
-        compiled=False,
+        body_bytes=body_bytes,
+        compiled=compiled,
     )
+
+
+def _interpreted(events: list[dict], body: bytes, batch_context: dict | None = None):
+    """What the interpreted contract makes of ``events``, sent as ``body`` to tenant acme: the
+    answer a request decoded in one pass must give."""
+    return _check(events, len(body), compiled=False, batch_context=batch_context)
 
 
 TIMES = [  # the forms the compiled pass reads in integers, then others datetime reads
@@ -391,17 +396,7 @@ def test_what_the_compiled_pass_does_not_take_is_interpreted(message):
         compiled_row(orjson.dumps(message), batch())
     data = orjson.dumps({"batch": [message]})
     request = decode_request(data, batched=True)
-    checked = check_events(
-        request.events,
-        tenant_id="acme",
-        secret=SECRET,
-        received_at=RECEIVED,
-        batch_context=None,
-        batch_sent_at=None,
-        default_type=None,
-        body_bytes=len(data),
-        compiled=True,
-    )
+    checked = _check(request.events, len(data), compiled=True)
     assert checked.compiled == 0
     try:
         expected = interpreted(message)
@@ -416,17 +411,7 @@ def test_integers_past_64_bits_are_read_as_orjson_reads_them():
     interpreted, and its properties stored as before (written out here by hand)."""
     data = orjson.dumps(BASE)[:-2] + b',"big":99999999999999999999999}}'
     request = decode_request(b'{"batch":[' + data + b"]}", batched=True)
-    checked = check_events(
-        request.events,
-        tenant_id="acme",
-        secret=SECRET,
-        received_at=RECEIVED,
-        batch_context=None,
-        batch_sent_at=None,
-        default_type=None,
-        body_bytes=len(data),
-        compiled=True,
-    )
+    checked = _check(request.events, len(data), compiled=True)
     assert checked.compiled == 0
     assert orjson.loads(checked.good[0]["properties"]) == {
         "product_id": "sku-1",
@@ -444,17 +429,7 @@ def test_rows_keep_their_events_order_across_both_passes():
     last = {**BASE, "messageId": "other"}
     data = orjson.dumps({"batch": [first, odd, last]})
     request = decode_request(data, batched=True)
-    checked = check_events(
-        request.events,
-        tenant_id="acme",
-        secret=SECRET,
-        received_at=RECEIVED,
-        batch_context=None,
-        batch_sent_at=None,
-        default_type=None,
-        body_bytes=len(data),
-        compiled=True,
-    )
+    checked = _check(request.events, len(data), compiled=True)
     assert checked.compiled == 2
     rows = [r if isinstance(r, dict) else msgspec.structs.asdict(r) for r in checked.good]
     assert [(r["message_id"], r["properties"]) for r in rows] == [
@@ -523,35 +498,20 @@ def test_an_error_in_the_compiled_pass_is_the_interpreted_contracts_to_report():
         compiled_row(orjson.dumps(message), batch())
     data = orjson.dumps({"batch": [message, BASE]})
     request = decode_request(data, batched=True)
-    checked = check_events(
-        request.events,
-        tenant_id="acme",
-        secret=SECRET,
-        received_at=RECEIVED,
-        batch_context=None,
-        batch_sent_at=None,
-        default_type=None,
-        body_bytes=len(data),
-        compiled=True,
-    )
+    checked = _check(request.events, len(data), compiled=True)
     assert [r["reason"] for r in checked.bad] == ["event could not be processed (OverflowError)"]
     assert checked.compiled == 1 and checked.unexpected == 1
 
 
-def _checked(data: bytes, **kw) -> list[dict]:
+def _checked(data: bytes) -> list[dict]:
     """``check_events`` on a ``/v1/batch`` body's events; the good rows as dicts."""
     request = decode_request(data, batched=True)
-    checked = check_events(
+    checked = _check(
         request.events,
-        tenant_id="acme",
-        secret=SECRET,
-        received_at=RECEIVED,
+        len(data),
+        compiled=True,
         batch_context=request.context,
         batch_sent_at=request.sent_at,
-        default_type=None,
-        body_bytes=len(data),
-        compiled=True,
-        **kw,
     )
     assert checked.bad == []
     return [r if isinstance(r, dict) else msgspec.structs.asdict(r) for r in checked.good]
