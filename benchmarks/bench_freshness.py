@@ -11,8 +11,9 @@ events/s, Dagster and its pipeline worker, PostgreSQL) while probes go through t
   session (campaign) in ``marts.fct_sessions``, and *daily* when the BI login sees the campaign
   in ``marts.mart_campaign_kpis``;
 - every ``--alert-every`` seconds an order large enough to make a ``metric_threshold`` trigger
-  (1-minute revenue above a value) true: *alert* is when the demo's webhook receives the
-  firing.
+  (1-minute revenue above a value) true, on each demo tenant in turn (one trigger each, so a
+  tenant's orders land in minutes of their own and every order fires): *alert* is when the
+  demo's webhook receives its tenant's firing.
 
 Each is timed from the collector's 200. Targets (issue #25): p95 live <= 15 s, session <= 60 s,
 daily <= 600 s, alert <= 30 s, at most 1 core on average for everything but the simulator, peak
@@ -26,6 +27,7 @@ smallest (the baseline measured in the same run). The worker's own account of it
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -54,6 +56,7 @@ from lakepulse.warehouse.tiers import TIERS
 PROBE_TENANT = "acme"
 PROBE_PREFIX = "freshness probe "
 ALERT_TRIGGER = "freshness_probe_alert"
+"""The probe alert's trigger name, followed by the tenant's (one trigger per demo tenant)."""
 ALERT_REVENUE = 50_000_000.0
 """An order's revenue far above any minute of the simulator's traffic: the alert's condition."""
 ALERT_TARGET_S = 30.0
@@ -76,6 +79,8 @@ class Probe:
     accepted_at: float
     seen: dict[str, float] = field(default_factory=dict)
     """Tier -> when it was first visible there."""
+    trigger: str | None = None
+    """An alert probe's trigger (its tenant's)."""
 
 
 class Prober:
@@ -97,7 +102,11 @@ class Prober:
         return time.time() if response.status_code == 200 else None
 
     def send_forever(self) -> None:
-        with httpx.Client(auth=(DEMO_TENANTS[PROBE_TENANT], ""), timeout=10) as client:
+        tenants = itertools.cycle(DEMO_TENANTS)
+        with (
+            httpx.Client(auth=(DEMO_TENANTS[PROBE_TENANT], ""), timeout=10) as client,
+            httpx.Client(timeout=10) as orders,
+        ):
             next_alert = time.monotonic() + 5
             while not self.stopping.wait(self.args.probe_every):
                 name = PROBE_PREFIX + uuid.uuid4().hex[:12]
@@ -113,9 +122,11 @@ class Prober:
                         self.probes[name] = Probe(name, accepted)
                 if time.monotonic() >= next_alert:
                     next_alert = time.monotonic() + self.args.alert_every
+                    tenant = next(tenants)
                     order = "probe-order-" + uuid.uuid4().hex[:12]
+                    orders.auth = httpx.BasicAuth(DEMO_TENANTS[tenant], "")
                     accepted = self._post(
-                        client,
+                        orders,
                         {
                             "event": "Order Completed",
                             "anonymousId": order,
@@ -125,7 +136,9 @@ class Prober:
                     )
                     if accepted and self.measuring:
                         with self.lock:
-                            self.alerts.append(Probe(order, accepted))
+                            self.alerts.append(
+                                Probe(order, accepted, trigger=alert_trigger(tenant))
+                            )
 
     def poll_postgres_forever(self) -> None:
         while not self.stopping.wait(0.5):
@@ -155,8 +168,9 @@ class Prober:
                     probe.seen[tier] = at
 
     def watch_alerts_forever(self) -> None:
-        """Each firing of the probe alert in the webhook's log answers the oldest alert probe
-        still unanswered that was accepted before it (one probe per minute, one firing each)."""
+        """Each firing of a probe alert in the webhook's log answers the oldest alert probe of
+        its trigger still unanswered that was accepted before it (a tenant's probes a minute
+        apart or more, one firing each)."""
         offset = 0
         while not self.stopping.wait(0.25):
             try:
@@ -168,11 +182,18 @@ class Prober:
                 continue
             at = time.time()
             for line in lines:
-                if f" {ALERT_TRIGGER} firing " not in line:
+                fields = line.split()
+                if (
+                    len(fields) < 3
+                    or fields[2] != "firing"
+                    or not fields[1].startswith(ALERT_TRIGGER)
+                ):
                     continue
                 with self.lock:
                     waiting = [
-                        p for p in self.alerts if "alert" not in p.seen and p.accepted_at < at
+                        p
+                        for p in self.alerts
+                        if p.trigger == fields[1] and "alert" not in p.seen and p.accepted_at < at
                     ]
                     if waiting:
                         waiting[0].seen["alert"] = at
@@ -253,9 +274,13 @@ def wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(1)
 
 
+def alert_trigger(tenant: str) -> str:
+    return f"{ALERT_TRIGGER}_{tenant}"
+
+
 def probe_triggers_file(home: Path) -> Path:
-    """The project's triggers with the probe alert added (the demo points every destination
-    at its webhook sink)."""
+    """The project's triggers with a probe alert for each demo tenant added (the demo points
+    every destination at its webhook sink)."""
     source = triggers_file()
     document = (yaml.safe_load(source.read_text()) if source.exists() else None) or {}
     destinations = list(document.get("destinations") or {}) or ["probe_sink"]
@@ -264,16 +289,19 @@ def probe_triggers_file(home: Path) -> Path:
     )
     document["triggers"] = [
         *(document.get("triggers") or []),
-        {
-            "name": ALERT_TRIGGER,
-            "kind": "metric_threshold",
-            "metric": "revenue",
-            "window_minutes": 1,
-            "above": ALERT_REVENUE / 2,
-            "tenants": [PROBE_TENANT],
-            "cooldown_hours": 0,
-            "destinations": [destinations[0]],
-        },
+        *(
+            {
+                "name": alert_trigger(tenant),
+                "kind": "metric_threshold",
+                "metric": "revenue",
+                "window_minutes": 1,
+                "above": ALERT_REVENUE / 2,
+                "tenants": [tenant],
+                "cooldown_hours": 0,
+                "destinations": [destinations[0]],
+            }
+            for tenant in DEMO_TENANTS
+        ),
     ]
     path = home / "bench_triggers.yml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -554,7 +582,13 @@ def main() -> None:
     parser.add_argument("--drain-minutes", type=float, default=11.0)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--probe-every", type=float, default=3.0)
-    parser.add_argument("--alert-every", type=float, default=65.0)
+    parser.add_argument(
+        "--alert-every",
+        type=float,
+        default=32.5,
+        help="Seconds between alert probes; the tenants take turns, so each tenant's orders "
+        "stay more than a minute apart (one firing each).",
+    )
     parser.add_argument("--dir", type=Path, default=None, help="where the copies go")
     parser.add_argument("--keep", action="store_true", help="keep the copies")
     parser.add_argument("--report", type=Path, nargs="*", help="only print kept runs' figures")
