@@ -34,6 +34,7 @@ from ingestion.landing import (
     pending_files,
     read_files,
 )
+from lakepulse.core.delta_tables import ensure_upkeep_properties
 from lakepulse.core.locks import exclusive_lock
 from lakepulse.core.settings import BRONZE_PIPELINE_NAME, Settings
 
@@ -52,6 +53,10 @@ class TableSpec:
     kind: str
     schema: pa.Schema
     key: tuple[str, str]
+    stats_columns: tuple[str, ...] = ("received_at", "loaded_at")
+    """The columns with file statistics: the loader's window on ``received_at``
+    (:func:`_existing_keys`), and the increments' and the bronze suite's reads by
+    ``loaded_at`` (see :mod:`lakepulse.core.delta_tables`)."""
 
 
 EVENTS = TableSpec("events", "events", LANDING_SCHEMA, ("tenant_id", "message_id"))
@@ -340,6 +345,11 @@ def prepared_bronze_pipeline(settings: Settings) -> Iterator[dlt.Pipeline]:
         pipeline = bronze_pipeline(settings)
         prepare_pipeline(pipeline)
         yield pipeline
+        # dlt creates a bronze table at its first load; its properties follow, under the lock
+        for spec in (EVENTS, REJECTED):
+            ensure_upkeep_properties(
+                settings.lake_dir / DATASET_NAME / spec.name, spec.stats_columns
+            )
 
 
 def run_ingest(settings: Settings):

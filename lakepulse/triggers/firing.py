@@ -42,6 +42,7 @@ from lakepulse.triggers.definitions import Definitions, Trigger, assign_arm, ins
 from lakepulse.warehouse.trigger_tables import (
     FIRINGS_SCHEMA,
     WRITTEN_SCHEMA,
+    configure_firing_tables,
     ensure_trigger_tables,
     firings_written_path,
 )
@@ -124,6 +125,7 @@ def fire(
     with fire_lock(settings):
         installed = install(settings)
         ensure_trigger_tables(settings)
+        configure_firing_tables(settings)
         # the process's Delta-ready database, one cursor throughout
         conn = memory_cursor() if connection is None else connection.cursor()
         try:

@@ -41,6 +41,9 @@ CLV_FITS_SCHEMA = pa.schema(
 """One row per tenant and fit; the columns of ``mart_clv_model``."""
 
 
+FITS_STATS = ("fitted_at",)
+"""The fits' columns with file statistics (:mod:`lakepulse.core.delta_tables`)."""
+
 PROPENSITY_FITS_SCHEMA = pa.schema(
     [
         pa.field("tenant_id", pa.string(), nullable=False),
@@ -66,8 +69,8 @@ PROPENSITY_FITS_SCHEMA = pa.schema(
 
 def ensure_prediction_tables(settings: Settings) -> None:
     """Create the (empty) fits tables when missing, so dbt's sources find them before a fit."""
-    ensure_delta_table(settings.clv_fits_path, CLV_FITS_SCHEMA)
-    ensure_delta_table(settings.propensity_fits_path, PROPENSITY_FITS_SCHEMA)
+    ensure_delta_table(settings.clv_fits_path, CLV_FITS_SCHEMA, FITS_STATS)
+    ensure_delta_table(settings.propensity_fits_path, PROPENSITY_FITS_SCHEMA, FITS_STATS)
 
 
 def _append(path, schema: pa.Schema, rows: list[dict]) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from lakepulse.core.delta_tables import ensure_upkeep_properties, upkeep_properties
 from lakepulse.core.settings import Settings
 
 FIRINGS_SCHEMA = pa.schema(
@@ -25,6 +26,8 @@ FIRINGS_SCHEMA = pa.schema(
     ]
 )
 """One row per firing, unique on firing_id (the contract with delivery, issue 17)."""
+FIRINGS_STATS = ("fired_at",)
+"""The firings' columns with file statistics (:mod:`lakepulse.core.delta_tables`)."""
 
 DELIVERIES_SCHEMA = pa.schema(
     [
@@ -42,6 +45,7 @@ DELIVERIES_SCHEMA = pa.schema(
     ]
 )
 """One row per delivery attempt outcome (firing x destination); the latest row is the state."""
+DELIVERIES_STATS = ("recorded_at",)
 
 WRITTEN_SCHEMA = pa.schema(
     [
@@ -50,21 +54,28 @@ WRITTEN_SCHEMA = pa.schema(
     ]
 )
 """Firings whose `Trigger Fired` event is in the landing log (the outbox's done list)."""
+WRITTEN_STATS = ("written_at",)
 
 
 def firings_written_path(settings: Settings) -> Path:
     return settings.trigger_firings_path.with_name("firings_written")
 
 
-def ensure_delta_table(path: Path, schema: pa.Schema) -> None:
+def ensure_delta_table(path: Path, schema: pa.Schema, stats_columns: tuple[str, ...]) -> None:
     """Create an empty Delta table with ``schema`` at ``path`` unless one is there (a
-    concurrent creator may win: that is fine)."""
+    concurrent creator may win: that is fine), with statistics on ``stats_columns`` and
+    frequent checkpoints (:func:`~lakepulse.core.delta_tables.upkeep_properties`)."""
     from deltalake import write_deltalake
 
     if not (path / "_delta_log").exists():
         path.mkdir(parents=True, exist_ok=True)
         try:
-            write_deltalake(str(path), schema.empty_table(), mode="append")
+            write_deltalake(
+                str(path),
+                schema.empty_table(),
+                mode="append",
+                configuration=upkeep_properties(stats_columns),
+            )
         except Exception:
             if not (path / "_delta_log").exists():  # not a concurrent creation
                 raise
@@ -78,10 +89,24 @@ def definitions_file(settings: Settings) -> Path:
 def ensure_trigger_tables(settings: Settings) -> None:
     """Create the (empty) firings and deliveries tables and definitions file when missing, so
     every reader (dbt's sources, the deliverer's queries) finds them before the first firing."""
-    ensure_delta_table(settings.trigger_firings_path, FIRINGS_SCHEMA)
-    ensure_delta_table(settings.trigger_deliveries_path, DELIVERIES_SCHEMA)
-    ensure_delta_table(firings_written_path(settings), WRITTEN_SCHEMA)
+    ensure_delta_table(settings.trigger_firings_path, FIRINGS_SCHEMA, FIRINGS_STATS)
+    ensure_delta_table(settings.trigger_deliveries_path, DELIVERIES_SCHEMA, DELIVERIES_STATS)
+    ensure_delta_table(firings_written_path(settings), WRITTEN_SCHEMA, WRITTEN_STATS)
     definitions = definitions_file(settings)
     if not definitions.exists():
         definitions.parent.mkdir(parents=True, exist_ok=True)
         definitions.touch()
+
+
+def configure_firing_tables(settings: Settings) -> None:
+    """The firings' and the outbox's properties on tables made before they were set at
+    creation (see :mod:`lakepulse.core.delta_tables`). Under the firing lock, which their
+    writers take."""
+    ensure_upkeep_properties(settings.trigger_firings_path, FIRINGS_STATS)
+    ensure_upkeep_properties(firings_written_path(settings), WRITTEN_STATS)
+
+
+def configure_deliveries_table(settings: Settings) -> None:
+    """The deliveries' properties on a table made before they were set at creation. Under the
+    delivery pass's lock, which its writers take."""
+    ensure_upkeep_properties(settings.trigger_deliveries_path, DELIVERIES_STATS)

@@ -159,3 +159,46 @@ def test_replay_from_the_landing_archive_gives_the_same_rows(settings, workspace
     replayed = replay_bronze(settings, tmp_path / "replayed")
     original = sorted_rows(workspace.bronze())
     assert sorted_rows(DeltaTable(str(replayed / "raw" / "events")).to_pyarrow_table()) == original
+
+
+def _stats_columns(table_path) -> set[str]:
+    """The columns with statistics in the newest commit's added files."""
+    log = sorted((table_path / "_delta_log").glob("*.json"))[-1]
+    columns = set()
+    for line in log.read_text().splitlines():
+        add = orjson.loads(line).get("add")
+        if add and add.get("stats"):
+            columns |= set(orjson.loads(add["stats"]).get("minValues", {}))
+    return columns
+
+
+def test_bronze_tables_checkpoint_often_and_keep_statistics_only_where_readers_filter(
+    settings, workspace
+):
+    """DuckDB's Delta extension keeps what each scan read of a table's log for the life of the
+    process; the worker scans bronze every cycle, so bronze keeps that small: a checkpoint
+    every ten commits, and statistics on the loader's and the increments' columns only."""
+    from lakepulse.core.delta_tables import CHECKPOINT_INTERVAL
+
+    log = LandingLog(settings.landing_dir)
+    good = normalize(
+        {"type": "track", "event": "A", "anonymousId": "a", "messageId": "m0"},
+        tenant_id="acme",
+        secret=b"s",
+        received_at=SIM_CLOCK,
+    )
+    log.write("acme", "events", [good, dict(good, message_id="bad", revenue="twelve")])
+    workspace.ingest()
+    workspace.ingest()  # the quarantined row reaches events_rejected
+    events = settings.lake_dir / "raw" / "events"
+    for table in (events, settings.lake_dir / "raw" / "events_rejected"):
+        configuration = DeltaTable(str(table)).metadata().configuration
+        assert configuration["delta.dataSkippingStatsColumns"] == "received_at,loaded_at"
+        assert configuration["delta.checkpointInterval"] == "10"
+    for n in range(1, CHECKPOINT_INTERVAL + 1):
+        land(settings, {"type": "track", "event": "A", "anonymousId": "a", "messageId": f"m{n}"})
+        workspace.ingest()
+    assert DeltaTable(str(events)).version() >= CHECKPOINT_INTERVAL
+    assert list((events / "_delta_log").glob("*.checkpoint.parquet"))
+    assert _stats_columns(events) == {"received_at", "loaded_at"}
+    assert len(workspace.bronze()) == CHECKPOINT_INTERVAL + 1

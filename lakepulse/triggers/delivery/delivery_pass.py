@@ -40,7 +40,7 @@ from lakepulse.triggers import transport
 from lakepulse.triggers.delivery import state
 from lakepulse.triggers.delivery.renderers import attempt
 from lakepulse.triggers.destinations import Destination, load_destinations
-from lakepulse.warehouse.trigger_tables import ensure_trigger_tables
+from lakepulse.warehouse.trigger_tables import configure_deliveries_table, ensure_trigger_tables
 
 BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=4)
@@ -104,6 +104,7 @@ def deliver_pass(
         if not locked:
             return PassResult(busy=True)
         ensure_trigger_tables(settings)
+        configure_deliveries_table(settings)
         clock = now or datetime.now(UTC)
         versions = state.table_versions(settings)
         quiet = state.QUIET.pop(settings.home, None)
