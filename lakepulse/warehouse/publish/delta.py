@@ -87,9 +87,16 @@ def send_delta(
         conn.execute(sql.SQL("drop table if exists {}.{}").format(admin, sql.Identifier(staged)))
     duck.execute("call pg_clear_cache()")  # as in the swap: a killed delta's staged tables
     duck.execute(f'create table pg.{ADMIN_SCHEMA}."{changed_keys}" as select * from delta_keys')
+    # The rows of those keys, found by row id first: the key columns are read for every row,
+    # the others only where the row ids found lie. An increment re-inserts the rows it
+    # changed, so they sit in the table's last row groups (~0.05 s instead of ~0.25 s for a
+    # session's 6,000 keys among 1.8 M rows).
     duck.execute(
-        f'create table pg.{ADMIN_SCHEMA}."{changed_rows}" as select m.* '
-        f'from {SCHEMA}."{mart}" as m semi join delta_keys using ({key_list})'
+        f'create table pg.{ADMIN_SCHEMA}."{changed_rows}" as '
+        f"with changed as (select m.rowid as changed_rowid "
+        f'from {SCHEMA}."{mart}" as m semi join delta_keys using ({key_list})) '
+        f'select m.* from {SCHEMA}."{mart}" as m '
+        f"semi join changed on m.rowid = changed.changed_rowid"
     )
     matches = sql.SQL(" and ").join(
         sql.SQL("t.{k} = d.{k}").format(k=sql.Identifier(k)) for k in key
