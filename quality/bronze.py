@@ -48,9 +48,11 @@ def latest_load(settings: Settings) -> pd.DataFrame:
     conn = memory_cursor()
     try:
         path = settings.bronze_events_path
-        return conn.sql(
-            f"select * from delta_scan('{path}') "
-            f"where loaded_at = (select max(loaded_at) from delta_scan('{path}'))"
+        latest = conn.execute(f"select max(loaded_at) from delta_scan('{path}')").fetchone()[0]
+        # A constant, not a subquery: the files' statistics on loaded_at then skip every file
+        # of an earlier load (with the subquery, every file's loaded_at was read).
+        return conn.execute(
+            f"select * from delta_scan('{path}') where loaded_at = ?", [latest]
         ).df()
     finally:
         conn.close()
