@@ -13,6 +13,7 @@ import selectors
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +63,12 @@ _ACK = struct.Struct("<QiI")
 """The writer's answer for one request once its round is over: its id, ``errno`` and the
 length of the message that follows (0: durable)."""
 _CHUNK = 1 << 18
+LINGER_S = 0.001
+"""How long the shared writer holds a round open after its first request arrived, for the
+requests the workers are finishing meanwhile (group commit's delay, as PostgreSQL's
+``commit_delay``): under load a round takes a few times more requests, so there are that many
+times fewer files, fsyncs and renames an event; a request waits at most this much longer.
+``LAKEPULSE_COLLECTOR_LINGER_S`` overrides it."""
 
 
 class _Peer:
@@ -105,14 +112,21 @@ class _Peer:
 class SharedWriter:
     """The landing writer of the worker processes (``lakepulse collect --workers N``): a thread
     of the supervising process. Each worker sends it the requests its event loop encoded, over
-    a Unix socket; the writer's rounds take whatever every worker sent while the last one was
-    being written (``write`` with them all: one file per tenant and kind for all workers, not
-    one per worker), then answer each request, durable or the round's ``OSError``. A request
-    is never written twice: one whose worker went away before its round is dropped unanswered
-    (its client retries, as after any crash)."""
+    a Unix socket. A round starts ``linger_s`` after the first request it takes and takes
+    whatever every worker sent until then (or while the last round was being written):
+    ``write`` with them all, one file per tenant and kind for all workers, not one per worker;
+    then it answers each request, durable or the round's ``OSError``. A request is written at
+    most once: a partial one (its worker killed mid-send) never; a whole one whose worker went
+    away before its round may be, unanswered (its client retries, as after a crash between a
+    round and its answers)."""
 
-    def __init__(self, write: Callable[[list[Any]], Any]):
+    def __init__(self, write: Callable[[list[Any]], Any], linger_s: float | None = None):
         self.write = write
+        self.linger_s = (
+            float(os.environ.get("LAKEPULSE_COLLECTOR_LINGER_S", LINGER_S))
+            if linger_s is None
+            else linger_s
+        )
         self.address = f"lakepulse-landing-writer-{os.getpid()}-{secrets.token_hex(8)}"
         """The name of an abstract Unix socket (no file to leave behind); only this user's
         processes are served."""
@@ -137,9 +151,11 @@ class SharedWriter:
         selector.register(self._wake_r, selectors.EVENT_READ, "stop")
         peers: list[_Peer] = []
         chunk = bytearray(_CHUNK)
+        linger, since = self.linger_s, None
         try:
             while True:
-                for key, _ in selector.select():
+                timeout = None if since is None else max(0.0, since + linger - time.monotonic())
+                for key, _ in selector.select(timeout):
                     if key.data == "stop":
                         return
                     if key.data == "accept":
@@ -151,11 +167,19 @@ class SharedWriter:
                         selector.unregister(key.data.sock)
                         key.data.sock.close()
                         peers.remove(key.data)
-                if any(peer.items for peer in peers):
-                    for peer in self._commit(peers):
-                        selector.unregister(peer.sock)
-                        peer.sock.close()
-                        peers.remove(peer)
+                if not any(peer.items for peer in peers):
+                    since = None  # (the requests of a worker that went away are dropped)
+                    continue
+                now = time.monotonic()
+                if since is None:
+                    since = now
+                if now < since + linger:
+                    continue
+                since = None
+                for peer in self._commit(peers):
+                    selector.unregister(peer.sock)
+                    peer.sock.close()
+                    peers.remove(peer)
         finally:
             for peer in peers:
                 peer.sock.close()

@@ -1,5 +1,6 @@
 """The landing writer the collector's worker processes share (``group_commit.SharedWriter``): a
-round takes every worker's requests (one file for all, not one each), a request is answered
+round takes every worker's requests (one file for all, not one each), and waits a little for
+those the workers are finishing, a request is answered
 only once its round is written, a failed round answers each of its requests with the round's
 ``OSError``, a partial request is never written, and a worker whose writer went away fails
 what it had sent and writes alone from then on."""
@@ -98,6 +99,27 @@ def test_a_round_takes_every_workers_requests_into_one_file(landing):
         asyncio.run(scenario())
     finally:
         write.gate.set()
+        writer.close()
+
+
+def test_a_round_waits_its_linger_for_requests_the_workers_are_finishing(landing):
+    """A request sent while the round its worker's neighbour opened is still lingering (no
+    round in flight) is written by that round: one file, not one a request."""
+    writer = SharedWriter(lambda items: land_encoded(landing, items), linger_s=2.0).start()
+
+    async def scenario() -> None:
+        first, second = (SharedCommitter(writer.address, LocalStub()) for _ in range(2))
+        await first.connect()
+        await second.connect()
+        opened = asyncio.ensure_future(first.persist(item("acme", "first")))
+        await asyncio.sleep(0.1)
+        assert not opened.done()  # lingering: not written, not answered
+        await asyncio.wait_for(asyncio.gather(opened, second.persist(item("acme", "next"))), 10)
+
+    try:
+        asyncio.run(scenario())
+        assert [sorted(ids) for ids in landed(landing.root)] == [["first", "next"]]
+    finally:
         writer.close()
 
 
