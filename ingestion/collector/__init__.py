@@ -6,7 +6,13 @@ lake."""
 
 from __future__ import annotations
 
+import functools
+import os
+
+from ingestion.collector.group_commit import WRITER_ENV, SharedWriter
 from ingestion.collector.routes import Collector
+from ingestion.intake import land_encoded
+from ingestion.landing import LandingLog
 from lakepulse.core.settings import Settings
 
 __all__ = ["Collector", "create_app", "serve"]
@@ -18,7 +24,23 @@ def create_app(settings: Settings | None = None) -> Collector:
 
 def serve(settings: Settings, workers: int = 1) -> None:
     """Run the collector in the foreground (``lakepulse collect``); ``workers`` processes share
-    the port, each with its own group commit."""
+    the port and one landing writer, a thread of this process (``group_commit.SharedWriter``):
+    its rounds take every worker's requests, so a landing file holds what one worker's would
+    at the same load, not a share of it."""
+    writer = None
+    if workers > 1:
+        landing = LandingLog(settings.landing_dir, keep_dirs_open=True)
+        writer = SharedWriter(functools.partial(land_encoded, landing)).start()
+        os.environ[WRITER_ENV] = writer.address  # the workers are spawned with it
+    try:
+        _run(settings, workers)
+    finally:
+        if writer is not None:
+            os.environ.pop(WRITER_ENV, None)
+            writer.close()
+
+
+def _run(settings: Settings, workers: int) -> None:
     import uvicorn
 
     uvicorn.run(

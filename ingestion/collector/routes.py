@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from ingestion.collector.group_commit import GroupCommitter
+from ingestion.collector.group_commit import WRITER_ENV, GroupCommitter, SharedCommitter
 from ingestion.collector.metrics import Metrics
 from ingestion.collector.project_settings import SETTINGS_ROUTE, project_settings
 from ingestion.contract import MAX_BATCH_BYTES
@@ -94,7 +94,9 @@ class Collector:
         self.tenants = TenantRegistry(settings.tenants_file)
         self.metrics = Metrics(settings, self.landing)
         self.counters = self.metrics.counters
-        self.committer = GroupCommitter(self._persist)
+        self.committer: GroupCommitter | SharedCommitter = GroupCommitter(self._persist)
+        if address := os.environ.get(WRITER_ENV):  # a worker of several: one writer for all
+            self.committer = SharedCommitter(address, self.committer)
         self.started = time.time()
         self.body_timeout_s = float(
             os.environ.get("LAKEPULSE_COLLECTOR_BODY_TIMEOUT_S", BODY_TIMEOUT_S)
@@ -149,6 +151,11 @@ class Collector:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.settings.landing_dir.mkdir(parents=True, exist_ok=True)
+                if isinstance(self.committer, SharedCommitter):
+                    try:
+                        await self.committer.connect()
+                    except OSError as err:
+                        log.warning("no shared landing writer (%s): this worker writes alone", err)
                 self._publisher = asyncio.create_task(self._publish_loop())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -203,6 +210,9 @@ class Collector:
                 except Exception as err:  # answered as the round's failure would be
                     raise OSError(str(err)) from err
                 await self.committer.persist(item)
+                counters["events_stored"] += item[2]
+                counters["events_quarantined"] += item[4]
+                self.metrics.last_write = time.time()
         except OSError as err:
             log.exception("landing log write failed")
             raise HttpError(
@@ -234,8 +244,7 @@ class Collector:
         """A group commit round: one file per tenant and kind for everything that arrived
         during the last write (in the committer's thread; the rows were encoded on the event
         loop, by ``intake.encode``)."""
-        self.counters.update(land_encoded(self.landing, items))
-        self.metrics.last_write = time.time()
+        land_encoded(self.landing, items)
 
     async def _publish_loop(self) -> None:
         while True:

@@ -19,6 +19,7 @@ from collections import Counter
 
 import httpx
 import orjson
+import psutil
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -109,6 +110,74 @@ def test_sigkill_under_load_loses_no_acknowledged_event(settings, tenant):
         proc.wait()
     stored = landed_ids(settings)
     assert acked <= set(stored), f"{len(acked - set(stored))} acknowledged events lost"
+
+
+@pytest.mark.serial
+def test_sigkill_of_a_worker_or_the_shared_writer_loses_no_acknowledged_event(settings, tenant):
+    """With two workers and their shared landing writer (a thread of the supervising process),
+    SIGKILL a worker (uvicorn starts another), then the supervisor with its writer (the
+    workers write alone from then on): no acknowledged event lost, none landed twice (the
+    clients never send a batch again, so a second copy would be the collector's)."""
+    acked: set[str] = set()
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(base_url=settings.collector_url, timeout=5) as http:
+            while not stop.is_set():
+                batch = [
+                    {"type": "track", "event": "Viewed", "anonymousId": "a", "messageId": str(i)}
+                    for i in (uuid.uuid4() for _ in range(25))
+                ]
+                try:
+                    response = http.post(
+                        "/v1/batch", json={"batch": batch}, headers=auth(tenant.write_key)
+                    )
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+                    continue
+                if response.status_code == 200:
+                    with lock:
+                        acked.update(m["messageId"] for m in batch)
+
+    def more_acknowledged(batches: int) -> None:
+        target = len(acked) + 25 * batches
+        wait_until(lambda: len(acked) >= target, "acknowledgements", timeout=60)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lakepulse.cli", "collect", "--workers", "2"],
+        env=settings.process_env(),
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the workers with it, to kill them all at the end
+    )
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    try:
+        wait_for_http(f"{settings.collector_url}/health", process=proc)
+        for thread in threads:
+            thread.start()
+        more_acknowledged(20)
+        workers = [
+            p
+            for p in psutil.Process(proc.pid).children()
+            if "--multiprocessing-fork" in p.cmdline()
+        ]
+        assert len(workers) == 2
+        workers[0].kill()
+        more_acknowledged(20)
+        proc.send_signal(signal.SIGKILL)  # the supervisor and the writer with it
+        proc.wait()
+        more_acknowledged(20)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    stored = landed_ids(settings)
+    assert acked <= set(stored), f"{len(acked - set(stored))} acknowledged events lost"
+    assert [i for i, n in Counter(stored).items() if n > 1] == []
 
 
 def nested(levels: int) -> dict:
