@@ -22,6 +22,19 @@ def land(settings, *messages, received=SIM_CLOCK):
     return LandingLog(settings.landing_dir).write("acme", "events", rows)
 
 
+def land_with_a_type_conflict(settings, good_id: str, conflicting_id: str) -> None:
+    """One landing file: a good event, and one whose revenue does not fit bronze's type (as
+    an older writer might have written it)."""
+    good = normalize(
+        {"type": "track", "event": "A", "anonymousId": "a", "messageId": good_id},
+        tenant_id="acme",
+        secret=b"s",
+        received_at=SIM_CLOCK,
+    )
+    bad = dict(good, message_id=conflicting_id, revenue="twelve")
+    LandingLog(settings.landing_dir).write("acme", "events", [good, bad])
+
+
 def sorted_rows(table):
     table = table.drop_columns([c for c in ("loaded_at",) if c in table.column_names])
     return table.sort_by([("tenant_id", "ascending"), ("message_id", "ascending")]).to_pylist()
@@ -52,15 +65,7 @@ def test_new_properties_and_context_fields_flow_through(settings, workspace):
 
 
 def test_a_type_conflict_is_quarantined_not_a_crash(settings, workspace):
-    log = LandingLog(settings.landing_dir)
-    good = normalize(
-        {"type": "track", "event": "A", "anonymousId": "a", "messageId": "ok"},
-        tenant_id="acme",
-        secret=b"s",
-        received_at=SIM_CLOCK,
-    )
-    bad = dict(good, message_id="conflict", revenue="twelve")  # as an older writer might have
-    log.write("acme", "events", [good, bad])
+    land_with_a_type_conflict(settings, "ok", "conflict")
     workspace.ingest()
     workspace.ingest()  # the quarantine file written by the first pass is loaded
     workspace.ingest()  # and nothing is quarantined twice
@@ -180,14 +185,7 @@ def test_bronze_tables_checkpoint_often_and_keep_statistics_only_where_readers_f
     every ten commits, and statistics on the loader's and the increments' columns only."""
     from lakepulse.core.delta_tables import CHECKPOINT_INTERVAL
 
-    log = LandingLog(settings.landing_dir)
-    good = normalize(
-        {"type": "track", "event": "A", "anonymousId": "a", "messageId": "m0"},
-        tenant_id="acme",
-        secret=b"s",
-        received_at=SIM_CLOCK,
-    )
-    log.write("acme", "events", [good, dict(good, message_id="bad", revenue="twelve")])
+    land_with_a_type_conflict(settings, "m0", "bad")
     workspace.ingest()
     workspace.ingest()  # the quarantined row reaches events_rejected
     events = settings.lake_dir / "raw" / "events"

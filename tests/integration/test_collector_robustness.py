@@ -45,16 +45,45 @@ def landed_ids(settings) -> list[str]:
     return ids
 
 
-def start_collector(settings) -> subprocess.Popen:
+def start_collector(settings, workers: int = 1) -> subprocess.Popen:
+    """``lakepulse collect``, answering; with several workers in a session of their own, to be
+    killed together at the end."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lakepulse.cli", "collect"],
+        [sys.executable, "-m", "lakepulse.cli", "collect", "--workers", str(workers)],
         env=settings.process_env(),
         cwd=PROJECT_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=workers > 1,
     )
     wait_for_http(f"{settings.collector_url}/health", process=proc)
     return proc
+
+
+def send_until(stop: threading.Event, settings, tenant, acked: set[str], lock) -> None:
+    """Batches of 25 new messages until ``stop``, through restarts; each one the collector
+    acknowledged goes into ``acked``."""
+    with httpx.Client(base_url=settings.collector_url, timeout=5) as http:
+        while not stop.is_set():
+            batch = [
+                {
+                    "type": "track",
+                    "event": "Product Viewed",
+                    "anonymousId": "a",
+                    "messageId": str(uuid.uuid4()),
+                }
+                for _ in range(25)
+            ]
+            try:
+                response = http.post(
+                    "/v1/batch", json={"batch": batch}, headers=auth(tenant.write_key)
+                )
+            except httpx.HTTPError:
+                time.sleep(0.05)
+                continue
+            if response.status_code == 200:
+                with lock:
+                    acked.update(m["messageId"] for m in batch)
 
 
 @pytest.mark.serial
@@ -64,30 +93,10 @@ def test_sigkill_under_load_loses_no_acknowledged_event(settings, tenant):
     lock = threading.Lock()
     stop = threading.Event()
 
-    def client() -> None:
-        with httpx.Client(base_url=settings.collector_url, timeout=5) as http:
-            while not stop.is_set():
-                batch = [
-                    {
-                        "type": "track",
-                        "event": "Product Viewed",
-                        "anonymousId": "a",
-                        "messageId": str(uuid.uuid4()),
-                    }
-                    for _ in range(25)
-                ]
-                try:
-                    response = http.post(
-                        "/v1/batch", json={"batch": batch}, headers=auth(tenant.write_key)
-                    )
-                except httpx.HTTPError:
-                    time.sleep(0.05)
-                    continue
-                if response.status_code == 200:
-                    with lock:
-                        acked.update(m["messageId"] for m in batch)
-
-    threads = [threading.Thread(target=client) for _ in range(4)]
+    threads = [
+        threading.Thread(target=send_until, args=(stop, settings, tenant, acked, lock))
+        for _ in range(4)
+    ]
     proc = start_collector(settings)
     for thread in threads:
         thread.start()
@@ -122,39 +131,16 @@ def test_sigkill_of_a_worker_or_the_shared_writer_loses_no_acknowledged_event(se
     lock = threading.Lock()
     stop = threading.Event()
 
-    def client() -> None:
-        with httpx.Client(base_url=settings.collector_url, timeout=5) as http:
-            while not stop.is_set():
-                batch = [
-                    {"type": "track", "event": "Viewed", "anonymousId": "a", "messageId": str(i)}
-                    for i in (uuid.uuid4() for _ in range(25))
-                ]
-                try:
-                    response = http.post(
-                        "/v1/batch", json={"batch": batch}, headers=auth(tenant.write_key)
-                    )
-                except httpx.HTTPError:
-                    time.sleep(0.05)
-                    continue
-                if response.status_code == 200:
-                    with lock:
-                        acked.update(m["messageId"] for m in batch)
-
     def more_acknowledged(batches: int) -> None:
         target = len(acked) + 25 * batches
         wait_until(lambda: len(acked) >= target, "acknowledgements", timeout=60)
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lakepulse.cli", "collect", "--workers", "2"],
-        env=settings.process_env(),
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # the workers with it, to kill them all at the end
-    )
-    threads = [threading.Thread(target=client) for _ in range(4)]
+    threads = [
+        threading.Thread(target=send_until, args=(stop, settings, tenant, acked, lock))
+        for _ in range(4)
+    ]
+    proc = start_collector(settings, workers=2)
     try:
-        wait_for_http(f"{settings.collector_url}/health", process=proc)
         for thread in threads:
             thread.start()
         more_acknowledged(20)
