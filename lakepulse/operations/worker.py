@@ -20,7 +20,9 @@ retention, replay and compaction take their turn between two cycles:
    publish together (~25 s at ten million events).
 
 A new worker (and one whose step failed) takes each tier's first turn in one piece: it catches
-every tier up in its first cycle.
+every tier up in its first cycle. The catch-up runs under DuckDB's memory limit like every other
+cycle; only when it fails is it retried without one (a backlog of a million events can need
+more), so the worker's memory peak is a steady cycle's, not a backlog's.
 
 Deliveries run beside the cycles, on a thread, so a slow webhook never holds a tier back.
 
@@ -123,7 +125,8 @@ class CycleReport:
     """The blocking bronze suite's verdict on this cycle's load (None: nothing loaded)."""
     error: str | None = None
     memory_limit: str | None = None
-    """DuckDB's memory limit in this cycle (None in a catch-up: see :meth:`PipelineWorker.cycle`)."""
+    """DuckDB's memory limit in this cycle (None in a catch-up retried after it failed: see
+    :meth:`PipelineWorker._cycle`)."""
 
     @property
     def worked(self) -> bool:
@@ -157,7 +160,9 @@ class PipelineWorker:
         """Per tier: the landing file its last build had loaded; absent until it first built."""
         self.built_at: dict[str, float] = {}
         self.memory_limit = memory_limit() or WORKER_MEMORY_LIMIT
-        """DuckDB's memory limit for the cycles once every tier is caught up."""
+        """DuckDB's memory limit for the cycles (a catch-up's first attempt included)."""
+        self.catch_up_failed = False
+        """A catch-up failed under the limit: the next one runs without it, until one passes."""
         self.delivery: threading.Thread | None = None
         self.last_delivery = 0.0
         self.undelivered = False
@@ -283,10 +288,11 @@ class PipelineWorker:
     def _cycle(self) -> CycleReport:
         settings = self.settings
         # A catch-up (a tier never built by this worker, or due again whole after a failed
-        # step) runs without the memory limit: a backlog can need more, and a step that ran
-        # out of memory under it is retried so.
+        # step) runs under the memory limit first: without it, a catch-up at ten million events
+        # held a gigabyte more than any later cycle, the worker's peak. Only a catch-up that
+        # failed (a backlog can need more, out of memory) is retried without the limit.
         catching_up = any(tier.name not in self.built_through for tier in self.tiers)
-        limit = None if catching_up else self.memory_limit
+        limit = None if catching_up and self.catch_up_failed else self.memory_limit
         with exclusive_lock(settings.pipeline_lock_path), memory_limited(limit):
             latest = self.landing.latest_name()
             report = self.report = CycleReport(time.time(), latest, memory_limit=limit)
@@ -329,6 +335,9 @@ class PipelineWorker:
                     self._take(*self.turn, all_steps=False)
             except Exception as error:  # reported, and the next cycle tries again
                 report.error = f"{type(error).__name__}: {error}"
+            finally:
+                if catching_up:
+                    self.catch_up_failed = report.error is not None
             return report
 
     def _start(

@@ -99,8 +99,8 @@ def test_a_slower_tiers_turn_is_spread_over_cycles_a_step_each(
     settings, tenant, second_tenant, fresh_database, monkeypatch
 ):
     """The live tier waits for at most one step of a session turn: its build in one cycle, its
-    publish (and firing) in the next, while live marts go out in every cycle. The first turns
-    (a catch-up) run without DuckDB's memory limit, the later ones with it."""
+    publish (and firing) in the next, while live marts go out in every cycle. Every turn, the
+    first (a catch-up) included, runs under DuckDB's memory limit."""
     import dataclasses
 
     from lakepulse.core.duck import MEMORY_LIMIT_ENV, WORKER_MEMORY_LIMIT
@@ -114,7 +114,7 @@ def test_a_slower_tiers_turn_is_spread_over_cycles_a_step_each(
     worker = PipelineWorker(settings, tiers=tiers)
     first = worker.cycle()
     assert first.tiers == ["live", "session", "daily"]  # the first turns: whole
-    assert first.memory_limit is None
+    assert first.memory_limit == WORKER_MEMORY_LIMIT
     events = "select coalesce(sum(events), 0) from marts.mart_event_volume"
     sessions = "select count(*) from marts.fct_sessions"
     sessions_before = published(fresh_database, sessions)
@@ -139,6 +139,40 @@ def test_a_slower_tiers_turn_is_spread_over_cycles_a_step_each(
     assert steps[1][0] == "publish:session", steps
     assert all("dbt:session" not in step for step in steps[1:]), steps
     assert published(fresh_database, sessions) > sessions_before
+
+
+def test_a_catch_up_that_runs_out_of_memory_under_the_limit_is_retried_without_it(
+    settings, tenant, second_tenant, fresh_database, monkeypatch
+):
+    """A catch-up runs under the worker's memory limit; one that fails under it (here a real
+    out-of-memory, the limit set far too low) is retried without a limit, and the cycles after
+    a passing catch-up have the limit again."""
+    import dataclasses
+
+    from lakepulse.core.duck import MEMORY_LIMIT_ENV, WORKER_MEMORY_LIMIT
+
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "2MB")
+    settings = dataclasses.replace(settings, pg_url=fresh_database)
+    start = datetime.now(UTC) - timedelta(hours=2)
+    landed = land_simulated(settings, 600, seed=3, start=start)
+    worker = PipelineWorker(settings)
+
+    first = worker.cycle()
+    assert first.memory_limit == "2MB"
+    assert first.error and "out of memory" in first.error.lower(), first.error
+
+    retried = worker.cycle()
+    assert retried.memory_limit is None
+    assert retried.error is None and retried.tiers == ["live", "session", "daily"]
+    events = "select coalesce(sum(events), 0) from marts.mart_event_volume"
+    assert published(fresh_database, events) == landed
+
+    worker.memory_limit = WORKER_MEMORY_LIMIT  # one a cycle can run under
+    later = land_simulated(settings, 300, seed=4, start=start, count=True)
+    report = worker.cycle()
+    assert report.error is None and report.tiers == ["live"]
+    assert report.memory_limit == WORKER_MEMORY_LIMIT
+    assert published(fresh_database, events) == later
 
 
 def test_a_turns_waves_see_one_state_the_live_tier_moving_between_them(
