@@ -32,6 +32,7 @@ each exactly-once on their own, and the next worker's first cycle builds every t
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import threading
@@ -174,6 +175,7 @@ class PipelineWorker:
         self.report = CycleReport(0.0, None)
         """The cycle under way's report, which a step of a turn started earlier writes to."""
         self._prepared = False
+        self._frozen = False
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -205,6 +207,7 @@ class PipelineWorker:
                     while True:
                         started = time.monotonic()
                         report = self.cycle(keep_open=True)
+                        self._freeze_long_lived()
                         self._deliver_in_background()
                         self._checkpoint_if_due(
                             slack_s=self.pause_after(report, time.monotonic() - started)
@@ -235,6 +238,18 @@ class PipelineWorker:
             while lock_wanted(lock) and time.monotonic() < handover and not stop.is_set():
                 stop.wait(0.05)
             stop.wait(max(0.0, pause_until - time.monotonic()))
+
+    def _freeze_long_lived(self) -> None:
+        """After the first cycle, move every Python object alive into the collector's
+        permanent generation (``gc.freeze``): dbt's parsed project, Dagster's definitions and
+        the imported libraries, millions of objects made once. Python's full collections
+        otherwise traverse them all, again and again: ~4 % of the worker's CPU at ten million
+        events (``perf``). Objects made later are collected as before; a project parsed again
+        after an edit leaves the previous manifest's cycles uncollected, once per edit."""
+        if not self._frozen:
+            gc.collect()
+            gc.freeze()
+            self._frozen = True
 
     def _checkpoint_if_due(self, slack_s: float) -> None:
         """Checkpoint the open warehouse after a cycle once its log is long

@@ -88,6 +88,11 @@ def test_tiers_build_on_their_cadence_publish_their_marts_and_equal_a_full_refre
 
     assert worker.cycle().tiers == []  # nothing new landed: nothing to build
 
+    # dbt's log of the worker's builds: in the data directory, a line a node, no statements
+    dbt_log = (settings.home / "logs" / "dbt.log").read_text()
+    assert "OK created sql incremental model staging.stg_events" in dbt_log
+    assert "[debug]" not in dbt_log
+
     catch_up = PipelineWorker(settings)  # the default cadence: every tier is due for it
     report = catch_up.cycle()
     assert report.error is None and report.tiers == ["live", "session", "daily"]
