@@ -36,36 +36,63 @@ catch-up that failed (out of memory, say) is retried without it: a backlog of a 
 needed more than 1 GB in ``int_sessions``."""
 
 
+THREADS_ENV = "LAKEPULSE_DUCKDB_THREADS"
+"""DuckDB's ``threads`` for every connection of this process; unset, DuckDB's default (one per
+core). The pipeline worker sets it for its steady cycles (:data:`WORKER_THREADS`)."""
+
+WORKER_THREADS = 1
+"""The pipeline worker's DuckDB ``threads`` in its steady cycles, unless :data:`THREADS_ENV`
+says otherwise. A cycle's queries are small (seconds of events against indexed history), and
+splitting each over both cores cost more than it saved: on a copy of the ten million event
+history (the worker in one process with PostgreSQL, two runs side by side), one thread took
+4.66 CPU seconds a cycle against 5.21 with two, for 6 % more time in its stages. dbt still runs
+two models at once. A catch-up, much larger, keeps DuckDB's default."""
+
+
 def memory_limit() -> str | None:
     return os.environ.get(MEMORY_LIMIT_ENV) or None
 
 
+def duckdb_threads() -> int | None:
+    value = os.environ.get(THREADS_ENV)
+    return int(value) if value else None
+
+
 @contextmanager
-def memory_limited(limit: str | None) -> Iterator[None]:
-    """The connections opened inside keep to ``limit`` (None: DuckDB's default); the
-    environment is as it was afterwards."""
-    before = os.environ.get(MEMORY_LIMIT_ENV)
-    if limit:
-        os.environ[MEMORY_LIMIT_ENV] = limit
-    else:
-        os.environ.pop(MEMORY_LIMIT_ENV, None)
+def resource_limited(limit: str | None, threads: int | None = None) -> Iterator[None]:
+    """The connections opened inside keep to memory ``limit`` and ``threads`` (None: DuckDB's
+    default); the environment is as it was afterwards."""
+    wanted = {MEMORY_LIMIT_ENV: limit, THREADS_ENV: str(threads) if threads else None}
+    before = {name: os.environ.get(name) for name in wanted}
+    for name, value in wanted.items():
+        if value:
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(MEMORY_LIMIT_ENV, None)
-        else:
-            os.environ[MEMORY_LIMIT_ENV] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
-def apply_memory_limit(conn, reset: bool = False) -> None:
-    """Set :data:`MEMORY_LIMIT_ENV`'s limit, if any, on a connection's database (with
-    ``reset``, no limit sets DuckDB's default back: a database that outlives one cycle)."""
+def apply_resource_limits(conn, reset: bool = False) -> None:
+    """Set the memory limit and threads of :data:`MEMORY_LIMIT_ENV` and :data:`THREADS_ENV`, if
+    any, on a connection's database (with ``reset``, an unset one gets DuckDB's default back:
+    a database that outlives one cycle)."""
     limit = memory_limit()
     if limit:
         conn.execute(f"set memory_limit = '{limit.replace(chr(39), '')}'")
     elif reset:
         conn.execute("reset memory_limit")
+    threads = duckdb_threads()
+    if threads:
+        conn.execute(f"set threads = {threads:d}")
+    elif reset:
+        conn.execute("reset threads")
 
 
 def _extension_path(package, name: str) -> Path:
@@ -107,7 +134,7 @@ def connect(
         read_only=read_only,
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
     )
-    apply_memory_limit(conn)
+    apply_resource_limits(conn)
     if delta:
         load_delta(conn)
     return conn
@@ -129,7 +156,7 @@ def memory_cursor() -> duckdb.DuckDBPyConnection:
         if _MEMORY_DATABASE is None:
             _MEMORY_DATABASE = connect()
         cursor = _MEMORY_DATABASE.cursor()
-    apply_memory_limit(cursor, reset=True)
+    apply_resource_limits(cursor, reset=True)
     return cursor
 
 

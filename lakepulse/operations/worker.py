@@ -45,9 +45,11 @@ from ingestion.landing import LandingLog
 from ingestion.pipeline import run_ingest
 from lakepulse.core.duck import (
     WORKER_MEMORY_LIMIT,
-    apply_memory_limit,
+    WORKER_THREADS,
+    apply_resource_limits,
+    duckdb_threads,
     memory_limit,
-    memory_limited,
+    resource_limited,
 )
 from lakepulse.core.locks import exclusive_lock, lock_wanted
 from lakepulse.core.settings import Settings
@@ -128,6 +130,8 @@ class CycleReport:
     memory_limit: str | None = None
     """DuckDB's memory limit in this cycle (None in a catch-up retried after it failed: see
     :meth:`PipelineWorker._cycle`)."""
+    threads: int | None = None
+    """DuckDB's threads in this cycle (None, DuckDB's default, in a catch-up)."""
 
     @property
     def worked(self) -> bool:
@@ -162,6 +166,8 @@ class PipelineWorker:
         self.built_at: dict[str, float] = {}
         self.memory_limit = memory_limit() or WORKER_MEMORY_LIMIT
         """DuckDB's memory limit for the cycles (a catch-up's first attempt included)."""
+        self.threads = duckdb_threads() or WORKER_THREADS
+        """DuckDB's threads for the steady cycles (a catch-up keeps DuckDB's default)."""
         self.catch_up_failed = False
         """A catch-up failed under the limit: the next one runs without it, until one passes."""
         self.delivery: threading.Thread | None = None
@@ -308,12 +314,15 @@ class PipelineWorker:
         # failed (a backlog can need more, out of memory) is retried without the limit.
         catching_up = any(tier.name not in self.built_through for tier in self.tiers)
         limit = None if catching_up and self.catch_up_failed else self.memory_limit
-        with exclusive_lock(settings.pipeline_lock_path), memory_limited(limit):
+        threads = None if catching_up else self.threads
+        with exclusive_lock(settings.pipeline_lock_path), resource_limited(limit, threads):
             latest = self.landing.latest_name()
-            report = self.report = CycleReport(time.time(), latest, memory_limit=limit)
+            report = self.report = CycleReport(
+                time.time(), latest, memory_limit=limit, threads=threads
+            )
             try:
                 if (warehouse := self.dbt.warehouse()) is not None:
-                    apply_memory_limit(warehouse, reset=True)  # this cycle's, as a new one
+                    apply_resource_limits(warehouse, reset=True)  # this cycle's, as a new one
                 if not self._prepared:
                     self._prepare()
                 # With nothing landed yet the load still runs once: it creates the empty

@@ -108,9 +108,15 @@ def test_a_slower_tiers_turn_is_spread_over_cycles_a_step_each(
     first (a catch-up) included, runs under DuckDB's memory limit."""
     import dataclasses
 
-    from lakepulse.core.duck import MEMORY_LIMIT_ENV, WORKER_MEMORY_LIMIT
+    from lakepulse.core.duck import (
+        MEMORY_LIMIT_ENV,
+        THREADS_ENV,
+        WORKER_MEMORY_LIMIT,
+        WORKER_THREADS,
+    )
 
     monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
+    monkeypatch.delenv(THREADS_ENV, raising=False)
 
     settings = dataclasses.replace(settings, pg_url=fresh_database)
     start = datetime.now(UTC) - timedelta(hours=2)
@@ -120,6 +126,7 @@ def test_a_slower_tiers_turn_is_spread_over_cycles_a_step_each(
     first = worker.cycle()
     assert first.tiers == ["live", "session", "daily"]  # the first turns: whole
     assert first.memory_limit == WORKER_MEMORY_LIMIT
+    assert first.threads is None  # a catch-up: DuckDB's default, a thread per core
     events = "select coalesce(sum(events), 0) from marts.mart_event_volume"
     sessions = "select count(*) from marts.fct_sessions"
     sessions_before = published(fresh_database, sessions)
@@ -128,6 +135,7 @@ def test_a_slower_tiers_turn_is_spread_over_cycles_a_step_each(
     report = worker.cycle()
     assert report.error is None and report.tiers == ["live", "session"]
     assert report.memory_limit == WORKER_MEMORY_LIMIT
+    assert report.threads == WORKER_THREADS == 1
     assert {"dbt:session", "publish:live"} <= set(report.stages)
     assert "publish:session" not in report.stages
     assert published(fresh_database, events) == later  # live: out in the same cycle
