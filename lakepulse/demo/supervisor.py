@@ -160,12 +160,11 @@ def dagster_services(settings: Settings) -> tuple[Service, list[Service]]:
             }
         )
     )
-    python = [sys.executable, "-m"]
+    bin_dir = Path(sys.executable).parent
     code_server = Service(
         "dagster code server",
         [
-            *python,
-            "dagster",
+            str(bin_dir / "dagster"),
             "code-server",
             "start",
             "-m",
@@ -181,8 +180,7 @@ def dagster_services(settings: Settings) -> tuple[Service, list[Service]]:
         Service(
             "dagster webserver",
             [
-                *python,
-                "dagster_webserver",
+                str(bin_dir / "dagster-webserver"),
                 "-w",
                 str(workspace),
                 "-h",
@@ -194,7 +192,7 @@ def dagster_services(settings: Settings) -> tuple[Service, list[Service]]:
         ),
         Service(
             "dagster daemon",
-            [*python, "dagster._daemon", "run", "-w", str(workspace)],
+            [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)],
             logs / "dagster.log",
         ),
     ]
@@ -210,9 +208,7 @@ def code_server_serving(socket_path: Path, env: dict[str, str], timeout: float) 
         if socket_path.exists():
             check = subprocess.run(
                 [
-                    sys.executable,
-                    "-m",
-                    "dagster",
+                    str(Path(sys.executable).parent / "dagster"),
                     "api",
                     "grpc-health-check",
                     "--socket",
