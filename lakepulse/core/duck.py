@@ -42,7 +42,7 @@ core). The pipeline worker sets it for its steady cycles (:data:`WORKER_THREADS`
 
 WORKER_THREADS = 1
 """The pipeline worker's DuckDB ``threads`` in its steady cycles, unless :data:`THREADS_ENV`
-says otherwise. A cycle's queries are small (seconds of events against indexed history), and
+says otherwise. A cycle's queries are small (seconds of events against the stored history), and
 splitting each over both cores cost more than it saved: on a copy of the ten million event
 history (the worker in one process with PostgreSQL, two runs side by side), one thread took
 4.66 CPU seconds a cycle against 5.21 with two, for 6 % more time in its stages. dbt still runs
