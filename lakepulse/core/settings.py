@@ -215,6 +215,11 @@ class Settings:
         return self.warehouse_path.with_name("pipeline.lock")
 
     @property
+    def logs_dir(self) -> Path:
+        """The processes' logs: the demo's services, Superset's, and dbt's of the worker."""
+        return self.home / "logs"
+
+    @property
     def worker_cycles_path(self) -> Path:
         """The pipeline worker's account of its cycles, a JSON line each (stages' seconds,
         tiers built, marts published): what ``bench_freshness`` and operators read."""

@@ -141,7 +141,7 @@ def dagster_services(settings: Settings) -> tuple[Service, list[Service]]:
     itself: a supervising process of 0.12 GiB that the demo, supervising already, does not
     need. The code server is ``dagster code-server start``, so the UI's "Reload" still loads
     edited definitions and dbt models."""
-    logs = settings.home / "logs"
+    logs = settings.logs_dir
     socket_path = code_server_socket(settings)
     workspace = settings.home / "demo" / "dagster_workspace.yaml"
     workspace.parent.mkdir(parents=True, exist_ok=True)
@@ -225,7 +225,7 @@ def code_server_serving(socket_path: Path, env: dict[str, str], timeout: float) 
 
 def services(settings: Settings, rate: float, with_bi: bool = True) -> list[Service]:
     """The demo's services but Dagster's (:func:`dagster_services`)."""
-    logs = settings.home / "logs"
+    logs = settings.logs_dir
     cli = [sys.executable, "-m", "lakepulse.cli"]
     return [
         Service("collector", [*cli, "collect"], logs / "collector.log"),
@@ -373,7 +373,8 @@ def _run_services(settings, rate, echo, keys, logins, pg_port, with_bi=True) -> 
     try:
         collector, simulator, sink, *bi = services(settings, rate, with_bi)
         code_server, dagster_readers = dagster_services(settings)
-        code_server_socket(settings).unlink(missing_ok=True)  # a killed demo's
+        socket_path = code_server_socket(settings)
+        socket_path.unlink(missing_ok=True)  # a killed demo's
         for service in (collector, code_server, sink, *bi):
             service.start(env)
             started.append(service)
@@ -381,7 +382,7 @@ def _run_services(settings, rate, echo, keys, logins, pg_port, with_bi=True) -> 
             echo(f"collector did not start; see {collector.log}")
             return 1
         echo("starting Dagster (its code server loads the definitions first) ...")
-        if not code_server_serving(code_server_socket(settings), env, CODE_SERVER_START_S):
+        if not code_server_serving(socket_path, env, CODE_SERVER_START_S):
             echo(f"Dagster's code server did not start; see {code_server.log}")
             return 1
         for service in dagster_readers:

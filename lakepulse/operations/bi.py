@@ -228,7 +228,7 @@ def prepare_superset(settings: Settings, echo: Echo) -> tuple[Path, dict[str, st
     bin_dir = ensure_bi_venv(echo)
     home = bi_home(settings)
     env = superset_env(settings)
-    log = settings.home / "logs" / "superset-setup.log"
+    log = settings.logs_dir / "superset-setup.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     tenants = TenantRegistry(settings.tenants_file).tenants()
     access = bi_access(settings, tenants)
@@ -323,7 +323,7 @@ def run_bi(settings: Settings, echo: Echo) -> int:
     """Prepare Superset, serve it until Ctrl-C (or SIGTERM), then stop its process group."""
     started = time.monotonic()
     bin_dir, env, access = prepare_superset(settings, echo)
-    log = settings.home / "logs" / "superset.log"
+    log = settings.logs_dir / "superset.log"
     stopping = StopRequested()
     with open(log, "ab") as out:
         server = subprocess.Popen(

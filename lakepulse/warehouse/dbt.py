@@ -123,7 +123,7 @@ class WarmDbt:
                     "--quiet",
                     "--no-write-json",
                     "--log-path",
-                    str(self.settings.home / "logs"),
+                    str(self.settings.logs_dir),
                     "--log-level-file",
                     "info",
                 )
