@@ -458,3 +458,40 @@ def assert_attribution(workspace) -> None:
         "select campaign, acquired_users, returned_within_24h_users, return_rate_24h "
         f"from marts.mart_campaign_kpis where tenant_id = '{ATTR}'",
     ) == [("bf", 3, 1, 1 / 3)]
+
+
+def test_a_message_is_told_from_a_held_one_by_its_id_not_its_key(settings, workspace):
+    """stg_events finds the messages it holds by a 64-bit key: a key the table holds for
+    another message (two messages can share one) must not drop a new message, and a copy of a
+    held message must still be dropped."""
+    land(
+        settings,
+        [
+            (GOLD, event("k0", "d0", "page", "Home", at("09:00:00"))),
+            (GOLD, event("k1", "d1", "page", "Home", at("10:00:00"))),
+        ],
+        received=datetime.now(UTC) - timedelta(hours=2),
+    )
+    workspace.ingest()
+    workspace.build()
+    # k0's row takes the key k2 will have: the same key, another message
+    with duckdb.connect(str(settings.warehouse_path)) as conn:
+        conn.execute(
+            "update staging.stg_events set message_key = "
+            f"md5_number_lower('{GOLD}' || chr(31) || 'k2') where message_id = 'k0'"
+        )
+    land(
+        settings,
+        [
+            (GOLD, event("k2", "d2", "page", "Home", at("10:01:00"))),
+            # a client re-using k1's id an hour later: the first copy wins
+            (GOLD, event("k1", "d3", "page", "Cart", at("11:00:00"))),
+        ],
+    )
+    workspace.ingest()
+    workspace.build()
+    assert ran_incrementally(settings, "stg_events")
+    assert workspace.warehouse_sql(
+        "select message_id, device_id, event_name from staging.stg_events "
+        f"where tenant_id = '{GOLD}' order by message_id, device_id"
+    ) == [("k0", "d0", "Home"), ("k1", "d1", "Home"), ("k2", "d2", "Home")]

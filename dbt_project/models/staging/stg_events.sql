@@ -6,12 +6,13 @@
 -- page URL; done here rather than in bronze so that bronze keeps what was sent and a replay of
 -- rows already stored gets the same answer. Incremental: a run reads only the
 -- bronze rows loaded since the last one (Delta file statistics on loaded_at skip the rest) and
--- appends those whose message it does not hold yet.
+-- appends those whose message it does not hold yet, found by the stored message key.
 
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
+        on_schema_change='fail',
     )
 }}
 
@@ -37,15 +38,39 @@ deduplicated as (
 
 ),
 
+{%- if is_incremental() %}
+
+rows_holding_a_key as (
+
+    -- the kept rows whose message key a loaded message has: the scan of the history reads
+    -- the 8-byte key alone, not the message ids (a join reads every column it returns)
+    select kept.rowid as kept_row
+    from {{ this }} as kept
+    semi join deduplicated
+        on kept.message_key = {{ message_key('deduplicated.tenant_id', 'deduplicated.message_id') }}
+
+),
+
+held_messages as (
+
+    -- their ids, read for those few rows only; a key shared by two messages is told apart here
+    select kept.tenant_id, kept.message_id
+    from {{ this }} as kept
+    where kept.rowid in (select kept_row from rows_holding_a_key)
+
+),
+
+{%- endif %}
+
 new_messages as (
 
     select deduplicated.*
     from deduplicated
     {%- if is_incremental() %}
     -- a message already held (its first copy, or a re-read load) is not appended again
-    anti join {{ this }} as kept
-        on deduplicated.tenant_id = kept.tenant_id
-        and deduplicated.message_id = kept.message_id
+    anti join held_messages
+        on deduplicated.tenant_id = held_messages.tenant_id
+        and deduplicated.message_id = held_messages.message_id
     {%- endif %}
 
 ),
@@ -56,6 +81,7 @@ renamed as (
         -- ids
         tenant_id,
         message_id,
+        {{ message_key('tenant_id', 'message_id') }} as message_key,
         coalesce(user_id, anonymous_id) as visitor_id,
         coalesce(anonymous_id, user_id) as device_id,
         user_id,
