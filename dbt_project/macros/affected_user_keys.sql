@@ -47,12 +47,29 @@
     The rows of `relation` (a model or a CTE name) that belong to the `affected` users (the
     CTE named by `affected`); all rows in a full build.
 
+    A model (a table: `ref(...)`) is read by row id: the semi join reads its keys alone and
+    the other columns only of the rows it keeps. A semi join on the whole rows reads every
+    column of every row first: 0.3 s of 0.5 for mart_buyer_signals' 1.8 M users, to keep 2 %.
+
     since: a timestamp column of `relation` no earlier than the start of the row's session
     (an event's time), with `sessions` the sessions relation. The rows are then also bounded by
     the affected users' earliest session, which lets DuckDB skip the row groups of older history
     instead of reading every row.
 -#}
 {% macro of_affected_users(relation, affected='affected', since=none, sessions=none) -%}
+    {%- if relation is not string and since is none -%}
+    select rows_of_users.*
+    from {{ relation }} as rows_of_users
+    {%- if is_incremental() %}
+    where rows_of_users.rowid in (
+        select keys.rowid
+        from {{ relation }} as keys
+        semi join {{ affected }}
+            on keys.tenant_id = {{ affected }}.tenant_id
+            and keys.user_key = {{ affected }}.user_key
+    )
+    {%- endif %}
+    {%- else -%}
     select {{ relation }}.*
     from {{ relation }}
     {%- if is_incremental() %}
@@ -70,6 +87,7 @@
             on sessions.tenant_id = {{ affected }}.tenant_id
             and sessions.user_key = {{ affected }}.user_key
     )
+    {%- endif %}
     {%- endif %}
     {%- endif %}
 {%- endmacro %}
@@ -119,16 +137,16 @@ select tenant_id, user_key from {{ affected }}
 {#-
     The opening that user-level models built from sessions share, written once: the
     `affected_users_cte` of `sessions` (a relation: int_sessions) and `identity_map`, then
-    `<name> as (...)`, the rows of `rows` (the model's import CTE of the same sessions) that
-    belong to the affected users (`of_affected_users`; every row in a full build), followed by
-    a comma. Place it right after the import CTEs.
+    `<name> as (...)`, the rows of `rows` (default: the sessions model itself, read by row id;
+    or the model's import CTE of its columns) that belong to the affected users (`of_affected_users`;
+    every row in a full build), followed by a comma. Place it right after the import CTEs.
 -#}
-{% macro affected_sessions_ctes(sessions, identity_map, rows, name='sessions') -%}
+{% macro affected_sessions_ctes(sessions, identity_map, rows=none, name='sessions') -%}
 {{ affected_users_cte(sessions, identity_map) }}
 
 {{ name }} as (
 
-    {{ of_affected_users(rows) }}
+    {{ of_affected_users(rows if rows is not none else sessions) }}
 
 ),
 {%- endmacro %}

@@ -158,7 +158,7 @@ scope as (
 
 scoped_signals as (
 
-    {{ of_affected_users('signals', affected='scope') }}
+    {{ of_affected_users(ref('int_buyer_signals'), affected='scope') }}
 
 ),
 

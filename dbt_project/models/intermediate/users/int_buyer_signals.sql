@@ -14,19 +14,13 @@
 
 with
 
-all_sessions as not materialized (
-
-    select * from {{ ref('int_sessions') }}
-
-),
-
 identity as not materialized (
 
     select * from {{ ref('int_identity_map') }}
 
 ),
 
-{{ affected_sessions_ctes(ref('int_sessions'), ref('int_identity_map'), rows='all_sessions') }}
+{{ affected_sessions_ctes(ref('int_sessions'), ref('int_identity_map')) }}
 
 signal_events as (
 

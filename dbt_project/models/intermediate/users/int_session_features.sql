@@ -14,12 +14,6 @@
 
 with
 
-all_sessions as not materialized (
-
-    select * from {{ ref('int_sessions') }}
-
-),
-
 {{ affected_users_cte(ref('int_sessions'), ref('int_identity_map')) }}
 
 sessions as (
@@ -27,7 +21,7 @@ sessions as (
     select
         tenant_id, session_id, user_key, session_start_at, session_end_at, channel, device_class,
         last_loaded_at
-    from ({{ of_affected_users('all_sessions') }})
+    from ({{ of_affected_users(ref('int_sessions')) }})
 
 ),
 

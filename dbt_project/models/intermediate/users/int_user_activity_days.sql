@@ -10,13 +10,7 @@
 
 with
 
-all_sessions as not materialized (
-
-    select * from {{ ref('int_sessions') }}
-
-),
-
-{{ affected_sessions_ctes(ref('int_sessions'), ref('int_identity_map'), rows='all_sessions') }}
+{{ affected_sessions_ctes(ref('int_sessions'), ref('int_identity_map')) }}
 
 days as (
 
