@@ -103,10 +103,12 @@ restamped as (
             {{ stitched_user_key('kept.session_user_id', 'kept.device_id', 'identity.user_id') }} as user_key,
             greatest(kept.last_loaded_at, identity.last_loaded_at) as last_loaded_at
         )
-    from {{ this }} as kept
-    inner join changed_by_identity
-        on kept.tenant_id = changed_by_identity.tenant_id
-        and kept.device_id = changed_by_identity.device_id
+    from (
+        {{ rows_by_row_id(this, 'changed_by_identity', {
+            'tenant_id': 'changed_by_identity.tenant_id',
+            'device_id': 'changed_by_identity.device_id'
+        }) }}
+    ) as kept
     left join changed
         on kept.tenant_id = changed.tenant_id
         and kept.device_id = changed.device_id

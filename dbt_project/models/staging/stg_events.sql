@@ -40,23 +40,14 @@ deduplicated as (
 
 {%- if is_incremental() %}
 
-rows_holding_a_key as (
-
-    -- the kept rows whose message key a loaded message has: the scan of the history reads
-    -- the 8-byte key alone, not the message ids (a join reads every column it returns)
-    select kept.rowid as kept_row
-    from {{ this }} as kept
-    semi join deduplicated
-        on kept.message_key = {{ message_key('deduplicated.tenant_id', 'deduplicated.message_id') }}
-
-),
-
 held_messages as (
 
-    -- their ids, read for those few rows only; a key shared by two messages is told apart here
-    select kept.tenant_id, kept.message_id
-    from {{ this }} as kept
-    where kept.rowid in (select kept_row from rows_holding_a_key)
+    -- the kept rows whose message key a loaded message has: the scan of the history reads
+    -- the 8-byte key alone, and the ids of those few rows, which tell apart two messages
+    -- that share a key (new_messages)
+    {{ rows_by_row_id(this, 'deduplicated', {
+        'message_key': message_key('deduplicated.tenant_id', 'deduplicated.message_id')
+    }) }}
 
 ),
 
