@@ -6,6 +6,7 @@ order landing in an old minute, a funnel completed by later events."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
@@ -474,11 +475,12 @@ def test_a_message_is_told_from_a_held_one_by_its_id_not_its_key(settings, works
     )
     workspace.ingest()
     workspace.build()
-    # k0's row takes the key k2 will have: the same key, another message
+    # k0's row takes the key k2 will have: the same key, another message. The key is half of
+    # MD5(tenant, 0x1f, message), read as DuckDB's md5_number reads the digest
+    k2_key = int.from_bytes(hashlib.md5(f"{GOLD}\x1fk2".encode()).digest()[8:], "little")
     with duckdb.connect(str(settings.warehouse_path)) as conn:
         conn.execute(
-            "update staging.stg_events set message_key = "
-            f"md5_number_lower('{GOLD}' || chr(31) || 'k2') where message_id = 'k0'"
+            "update staging.stg_events set message_key = ? where message_id = 'k0'", [k2_key]
         )
     land(
         settings,
@@ -495,3 +497,8 @@ def test_a_message_is_told_from_a_held_one_by_its_id_not_its_key(settings, works
         "select message_id, device_id, event_name from staging.stg_events "
         f"where tenant_id = '{GOLD}' order by message_id, device_id"
     ) == [("k0", "d0", "Home"), ("k1", "d1", "Home"), ("k2", "d2", "Home")]
+    # the collision was real: k2 was stored under the key k0's row holds
+    assert workspace.warehouse_sql(
+        "select message_id from staging.stg_events "
+        f"where tenant_id = '{GOLD}' and message_key = {k2_key} order by message_id"
+    ) == [("k0",), ("k2",)]
