@@ -17,7 +17,8 @@ retention, replay and compaction take their turn between two cycles:
    the marts (daily), its publish, its firing, the read replica's refresh (daily). A slower
    tier's turn is spread over cycles, a step each, so the live tier never waits for more than
    one step of it: a session turn in one piece held the live marts back by its build and its
-   publish together (~25 s at ten million events).
+   publish together (~25 s at ten million events). A session turn due while a daily one is
+   under way goes first (:meth:`PipelineWorker.comes_before`).
 
 A new worker (and one whose step failed) takes each tier's first turn in one piece: it catches
 every tier up in its first cycle. The catch-up runs under DuckDB's memory limit like every other
@@ -95,6 +96,10 @@ crash reads all of it)."""
 
 ERROR_BACKOFF_S = 5.0
 """Pause after a failed cycle (the next one retries what failed)."""
+
+STARVED_AFTER = 2.0
+"""A slower tier that has waited this many of its cadences takes the next turn before a faster
+one (:meth:`PipelineWorker.next_turn`)."""
 
 HEARTBEAT_EVERY_S = 5.0
 
@@ -178,6 +183,10 @@ class PipelineWorker:
         """Why the latest load failed the bronze suite; no tier builds while it stands."""
         self.turn: tuple[str, Iterator[None]] | None = None
         """The slower tier whose turn is under way, and its remaining steps (one per cycle)."""
+        self.set_aside: tuple[str, Iterator[None]] | None = None
+        """A slower tier's turn a faster tier's came before, resumed when that one ends."""
+        self.turn_may_wait = False
+        """Whether the turn under way may be set aside (once, and never a starved tier's)."""
         self.report = CycleReport(0.0, None)
         """The cycle under way's report, which a step of a turn started earlier writes to."""
         self._prepared = False
@@ -277,7 +286,7 @@ class PipelineWorker:
         when there was nothing to do, else the rest of :data:`CYCLE_EVERY_S`."""
         if report.error:
             return ERROR_BACKOFF_S
-        if not report.tiers and self.turn is None:
+        if not report.tiers and self.turn is None and self.set_aside is None:
             return IDLE_POLL_S
         return max(0.0, self.cycle_every_s - took_s)
 
@@ -292,9 +301,35 @@ class PipelineWorker:
             or (
                 latest != self.built_through[tier.name]
                 and now - self.built_at[tier.name] >= tier.every_s
-                and (self.turn is None or self.turn[0] != tier.name)
+                and tier.name not in {turn[0] for turn in (self.turn, self.set_aside) if turn}
             )
         ]
+
+    def starved(self, tier: Tier, now: float) -> bool:
+        """Whether ``tier`` has waited :data:`STARVED_AFTER` of its cadences since its last turn
+        began."""
+        return now - self.built_at[tier.name] >= STARVED_AFTER * tier.every_s
+
+    def next_turn(self, waiting: list[Tier], now: float) -> Tier:
+        """Which of the slower tiers due takes the next turn: the fastest, so that a session
+        turn never waits for a daily one (its steps and the replica's refresh, 20 s and more
+        at ten million events); but a starved one goes first, so that a machine too slow to
+        leave the session tier a gap never starves the daily (as the session tier did in
+        session 13, when a session turn took longer than its cadence)."""
+        starved = [tier for tier in waiting if self.starved(tier, now)]
+        if starved:
+            return max(starved, key=lambda t: (now - self.built_at[t.name]) / t.every_s)
+        return min(waiting, key=lambda t: t.every_s)
+
+    def comes_before(self, tier: Tier) -> bool:
+        """Whether ``tier``'s turn goes before the one under way, which is set aside until it
+        ends: a faster tier's, once a turn at most (a turn resumed, or a starved tier's, goes
+        on). The later waves of a slower tier read only what its own turn built, so a faster
+        tier's turn between two of them changes nothing they read."""
+        if self.turn is None or self.set_aside is not None or not self.turn_may_wait:
+            return False
+        under_way = next(t for t in self.tiers if t.name == self.turn[0])
+        return tier.every_s < under_way.every_s
 
     def cycle(self, keep_open: bool = False) -> CycleReport:
         """One cycle (see the module docstring), under the pipeline lock. The warehouse is
@@ -347,14 +382,16 @@ class PipelineWorker:
                         continue
                     steps = self._start(tier, plan, defined, latest)
                     self._take(tier.name, steps, all_steps=True)  # live, or a first turn: whole
-                if waiting and self.turn is None:
-                    # The most overdue for its cadence goes first (the slower on a tie): the
-                    # session tier, due again as soon as its turn ends, never starves the daily.
-                    tier = max(
-                        waiting,
-                        key=lambda t: ((now - self.built_at[t.name]) / t.every_s, t.every_s),
-                    )
-                    self.turn = (tier.name, self._start(tier, plan, defined, latest))
+                if self.turn is None and self.set_aside is not None:
+                    self.turn, self.set_aside = self.set_aside, None
+                    self.turn_may_wait = False
+                if waiting:
+                    tier = self.next_turn(waiting, now)
+                    if self.comes_before(tier):
+                        self.set_aside, self.turn = self.turn, None
+                    if self.turn is None:
+                        self.turn_may_wait = not self.starved(tier, now)
+                        self.turn = (tier.name, self._start(tier, plan, defined, latest))
                 if self.turn is not None:
                     self._take(*self.turn, all_steps=False)
             except Exception as error:  # reported, and the next cycle tries again

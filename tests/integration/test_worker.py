@@ -257,6 +257,46 @@ def test_a_tier_due_again_at_once_does_not_starve_a_slower_one(settings, tenant,
     assert turns[:2] == ["session", "daily"], turns
 
 
+def test_a_session_turn_goes_before_a_daily_turn_under_way_once(settings, tenant, second_tenant):
+    """A session turn that comes due while a daily turn is under way goes first; the daily
+    turn then resumes where it stood (not from its start), and is not set aside a second time.
+    The marts at the end equal a full refresh. Time is moved by moving the tiers' last turns
+    back, as the clock would."""
+    tiers = (Tier("live", 0.0, 15.0), Tier("session", 30.0, 60.0), Tier("daily", 300.0, 600.0))
+    start = datetime.now(UTC) - timedelta(hours=2)
+    land_simulated(settings, 300, seed=3, start=start)
+    worker = PipelineWorker(settings, tiers=tiers)
+    assert worker.cycle().tiers == ["live", "session", "daily"]
+
+    def cycle(seed: int, due: tuple[str, ...] = ()) -> None:
+        for tier in due:
+            worker.built_at[tier] -= next(t.every_s for t in tiers if t.name == tier) + 1
+        land_simulated(settings, 20, seed=seed, start=start, count=False)
+        assert worker.cycle().error is None
+
+    cycle(10, due=("daily",))
+    assert worker.turn[0] == "daily" and worker.set_aside is None
+    daily_steps = worker.turn[1]
+    cycle(11, due=("session",))  # the session comes due: its turn goes first
+    assert worker.turn[0] == "session" and worker.set_aside == ("daily", daily_steps)
+    for seed in range(12, 20):
+        cycle(seed)
+        if worker.turn is not None and worker.turn[0] == "daily":
+            break
+    assert worker.turn == ("daily", daily_steps) and worker.set_aside is None  # resumed
+    cycle(20, due=("session",))  # due again: the resumed daily turn goes on
+    assert worker.turn in (("daily", daily_steps), None) and worker.set_aside is None
+    for seed in range(21, 30):
+        if worker.turn is None:
+            break
+        cycle(seed)
+    assert worker.turn is None or worker.turn[0] == "session"
+    for _ in range(6):  # every turn ends, then one on everything loaded
+        assert worker.cycle().error is None
+    assert PipelineWorker(settings).cycle().error is None
+    assert full_refresh_differences(settings) == {}
+
+
 def test_a_load_failing_the_bronze_suite_builds_nothing_until_a_good_one(settings, tenant):
     from ingestion.tenants import TenantRegistry
 
