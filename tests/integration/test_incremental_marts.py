@@ -7,6 +7,7 @@ order landing in an old minute, a funnel completed by later events."""
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
@@ -299,10 +300,11 @@ def warehouse_tables(settings) -> dict[str, list[tuple]]:
 
 
 def ran_incrementally(settings, model: str) -> bool:
-    """The model's last run inserted a batch (replace_scope deletes the batch's scope first,
-    append does not), not a rebuild."""
+    """The model's last run inserted a batch into the model's table (replace_scope deletes
+    the batch's scope first, append does not), not a rebuild. A rebuild of a model under
+    contract inserts too, but into a new table (`<model>__dbt_tmp`) renamed in."""
     [path] = (settings.dbt_target_dir / "run").rglob(f"models/**/{model}.sql")
-    return "insert into" in path.read_text()
+    return re.search(rf'insert into \S*"{model}" ', path.read_text()) is not None
 
 
 def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace):
