@@ -132,9 +132,10 @@ select tenant_id, user_key from {{ affected }}
 {#-
     The opening that user-level models built from sessions share, written once: the
     `affected_users_cte` of `sessions` (a relation: int_sessions) and `identity_map`, then
-    `<name> as (...)`, the rows of `rows` (default: the sessions model itself, read by row id;
-    or the model's import CTE of its columns) that belong to the affected users (`of_affected_users`;
-    every row in a full build), followed by a comma. Place it right after the import CTEs.
+    `<name> as (...)`, the rows of `rows` (default: the sessions model itself, read by row
+    id; or the model's import CTE of its columns) that belong to the affected users
+    (`of_affected_users`; every row in a full build), followed by a comma. Place it right after
+    the import CTEs.
 -#}
 {% macro affected_sessions_ctes(sessions, identity_map, rows=none, name='sessions') -%}
 {{ affected_users_cte(sessions, identity_map) }}
