@@ -135,6 +135,12 @@ def code_server_socket(settings: Settings) -> Path:
     return Path(tempfile.gettempdir()) / f"lakepulse-dagster-{digest}.sock"
 
 
+def console_script(name: str) -> str:
+    """A package's command installed beside this Python (its public entry point, unlike
+    ``python -m`` on a private module)."""
+    return str(Path(sys.executable).parent / name)
+
+
 def dagster_services(settings: Settings) -> tuple[Service, list[Service]]:
     """Dagster's code server, and the webserver and daemon that read it through a workspace
     file of the data directory. This is what ``dagster dev`` starts, without ``dagster dev``
@@ -160,11 +166,10 @@ def dagster_services(settings: Settings) -> tuple[Service, list[Service]]:
             }
         )
     )
-    bin_dir = Path(sys.executable).parent
     code_server = Service(
         "dagster code server",
         [
-            str(bin_dir / "dagster"),
+            console_script("dagster"),
             "code-server",
             "start",
             "-m",
@@ -180,7 +185,7 @@ def dagster_services(settings: Settings) -> tuple[Service, list[Service]]:
         Service(
             "dagster webserver",
             [
-                str(bin_dir / "dagster-webserver"),
+                console_script("dagster-webserver"),
                 "-w",
                 str(workspace),
                 "-h",
@@ -192,7 +197,7 @@ def dagster_services(settings: Settings) -> tuple[Service, list[Service]]:
         ),
         Service(
             "dagster daemon",
-            [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)],
+            [console_script("dagster-daemon"), "run", "-w", str(workspace)],
             logs / "dagster.log",
         ),
     ]
@@ -208,7 +213,7 @@ def code_server_serving(socket_path: Path, env: dict[str, str], timeout: float) 
         if socket_path.exists():
             check = subprocess.run(
                 [
-                    str(Path(sys.executable).parent / "dagster"),
+                    console_script("dagster"),
                     "api",
                     "grpc-health-check",
                     "--socket",
