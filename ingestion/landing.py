@@ -19,14 +19,15 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import orjson
-import pyarrow as pa
-import pyarrow.json as pajson
 
 from lakepulse.core.settings import LANDING_PARTITIONS
+
+if TYPE_CHECKING:  # Arrow is imported by the readers only: the sensors list files, no more
+    import pyarrow as pa
 
 KINDS = ("events", "rejected")
 _ENCODER = msgspec.json.Encoder()
@@ -268,6 +269,9 @@ def read_files(
     A file with a line that does not fit the schema is read line by line; the misfits go to
     ``conflicts`` (raise when it is None) and the rest are kept.
     """
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
     options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     if not files:
         return schema.empty_table()
@@ -289,6 +293,8 @@ def read_files(
 
 
 def _read_lines(f: LandingFile, schema: pa.Schema, conflicts: list[Conflict]) -> pa.Table:
+    import pyarrow as pa
+
     rows = []
     for line_no, line in enumerate(f.path.read_bytes().splitlines()):
         try:

@@ -5,6 +5,10 @@ dlt state, see ``ingestion.landing.pending_files``), through Arrow (no Python pe
 rows whose key is already in bronze or earlier in the load, and appends. A load that died
 half-way is aborted, not re-applied, so its files are read again and what it did commit is
 dropped as already present: every event lands once. docs/bronze.md has the reasoning.
+
+Arrow, Delta and the contract's schemas are imported by the functions that load, not by this
+module: the Dagster code server builds the bronze asset from :func:`bronze_source` and
+:func:`bronze_pipeline` and must stay light (no pyarrow, numpy, pandas or deltalake).
 """
 
 from __future__ import annotations
@@ -17,15 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dlt
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
-from deltalake import DeltaTable
 
-from ingestion.contract import LANDING_SCHEMA, REJECTED_SCHEMA
 from ingestion.landing import (
     Conflict,
     LandingFile,
@@ -37,6 +37,9 @@ from ingestion.landing import (
 from lakepulse.core.delta_tables import ensure_upkeep_properties
 from lakepulse.core.locks import exclusive_lock
 from lakepulse.core.settings import BRONZE_PIPELINE_NAME, Settings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DATASET_NAME = "raw"
 DEDUPE_WINDOW = timedelta(minutes=30)
@@ -51,24 +54,39 @@ MAX_FILES_PER_CHUNK = 500
 class TableSpec:
     name: str
     kind: str
-    schema: pa.Schema
+    schema_name: str
+    """The name of the table's landing schema in :mod:`ingestion.contract` (:attr:`schema`)."""
     key: tuple[str, str]
     stats_columns: tuple[str, ...] = ("received_at", "loaded_at")
     """The columns with file statistics: the loader's window on ``received_at``
     (:func:`_existing_keys`), and the increments' and the bronze suite's reads by
     ``loaded_at`` (see :mod:`lakepulse.core.delta_tables`)."""
 
+    @property
+    def schema(self) -> pa.Schema:
+        """The landing schema (an Arrow one: imported when a load reads it)."""
+        from ingestion import contract
 
-EVENTS = TableSpec("events", "events", LANDING_SCHEMA, ("tenant_id", "message_id"))
-REJECTED = TableSpec("events_rejected", "rejected", REJECTED_SCHEMA, ("tenant_id", "rejection_id"))
+        return getattr(contract, self.schema_name)
+
+
+EVENTS = TableSpec("events", "events", "LANDING_SCHEMA", ("tenant_id", "message_id"))
+REJECTED = TableSpec(
+    "events_rejected", "rejected", "REJECTED_SCHEMA", ("tenant_id", "rejection_id")
+)
 
 
 def _micros_to_ts(column: pa.Array) -> pa.Array:
+    import pyarrow as pa
+
     return column.cast(pa.timestamp("us", tz="UTC"))
 
 
 def to_bronze(table: pa.Table, spec: TableSpec, loaded_at_micros: int) -> pa.Table:
     """Cast landing rows to bronze types, add load metadata, keep the last copy of each key."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     for name in ("timestamp", "original_timestamp", "sent_at", "received_at"):
         if name in table.column_names:
             idx = table.column_names.index(name)
@@ -97,6 +115,9 @@ def to_bronze(table: pa.Table, spec: TableSpec, loaded_at_micros: int) -> pa.Tab
 
 def dedupe_last(table: pa.Table, key: tuple[str, ...]) -> pa.Table:
     """Keep one row per key within a batch (the last one read)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if table.num_rows == 0:
         return table
     indexed = table.select(list(key)).append_column(
@@ -145,6 +166,11 @@ def _existing_keys(table_path: Path, batch: pa.Table, spec: TableSpec) -> pa.Tab
     message's corrected timestamp can cross midnight). The cost follows the batch and the
     window, not the history. A copy of a message received more than the window after the
     original is not caught here; ``stg_events`` deduplicates over all history."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
+
     key = list(spec.key)
     if not (table_path / "_delta_log").exists():
         return batch.select(key).schema.empty_table()
@@ -190,6 +216,8 @@ def _landing_resource(spec: TableSpec, landing: LandingLog, lake_dir: Path):
         columns=columns,
     )
     def read_landing() -> Iterator[pa.Table]:
+        import pyarrow.compute as pc
+
         state = dlt.current.resource_state()
         cursors: dict = state.setdefault("cursors", {})
         by_partition: dict[str, list[LandingFile]] = {}

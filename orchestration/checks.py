@@ -3,6 +3,9 @@
 Blocking: when bronze fails its suite, the dbt models downstream do not build in that run, so
 a bad load never reaches the marts BI reads; when a key mart fails its suite, the publish to
 PostgreSQL does not run, so BI keeps the last good tables.
+
+The suites run where the checks run: the code server loads these definitions, and
+``quality``'s modules import great-expectations, pandas and DuckDB only when a suite runs.
 """
 
 import warnings

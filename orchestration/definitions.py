@@ -4,7 +4,13 @@ Loading it has no side effects (``tests/integration/test_definitions_load.py``):
 process loads these definitions (webserver, daemon, each run and sensor evaluation), so the
 load only reads: the manifest (parsed in memory when there is no fresh one), the triggers
 file, the settings. Directories and source tables are made when a run starts
-(:meth:`LakepulseResource.setup_for_execution`), the manifest on disk by the builds."""
+(:meth:`LakepulseResource.setup_for_execution`), the manifest on disk by the builds.
+
+Loading them also stays light (``tests/integration/test_definitions_stay_light.py``): the code
+server keeps them in memory for as long as the platform runs, so the modules below import the
+workflows, and with them pyarrow, DuckDB, pandas, deltalake and psycopg, only in the bodies of
+the assets, checks, ops and resources that run them (in a run's process). Only a parse in
+memory, when the data directory has no fresh manifest, imports DuckDB (dbt-duckdb's adapter)."""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from dagster_dlt import DagsterDltResource
 
 from lakepulse.core.settings import Settings
 from lakepulse.warehouse.dbt import parsed_manifest
-from lakepulse.warehouse.publish import served_marts_of
+from lakepulse.warehouse.publish.marts import served_marts_of
 from orchestration.assets.bronze import build_bronze_assets, landing_log_spec
 from orchestration.assets.dbt import build_dbt_assets
 from orchestration.assets.maintenance import compaction, retention

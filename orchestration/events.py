@@ -5,12 +5,15 @@ built, and of the PostgreSQL marts when a tier published. A mapping, nothing mor
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from dagster import AssetCheckEvaluation, AssetKey, AssetMaterialization, MetadataValue
 
 from lakepulse.core.settings import Settings
-from lakepulse.operations.worker import CycleReport
 from lakepulse.warehouse.tiers import tier_plan
+
+if TYPE_CHECKING:  # the worker's workflows: imported by the op that runs it, not the code server
+    from lakepulse.operations.worker import CycleReport
 
 BRONZE_EVENTS = AssetKey(["raw", "events"])
 PUBLISHED = AssetKey(["postgres", "marts"])

@@ -3,14 +3,15 @@ as the CLI.
 
 Note for privacy reviews: Dagster stores a run's config, so the erasure job leaves the user id
 in Dagster's run storage (`$DAGSTER_HOME`). `lakepulse erase` leaves no trace at all; prefer it,
-or delete the run afterwards (`dagster run delete RUN_ID`)."""
+or delete the run afterwards (`dagster run delete RUN_ID`).
+
+The workflows are imported in the ops' bodies: the code server loads these definitions and must
+not import DuckDB, pyarrow and pandas with them."""
 
 import time
 
 from dagster import Config, OpExecutionContext, op
 
-from lakepulse.operations.erasure import erase_user
-from lakepulse.operations.worker import CycleReport, run_worker
 from orchestration.events import cycle_events
 from orchestration.resources import LakepulseResource
 
@@ -31,6 +32,8 @@ class ErasureConfig(Config):
 def erase_user_op(
     context: OpExecutionContext, config: ErasureConfig, lakepulse: LakepulseResource
 ) -> None:
+    from lakepulse.operations.erasure import erase_user
+
     settings = lakepulse.settings
     report = erase_user(
         settings,
@@ -59,6 +62,8 @@ class WorkerConfig(Config):
 def pipeline_worker_op(
     context: OpExecutionContext, config: WorkerConfig, lakepulse: LakepulseResource
 ) -> None:
+    from lakepulse.operations.worker import CycleReport, run_worker
+
     settings = lakepulse.settings
 
     def report(cycle: CycleReport) -> None:

@@ -1,4 +1,7 @@
-"""Resources, all configured from the environment (``LAKEPULSE_HOME`` and friends)."""
+"""Resources, all configured from the environment (``LAKEPULSE_HOME`` and friends).
+
+Workflows are imported when a run sets a resource up: the code server loads these definitions
+and must not import DuckDB, pyarrow and psycopg with them."""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from dagster import ConfigurableResource, InitResourceContext
 from dagster_dbt import DbtCliResource, DbtProject
 
 from lakepulse.core.settings import DBT_PROJECT_DIR, Settings
-from lakepulse.operations.rebuild import ensure_sources
 from lakepulse.warehouse.dbt import dbt_executable
 
 
@@ -24,6 +26,8 @@ class LakepulseResource(ConfigurableResource):
         # (Not on a thread beside the load: both import SQLAlchemy, and a half-imported module
         # seen from the other thread failed the load.)
         import great_expectations  # noqa: F401
+
+        from lakepulse.operations.rebuild import ensure_sources
 
         # What loading the definitions no longer does (it must leave no trace): this data
         # directory's folders and the source tables dbt reads, before any step needs them.

@@ -1,7 +1,8 @@
 """Sensors: the pipeline worker kept alive (the default), the run-per-load cadence it
 replaced, stopped by default (for a data directory where no long-lived process may run), and
 the rebuild a retention that dropped events asks for. Sensors only start runs: deliveries run
-on the worker's own thread, not inside a sensor evaluation."""
+on the worker's own thread, not inside a sensor evaluation. The code server evaluates them:
+what they call imports no workflow (pyarrow, DuckDB, pandas)."""
 
 import time
 
@@ -20,8 +21,8 @@ from dagster import (
 )
 
 from ingestion.landing import LandingLog
+from lakepulse.core.heartbeat import worker_beating
 from lakepulse.core.settings import Settings
-from lakepulse.operations.worker import worker_beating
 from orchestration.assets.maintenance import REBUILD_NEEDED, RETENTION_KEY
 
 WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]

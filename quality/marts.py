@@ -8,13 +8,14 @@ each rule is one plain expectation."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
-import pandas as pd
-
-from lakepulse.core.duck import connect
 from lakepulse.core.settings import Settings
 from quality.runner import QualityResult, run_suite
+
+if TYPE_CHECKING:  # imported when a suite runs: Dagster's definitions read MART_SUITES' names
+    import duckdb
+    import pandas as pd
 
 
 def _ex():
@@ -104,6 +105,8 @@ def check_mart(
     the warehouse between its builds, checks a tier's marts there before publishing them), or
     through ``connection``, a connection to the warehouse that its owner keeps open (DuckDB
     opens a file once a process)."""
+    from lakepulse.core.duck import connect
+
     if connection is not None:
         conn = connection.cursor()
     else:

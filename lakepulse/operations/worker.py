@@ -52,6 +52,7 @@ from lakepulse.core.duck import (
     memory_limit,
     resource_limited,
 )
+from lakepulse.core.heartbeat import HEARTBEAT_EVERY_S, beat
 from lakepulse.core.locks import exclusive_lock, lock_wanted
 from lakepulse.core.settings import Settings
 from lakepulse.operations.rebuild import migrate_changed_schemas, prepare_dbt
@@ -100,8 +101,6 @@ ERROR_BACKOFF_S = 5.0
 STARVED_AFTER = 2.0
 """A slower tier that has waited this many of its cadences takes the next turn before a faster
 one (:meth:`PipelineWorker.next_turn`)."""
-
-HEARTBEAT_EVERY_S = 5.0
 
 DELIVERY_EVERY_S = 10.0
 """How often a delivery pass starts when none is running (and after every firing)."""
@@ -557,7 +556,7 @@ class PipelineWorker:
         thread: a long cycle (a first catch-up, a schema migration) is not a dead worker."""
         path = self.settings.worker_heartbeat_path
         while True:
-            path.write_text(json.dumps({"pid": os.getpid(), "at": time.time()}))
+            beat(path)
             if stopped.wait(HEARTBEAT_EVERY_S):
                 path.unlink(missing_ok=True)
                 return
@@ -599,20 +598,3 @@ def run_worker(
     """The pipeline worker's workflow (``lakepulse worker`` and Dagster's ``pipeline_worker``
     job): cycle until ``stop`` is set or the monotonic clock passes ``until``."""
     PipelineWorker(settings, on_cycle=on_cycle).run(stop or threading.Event(), until)
-
-
-def worker_beating(settings: Settings, stale_after_s: float = 60.0) -> bool:
-    """Whether a pipeline worker's heartbeat is fresh and its process alive (on this host)."""
-    try:
-        beat = json.loads(settings.worker_heartbeat_path.read_text())
-    except (FileNotFoundError, ValueError):
-        return False
-    if time.time() - float(beat["at"]) > stale_after_s:
-        return False
-    try:
-        os.kill(int(beat["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True

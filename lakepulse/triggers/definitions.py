@@ -24,7 +24,6 @@ from typing import Any
 import yaml
 
 from lakepulse.core.settings import DBT_PROJECT_DIR, Settings, triggers_file
-from lakepulse.warehouse.trigger_tables import definitions_file
 
 TRIGGER_MODELS_DIR = DBT_PROJECT_DIR / "models" / "triggers"
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
@@ -351,6 +350,8 @@ def installed_path(settings: Settings) -> Path:
 
 def dbt_definitions_path(settings: Settings) -> Path:
     """What dbt's source `triggers.definitions` reads: one JSON line per running trigger."""
+    from lakepulse.warehouse.trigger_tables import definitions_file  # Arrow: not to parse a file
+
     return definitions_file(settings)
 
 

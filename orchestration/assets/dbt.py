@@ -1,4 +1,7 @@
-"""Silver and gold layers: every dbt model as an asset, dbt tests as asset checks."""
+"""Silver and gold layers: every dbt model as an asset, dbt tests as asset checks.
+
+The build's workflows are imported where the asset runs: the code server loads these
+definitions and must not import DuckDB, pyarrow and psycopg with them."""
 
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -15,9 +18,7 @@ from dagster import (
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from lakepulse.core.settings import Settings
-from lakepulse.operations.rebuild import finish_build, pipeline_turn, prepare_build
 from lakepulse.warehouse.dbt import ensure_manifest
-from lakepulse.warehouse.schema_drift import migration_message
 
 OWNER = "team:analytics-engineering"
 TIER_TAG = "lakepulse/tier"
@@ -90,6 +91,9 @@ def build_dbt_assets(
     def dbt_models(
         context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
     ) -> Iterator:
+        from lakepulse.operations.rebuild import finish_build, pipeline_turn, prepare_build
+        from lakepulse.warehouse.schema_drift import migration_message
+
         with pipeline_turn(settings):  # never inside a cycle of the pipeline worker
             args = prepare_build(
                 settings,

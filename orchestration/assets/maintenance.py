@@ -1,13 +1,13 @@
 """Upkeep of the lake as assets: retention per policy and compaction + VACUUM. Each
-materialization's metadata says what was removed, so the Dagster UI is the operator's log."""
+materialization's metadata says what was removed, so the Dagster UI is the operator's log.
+The workflows are imported where the assets run: the code server loads these definitions and
+must not import deltalake, pyarrow and DuckDB with them."""
 
 from datetime import timedelta
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from lakepulse.core.settings import BRONZE_TABLES, RetentionPolicy
-from lakepulse.operations.compaction import compact_and_vacuum
-from lakepulse.operations.retention import apply_retention, rebuild_needed
 from orchestration.resources import LakepulseResource
 
 BRONZE_KEYS = [AssetKey(["raw", table]) for table in BRONZE_TABLES]
@@ -31,6 +31,8 @@ OWNER = "team:data-platform"
     "per table, and rebuild_needed.",
 )
 def retention(context: AssetExecutionContext, lakepulse: LakepulseResource) -> MaterializeResult:
+    from lakepulse.operations.retention import apply_retention, rebuild_needed
+
     policy = RetentionPolicy.from_env()
     removed = apply_retention(lakepulse.settings, policy)
     context.log.info(f"retention: {removed}")
@@ -52,6 +54,8 @@ def retention(context: AssetExecutionContext, lakepulse: LakepulseResource) -> M
     "then VACUUM files no version of the last 7 days needs.",
 )
 def compaction(context: AssetExecutionContext, lakepulse: LakepulseResource) -> MaterializeResult:
+    from lakepulse.operations.compaction import compact_and_vacuum
+
     compacted, vacuumed = compact_and_vacuum(lakepulse.settings, timedelta(days=7))
     return MaterializeResult(
         metadata={

@@ -2,11 +2,12 @@
 purchase-propensity model, daily by the `daily_predictions` schedule, the same workflows as
 `lakepulse predict`. The dbt models mart_clv_model, mart_customer_predictions,
 mart_model_accuracy and mart_visitor_propensity read them downstream (sources
-`predictions.clv_fits` and `predictions.propensity_fits`), in the next minute's build."""
+`predictions.clv_fits` and `predictions.propensity_fits`), in the next minute's build. The
+fits are imported where the assets run: the code server loads these definitions and must not
+import pandas, numpy and scipy with them."""
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from lakepulse.operations.predict import NothingToFit, fit_predictions, fit_propensity
 from orchestration.resources import LakepulseResource
 
 OWNER = "team:analytics-engineering"
@@ -24,6 +25,8 @@ OWNER = "team:analytics-engineering"
     "days. Metadata: each tenant's parameters and accuracy, or why it was not fitted.",
 )
 def clv_fits(context: AssetExecutionContext, lakepulse: LakepulseResource) -> MaterializeResult:
+    from lakepulse.operations.predict import NothingToFit, fit_predictions
+
     try:
         results = fit_predictions(lakepulse.settings)
     except NothingToFit as err:
@@ -61,6 +64,8 @@ def clv_fits(context: AssetExecutionContext, lakepulse: LakepulseResource) -> Ma
 def propensity_fits(
     context: AssetExecutionContext, lakepulse: LakepulseResource
 ) -> MaterializeResult:
+    from lakepulse.operations.predict import NothingToFit, fit_propensity
+
     try:
         results = fit_propensity(lakepulse.settings)
     except NothingToFit as err:

@@ -1,10 +1,11 @@
-"""Serving layer: the marts published to PostgreSQL for BI tools."""
+"""Serving layer: the marts published to PostgreSQL for BI tools. The publish is imported
+where the asset runs: the code server loads these definitions and must not import DuckDB and
+psycopg with them."""
 
 from collections.abc import Iterable
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from lakepulse.warehouse.publish import publish
 from orchestration.resources import LakepulseResource
 
 PUBLISH_FIRST = ("dagster/priority", "1")
@@ -30,6 +31,8 @@ def build_publish_asset(pg_url: str, served: Iterable[str]):
     def published_marts(
         context: AssetExecutionContext, lakepulse: LakepulseResource
     ) -> MaterializeResult:
+        from lakepulse.warehouse.publish import publish
+
         result = publish(lakepulse.settings, pg_url)
         context.log.info(
             f"published {len(result.rows)} marts in {result.seconds:.2f} s "

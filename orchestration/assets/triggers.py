@@ -1,5 +1,7 @@
 """The `triggers` group: triggers.yml (with a blocking validity check) and one asset per
-trigger, materialized by one fire run after the marts (lakepulse.triggers.firing.fire)."""
+trigger, materialized by one fire run after the marts (lakepulse.triggers.firing.fire). The
+firing is imported where it runs: the code server loads these definitions and must not import
+DuckDB and pyarrow with them."""
 
 from dagster import (
     AssetCheckResult,
@@ -16,7 +18,6 @@ from dagster import (
 
 from lakepulse.core.settings import Settings
 from lakepulse.triggers.definitions import TriggerDefinitionError, install, load, running
-from lakepulse.triggers.firing import fire, firing_counts
 from orchestration.resources import LakepulseResource
 
 GROUP = "triggers"
@@ -94,6 +95,8 @@ def build_trigger_assets(settings: Settings):
         can_subset=True,
     )
     def fire_triggers(context: AssetExecutionContext, lakepulse: LakepulseResource):
+        from lakepulse.triggers.firing import fire, firing_counts
+
         result = fire(lakepulse.settings)
         context.log.info(result.summary())
         if result.refused:
