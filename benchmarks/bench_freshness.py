@@ -15,7 +15,9 @@ events/s, Dagster and its pipeline worker, PostgreSQL) while probes go through t
   tenant's orders land in minutes of their own and every order fires): *alert* is when the
   demo's webhook receives its tenant's firing.
 
-Each is timed from the collector's 200. Targets (issue #25): p95 live <= 15 s, session <= 60 s,
+Each is timed from the collector's 200, from a warm pipeline: probes count once every tier has
+been published and the worker has ended a cycle begun after that (its catch-up on the history is
+over). Targets (issue #25): p95 live <= 15 s, session <= 60 s,
 daily <= 600 s, alert <= 30 s, at most 1 core on average for everything but the simulator, peak
 RSS under 3 GiB, and each tier's p95 at the largest history at most 1.3x its p95 at the
 smallest (the baseline measured in the same run). The worker's own account of its cycles
@@ -366,6 +368,12 @@ def measure(source: Path | None, args) -> dict:
             f"  data directory {home}; waiting for the first publish of every tier ...", flush=True
         )
         wait_for(lambda: _every_tier_published(prober), 1800, "the first publish")
+        # The first publish of every tier is the end of the worker's catch-up (the history
+        # landed while the demo started), which still has its read replica to refresh, and the
+        # next cycle loads what landed meanwhile. The promise is a warm pipeline's: probes count
+        # from the end of the first cycle that began after it.
+        published_at = time.time()
+        wait_for(lambda: _cycle_began_after(settings, published_at), 600, "a steady cycle")
         prober.measuring = True
         started, started_wall = time.monotonic(), time.time()
         cpu_start, _ = tree_usage(root, leave_out=("simulate",))
@@ -444,6 +452,15 @@ def _bronze_rows(settings: Settings) -> int:
         return DeltaTable(str(settings.bronze_events_path)).count()
     except Exception:
         return 0
+
+
+def _cycle_began_after(settings: Settings, moment: float) -> bool:
+    """Whether the worker has recorded a cycle (a line is written when one ends) that began
+    after ``moment``."""
+    path = settings.worker_cycles_path
+    if not path.exists():
+        return False
+    return any(json.loads(line)["started_at"] > moment for line in path.read_text().splitlines())
 
 
 def _every_tier_published(prober: Prober) -> bool:
