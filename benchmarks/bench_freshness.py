@@ -250,14 +250,22 @@ PROCESS_ROLES = (
 """What a process of the demo is, from the first keyword its command line holds."""
 
 
-def usage_by_role(root: psutil.Process) -> dict[str, tuple[float, int]]:
+OTHER_RUNS = "other dagster runs"
+"""Dagster runs beside the worker's (the freshness checks, an hourly compaction): their
+processes are started the same way as the worker's, told apart by the worker's heartbeat."""
+
+
+def usage_by_role(root: psutil.Process, settings: Settings) -> dict[str, tuple[float, int]]:
     """CPU seconds and resident memory of the demo's processes, by what each is
     (:data:`PROCESS_ROLES`; ``other`` for the rest): where the cores and the memory go."""
     usage: dict[str, tuple[float, int]] = {}
+    worker_pid = _worker_pid(settings)
     for proc in [root, *root.children(recursive=True)]:
         try:
             command = " ".join(proc.cmdline())
             role = next((r for key, r in PROCESS_ROLES if key in command), "other")
+            if role == "pipeline worker" and proc.pid != worker_pid:
+                role = OTHER_RUNS
             times = proc.cpu_times()
             cpu = times.user + times.system + times.children_user + times.children_system
             rss = proc.memory_info().rss
@@ -266,6 +274,14 @@ def usage_by_role(root: psutil.Process) -> dict[str, tuple[float, int]]:
         before = usage.get(role, (0.0, 0))
         usage[role] = (before[0] + cpu, before[1] + rss)
     return usage
+
+
+def _worker_pid(settings: Settings) -> int | None:
+    """The pipeline worker's process, from its heartbeat (:mod:`lakepulse.core.heartbeat`)."""
+    try:
+        return int(json.loads(settings.worker_heartbeat_path.read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -377,17 +393,17 @@ def measure(source: Path | None, args) -> dict:
         prober.measuring = True
         started, started_wall = time.monotonic(), time.time()
         cpu_start, _ = tree_usage(root, leave_out=("simulate",))
-        roles_start = usage_by_role(root)
+        roles_start = usage_by_role(root, settings)
         peak_rss, rss_at_peak, pss_at_peak, peak_at = 0, {}, 0, 0.0
         while time.monotonic() - started < args.minutes * 60:
             time.sleep(1)
             rss = tree_usage(root, leave_out=("simulate",))[1]
             if rss > peak_rss:
                 peak_rss, peak_at = rss, time.time()
-                rss_at_peak = {role: r for role, (_, r) in usage_by_role(root).items()}
+                rss_at_peak = {role: r for role, (_, r) in usage_by_role(root, settings).items()}
                 pss_at_peak = tree_pss(root, leave_out=("simulate",))
         cpu_end, _ = tree_usage(root, leave_out=("simulate",))
-        roles_end = usage_by_role(root)
+        roles_end = usage_by_role(root, settings)
         elapsed = time.monotonic() - started
         prober.measuring = False
         # Let the last probes through every tier (the daily tier's cadence at most).

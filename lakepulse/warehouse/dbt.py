@@ -310,48 +310,48 @@ def ensure_manifest(settings: Settings) -> Path:
 
 def parsed_manifest(settings: Settings) -> dict[str, Any]:
     """The project's manifest as a mapping, leaving nothing behind: this data directory's
-    manifest when it is fresh, else a parse in this process whose artifacts go to a temporary
-    directory removed at once (dbt-core 1.11 writes ``partial_parse.msgpack`` after every full
-    parse and ``perf_info.json`` after every ``parse`` whatever the flags, so "no write" is
-    not on offer; nothing lands in the data directory or the project). For loading Dagster
-    definitions, which every Dagster process does and which must have no side effects (issue
-    #28): the manifest on disk is written by the builds (:func:`ensure_manifest`,
-    :class:`WarmDbt`)."""
+    manifest when it is fresh, else a parse by dbt in a process of its own, whose artifacts go
+    to a temporary directory removed at once (dbt-core 1.11 writes ``partial_parse.msgpack``
+    after every full parse and ``perf_info.json`` after every ``parse`` whatever the flags, so
+    "no write" is not on offer; nothing lands in the data directory or the project). For
+    loading Dagster definitions, which every Dagster process does and which must have no side
+    effects (issue #28): the manifest on disk is written by the builds (:func:`ensure_manifest`,
+    :class:`WarmDbt`). Not in this process: dbt-duckdb's adapter imports DuckDB and a parse
+    leaves dbt's objects behind, in the code server that holds the definitions for as long as
+    the platform runs (``tests/integration/test_definitions_stay_light.py``)."""
     import json
     import tempfile
 
     manifest = settings.dbt_manifest_path
     if not manifest_is_stale(manifest):
         return json.loads(manifest.read_text())
-    from dbt.cli.main import dbtRunner
-
-    args = [
-        "parse",
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROJECT_DIR),
-        "--no-write-json",
-        "--no-partial-parse",
-        "--log-level-file",
-        "none",
-        "--quiet",
-    ]
-    # dbt's profile and sources read LAKEPULSE_HOME from this process's environment.
-    saved = {k: os.environ.get(k) for k in (*TELEMETRY_OFF, "LAKEPULSE_HOME")}
-    os.environ.update(TELEMETRY_OFF | {"LAKEPULSE_HOME": str(settings.home)})
-    try:
-        with tempfile.TemporaryDirectory(prefix="lakepulse-parse-") as scratch:
-            result = dbtRunner().invoke([*args, "--target-path", scratch, "--log-path", scratch])
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    if not result.success:
-        raise DbtFailed(f"dbt parse failed: {result.exception}")
-    return result.result.writable_manifest().to_dict()
+    with tempfile.TemporaryDirectory(prefix="lakepulse-parse-") as scratch:
+        # dbt's profile and sources read LAKEPULSE_HOME from the environment.
+        parse = subprocess.run(
+            [
+                dbt_executable(),
+                "parse",
+                "--project-dir",
+                str(DBT_PROJECT_DIR),
+                "--profiles-dir",
+                str(DBT_PROJECT_DIR),
+                "--target-path",
+                scratch,
+                "--log-path",
+                scratch,
+                "--no-partial-parse",
+                "--log-level-file",
+                "none",
+                "--quiet",
+            ],
+            env=os.environ | TELEMETRY_OFF | {"LAKEPULSE_HOME": str(settings.home)},
+            cwd=scratch,
+            capture_output=True,
+            text=True,
+        )
+        if parse.returncode != 0:
+            raise DbtFailed(f"dbt parse failed: {(parse.stdout + parse.stderr).strip()[-2000:]}")
+        return json.loads((Path(scratch) / "manifest.json").read_text())
 
 
 def seeds_built(settings: Settings) -> bool:
