@@ -6,7 +6,7 @@ load only reads: the manifest (parsed in memory when there is no fresh one), the
 file, the settings. Directories and source tables are made when a run starts
 (:meth:`LakepulseResource.setup_for_execution`), the manifest on disk by the builds.
 
-Loading them also stays light (``tests/integration/test_definitions_stay_light.py``): the code
+Loading them also stays light (``tests/integration/test_definitions_load.py``): the code
 server keeps them in memory for as long as the platform runs, so the modules below import the
 workflows, and with them pyarrow, DuckDB, pandas, deltalake and psycopg, only in the bodies of
 the assets, checks, ops and resources that run them (in a run's process). Only a parse in

@@ -318,7 +318,7 @@ def parsed_manifest(settings: Settings) -> dict[str, Any]:
     effects (issue #28): the manifest on disk is written by the builds (:func:`ensure_manifest`,
     :class:`WarmDbt`). Not in this process: dbt-duckdb's adapter imports DuckDB and a parse
     leaves dbt's objects behind, in the code server that holds the definitions for as long as
-    the platform runs (``tests/integration/test_definitions_stay_light.py``)."""
+    the platform runs (``tests/integration/test_definitions_load.py``)."""
     import json
     import tempfile
 
