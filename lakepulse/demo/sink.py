@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TextIO
 
 MAX_BODY = 1 << 20
 
@@ -179,6 +180,21 @@ class WebhookSink:
         self.stop()
 
 
+class LineWriter:
+    """Writes whole lines to ``stream`` from the sink's handler threads: ``print`` writes a
+    line's text and its end apart, so two deliveries answered at once could share a line, and
+    a reader of the log line by line (``bench_freshness``, an operator's ``grep``) missed one."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, text: str) -> None:
+        with self._lock:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -186,13 +202,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--secret", default=None, help="Verify X-Lakepulse-Signature with it.")
     args = parser.parse_args(argv)
 
+    write_line = LineWriter(sys.stdout)
+
     def show(received: Received) -> None:
         document = received.json
         verdict = {True: "signature ok", False: "BAD SIGNATURE", None: "unsigned"}
-        print(
+        write_line(
             f"{received.status} {document.get('trigger')} firing {document.get('firing_id')} "
-            f"user {document.get('user_id')} ({verdict[received.signature_ok]})",
-            flush=True,
+            f"user {document.get('user_id')} ({verdict[received.signature_ok]})"
         )
 
     sink = WebhookSink(host=args.host, port=args.port, secret=args.secret, on_request=show)

@@ -1,8 +1,11 @@
 """The test receiver's own guarantees, which the kill tests' bounds rest on."""
 
+import io
 import socket
+import threading
+import time
 
-from lakepulse.demo.sink import WebhookSink
+from lakepulse.demo.sink import LineWriter, WebhookSink
 from tests.waiting import wait_until
 
 
@@ -35,3 +38,26 @@ def test_wait_idle_returns_false_while_a_request_hangs():
     with WebhookSink(hang=True) as sink:
         _post_and_hang_up(sink.server.server_address[1])
         assert not sink.wait_idle(quiet_seconds=0.1, timeout=1.0)
+
+
+class _SlowStream(io.StringIO):
+    """A log that takes its time over each write, as a busy disk does: other threads run."""
+
+    def write(self, text: str) -> int:
+        time.sleep(0.005)
+        return super().write(text)
+
+
+def test_lines_written_from_many_threads_at_once_stay_whole():
+    """The demo's sink logs a line per delivery from its handler threads, and the freshness
+    benchmark reads that log line by line: two deliveries on one line lost an alert's firing
+    (and made its probe look two minutes late)."""
+    stream = _SlowStream()
+    write_line = LineWriter(stream)
+    lines = [f"200 trigger_{i} firing f-{i} user None (signature ok)" for i in range(16)]
+    threads = [threading.Thread(target=write_line, args=(line,)) for line in lines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(stream.getvalue().splitlines()) == sorted(lines)
