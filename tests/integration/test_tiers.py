@@ -10,6 +10,8 @@ import pytest
 
 from lakepulse.warehouse.tiers import TIER_NAMES, tier_plan
 
+pytestmark = pytest.mark.integration
+
 LIVE_AT_LEAST = {
     "mart_event_volume",
     "mart_conversion_windows",

@@ -23,6 +23,8 @@ from tests.conftest import hold_lock, land_simulated
 from tests.integration.test_incremental_marts import warehouse_tables
 from tests.integration.test_increments_property import differing_tenants
 
+pytestmark = pytest.mark.integration
+
 SLOW_TIERS = (Tier("live", 0.0, 15.0), Tier("session", 3600.0, 60.0), Tier("daily", 3600.0, 600.0))
 """Session and daily tiers whose cadence does not come round within a test."""
 

@@ -25,6 +25,8 @@ from lakepulse.operations.worker import PipelineWorker
 from tests.conftest import land_simulated
 from tests.integration.test_worker import full_refresh_differences
 
+pytestmark = pytest.mark.integration
+
 CI_SEEDS = [(1, 3)]
 FAULT_SEEDS = [(seed, 6) for seed in range(2, 12)]
 
