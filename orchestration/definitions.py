@@ -42,7 +42,11 @@ from orchestration.jobs import (
     retention_job,
 )
 from orchestration.resources import LakepulseResource, dbt_project_for, dbt_resource
-from orchestration.schedules import compaction_schedule, predictions_schedule, retention_schedule
+from orchestration.schedules import (
+    build_compaction_schedule,
+    predictions_schedule,
+    retention_schedule,
+)
 from orchestration.sensors import (
     build_landing_sensor,
     build_retention_rebuild_sensor,
@@ -87,7 +91,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             predict_job,
             pipeline_worker_job,
         ],
-        schedules=[retention_schedule, compaction_schedule, predictions_schedule],
+        schedules=[retention_schedule, build_compaction_schedule(settings), predictions_schedule],
         sensors=[
             build_worker_sensor(pipeline_worker_job, settings),
             build_landing_sensor(ingest_and_build.name, settings),

@@ -1,6 +1,8 @@
 """What a cycle of the pipeline worker looks like on the asset graph: a materialization of
 bronze after each load, with its blocking check's result, of every dbt model of each tier
-built, and of the PostgreSQL marts when a tier published. A mapping, nothing more."""
+built, with the freshness checks' result of the served marts among them (at most once a
+:data:`FRESHNESS_REPORT_EVERY_S`), and of the PostgreSQL marts when a tier published. A
+mapping, nothing more."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from dagster import AssetCheckEvaluation, AssetKey, AssetMaterialization, Metada
 
 from lakepulse.core.settings import Settings
 from lakepulse.warehouse.tiers import tier_plan
+from orchestration.checks import fresh_when_built
 
 if TYPE_CHECKING:  # the worker's workflows: imported by the op that runs it, not the code server
     from lakepulse.operations.worker import CycleReport
@@ -18,10 +21,16 @@ if TYPE_CHECKING:  # the worker's workflows: imported by the op that runs it, no
 BRONZE_EVENTS = AssetKey(["raw", "events"])
 PUBLISHED = AssetKey(["postgres", "marts"])
 
+FRESHNESS_REPORT_EVERY_S = 60.0
+"""A served mart's freshness is reported at most this often: the live tier builds every few
+seconds, and each report is an event in the run's log (the check stays fresh for minutes)."""
+
 
 def cycle_events(
-    cycle: CycleReport, settings: Settings
+    cycle: CycleReport, settings: Settings, freshness_reported: dict[str, float] | None = None
 ) -> Iterator[AssetMaterialization | AssetCheckEvaluation]:
+    """``freshness_reported``: when each mart's freshness was last reported, kept by the caller
+    across cycles (updated here); None reports none."""
     if cycle.bronze_passed is not None:
         yield AssetMaterialization(
             BRONZE_EVENTS, metadata={"landing_through": cycle.landing or "", "worker": True}
@@ -41,6 +50,12 @@ def cycle_events(
             yield AssetMaterialization(
                 AssetKey([model]), metadata={"tier": tier, "tier_build_s": round(seconds, 2)}
             )
+        if freshness_reported is None:
+            continue
+        for mart in sorted(plan.marts(tier)):
+            if cycle.started_at - freshness_reported.get(mart, 0.0) >= FRESHNESS_REPORT_EVERY_S:
+                freshness_reported[mart] = cycle.started_at
+                yield fresh_when_built(mart, cycle.started_at)
     if cycle.published:
         yield AssetMaterialization(
             PUBLISHED,

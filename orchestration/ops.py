@@ -65,9 +65,10 @@ def pipeline_worker_op(
     from lakepulse.operations.worker import CycleReport, run_worker
 
     settings = lakepulse.settings
+    freshness_reported: dict[str, float] = {}
 
     def report(cycle: CycleReport) -> None:
-        for event in cycle_events(cycle, settings):
+        for event in cycle_events(cycle, settings, freshness_reported):
             context.log_event(event)
         if cycle.error:
             context.log.warning(f"cycle failed: {cycle.error}")

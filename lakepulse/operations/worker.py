@@ -25,7 +25,11 @@ every tier up in its first cycle. The catch-up runs under DuckDB's memory limit 
 cycle; only when it fails is it retried without one (a backlog of a million events can need
 more), so the worker's memory peak is a steady cycle's, not a backlog's.
 
-Deliveries run beside the cycles, on a thread, so a slow webhook never holds a tier back.
+Deliveries run beside the cycles, on a thread, so a slow webhook never holds a tier back. Bronze's
+upkeep runs between two cycles, like the warehouse's checkpoint: every few minutes the worker
+compacts the small files its loads wrote (:meth:`PipelineWorker._compact_if_due`), so no
+compaction run of its own starts beside it, holds the loader's lock for a whole history's
+rewrite, and loads the Dagster definitions again into another process.
 
 Every step is one of the workflows the CLI runs alone, so a worker killed at any moment loses
 and duplicates nothing: the loader, the incremental models, the publish and the firing are
@@ -40,6 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from ingestion.landing import LandingLog
@@ -55,6 +60,7 @@ from lakepulse.core.duck import (
 from lakepulse.core.heartbeat import HEARTBEAT_EVERY_S, beat
 from lakepulse.core.locks import exclusive_lock, lock_wanted
 from lakepulse.core.settings import Settings
+from lakepulse.operations.compaction import compact_and_vacuum
 from lakepulse.operations.rebuild import migrate_changed_schemas, prepare_dbt
 from lakepulse.triggers.delivery import deliver_pass
 from lakepulse.triggers.firing import fire
@@ -94,6 +100,19 @@ can take a couple of seconds, which after a slower tier's step would delay the n
 CHECKPOINT_FORCED_WAL_BYTES = 512 * 2**20
 """A log this long is checkpointed after the cycle whatever the cycle left (a replay after a
 crash reads all of it)."""
+
+COMPACT_EVERY_S = 300.0
+"""The worker compacts bronze's small files this often, between two cycles: a load writes a
+file into today's partition each cycle, ~50 between two compactions."""
+
+COMPACTED_FILE_BYTES = 16 * 2**20
+"""The worker's compaction writes files of up to this size. OPTIMIZE rewrites every file smaller
+than its target, so this bounds a compaction's work to what landed since the last one and one
+file of at most this size; the hourly job's 128 MB target rewrote today's partition whole,
+holding the loader's lock (15 s on a copied history in session 22)."""
+
+COMPACT_RETAIN = timedelta(days=7)
+"""File versions younger than this stay (time travel), as ``lakepulse compact``'s default."""
 
 ERROR_BACKOFF_S = 5.0
 """Pause after a failed cycle (the next one retries what failed)."""
@@ -188,6 +207,8 @@ class PipelineWorker:
         """Whether the turn under way may be set aside (once, and never a starved tier's)."""
         self.report = CycleReport(0.0, None)
         """The cycle under way's report, which a step of a turn started earlier writes to."""
+        self.compacted_at = time.monotonic()
+        """When bronze was last compacted (a new worker waits a period before its first)."""
         self._prepared = False
         self._frozen = False
 
@@ -224,6 +245,9 @@ class PipelineWorker:
                         self._freeze_long_lived()
                         self._deliver_in_background()
                         self._checkpoint_if_due(
+                            slack_s=self.pause_after(report, time.monotonic() - started)
+                        )
+                        self._compact_if_due(
                             slack_s=self.pause_after(report, time.monotonic() - started)
                         )
                         if report.worked:
@@ -279,6 +303,29 @@ class PipelineWorker:
             size >= CHECKPOINT_WAL_BYTES and slack_s >= CHECKPOINT_SLACK_S
         ):
             self._timed("checkpoint", lambda: warehouse.execute("checkpoint"))
+
+    def _compact_if_due(self, slack_s: float) -> None:
+        """Compact bronze's small files and vacuum old versions every :data:`COMPACT_EVERY_S`,
+        after a cycle that left :data:`CHECKPOINT_SLACK_S` of its period, or at once when a
+        second period has passed (a machine too busy to leave any slack still compacts). Into
+        files of :data:`COMPACTED_FILE_BYTES`, under the loader's lock, as ``lakepulse
+        compact``; its seconds are the cycle's ``compact`` stage. A failure is the cycle's
+        error, and the next period tries again."""
+        waited = time.monotonic() - self.compacted_at
+        if waited < COMPACT_EVERY_S or (
+            slack_s < CHECKPOINT_SLACK_S and waited < 2 * COMPACT_EVERY_S
+        ):
+            return
+        self.compacted_at = time.monotonic()
+        try:
+            self._timed(
+                "compact",
+                lambda: compact_and_vacuum(
+                    self.settings, COMPACT_RETAIN, target_size=COMPACTED_FILE_BYTES
+                ),
+            )
+        except Exception as error:
+            self.report.error = f"compaction: {type(error).__name__}: {error}"
 
     def pause_after(self, report: CycleReport, took_s: float) -> float:
         """Seconds to wait before the next cycle: a back-off after a failure, a short poll

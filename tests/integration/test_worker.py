@@ -485,3 +485,122 @@ def test_the_worker_fires_a_live_alert_and_delivers_it_on_its_own_thread(
     assert request.json["trigger"] == "big_revenue_minute"
     assert request.json["tenant_id"] == "acme"
     assert request.signature_ok
+
+
+def bronze_files(settings, version: int | None = None) -> dict[str, int]:
+    """Bronze's events table at ``version`` (None: now): each data file and its size."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    table = DeltaTable(str(settings.bronze_events_path), version=version)
+    adds = pa.table(table.get_add_actions(flatten=True))
+    return dict(zip(adds["path"].to_pylist(), adds["size_bytes"].to_pylist(), strict=True))
+
+
+def bronze_message_ids(settings, version: int) -> list[str]:
+    from deltalake import DeltaTable
+
+    table = DeltaTable(str(settings.bronze_events_path), version=version)
+    return sorted(table.to_pyarrow_table(columns=["message_id"]).column("message_id").to_pylist())
+
+
+def test_the_worker_compacts_what_its_loads_wrote_between_its_cycles(
+    settings, tenant, second_tenant, monkeypatch
+):
+    """Every few minutes the worker compacts the small files its loads wrote, between two
+    cycles (no compaction run beside it): fewer files, the same rows, and a file already as
+    large as the worker's target left as it is (the work is what landed since, not today's
+    partition whole)."""
+    from deltalake import DeltaTable
+
+    from lakepulse.operations import worker as worker_module
+
+    monkeypatch.setenv("LAKEPULSE_WORKER_CYCLE_S", "0.5")
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    land_simulated(settings, 3_000, seed=40, start=start, count=False)
+    worker = PipelineWorker(settings, tiers=SLOW_TIERS)
+    assert worker.cycle().error is None
+    # The first load's file (the largest) is as large as the target: not to be rewritten.
+    target = max(bronze_files(settings).values())
+    for batch in range(6):  # a load each, a small file each
+        land_simulated(settings, 40, seed=41 + batch, start=start, count=False)
+        assert worker.cycle().error is None
+
+    monkeypatch.setattr(worker_module, "COMPACT_EVERY_S", 0.0)
+    monkeypatch.setattr(worker_module, "COMPACTED_FILE_BYTES", target)
+    reports = []
+    stop = threading.Event()
+    worker = PipelineWorker(settings, tiers=SLOW_TIERS, on_cycle=reports.append)
+    loop = threading.Thread(target=worker.run, args=(stop,))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not any("compact" in r.stages for r in reports) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        loop.join(120)
+    assert not loop.is_alive()
+    assert next(r for r in reports if "compact" in r.stages).error is None
+    # The compaction's commit against the version before it (the worker's loads go on around it).
+    history = DeltaTable(str(settings.bronze_events_path)).history()
+    compacted = min(c["version"] for c in history if c["operation"] == "OPTIMIZE")  # the first
+    before, after = bronze_files(settings, compacted - 1), bronze_files(settings, compacted)
+    assert len(before) >= 7  # the first load's file and one a later load
+    kept = {path for path, size in before.items() if size >= target}
+    assert kept and kept <= set(after)  # the large file untouched
+    assert len(after) < len(before)  # the small ones merged
+    assert bronze_message_ids(settings, compacted) == bronze_message_ids(settings, compacted - 1)
+    assert worker.cycle().error is None
+    assert full_refresh_differences(settings) == {}
+
+
+def test_the_hourly_compaction_skips_while_a_worker_compacts(settings):
+    import dagster as dg
+
+    from lakepulse.core.heartbeat import beat
+    from orchestration.schedules import build_compaction_schedule
+
+    schedule = build_compaction_schedule(settings)
+    with dg.instance_for_test() as instance:
+        alone = schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
+        assert len(alone.run_requests) == 1  # no worker: the schedule compacts
+        beat(settings.worker_heartbeat_path)  # this process, beating now: a worker runs
+        beside = schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
+        assert not beside.run_requests and "worker compacts" in beside.skip_message
+
+
+def test_the_workers_run_keeps_the_freshness_checks_fresh_without_a_run_of_their_own(
+    settings, tenant, second_tenant
+):
+    """The worker's run reports each served mart's freshness with its materialization, so the
+    freshness sensor finds nothing to run while the worker keeps the marts fresh; when the
+    reports stop (five minutes on), it runs every check again, which then judges staleness."""
+    import dagster as dg
+    from dagster._core.test_utils import freeze_time
+
+    from lakepulse.core.dagster_instance import ensure_instance
+    from orchestration.definitions import build_definitions
+
+    land_simulated(settings, 300, seed=50, start=datetime.now(UTC) - timedelta(minutes=30))
+    ensure_instance(settings)
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        definitions = build_definitions(settings)
+        sensor = definitions.resolve_sensor_def("freshness_checks_sensor")
+
+        def tick():  # a new context each time: a cursor would resume after the last key seen
+            return dg.build_sensor_context(instance=instance, definitions=definitions)
+
+        never = sensor.evaluate_tick(tick())
+        checks = set(never.run_requests[0].asset_check_keys)
+        assert checks  # never evaluated: every served mart's check is due
+
+        worker = definitions.resolve_job_def("pipeline_worker")
+        config = {"ops": {"pipeline_worker_op": {"config": {"minutes": 0.05}}}}
+        assert worker.execute_in_process(instance=instance, run_config=config).success
+        fresh = sensor.evaluate_tick(tick())
+        assert not fresh.run_requests, fresh.skip_message
+
+        with freeze_time(datetime.now(UTC) + timedelta(minutes=6)):
+            stale = sensor.evaluate_tick(tick())
+        assert set(stale.run_requests[0].asset_check_keys) == checks
