@@ -101,9 +101,11 @@ CHECKPOINT_FORCED_WAL_BYTES = 512 * 2**20
 """A log this long is checkpointed after the cycle whatever the cycle left (a replay after a
 crash reads all of it)."""
 
+COMPACT_EVERY_S_ENV = "LAKEPULSE_WORKER_COMPACT_S"
 COMPACT_EVERY_S = 300.0
-"""The worker compacts bronze's small files this often, between two cycles: a load writes a
-file into today's partition each cycle, ~50 between two compactions."""
+"""The worker compacts bronze's small files this often, between two cycles
+(:data:`COMPACT_EVERY_S_ENV` sets another period): a load writes a file into today's partition
+each cycle, ~50 between two compactions."""
 
 COMPACTED_FILE_BYTES = 16 * 2**20
 """The worker's compaction writes files of up to this size. OPTIMIZE rewrites every file smaller
@@ -180,6 +182,7 @@ class PipelineWorker:
         self.tiers = tiers
         self.on_cycle = on_cycle
         self.cycle_every_s = float(os.environ.get(CYCLE_EVERY_S_ENV) or CYCLE_EVERY_S)
+        self.compact_every_s = float(os.environ.get(COMPACT_EVERY_S_ENV) or COMPACT_EVERY_S)
         self.dbt = WarmDbt(settings, keep_open=True)
         self.landing = LandingLog(settings.landing_dir)
         self.loaded_through: str | None = None
@@ -312,8 +315,8 @@ class PipelineWorker:
         compact``; its seconds are the cycle's ``compact`` stage. A failure is the cycle's
         error, and the next period tries again."""
         waited = time.monotonic() - self.compacted_at
-        if waited < COMPACT_EVERY_S or (
-            slack_s < CHECKPOINT_SLACK_S and waited < 2 * COMPACT_EVERY_S
+        if waited < self.compact_every_s or (
+            slack_s < CHECKPOINT_SLACK_S and waited < 2 * self.compact_every_s
         ):
             return
         self.compacted_at = time.monotonic()

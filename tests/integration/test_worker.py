@@ -526,7 +526,7 @@ def test_the_worker_compacts_what_its_loads_wrote_between_its_cycles(
         land_simulated(settings, 40, seed=41 + batch, start=start, count=False)
         assert worker.cycle().error is None
 
-    monkeypatch.setattr(worker_module, "COMPACT_EVERY_S", 0.0)
+    monkeypatch.setenv("LAKEPULSE_WORKER_COMPACT_S", "0.01")
     monkeypatch.setattr(worker_module, "COMPACTED_FILE_BYTES", target)
     reports = []
     stop = threading.Event()

@@ -32,10 +32,12 @@ FAULT_SEEDS = [(seed, 6) for seed in range(2, 12)]
 
 
 def start_worker(settings) -> subprocess.Popen:
+    """The worker in a process of its own, compacting bronze after almost every cycle (every 5
+    minutes by default), so that kills land inside compactions too."""
     return subprocess.Popen(
         [sys.executable, "-m", "lakepulse.cli", "worker"],
         cwd=PROJECT_ROOT,
-        env=settings.process_env(),
+        env={**settings.process_env(), "LAKEPULSE_WORKER_COMPACT_S": "2"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -44,7 +46,7 @@ def start_worker(settings) -> subprocess.Popen:
 
 def kill_at_random_moments(settings, seed: int, kills: int) -> int:
     """Start the worker, land a batch, SIGKILL the worker after a random delay (anywhere in
-    its start, a load, a build, a publish or a firing); ``kills`` times. Returns the events
+    its start, a load, a build, a publish, a firing or a compaction); ``kills`` times. Returns the events
     landed (distinct, counted from the landing log)."""
     rng = random.Random(seed)
     start = datetime.now(UTC) - timedelta(hours=3)
