@@ -107,7 +107,7 @@ COMPACT_EVERY_S = 300.0
 (:data:`COMPACT_EVERY_S_ENV` sets another period): a load writes a file into today's partition
 each cycle, ~50 between two compactions."""
 
-COMPACTED_FILE_BYTES = 16 * 2**20
+WORKER_COMPACTED_FILE_BYTES = 16 * 2**20
 """The worker's compaction writes files of up to this size. OPTIMIZE rewrites every file smaller
 than its target, so this bounds a compaction's work to what landed since the last one and one
 file of at most this size; the hourly job's 128 MB target rewrote today's partition whole,
@@ -311,7 +311,7 @@ class PipelineWorker:
         """Compact bronze's small files and vacuum old versions every :data:`COMPACT_EVERY_S`,
         after a cycle that left :data:`CHECKPOINT_SLACK_S` of its period, or at once when a
         second period has passed (a machine too busy to leave any slack still compacts). Into
-        files of :data:`COMPACTED_FILE_BYTES`, under the loader's lock, as ``lakepulse
+        files of :data:`WORKER_COMPACTED_FILE_BYTES`, under the loader's lock, as ``lakepulse
         compact``; its seconds are the cycle's ``compact`` stage. A failure is the cycle's
         error, and the next period tries again."""
         waited = time.monotonic() - self.compacted_at
@@ -324,7 +324,7 @@ class PipelineWorker:
             self._timed(
                 "compact",
                 lambda: compact_and_vacuum(
-                    self.settings, COMPACT_RETAIN, target_size=COMPACTED_FILE_BYTES
+                    self.settings, COMPACT_RETAIN, target_size=WORKER_COMPACTED_FILE_BYTES
                 ),
             )
         except Exception as error:

@@ -527,7 +527,7 @@ def test_the_worker_compacts_what_its_loads_wrote_between_its_cycles(
         assert worker.cycle().error is None
 
     monkeypatch.setenv("LAKEPULSE_WORKER_COMPACT_S", "0.01")
-    monkeypatch.setattr(worker_module, "COMPACTED_FILE_BYTES", target)
+    monkeypatch.setattr(worker_module, "WORKER_COMPACTED_FILE_BYTES", target)
     reports = []
     stop = threading.Event()
     worker = PipelineWorker(settings, tiers=SLOW_TIERS, on_cycle=reports.append)
