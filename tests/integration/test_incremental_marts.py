@@ -44,6 +44,7 @@ INCREMENTAL = {
     "int_experiment_user_metrics",
     "mart_funnel_conversion",
     "mart_event_volume",
+    "int_visitor_minutes",
     "mart_conversion_windows",
     "mart_revenue_velocity",
 }

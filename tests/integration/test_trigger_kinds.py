@@ -87,6 +87,7 @@ ACME = [
     added("c2", "dev-midcart", at("11:30"), product="lamp", price=400.0),
     added("c3", "dev-boughtcart", at("11:05"), product="sofa", price=700.0),  # then bought:
     order("c4", "dev-boughtcart", at("11:10"), 700),  # big order #5, cart closed
+    added("c5", "dev-oldcart", at("10:00", "2026-11-18"), product="bed", price=900.0),  # stale
     page("clock", "dev-clock", at("12:00")),
 ]
 # Tenant globex, judged on its own clock and counts: one browser, two big orders only, one

@@ -10,7 +10,13 @@
 --
 -- Incremental per tenant: windows are recomputed from the first minute that newly loaded
 -- events touch (or the minute after the last one kept, for new minutes) to the latest minute;
--- activity from one longest window earlier is enough to get them exactly.
+-- activity from one longest window earlier is enough to get them exactly. The activity is read
+-- from int_visitor_minutes (one row per visitor and minute, its completions counted), which
+-- recomputes only the minutes new events touch: read from the events, each run aggregated the
+-- longest window's events again and joined them to the orders, a cost that grew with the
+-- traffic of the last hour (0.45 s a cycle after 3 minutes at 1,000 events/s, 1.8 s after 12).
+
+-- depends_on: {{ ref('stg_events') }} (the new events' minutes, read when incremental)
 
 {{
     config(
@@ -55,10 +61,12 @@
 
 with
 
-all_events as (
+visitor_minutes as (
 
-    select * from {{ ref('stg_events') }}
-    where event_type in ('page', 'screen', 'track') and event_name is distinct from 'Trigger Fired'
+    select * from {{ ref('int_visitor_minutes') }}
+    {%- if is_incremental() %}
+    where minute_at >= {{ scan_from }}
+    {%- endif %}
 
 ),
 
@@ -69,27 +77,11 @@ bounds as (
     {%- else -%}
     select
         tenant_id,
-        min(date_trunc('minute', event_at)) as recompute_from,
-        min(date_trunc('minute', event_at)) as first_minute,
-        max(date_trunc('minute', event_at)) as last_minute
-    from all_events
+        min(minute_at) as recompute_from,
+        min(minute_at) as first_minute,
+        max(minute_at) as last_minute
+    from visitor_minutes
     group by tenant_id
-    {%- endif %}
-
-),
-
-events as (
-
-    select
-        all_events.*,
-        {{ counted_completion('all_events', 'first_completions') }} as completes_order
-    from all_events
-    inner join bounds
-        on all_events.tenant_id = bounds.tenant_id
-        and all_events.event_at >= bounds.recompute_from - to_minutes({{ longest - 1 }})
-    {{ join_first_completions('all_events', ref('stg_orders'), 'first_completions', scan_from if is_incremental() else none) }}
-    {%- if is_incremental() %}
-    where all_events.event_at >= {{ scan_from }}
     {%- endif %}
 
 ),
@@ -97,15 +89,17 @@ events as (
 activity as (
 
     select
-        tenant_id,
-        date_trunc('minute', event_at) as minute_at,
-        visitor_id,
-        bool_or(completes_order) as converted,
-        count(distinct order_id) filter (where completes_order) as orders,
-        coalesce(sum(revenue) filter (where completes_order), 0) as revenue,
-        max(loaded_at) as loaded_at
-    from events
-    group by tenant_id, date_trunc('minute', event_at), visitor_id
+        visitor_minutes.tenant_id,
+        visitor_minutes.minute_at,
+        visitor_minutes.visitor_id,
+        visitor_minutes.converted,
+        visitor_minutes.orders,
+        visitor_minutes.revenue,
+        visitor_minutes.loaded_at
+    from visitor_minutes
+    inner join bounds
+        on visitor_minutes.tenant_id = bounds.tenant_id
+        and visitor_minutes.minute_at >= bounds.recompute_from - to_minutes({{ longest - 1 }})
 
 ),
 

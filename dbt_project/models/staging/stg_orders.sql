@@ -45,11 +45,12 @@ candidates as (
     {% if is_incremental() -%}
     union all by name
 
-    select kept.*
-    from {{ this }} as kept
-    semi join completions
-        on kept.tenant_id = completions.tenant_id
-        and kept.order_id = completions.order_id
+    -- the kept rows of those orders, read by row id: the semi join reads two columns of the
+    -- history's orders instead of every column of every order
+    {{ rows_by_row_id(this, 'completions', {
+        'tenant_id': 'completions.tenant_id',
+        'order_id': 'completions.order_id',
+    }) }}
     {%- endif %}
 
 ),

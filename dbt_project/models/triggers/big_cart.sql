@@ -3,6 +3,10 @@
 -- trigger: tenant_id, user_id (null for a tenant-level condition), occurrence_key,
 -- occurred_at and payload (JSON text); a `trigger` column is optional (rows of other names
 -- are ignored). Analytics engineers write SQL; lakepulse fires each occurrence once.
+--
+-- Like the built-in kinds, it looks back one day on the tenant's clock (int_tenant_clocks): a
+-- trigger added to a shop with months of history fires for the carts of now, not for every big
+-- cart ever left open (at ten million events of history, 13,000 stale alerts at once).
 
 with
 
@@ -11,13 +15,31 @@ carts as (
     select * from {{ ref('int_buyer_signals') }}
     where cart_opened_at is not null
 
+),
+
+clocks as (
+
+    select * from {{ ref('int_tenant_clocks') }}
+
+),
+
+final as (
+
+    select
+        carts.tenant_id,
+        carts.user_key as user_id,
+        strftime(carts.cart_opened_at, '%Y-%m-%dT%H:%M:%S.%f') as occurrence_key,
+        carts.cart_last_touched_at as occurred_at,
+        cast(
+            json_object('cart_value', carts.cart_value, 'cart_products', carts.cart_products)
+            as varchar
+        ) as payload
+    from carts
+    inner join clocks
+        on carts.tenant_id = clocks.tenant_id
+    where carts.cart_value >= 500
+        and carts.cart_last_touched_at >= clocks.judged_at - interval 1 day
+
 )
 
-select
-    tenant_id,
-    user_key as user_id,
-    strftime(cart_opened_at, '%Y-%m-%dT%H:%M:%S.%f') as occurrence_key,
-    cart_last_touched_at as occurred_at,
-    cast(json_object('cart_value', cart_value, 'cart_products', cart_products) as varchar) as payload
-from carts
-where cart_value >= 500
+select * from final
