@@ -495,9 +495,15 @@ def _every_tier_published(prober: Prober) -> bool:
     return True
 
 
+def probes_of(measured: dict, tier: str) -> list[dict]:
+    """The probes sent for ``tier``: the alert probes for alerts, the track probes else."""
+    return measured["alerts"] if tier == "alert" else measured["probes"]
+
+
 def delays(measured: dict, tier: str) -> list[float]:
-    group = measured["alerts"] if tier == "alert" else measured["probes"]
-    return [p["seen"][tier] - p["accepted_at"] for p in group if tier in p["seen"]]
+    return [
+        p["seen"][tier] - p["accepted_at"] for p in probes_of(measured, tier) if tier in p["seen"]
+    ]
 
 
 UNSEEN_ALLOWED = 0.05
@@ -507,7 +513,7 @@ drain (each unseen probe is then among the slowest 5 %, whatever its delay)."""
 
 def unseen_share(run: dict, tier: str) -> float:
     """The share of ``tier``'s probes of ``run`` not seen when its drain ended."""
-    total = len(run["alerts"] if tier == "alert" else run["probes"])
+    total = len(probes_of(run, tier))
     return 1 - len(delays(run, tier)) / total if total else 0.0
 
 
@@ -524,7 +530,7 @@ def report(runs: list[dict]) -> None:
         )
         for tier, target in TARGETS.items():
             values = delays(run, tier)
-            total = len(run["alerts"] if tier == "alert" else run["probes"])
+            total = len(probes_of(run, tier))
             if values and unseen_share(run, tier) > UNSEEN_ALLOWED:
                 # the unseen probes took longer than the drain, so the p95 of the seen ones is
                 # not the p95: whether the target held is unknown, which is not met
