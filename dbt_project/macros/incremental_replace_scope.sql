@@ -77,8 +77,9 @@
         getvariable('lakepulse_change_generation')
     from {{ batch }}
     where {{ inserted }};
-    {#- A publish further behind than this many builds copies the table whole. -#}
-    delete from {{ log }} where change_seq <= getvariable('lakepulse_change_seq') - 100;
+    {#- A publish further behind than `publish_log_builds` builds copies the table whole. -#}
+    delete from {{ log }}
+    where change_seq <= getvariable('lakepulse_change_seq') - {{ var('publish_log_builds') | int }};
     {%- endif %}
 {% endmacro %}
 

@@ -53,6 +53,7 @@ from lakepulse.core.duck import (
     WORKER_MEMORY_LIMIT,
     WORKER_THREADS,
     apply_resource_limits,
+    checkpoint_deferring_vacuum,
     duckdb_threads,
     memory_limit,
     resource_limited,
@@ -97,9 +98,11 @@ CHECKPOINT_SLACK_S = 2.0
 """A checkpoint waits for a cycle that leaves this much of its period unused: at 10 M events one
 can take a couple of seconds, which after a slower tier's step would delay the next live cycle."""
 
-CHECKPOINT_FORCED_WAL_BYTES = 512 * 2**20
+CHECKPOINT_FORCED_WAL_BYTES = 128 * 2**20
 """A log this long is checkpointed after the cycle whatever the cycle left (a replay after a
-crash reads all of it)."""
+crash reads all of it). A checkpoint's time grows with its log: at ten million events, with its
+cycles never leaving the slack, the worker of session 24 checkpointed only at 512 MB, 9 to 15 s
+at once (vacuum included, now deferred: :func:`~lakepulse.core.duck.checkpoint_deferring_vacuum`)."""
 
 COMPACT_EVERY_S_ENV = "LAKEPULSE_WORKER_COMPACT_S"
 COMPACT_EVERY_S = 300.0
@@ -157,6 +160,11 @@ class CycleReport:
     :meth:`PipelineWorker._cycle`)."""
     threads: int | None = None
     """DuckDB's threads in this cycle (None, DuckDB's default, in a catch-up)."""
+    beside: dict[str, float] = field(default_factory=dict)
+    """Seconds of work that ended before this cycle on a thread beside the cycles (``replica``),
+    not part of its stages."""
+    beside_error: str | None = None
+    """Why that work failed, if it did (it is tried again at its next turn)."""
 
     @property
     def worked(self) -> bool:
@@ -212,6 +220,10 @@ class PipelineWorker:
         """The cycle under way's report, which a step of a turn started earlier writes to."""
         self.compacted_at = time.monotonic()
         """When bronze was last compacted (a new worker waits a period before its first)."""
+        self.replica: threading.Thread | None = None
+        """The read replica's refresh, beside the cycles (:meth:`_refresh_replica_beside`)."""
+        self.replica_outcome: tuple[float, str | None] | None = None
+        """The last refresh's seconds and error, for the next cycle's report."""
         self._prepared = False
         self._frozen = False
 
@@ -272,7 +284,7 @@ class PipelineWorker:
                         if wanted:  # another process waits, even after a cycle past its pace
                             break
                 finally:
-                    self.dbt.close_warehouse()  # before the lock goes: a waiter opens it
+                    self._close_warehouse()  # before the lock goes: a waiter opens it
             # The waiter takes the lock before this worker asks for it again (it then stops
             # wanting), so a worker with no pause left does not take it straight back.
             handover = time.monotonic() + HANDOVER_S
@@ -296,16 +308,18 @@ class PipelineWorker:
         """Checkpoint the open warehouse after a cycle once its log is long
         (:data:`CHECKPOINT_WAL_BYTES`) and the cycle left room for it before the next one
         (:data:`CHECKPOINT_SLACK_S`), or at once when the log has grown past
-        :data:`CHECKPOINT_FORCED_WAL_BYTES`. Its seconds are the cycle's ``checkpoint`` stage."""
+        :data:`CHECKPOINT_FORCED_WAL_BYTES`; never while the replica's refresh reads the
+        warehouse (DuckDB checkpoints only with no other transaction open). Its seconds are
+        the cycle's ``checkpoint`` stage."""
         warehouse = self.dbt.warehouse()
         wal = self.settings.warehouse_path.with_name(self.settings.warehouse_path.name + ".wal")
-        if warehouse is None or not wal.exists():
+        if warehouse is None or not wal.exists() or self._refreshing_replica():
             return
         size = wal.stat().st_size
         if size >= CHECKPOINT_FORCED_WAL_BYTES or (
             size >= CHECKPOINT_WAL_BYTES and slack_s >= CHECKPOINT_SLACK_S
         ):
-            self._timed("checkpoint", lambda: warehouse.execute("checkpoint"))
+            self._timed("checkpoint", lambda: checkpoint_deferring_vacuum(warehouse))
 
     def _compact_if_due(self, slack_s: float) -> None:
         """Compact bronze's small files and vacuum old versions every :data:`COMPACT_EVERY_S`,
@@ -387,7 +401,7 @@ class PipelineWorker:
         with exclusive_lock(self.settings.pipeline_lock_path):
             report = self._cycle()
             if report.error or not keep_open:  # after a failure the next cycle opens it afresh
-                self.dbt.close_warehouse()
+                self._close_warehouse()
         return report
 
     def _cycle(self) -> CycleReport:
@@ -404,6 +418,9 @@ class PipelineWorker:
             report = self.report = CycleReport(
                 time.time(), latest, memory_limit=limit, threads=threads
             )
+            if self.replica_outcome is not None and not self._refreshing_replica():
+                report.beside["replica"], report.beside_error = self.replica_outcome
+                self.replica_outcome = None
             try:
                 if (warehouse := self.dbt.warehouse()) is not None:
                     apply_resource_limits(warehouse, reset=True)  # this cycle's, as a new one
@@ -563,8 +580,42 @@ class PipelineWorker:
             self.undelivered = self.undelivered or count > 0
             self._deliver_in_background()
         if tier.every_s >= 300:
-            yield
-            self._timed("replica", lambda: refresh_replica(settings, self.dbt.warehouse()))
+            self._refresh_replica_beside()
+
+    def _refresh_replica_beside(self) -> None:
+        """Refresh the read replica on a thread of its own, through a cursor of the open
+        warehouse, while the next cycles run: at ten million events a refresh took 16 s, which
+        in session 24's benchmark held the live tier back by as long once a daily turn. The
+        copy reads one snapshot of the warehouse (:func:`refresh_replica`), so the builds beside
+        it change nothing it copies. A refresh still running is left to end; the next daily
+        turn refreshes again."""
+        if self._refreshing_replica():
+            return
+        connection = self.dbt.warehouse()
+        if connection is None:  # none open to read through: the copy opens the file, here
+            self._timed("replica", lambda: refresh_replica(self.settings))
+            return
+
+        def refresh() -> None:
+            started = time.perf_counter()
+            error = None
+            try:
+                refresh_replica(self.settings, connection)
+            except Exception as failure:  # the next daily turn tries again
+                error = f"replica: {type(failure).__name__}: {failure}"
+            self.replica_outcome = (time.perf_counter() - started, error)
+
+        self.replica = threading.Thread(target=refresh, name="replica", daemon=True)
+        self.replica.start()
+
+    def _refreshing_replica(self) -> bool:
+        return self.replica is not None and self.replica.is_alive()
+
+    def _close_warehouse(self) -> None:
+        """Close the warehouse once the replica's refresh through it has ended."""
+        if self.replica is not None:
+            self.replica.join()
+        self.dbt.close_warehouse()
 
     def _deliver_in_background(self) -> None:
         """A delivery pass on a thread of its own, after a firing or every
