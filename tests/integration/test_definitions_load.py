@@ -38,6 +38,12 @@ def tree(root: Path) -> set[str]:
     return {str(path.relative_to(root)) for path in root.rglob("*")}
 
 
+def project_tree() -> set[str]:
+    """The dbt project's files, but for dbt's own rotated logs (``logs/dbt.log.N``): the dbt
+    commands of tests running beside this one rotate them at any moment."""
+    return {path for path in tree(DBT_PROJECT_DIR) if not re.fullmatch(r"logs/dbt\.log\.\d+", path)}
+
+
 def run_in_new_process(script: str, env: dict[str, str], cwd: Path) -> str:
     """``script``'s output, run by a new Python process (nothing imported yet)."""
     loaded = subprocess.run(
@@ -56,7 +62,7 @@ def test_loading_the_code_location_in_a_fresh_process_creates_nothing(tmp_path):
     home, dagster_home, scratch = tmp_path / "home", tmp_path / "dagster", tmp_path / "tmp"
     for folder in (home, dagster_home, scratch):
         folder.mkdir()
-    project_before = tree(DBT_PROJECT_DIR)
+    project_before = project_tree()
     env = {
         **os.environ,
         "LAKEPULSE_HOME": str(home),
@@ -74,7 +80,7 @@ def test_loading_the_code_location_in_a_fresh_process_creates_nothing(tmp_path):
     assert tree(dagster_home) == set()
     assert tree(scratch) == set()
     assert tree(tmp_path) == {"home", "dagster", "tmp"}
-    assert tree(DBT_PROJECT_DIR) == project_before
+    assert project_tree() == project_before
 
 
 def test_no_private_dagster_api_is_used():
