@@ -57,3 +57,44 @@ def test_the_copy_holds_the_schemas_asked_for(tmp_path, through_connection):
     assert copied["marts.a"] == [(n,) for n in range(1000)]
     assert copied["marts.b"] == sorted([(f"x{n}",) for n in range(10)] + [("logged",)])
     assert not list(tmp_path.glob(".replica.duckdb.*.tmp"))
+
+
+def test_a_copy_through_a_connection_reads_one_snapshot_whatever_commits_beside_it(
+    tmp_path, monkeypatch
+):
+    """The pipeline worker copies the replica while its next cycles build: tables changed
+    after the copy began still come as they were when it began."""
+    import lakepulse.core.duck as duck
+
+    source, target = tmp_path / "wh.duckdb", tmp_path / "replica.duckdb"
+    owner = _warehouse(source)
+    copy_schemas = duck._copy_schemas
+
+    class BuildBesideTheFirstTable:
+        """The copy's cursor; once it has copied a table, a build commits on another cursor
+        of the owner's connection: it rebuilds marts.b and grows marts.a."""
+
+        def __init__(self, cursor):
+            self.cursor, self.built = cursor, False
+
+        def execute(self, sql, *args):
+            result = self.cursor.execute(sql, *args)
+            if sql.startswith("create table copy_target") and not self.built:
+                self.built = True
+                builder = owner.cursor()
+                builder.execute("create or replace table marts.b as select 'rebuilt' as s")
+                builder.execute("insert into marts.a values (1000)")
+                builder.close()
+            return result
+
+    monkeypatch.setattr(
+        duck,
+        "_copy_schemas",
+        lambda conn, name, schemas: copy_schemas(BuildBesideTheFirstTable(conn), name, schemas),
+    )
+    copy_database(source, target, schemas=("marts",), connection=owner)
+    copied = _contents(target)
+    assert copied["marts.b"] == sorted((f"x{n}",) for n in range(10))
+    assert len(copied["marts.a"]) == 1000
+    assert owner.execute("select count(*) from marts.a").fetchone()[0] == 1001  # committed
+    owner.close()
