@@ -441,11 +441,42 @@ def measure(source: Path | None, args) -> dict:
         "probes": [vars(p) for p in prober.probes.values()],
         "alerts": [vars(p) for p in prober.alerts],
         "cycles": cycles,
+        "runs_beside": runs_beside(settings.dagster_home, started_wall, started_wall + elapsed),
     }
     (home / "freshness.json").write_text(json.dumps(measured))
     if not args.keep:
         shutil.rmtree(home, ignore_errors=True)
     return measured
+
+
+WORKER_JOBS = ("pipeline_worker", "__ASSET_JOB")
+"""Dagster jobs that are the pipeline itself: the worker's run, and the asset checks its
+freshness reports start."""
+
+
+def runs_beside(dagster_home: Path, since: float, until: float) -> list[dict]:
+    """The Dagster runs of other jobs (a schedule's nightly predict or retention) that ran
+    during ``since``-``until`` (epoch seconds): they compete with the worker for the machine,
+    so a window that holds one does not measure the steady pipeline."""
+    import sqlite3
+    from datetime import UTC, datetime
+
+    runs_db = dagster_home / "history" / "runs.db"
+    if not runs_db.exists():
+        return []
+    with sqlite3.connect(runs_db) as conn:
+        rows = conn.execute(
+            "select pipeline_name, create_timestamp, update_timestamp from runs"
+        ).fetchall()
+    beside = []
+    for job, created, updated in rows:
+        began, ended = (
+            datetime.fromisoformat(moment).replace(tzinfo=UTC).timestamp()
+            for moment in (created, updated)
+        )
+        if job not in WORKER_JOBS and began < until and ended > since:
+            beside.append({"job": job, "began": began, "ended": ended})
+    return beside
 
 
 def _stage_at(run: dict) -> str:
@@ -563,6 +594,14 @@ def report(runs: list[dict]) -> None:
                 f"  live cycles: {len(live)}, one every {np.mean(gaps) if len(gaps) else 0:.1f} s; "
                 f"a cycle's stages (mean s, share): "
                 + ", ".join(f"{k} {v:.1f} ({v / total:.0%})" for k, v in mean.items() if v >= 0.05)
+            )
+        for beside in run.get("runs_beside", []):
+            began, ended = (
+                time.strftime("%H:%M:%S", time.gmtime(beside[end])) for end in ("began", "ended")
+            )
+            print(
+                f"  WARNING: Dagster ran {beside['job']} beside the worker ({began}-{ended} UTC), "
+                "in the measured window: these figures are not the steady pipeline's"
             )
         cores = run["loop_cpu"] / run["elapsed"]
         print(

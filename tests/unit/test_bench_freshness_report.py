@@ -51,3 +51,31 @@ def test_one_probe_unseen_in_forty_still_leaves_the_p95_known(capsys):
     report([run("1m", [300.0] * 40), run("10m", [300.0] * 39 + [None])])
     verdicts, _ = daily_lines(capsys)
     assert verdicts.endswith("target p95 <= 600 s: met)")
+
+
+def test_a_job_run_beside_the_worker_in_the_window_is_named(tmp_path, capsys):
+    """Session 25's run at 10 M events overlapped the nightly predict job (02:45 UTC): a run of
+    another job inside the measured window is named, the worker's own runs are not."""
+    import sqlite3
+
+    from benchmarks.bench_freshness import runs_beside
+
+    (tmp_path / "history").mkdir()
+    with sqlite3.connect(tmp_path / "history" / "runs.db") as conn:
+        conn.execute("create table runs (pipeline_name, create_timestamp, update_timestamp)")
+        conn.executemany(
+            "insert into runs values (?, ?, ?)",
+            [
+                ("pipeline_worker", "2026-12-07 02:44:16.6", "2026-12-07 03:00:00.0"),
+                ("__ASSET_JOB", "2026-12-07 02:50:27.4", "2026-12-07 02:50:54.6"),
+                ("predict", "2026-12-07 02:45:00.3", "2026-12-07 02:52:59.1"),
+                ("retention", "2026-12-07 02:00:00.0", "2026-12-07 02:01:00.0"),  # before
+            ],
+        )
+    window = (1796611500.0, 1796611980.0)  # 02:45:00 to 02:53:00 UTC
+    beside = runs_beside(tmp_path, *window)
+    assert [b["job"] for b in beside] == ["predict"]
+    report([{**run("10m", [300.0] * 40), "runs_beside": beside}])
+    assert "WARNING: Dagster ran predict beside the worker (02:45:00-02:52:59 UTC)" in (
+        capsys.readouterr().out
+    )
