@@ -94,16 +94,13 @@ def _logged_events_only_class() -> type:
             node: Any = None,
             force_warn_or_error_handling: bool = False,
         ) -> None:
-            event_level = level or e.level_tag()
+            rank = _log_level_map[EventLevel(level or e.level_tag())]
             if (
                 not force_warn_or_error_handling
-                and self.loggers
-                and _log_level_map[EventLevel(event_level)] < _log_level_map[EventLevel.WARN]
+                and rank < _log_level_map[EventLevel.WARN]
                 and type(e).__name__ not in PRINT_EVENT_NAMES
-                and all(
-                    _log_level_map[EventLevel(event_level)] < _log_level_map[logger.level]
-                    for logger in self.loggers
-                )
+                and self.loggers
+                and all(rank < _log_level_map[logger.level] for logger in self.loggers)
             ):
                 return
             super().fire_event(e, level, node, force_warn_or_error_handling)
