@@ -5,6 +5,7 @@ moments is in test_worker_killed.py."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import sys
@@ -259,11 +260,14 @@ def test_a_tier_due_again_at_once_does_not_starve_a_slower_one(settings, tenant,
     assert turns[:2] == ["session", "daily"], turns
 
 
-def test_a_session_turn_goes_before_a_daily_turn_under_way_once(settings, tenant, second_tenant):
+def test_session_turns_go_before_a_daily_turn_under_way_which_still_moves_between_them(
+    settings, tenant, second_tenant
+):
     """A session turn that comes due while a daily turn is under way goes first; the daily
-    turn then resumes where it stood (not from its start), and is not set aside a second time.
-    The marts at the end equal a full refresh. Time is moved by moving the tiers' last turns
-    back, as the clock would."""
+    turn then resumes where it stood (not from its start) and takes a step before a session
+    turn may go first again. So with the session tier due in every cycle, the daily turn moves a
+    step between two session turns and ends. The marts at the end equal a full refresh. Time is
+    moved by moving the tiers' last turns back, as the clock would."""
     tiers = (Tier("live", 0.0, 15.0), Tier("session", 30.0, 60.0), Tier("daily", 300.0, 600.0))
     start = datetime.now(UTC) - timedelta(hours=2)
     land_simulated(settings, 300, seed=3, start=start)
@@ -281,18 +285,23 @@ def test_a_session_turn_goes_before_a_daily_turn_under_way_once(settings, tenant
     daily_steps = worker.turn[1]
     cycle(11, due=("session",))  # the session comes due: its turn goes first
     assert worker.turn[0] == "session" and worker.set_aside == ("daily", daily_steps)
-    for seed in range(12, 20):
-        cycle(seed)
-        if worker.turn is not None and worker.turn[0] == "daily":
+    owners = []  # who held the turn at each cycle's end while the daily turn was unfinished
+    for seed in range(12, 60):
+        daily_unfinished = daily_steps in {t[1] for t in (worker.turn, worker.set_aside) if t}
+        if not daily_unfinished:
             break
-    assert worker.turn == ("daily", daily_steps) and worker.set_aside is None  # resumed
-    cycle(20, due=("session",))  # due again: the resumed daily turn goes on
-    assert worker.turn in (("daily", daily_steps), None) and worker.set_aside is None
-    for seed in range(21, 30):
-        if worker.turn is None:
-            break
-        cycle(seed)
-    assert worker.turn is None or worker.turn[0] == "session"
+        cycle(seed, due=("session",))  # due in every cycle, as on a busy worker
+        owners.append(worker.turn[1] if worker.turn else None)
+    else:
+        raise AssertionError("the daily turn never ended")
+    assert daily_steps in owners  # it resumed (the same steps, not a new turn)
+    session_turns = [steps for steps in owners if steps not in (daily_steps, None)]
+    assert len(set(map(id, session_turns))) >= 2, owners  # set aside more than once
+    # between two session turns, the daily turn took a step
+    held = [steps for steps in owners if steps is not None]
+    for before, after in itertools.pairwise(held):
+        if before is not daily_steps and after is not daily_steps:
+            assert before is after, owners
     for _ in range(6):  # every turn ends, then one on everything loaded
         assert worker.cycle().error is None
     assert PipelineWorker(settings).cycle().error is None
@@ -502,6 +511,51 @@ def bronze_message_ids(settings, version: int) -> list[str]:
 
     table = DeltaTable(str(settings.bronze_events_path), version=version)
     return sorted(table.to_pyarrow_table(columns=["message_id"]).column("message_id").to_pylist())
+
+
+def test_on_cycle_reports_beside_the_cycles_in_order_and_all_before_run_returns(
+    settings, tenant, monkeypatch
+):
+    """Dagster's ``on_cycle`` writes a materialization per model to its event log, which took
+    ~0.7 s a cycle: the next cycle does not wait for it. While ``on_cycle`` is held, the worker
+    goes on cycling (its cycle log grows); released, it gets every report in order, each once,
+    before ``run`` returns."""
+    monkeypatch.setenv("LAKEPULSE_WORKER_CYCLE_S", "0.5")
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    land_simulated(settings, 200, seed=50, start=start, count=False)
+    held = threading.Event()
+    reported: list[float] = []
+
+    def on_cycle(report) -> None:
+        held.wait(300)
+        reported.append(report.started_at)
+
+    stop = threading.Event()
+    worker = PipelineWorker(settings, tiers=SLOW_TIERS, on_cycle=on_cycle)
+    loop = threading.Thread(target=worker.run, args=(stop,))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 180
+        batch = 0
+        while time.monotonic() < deadline and len(cycle_log(settings)) < 4:
+            land_simulated(settings, 20, seed=51 + batch, start=start, count=False)
+            batch += 1
+            time.sleep(1)
+        assert len(cycle_log(settings)) >= 4  # cycles went on while the first report waited
+        assert reported == []
+    finally:
+        held.set()
+        stop.set()
+        loop.join(120)
+    assert not loop.is_alive()
+    assert reported == [cycle["started_at"] for cycle in cycle_log(settings)]
+
+
+def cycle_log(settings) -> list[dict]:
+    import json
+
+    path = settings.worker_cycles_path
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_the_worker_compacts_what_its_loads_wrote_between_its_cycles(
