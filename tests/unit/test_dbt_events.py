@@ -24,7 +24,7 @@ def manager(monkeypatch):
     build = event_manager.msg_from_base_event
 
     def recording(event, level=None):
-        built.append(event.msg)
+        built.append(event.msg if hasattr(event, "msg") else type(event).__name__)
         return build(event, level=level)
 
     monkeypatch.setattr(event_manager, "msg_from_base_event", recording)
@@ -70,3 +70,29 @@ def test_a_debug_logger_still_gets_every_debug_event(manager):
     assert "a statement" in debug.getvalue()
     assert "a statement" not in info.getvalue()
     assert manager.built == ["a statement"]
+
+
+def test_a_debug_event_no_logger_writes_is_built_only_when_read(manager):
+    """Made under an info logger, a debug event's protobuf message is not parsed at all; read,
+    it is built from its fields and holds them; written, it is written whole."""
+    from dbt.adapters.events.types import SQLQuery
+    from dbt_common.events.base_types import EventLevel
+    from dbt_common.events.functions import fire_event
+
+    info = logger_at(manager, EventLevel.INFO, "lakepulse-test-info-3")
+    skipped = SQLQuery(conn_name="model.x", sql="select 1", node_info={})
+    assert "pb_msg" not in vars(skipped)  # not built
+    fire_event(skipped)
+    assert "pb_msg" not in vars(skipped) and "select 1" not in info.getvalue()
+
+    read = SQLQuery(conn_name="model.y", sql="select 2", node_info={})
+    assert read.sql == "select 2" and read.conn_name == "model.y"  # built when read
+    read.sql = "select 3"
+    assert read.message().endswith("select 3")
+
+    debug = logger_at(manager, EventLevel.DEBUG, "lakepulse-test-debug-2")
+    logged = SQLQuery(conn_name="model.z", sql="select 4", node_info={})
+    assert "pb_msg" in vars(logged)  # a logger writes debug lines: built at once
+    fire_event(logged)
+    assert "select 4" in debug.getvalue()
+    assert manager.built == ["SQLQuery"]  # the one a logger wrote
