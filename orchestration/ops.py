@@ -8,9 +8,10 @@ or delete the run afterwards (`dagster run delete RUN_ID`).
 The workflows are imported in the ops' bodies: the code server loads these definitions and must
 not import DuckDB, pyarrow and pandas with them."""
 
+import threading
 import time
 
-from dagster import Config, OpExecutionContext, op
+from dagster import Config, DagsterRunStatus, OpExecutionContext, op
 
 from orchestration.events import cycle_events
 from orchestration.resources import LakepulseResource
@@ -66,6 +67,7 @@ def pipeline_worker_op(
 
     settings = lakepulse.settings
     freshness_reported: dict[str, float] = {}
+    stop = threading.Event()
 
     def report(cycle: CycleReport) -> None:
         for event in cycle_events(cycle, settings, freshness_reported):
@@ -74,5 +76,13 @@ def pipeline_worker_op(
             context.log.warning(f"cycle failed: {cycle.error}")
         else:
             context.log.info(cycle.summary())
+        # A run failed from outside (the worker sensor, when it found no heartbeat) is not
+        # stopped by Dagster: its worker would go on beside the next run's, trading the lock.
+        run = context.instance.get_run_by_id(context.run_id)
+        if run is not None and run.status != DagsterRunStatus.STARTED and not stop.is_set():
+            context.log.warning(
+                f"this run is {run.status.value.lower()}: the worker stops after this cycle"
+            )
+            stop.set()
 
-    run_worker(settings, until=time.monotonic() + config.minutes * 60, on_cycle=report)
+    run_worker(settings, stop=stop, until=time.monotonic() + config.minutes * 60, on_cycle=report)

@@ -658,3 +658,48 @@ def test_the_workers_run_keeps_the_freshness_checks_fresh_without_a_run_of_their
         with freeze_time(datetime.now(UTC) + timedelta(minutes=6)):
             stale = sensor.evaluate_tick(tick())
         assert set(stale.run_requests[0].asset_check_keys) == checks
+
+
+def test_a_worker_whose_run_was_failed_from_outside_stops_after_its_next_cycle(
+    settings, tenant, second_tenant
+):
+    """The worker sensor fails a run whose heartbeat it does not find, and Dagster does not stop
+    that run's process: the worker stops itself after the next cycle that sees its run failed,
+    so it does not go on beside the next run's worker. Without that, this run would cycle for
+    its 30 minutes and the test time out."""
+    import dagster as dg
+
+    from lakepulse.core.dagster_instance import ensure_instance
+    from orchestration.definitions import build_definitions
+
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    land_simulated(settings, 300, seed=60, start=start)
+    ensure_instance(settings)
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        definitions = build_definitions(settings)
+
+        def fail_the_run_once_it_cycles() -> None:
+            deadline = time.monotonic() + 300
+            while not cycle_log(settings) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            (run,) = instance.get_runs(
+                dg.RunsFilter(job_name="pipeline_worker", statuses=[dg.DagsterRunStatus.STARTED])
+            )
+            instance.report_run_failed(run, "the pipeline worker stopped beating")
+            land_simulated(settings, 50, seed=61, start=start)  # a cycle with work to report
+
+        sensor = threading.Thread(target=fail_the_run_once_it_cycles)
+        sensor.start()
+        worker = definitions.resolve_job_def("pipeline_worker")
+        config = {"ops": {"pipeline_worker_op": {"config": {"minutes": 30}}}}
+        result = worker.execute_in_process(
+            instance=instance, run_config=config, raise_on_error=False
+        )
+        sensor.join()
+        logs = instance.all_logs(result.run_id)
+        said = [entry.user_message for entry in logs if entry.dagster_event is None]
+        assert any("the worker stops after this cycle" in line for line in said), said
+        # the op returned by itself (an op interrupted, by a timeout say, fails its step)
+        ended = {entry.dagster_event.event_type for entry in logs if entry.dagster_event}
+        assert dg.DagsterEventType.STEP_SUCCESS in ended, ended
+    assert len(cycle_log(settings)) >= 2  # the catch-up, then the cycle that saw the failure
