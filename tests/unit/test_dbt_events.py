@@ -16,6 +16,9 @@ def manager(monkeypatch):
     from dbt_common.events import event_manager, event_manager_client
 
     previous = event_manager_client.get_event_manager()
+    # A manager without loggers, as in a new process: an earlier test's dbt run in this process
+    # may have left one with its debug-level file logger, which wants every event built.
+    event_manager_client.ctx_set_event_manager(event_manager.EventManager())
     skip_unlogged_events()
     installed = event_manager_client.get_event_manager()
     skip_unlogged_events()  # idempotent: the same manager stays
