@@ -9,7 +9,7 @@ The suites run where the checks run: the code server loads these definitions, an
 """
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Mapping
 from datetime import timedelta
 
 from dagster import (
@@ -97,7 +97,6 @@ def build_mart_quality_checks() -> list[AssetChecksDefinition]:
     return [mart_quality_check(mart) for mart in MART_SUITES]
 
 
-FRESHNESS_MINUTES = 5
 FRESHNESS_SENSOR_INTERVAL_S = 120
 
 
@@ -107,16 +106,22 @@ FRESHNESS_SENSOR_INTERVAL_S = 120
 _SUPERSEDED = {"action": "ignore", "message": ".*superseded.*"}
 
 
-def build_freshness_checks(served: Iterable[str]) -> list[AssetChecksDefinition]:
-    """A served mart more than 5 minutes behind is shown stale (a warning on its check)."""
+def build_freshness_checks(stale_after_s: Mapping[str, float]) -> list[AssetChecksDefinition]:
+    """A served mart not built for longer than its tier allows (``stale_after_s``: mart ->
+    seconds, :attr:`~lakepulse.warehouse.tiers.Tier.stale_after_s`) is shown stale, a warning on
+    its check: five minutes for the live and session marts, the daily tier's ten for its own."""
+    marts_by_bound: dict[float, list[AssetKey]] = {}
+    for mart, bound_s in stale_after_s.items():
+        marts_by_bound.setdefault(bound_s, []).append(AssetKey([mart]))
     with warnings.catch_warnings():
         warnings.filterwarnings(**_SUPERSEDED)
-        return list(
-            build_last_update_freshness_checks(
-                assets=[AssetKey([mart]) for mart in served],
-                lower_bound_delta=timedelta(minutes=FRESHNESS_MINUTES),
+        return [
+            check
+            for bound_s, marts in marts_by_bound.items()
+            for check in build_last_update_freshness_checks(
+                assets=marts, lower_bound_delta=timedelta(seconds=bound_s)
             )
-        )
+        ]
 
 
 # The metadata keys of Dagster's own last-update freshness check (1.13): the sensor below reads
@@ -127,25 +132,24 @@ _FRESH_UNTIL = "dagster/fresh_until_timestamp"
 _LAST_UPDATED = "dagster/last_updated_timestamp"
 
 
-def fresh_when_built(mart: str, built_at: float) -> AssetCheckEvaluation:
+def fresh_when_built(mart: str, built_at: float, stale_after_s: float) -> AssetCheckEvaluation:
     """The evaluation the freshness check of ``mart`` gives right after the pipeline worker
-    materialized it at ``built_at`` (epoch seconds): passed, fresh until 5 minutes on. The
-    worker reports it with the materialization, so the freshness sensor finds every mart fresh
-    and starts no run of its own (a process loading these definitions every five minutes,
-    beside the worker); once the worker stops, the last deadline passes and the sensor runs the
-    check itself, which then warns."""
-    lower_bound = FRESHNESS_MINUTES * 60
+    materialized it at ``built_at`` (epoch seconds): passed, fresh until ``stale_after_s`` on
+    (its tier's bound, as :func:`build_freshness_checks` was given it). The worker reports it
+    with the materialization, so the freshness sensor finds every mart fresh and starts no run
+    of its own (a process loading these definitions, beside the worker); once the worker
+    stops, the last deadline passes and the sensor runs the check itself, which then warns."""
     return AssetCheckEvaluation(
         asset_key=AssetKey([mart]),
         check_name="freshness_check",
         passed=True,
-        description=f"Materialized by the pipeline worker; fresh for {FRESHNESS_MINUTES} minutes.",
+        description=f"Materialized by the pipeline worker; fresh for {stale_after_s / 60:g} minutes.",
         metadata={
             _FRESHNESS_PARAMS: MetadataValue.json(
-                {"timezone": "UTC", "lower_bound_delta_seconds": float(lower_bound)}
+                {"timezone": "UTC", "lower_bound_delta_seconds": float(stale_after_s)}
             ),
-            _LOWER_BOUND: MetadataValue.timestamp(built_at - lower_bound),
-            _FRESH_UNTIL: MetadataValue.timestamp(built_at + lower_bound),
+            _LOWER_BOUND: MetadataValue.timestamp(built_at - stale_after_s),
+            _FRESH_UNTIL: MetadataValue.timestamp(built_at + stale_after_s),
             _LAST_UPDATED: MetadataValue.timestamp(built_at),
         },
     )

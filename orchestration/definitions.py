@@ -19,7 +19,7 @@ from dagster_dlt import DagsterDltResource
 
 from lakepulse.core.settings import Settings
 from lakepulse.warehouse.dbt import parsed_manifest
-from lakepulse.warehouse.publish.marts import served_marts_of
+from lakepulse.warehouse.tiers import stale_after_s, tier_plan_of
 from orchestration.assets.bronze import build_bronze_assets, landing_log_spec
 from orchestration.assets.dbt import build_dbt_assets
 from orchestration.assets.maintenance import compaction, retention
@@ -61,10 +61,11 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     manifest = parsed_manifest(settings)
     bronze = build_bronze_assets(settings)
     models = build_dbt_assets(project, settings, manifest)
-    served = served_marts_of(manifest)
+    plan = tier_plan_of(manifest)
+    served = plan.served
     serving = [build_publish_asset(settings.pg_url, served)] if settings.pg_url else []
     pipeline_assets = [triggers_yml, bronze, models, *serving, *build_trigger_assets(settings)]
-    freshness = build_freshness_checks(served)
+    freshness = build_freshness_checks({mart: stale_after_s(plan.models[mart]) for mart in served})
     ingest_and_build = build_ingest_and_build_job(*pipeline_assets, leave_out=tuple(freshness))
     replay = build_replay_job(models, *serving)
     return dg.Definitions(

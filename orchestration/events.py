@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from dagster import AssetCheckEvaluation, AssetKey, AssetMaterialization, MetadataValue
 
 from lakepulse.core.settings import Settings
-from lakepulse.warehouse.tiers import tier_plan
+from lakepulse.warehouse.tiers import stale_after_s, tier_plan
 from orchestration.checks import fresh_when_built
 
 if TYPE_CHECKING:  # the worker's workflows: imported by the op that runs it, not the code server
@@ -55,7 +55,7 @@ def cycle_events(
         for mart in sorted(plan.marts(tier)):
             if cycle.started_at - freshness_reported.get(mart, 0.0) >= FRESHNESS_REPORT_EVERY_S:
                 freshness_reported[mart] = cycle.started_at
-                yield fresh_when_built(mart, cycle.started_at)
+                yield fresh_when_built(mart, cycle.started_at, stale_after_s(tier))
     if cycle.published:
         yield AssetMaterialization(
             PUBLISHED,

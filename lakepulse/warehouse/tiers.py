@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lakepulse.warehouse.publish.marts import ServedMart, served_marts_of
 
@@ -35,6 +37,16 @@ class Tier:
     promise_s: float
     """p95 from the collector's 200 to the row visible in PostgreSQL."""
 
+    @property
+    def stale_after_s(self) -> float:
+        """How long after its last build a mart of this tier is shown stale (its freshness
+        check warns): the tier's promise, and never less than :data:`STALE_AFTER_AT_LEAST_S`,
+        so a live mart does not warn while its worker restarts."""
+        return max(self.promise_s, STALE_AFTER_AT_LEAST_S)
+
+
+STALE_AFTER_AT_LEAST_S = 300.0
+
 
 TIERS: tuple[Tier, ...] = (
     Tier("live", 0.0, 15.0),
@@ -42,6 +54,11 @@ TIERS: tuple[Tier, ...] = (
     Tier("daily", 300.0, 600.0),
 )
 TIER_NAMES = tuple(tier.name for tier in TIERS)
+
+
+def stale_after_s(tier: str) -> float:
+    """:attr:`Tier.stale_after_s` of the tier named ``tier``."""
+    return next(known for known in TIERS if known.name == tier).stale_after_s
 
 
 def tier_selector(tier: str) -> str:
@@ -91,7 +108,11 @@ def tier_plan(manifest_path: Path) -> TierPlan:
 
 @functools.lru_cache(maxsize=4)
 def _plan(manifest_path: Path, written_ns: int) -> TierPlan:
-    manifest = json.loads(manifest_path.read_text())
+    return tier_plan_of(json.loads(manifest_path.read_text()))
+
+
+def tier_plan_of(manifest: Mapping[str, Any]) -> TierPlan:
+    """:func:`tier_plan` of a manifest already parsed."""
     models = [node for node in manifest["nodes"].values() if node["resource_type"] == "model"]
     return TierPlan(
         {node["name"]: node["config"].get("meta", {}).get("tier", "") for node in models},

@@ -5,7 +5,6 @@ moments is in test_worker_killed.py."""
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import subprocess
 import sys
@@ -26,6 +25,17 @@ from tests.integration.test_increments_property import differing_tenants
 
 pytestmark = pytest.mark.integration
 
+DAILY_SERVED = {
+    "fct_experiment_snapshots",
+    "mart_campaign_forecast",
+    "mart_campaign_kpis",
+    "mart_cohort_retention",
+    "mart_customer_segments",
+    "mart_experiment_results",
+    "mart_model_accuracy",
+    "mart_trigger_impact",
+}
+"""The published marts of the daily tier, as their YAML declares them."""
 SLOW_TIERS = (Tier("live", 0.0, 15.0), Tier("session", 3600.0, 60.0), Tier("daily", 3600.0, 600.0))
 """Session and daily tiers whose cadence does not come round within a test."""
 
@@ -265,43 +275,47 @@ def test_session_turns_go_before_a_daily_turn_under_way_which_still_moves_betwee
 ):
     """A session turn that comes due while a daily turn is under way goes first; the daily
     turn then resumes where it stood (not from its start) and takes a step before a session
-    turn may go first again. So with the session tier due in every cycle, the daily turn moves a
-    step between two session turns and ends. The marts at the end equal a full refresh. Time is
-    moved by moving the tiers' last turns back, as the clock would."""
+    turn may go first again, though the session tier is due in every cycle. The daily turn is
+    two steps: its first wave, then its second with the marts' checks (its publish and firing
+    come with them, not a session turn later). The marts at the end equal a full refresh. Time
+    is moved by moving the tiers' last turns back, as the clock would."""
     tiers = (Tier("live", 0.0, 15.0), Tier("session", 30.0, 60.0), Tier("daily", 300.0, 600.0))
     start = datetime.now(UTC) - timedelta(hours=2)
     land_simulated(settings, 300, seed=3, start=start)
     worker = PipelineWorker(settings, tiers=tiers)
     assert worker.cycle().tiers == ["live", "session", "daily"]
 
-    def cycle(seed: int, due: tuple[str, ...] = ()) -> None:
+    def cycle(seed: int, due: tuple[str, ...] = ()) -> list[str]:
+        """The stages the cycle ran."""
         for tier in due:
             worker.built_at[tier] -= next(t.every_s for t in tiers if t.name == tier) + 1
         land_simulated(settings, 20, seed=seed, start=start, count=False)
-        assert worker.cycle().error is None
+        report = worker.cycle()
+        assert report.error is None
+        return list(report.stages)
 
-    cycle(10, due=("daily",))
+    def tiers_stepping(stages: list[str]) -> set[str]:
+        return {stage.split(":")[1] for stage in stages if stage.endswith((":session", ":daily"))}
+
+    first_daily_step = cycle(10, due=("daily",))
+    assert "dbt:daily" in first_daily_step and "checks:marts" not in first_daily_step
     assert worker.turn[0] == "daily" and worker.set_aside is None
     daily_steps = worker.turn[1]
-    cycle(11, due=("session",))  # the session comes due: its turn goes first
+    stepped = [tiers_stepping(cycle(11, due=("session",)))]  # due: its turn goes first
     assert worker.turn[0] == "session" and worker.set_aside == ("daily", daily_steps)
-    owners = []  # who held the turn at each cycle's end while the daily turn was unfinished
-    for seed in range(12, 60):
-        daily_unfinished = daily_steps in {t[1] for t in (worker.turn, worker.set_aside) if t}
-        if not daily_unfinished:
+    last_daily_step = []
+    for seed in range(12, 40):
+        if daily_steps not in {t[1] for t in (worker.turn, worker.set_aside) if t}:
             break
-        cycle(seed, due=("session",))  # due in every cycle, as on a busy worker
-        owners.append(worker.turn[1] if worker.turn else None)
+        stages = cycle(seed, due=("session",))  # due in every cycle, as on a busy worker
+        stepped.append(tiers_stepping(stages))
+        if "daily" in stepped[-1]:
+            last_daily_step = stages
     else:
-        raise AssertionError("the daily turn never ended")
-    assert daily_steps in owners  # it resumed (the same steps, not a new turn)
-    session_turns = [steps for steps in owners if steps not in (daily_steps, None)]
-    assert len(set(map(id, session_turns))) >= 2, owners  # set aside more than once
-    # between two session turns, the daily turn took a step
-    held = [steps for steps in owners if steps is not None]
-    for before, after in itertools.pairwise(held):
-        if before is not daily_steps and after is not daily_steps:
-            assert before is after, owners
+        raise AssertionError(f"the daily turn never ended: {stepped}")
+    # the session turn whole (two waves and its publish), then the daily's resumed step
+    assert stepped == [{"session"}] * 3 + [{"daily"}], stepped
+    assert {"dbt:daily", "checks:marts"} <= set(last_daily_step)
     for _ in range(6):  # every turn ends, then one on everything loaded
         assert worker.cycle().error is None
     assert PipelineWorker(settings).cycle().error is None
@@ -629,7 +643,8 @@ def test_the_workers_run_keeps_the_freshness_checks_fresh_without_a_run_of_their
 ):
     """The worker's run reports each served mart's freshness with its materialization, so the
     freshness sensor finds nothing to run while the worker keeps the marts fresh; when the
-    reports stop (five minutes on), it runs every check again, which then judges staleness."""
+    reports stop, it runs each check again once its tier's bound has passed (five minutes for
+    the live and session marts, ten for the daily ones), which then judges staleness."""
     import dagster as dg
     from dagster._core.test_utils import freeze_time
 
@@ -656,8 +671,12 @@ def test_the_workers_run_keeps_the_freshness_checks_fresh_without_a_run_of_their
         assert not fresh.run_requests, fresh.skip_message
 
         with freeze_time(datetime.now(UTC) + timedelta(minutes=6)):
-            stale = sensor.evaluate_tick(tick())
-        assert set(stale.run_requests[0].asset_check_keys) == checks
+            past_five = sensor.evaluate_tick(tick())
+        due = set(past_five.run_requests[0].asset_check_keys)
+        assert {key.asset_key.path[-1] for key in checks - due} == DAILY_SERVED
+        with freeze_time(datetime.now(UTC) + timedelta(minutes=11)):
+            past_ten = sensor.evaluate_tick(tick())
+        assert set(past_ten.run_requests[0].asset_check_keys) == checks
 
 
 def test_a_worker_whose_run_was_failed_from_outside_stops_after_its_next_cycle(
