@@ -62,7 +62,8 @@ test: $(STAMP) $(NODE_SDK) $(BROWSER_SDK) $(CHROMIUM) bi
 	$(BIN)/mkdocs build --strict
 	@# Two workers for most tests; the timing-sensitive ones alone afterwards. The fault
 	@# injection runs a sample of its boundaries here; `pytest -m faults` runs the rest.
-	$(BIN)/pytest -m "not serial and not faults" -n 2 --dist loadfile
+	@# The slowest tests are listed, so a CI run that grows past its 30 minutes says where.
+	$(BIN)/pytest -m "not serial and not faults" -n 2 --dist loadfile --durations=15
 	$(BIN)/pytest -m "serial and not faults"
 
 # The docs site (mkdocs.yml, docs/) at http://127.0.0.1:8000, rebuilt on every save.
