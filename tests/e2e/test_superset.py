@@ -217,19 +217,28 @@ def chart_states(page) -> list[dict]:
     )
 
 
+def charts_titled(states: list[dict], title: str) -> list[dict]:
+    return [s for s in states if s["title"].rsplit(" · ", 1)[0] == title]
+
+
 def chart(states: list[dict], title: str) -> dict:
-    (found,) = [s for s in states if s["title"].rsplit(" · ", 1)[0] == title]
+    (found,) = charts_titled(states, title)
     return found
 
 
 def drawn_text(page, title: str, complete, seconds: float = 60.0) -> list[str]:
     """The text the chart ``title`` has drawn on its canvas, read again until ``complete`` says
     it is all there or ``seconds`` pass: ECharts draws a funnel's labels only when its
-    animation ends, which on a loaded machine comes after the chart counts as drawn."""
+    animation ends, which on a loaded machine comes after the chart counts as drawn. A chart
+    missing from the page is read again too: the dashboard re-renders its charts when its
+    time-range filter applies, and in between shows none (seen once on a loaded machine)."""
     deadline = time.monotonic() + seconds
     while True:
-        texts = chart(chart_states(page), title)["drawnText"]
+        states = chart_states(page)
+        found = charts_titled(states, title)
+        texts = chart(states, title)["drawnText"] if found else []
         if complete(texts) or time.monotonic() > deadline:
+            assert found, (title, [s["title"] for s in states])
             return texts
         page.wait_for_timeout(250)
 

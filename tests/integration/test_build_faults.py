@@ -57,7 +57,8 @@ ALL = MODEL_BOUNDARIES + [("at", name) for name in BOUNDARIES]
 # previous cycle, by design; the log itself is checked for exactly-once instead.
 SNAPSHOT_KEPT = {"snapshot_at", "snapshots"}  # mart_experiment_results: when, how many so far
 OF_THE_FIRING_LOG = {"fct_trigger_firings", "fct_trigger_deliveries", "mart_trigger_impact"}
-CI_SAMPLE = {("after", "stg_orders"), ("inside", "mart_conversion_windows"), ("at", "published")}
+# CI kills inside a model and mid-publish (~65 s each); the other boundaries run with `-m faults`.
+CI_SAMPLE = {("inside", "mart_conversion_windows"), ("at", "published")}
 
 ORDER_COPIES = [
     # o9 completed on g-d9 at 12:05 ...

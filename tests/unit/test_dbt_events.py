@@ -99,3 +99,35 @@ def test_a_debug_event_no_logger_writes_is_built_only_when_read(manager):
     fire_event(logged)
     assert "select 4" in debug.getvalue()
     assert manager.built == ["SQLQuery"]  # the one a logger wrote
+
+
+_FLAG_SOURCES = """
+from dbt_common.behavior_flags import Behavior, BehaviorFlagRendered
+from lakepulse.warehouse.dbt import skip_unlogged_events
+
+FLAG = {"name": "some_flag", "default": True, "docs_url": "https://example.com"}
+
+
+def sources():
+    rendered = BehaviorFlagRendered(FLAG, {})
+    (in_behaviour,) = Behavior([FLAG], {})._flags  # as an adapter declares its flags
+    return [f._behavior_change_event.flag_source for f in (rendered, in_behaviour)]
+
+
+before = sources()
+skip_unlogged_events()
+print(before, sources())
+"""
+
+
+def test_behaviour_flags_name_the_module_that_declared_them_as_dbts_own_walk_did(tmp_path):
+    """A new process: dbt's own walk of the stack first, then the one installed with
+    ``skip_unlogged_events``; both name the module that declared the flag (a script: its
+    ``__main__``)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "declare_flags.py"
+    script.write_text(_FLAG_SOURCES)
+    result = subprocess.run([sys.executable, script], capture_output=True, text=True, check=True)
+    assert result.stdout.split("] [") == ["['__main__', '__main__'", "'__main__', '__main__']\n"]
