@@ -70,6 +70,6 @@ def test_a_table_that_fits_its_contract_is_left_as_it_is(settings, workspace):
     workspace.build()
     settings.schemas_checked_marker_path.write_text("an older release\n")
     results = settings.dbt_target_dir / "run_results.json"
-    before = results.stat().st_mtime_ns
+    assert not results.exists()  # the warm build (Workspace.build) writes no JSON artifacts
     assert migrate_changed_schemas(settings) == []
-    assert results.stat().st_mtime_ns == before  # dbt did not run
+    assert not results.exists()  # no dbt process built anything
