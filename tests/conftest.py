@@ -221,7 +221,6 @@ class Workspace:
         dbt runs as the pipeline worker runs it: in this process, kept warm (``WarmDbt``, its
         manifest kept between builds), not as a ``dbt`` process of its own, which paid ~3 s of
         imports and parse before its first model at every build. Raises ``DbtFailed``."""
-        from lakepulse.core.settings import TELEMETRY_OFF
         from lakepulse.operations.rebuild import finish_build, prepare_build
         from lakepulse.warehouse.dbt import WarmDbt
         from lakepulse.warehouse.replica import refresh_replica
@@ -229,19 +228,13 @@ class Workspace:
         full_refresh = "--full-refresh" in args
         rest = [arg for arg in args if arg != "--full-refresh"]
         pipeline_args = prepare_build(self.settings, full_refresh)
-        # WarmDbt sets this process's LAKEPULSE_HOME for dbt's profile: put back after.
-        environment = {key: os.environ.get(key) for key in ("LAKEPULSE_HOME", *TELEMETRY_OFF)}
-        try:
+        with pytest.MonkeyPatch.context() as patch:
+            # dbt's profile reads this process's LAKEPULSE_HOME (WarmDbt sets it too): the
+            # workspace's for the build, the test's own again after.
+            patch.setenv("LAKEPULSE_HOME", str(self.settings.home))
             if self.dbt is None:
                 self.dbt = WarmDbt(self.settings)
-            os.environ["LAKEPULSE_HOME"] = str(self.settings.home)
             self.dbt.invoke(*pipeline_args, *rest)
-        finally:
-            for key, value in environment.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
         if rest:
             refresh_replica(self.settings)
         else:
