@@ -164,6 +164,39 @@ carried as (
 ),
 {%- endif %}
 
+recompute_scope as (
+
+    -- the earliest minute any campaign is recomputed from: the completions and the sessions
+    -- read below start there
+    select min(recompute_from) as recompute_from from bounds
+
+),
+
+recomputed_completions as (
+
+    -- joined to the scope, not compared with a subquery in the where clause: DuckDB then
+    -- skips the row groups of older history (a filter on the scan, known once the scope is)
+    -- instead of joining every completion of the history to its session and order first
+    -- (0.9 s at ten million events, against 0.1)
+    select events.*
+    from {{ ref('int_sessionized_events') }} as events
+    inner join recompute_scope
+        on events.event_at >= recompute_scope.recompute_from
+    where events.event_name = 'Order Completed'
+
+),
+
+recomputed_sessions as (
+
+    -- a session ends at its last event, so one holding a recomputed completion ends at or
+    -- after the scope
+    select sessions.*
+    from sessions
+    inner join recompute_scope
+        on sessions.session_end_at >= recompute_scope.recompute_from
+
+),
+
 orders as (
 
     select
@@ -173,13 +206,12 @@ orders as (
         date_trunc('minute', events.event_at) as minute_at,
         count(distinct events.order_id) as orders,
         sum(events.revenue) as revenue
-    from {{ ref('int_sessionized_events') }} as events
-    inner join sessions
+    from recomputed_completions as events
+    inner join recomputed_sessions as sessions
         on events.tenant_id = sessions.tenant_id
         and events.session_id = sessions.session_id
     {{ join_first_completions('events', ref('stg_orders'), 'first_completions') }}
     where {{ counted_completion('events', 'first_completions') }}
-        and events.event_at >= (select min(recompute_from) from bounds)
     group by all
 
 ),
