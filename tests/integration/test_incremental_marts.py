@@ -31,6 +31,7 @@ INCREMENTAL = {
     "stg_orders",
     "stg_experiment_exposures",
     "int_identity_map",
+    "int_customer_orders",
     "int_sessionized_events",
     "int_sessions",
     "fct_sessions",
@@ -221,6 +222,33 @@ SCOPE_EVENTS = [
 ]
 SCOPE_SESSIONS = [("e1", "20 08:00", 2), ("e1", "20 09:00", 1)]
 
+# Revenue velocity recomputes a tenant's minutes from the first one its changed sessions touch,
+# and reads the orders of those minutes with their sessions. v1's session starts before that
+# minute and holds an order after it: v2's new session (last increment) recomputes 10:05, which
+# must still count v1's order (a session is read when it ends, not starts, at or after the
+# minute).
+VELOCITY = "velocity"
+VELOCITY_EVENTS = [
+    [
+        event("v1", "v1", "page", "Home", at("09:50:00")),
+        event(
+            "v2",
+            "v1",
+            "track",
+            "Order Completed",
+            at("10:05:00"),
+            properties={"order_id": "vo1", "revenue": 10},
+        ),
+    ],
+    [],
+    [event("v3", "v2", "page", "Home", at("10:00:00"))],
+]
+VELOCITY_MINUTE = (
+    "select orders, revenue, cumulative_revenue from marts.mart_revenue_velocity "
+    "where tenant_id = 'velocity' and campaign = '(all)' "
+    "and minute_at = '2026-11-20 10:05:00+00'"
+)
+
 CLOCK = "clock"
 
 # Hand-built users of tenant "clock", whose clock-relative signals change while they send
@@ -319,7 +347,8 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
             + [(GOLD, message) for message in golden]
             + [(ATTR, message) for message in ATTRIBUTION[i]]
             + [(CLOCK, message) for message in CLOCK_EVENTS[i]]
-            + [(SCOPE, message) for message in SCOPE_EVENTS[i]],
+            + [(SCOPE, message) for message in SCOPE_EVENTS[i]]
+            + [(VELOCITY, message) for message in VELOCITY_EVENTS[i]],
             # an hour apart, so the loader's 30-minute window does not span two increments
             received=datetime.now(UTC) - timedelta(hours=increments - i),
         )
@@ -407,6 +436,7 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
         "from staging.stg_events where tenant_id = 'gold' and message_id = 'g7'",
     ) == [("d2", "20 09:00")]
 
+    assert workspace.warehouse_sql(VELOCITY_MINUTE) == [(1, Decimal("10.00"), Decimal("10.00"))]
     assert_attribution(workspace)
     assert (
         workspace.warehouse_sql(
