@@ -173,10 +173,14 @@ def buyer_signals(settings: Settings, keys: set[tuple[str, str]]) -> dict[tuple[
             {"t": [k[0] for k in keys], "u": [k[1] for k in keys]},
         )
         conn.register("wanted", wanted)
+        # Read by row id: the semi join reads only the two key columns, and the other columns
+        # of the few rows it keeps. On the rows themselves DuckDB read every column of every
+        # user first (0.6 s a pass with firings at ten million events, 0.05 s by row id).
         rows = (
             conn.execute(
-                "select s.* from marts.mart_buyer_signals s "
-                "semi join wanted on s.tenant_id = wanted.t and s.user_id = wanted.u"
+                "select s.* from marts.mart_buyer_signals s where s.rowid in ("
+                "select c.rowid from marts.mart_buyer_signals c "
+                "semi join wanted on c.tenant_id = wanted.t and c.user_id = wanted.u)"
             )
             .fetch_arrow_table()
             .to_pylist()
