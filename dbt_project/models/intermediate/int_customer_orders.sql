@@ -7,7 +7,7 @@
 -- Incremental by order: an order changes when stg_orders decides it again (a new order, or a
 -- late copy that takes the first completion) or when its device's identity changes (the device
 -- signed in, so its anonymous orders become the user's). Those orders are stitched again; the
--- rest are kept. Rebuilt whole, the table cost a session turn 0.8 s at ten million events.
+-- rest are kept, so a session turn costs what changed, not every order of the history.
 
 {{
     config(
