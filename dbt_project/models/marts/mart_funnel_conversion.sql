@@ -139,10 +139,10 @@ inner join funnels
     on with_rates.funnel_id = funnels.funnel_id
 {%- if recount_everything %}
 
--- a funnel removed from the seeds: its rows go
+-- a tombstone for every day kept: a day no attempt reaches any more (a funnel removed from the
+-- seeds, a first step edited) goes, the others are replaced by their recount above
 union all by name
 
 select distinct tenant_id, funnel_id, entry_date
 from {{ this }}
-where funnel_id not in (select funnel_id from funnels)
 {%- endif %}

@@ -45,7 +45,13 @@ all_events as not materialized (
 affected as (
 
     {% if recompute_everyone -%}
+    -- every user, and every key kept from before: one no user holds any more (a device that
+    -- signed in, a device aliased to another user) gets its tombstone too
     select distinct tenant_id, user_key from all_events
+
+    union
+
+    select distinct tenant_id, user_key from {{ this }}
     {%- else -%}
     {{ affected_user_keys(sessions, identity_map, incremental_watermark()) }}
     {%- endif %}
