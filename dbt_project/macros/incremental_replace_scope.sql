@@ -56,15 +56,27 @@
     {%- set floor = none %}
     {%- endif %}
     {%- if delta_key %}
-    insert into {{ log }}
-    select distinct
-        {% for key in delta_key %}existing.{{ key }}, {% endfor -%}
-        getvariable('lakepulse_change_seq'), getvariable('lakepulse_change_generation')
+    {#- The rows in scope are found once, with their row ids, then logged and deleted by row
+        id: finding them joins every row's scope keys (strings, millions of users) to the
+        batch's, and logging and deleting each did it again. Row ids stay put within the
+        transaction, which changes the target only here. -#}
+    {%- set replaced = '"' ~ batch.identifier ~ '__replaced"' %}
+    create or replace temporary table {{ replaced }} as
+    select existing.rowid as replaced_row_id, {% for key in delta_key %}existing.{{ key }}{{ ", " if not loop.last }}{% endfor %}
     from {{ target }} as existing
     where {{ in_replace_scope(scope, batch, floor) }};
-    {%- endif %}
+    insert into {{ log }}
+    select distinct
+        {% for key in delta_key %}{{ key }}, {% endfor -%}
+        getvariable('lakepulse_change_seq'), getvariable('lakepulse_change_generation')
+    from {{ replaced }};
+    delete from {{ target }}
+    where rowid in (select replaced_row_id from {{ replaced }});
+    drop table {{ replaced }};
+    {%- else %}
     delete from {{ target }} as existing
     where {{ in_replace_scope(scope, batch, floor) }};
+    {%- endif %}
     {%- endfor %}
     insert into {{ target }} ({{ columns }})
     select {{ columns }} from {{ batch }}

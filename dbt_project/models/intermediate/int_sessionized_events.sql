@@ -51,38 +51,15 @@
 ) %}
 {%- endif %}
 
+{#- the events' columns this model keeps -#}
+{%- set columns = [
+    'tenant_id', 'message_id', 'device_id', 'visitor_id', 'user_id', 'anonymous_id',
+    'event_type', 'event_name', 'event_at', 'loaded_at', 'page_path', 'page_url',
+    'page_referrer', 'utm_source', 'utm_medium', 'utm_campaign', 'device_class', 'order_id',
+    'revenue', 'product_id',
+] %}
+
 with
-
-events as (
-
-    select
-        tenant_id,
-        message_id,
-        device_id,
-        visitor_id,
-        user_id,
-        anonymous_id,
-        event_type,
-        event_name,
-        event_at,
-        loaded_at,
-        page_path,
-        page_url,
-        page_referrer,
-        utm_source,
-        utm_medium,
-        utm_campaign,
-        device_class,
-        order_id,
-        revenue,
-        product_id
-    from {{ ref('stg_events') }}
-    where {{ visits }}
-    {%- if is_incremental() %}
-        and event_at >= {{ scan_from }}
-    {%- endif %}
-
-),
 
 {% if is_incremental() -%}
 recompute_from as (
@@ -90,24 +67,33 @@ recompute_from as (
     {{ recompute_from }}
 
 ),
+{%- endif %}
 
-scoped as (
+event_keys as (
 
-    select events.*
-    from events
+    -- the visits to sessionize, by their keys alone: the windows below sort all they carry,
+    -- and the events' other columns (URLs, campaign fields) made them three times as slow;
+    -- those are read at the end, of these rows only, by row id
+    select
+        events.rowid as event_row,
+        events.tenant_id,
+        events.device_id,
+        events.message_id,
+        events.event_at
+    from {{ ref('stg_events') }} as events
+    {%- if is_incremental() %}
     inner join recompute_from
         on events.tenant_id = recompute_from.tenant_id
         and events.device_id = recompute_from.device_id
         and events.event_at >= recompute_from.cut_at
+    {%- endif %}
+    where events.event_type in ('page', 'screen', 'track')
+        and events.event_name is distinct from 'Trigger Fired'
+    {%- if is_incremental() %}
+        and events.event_at >= {{ scan_from }}
+    {%- endif %}
 
 ),
-{%- else -%}
-scoped as (
-
-    select * from events
-
-),
-{%- endif %}
 
 gaps as (
 
@@ -116,7 +102,7 @@ gaps as (
         lag(event_at) over (
             partition by tenant_id, device_id order by event_at, message_id
         ) as previous_event_at
-    from scoped
+    from event_keys
 
 ),
 
@@ -139,19 +125,35 @@ numbered as (
 
 ),
 
-sessionized as (
+session_starts as (
 
     select
-        *,
+        event_row,
         min(event_at) over (
             partition by tenant_id, device_id, session_number
         ) as session_start_at
     from numbered
 
+),
+
+sessionized as (
+
+    select
+        {%- for column in columns %}
+        events.{{ column }},
+        {%- endfor %}
+        session_starts.session_start_at
+    from {{ ref('stg_events') }} as events
+    inner join session_starts
+        on events.rowid = session_starts.event_row
+    {%- if is_incremental() %}
+    where events.event_at >= {{ scan_from }}
+    {%- endif %}
+
 )
 
 select
-    * exclude (previous_event_at, session_number),
+    *,
     md5(tenant_id || '|' || device_id || '|' || strftime(session_start_at, '%Y-%m-%dT%H:%M:%S.%f'))
         as session_id
 from sessionized

@@ -19,7 +19,7 @@
 
 {%- if is_incremental() %}
 {%- set touched %}
-    select tenant_id, min(date_trunc('minute', event_at)) as recompute_from
+    select tenant_id, min({{ utc_minute('event_at') }}) as recompute_from
     from {{ ref('stg_events') }}
     where loaded_at > {{ incremental_watermark('loaded_at') }}
         and event_type in ('page', 'screen', 'track') and event_name is distinct from 'Trigger Fired'
@@ -78,14 +78,14 @@ final as (
 
     select
         tenant_id,
-        date_trunc('minute', event_at) as minute_at,
+        {{ utc_minute('event_at') }} as minute_at,
         visitor_id,
         coalesce(bool_or(completes_order), false) as converted,
         count(distinct order_id) filter (where completes_order) as orders,
         coalesce(sum(revenue) filter (where completes_order), 0) as revenue,
         max(loaded_at) as loaded_at
     from events
-    group by tenant_id, date_trunc('minute', event_at), visitor_id
+    group by tenant_id, {{ utc_minute('event_at') }}, visitor_id
 
 )
 

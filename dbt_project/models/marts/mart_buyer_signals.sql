@@ -80,19 +80,19 @@ clock_windows as (
 
 ),
 
-figures_at_both_clocks as (
+clock_candidates as (
 
     -- only users the move can matter to, by cheap bounds first (a session start lies between
     -- first_seen_at and last_seen_at); the figures then decide exactly. The bounds are
     -- computed once per tenant in clock_windows: a day subtracted from a timestamptz per row
-    -- costs ~0.2 µs (calendar arithmetic), 0.7 s over 1.8 M users.
+    -- costs ~0.2 µs (calendar arithmetic), 0.7 s over 1.8 M users. Only narrow columns go
+    -- through this join and filter of every user: the lists of session starts are read after,
+    -- of the candidates alone (by row id).
     select
-        signals.tenant_id,
-        signals.user_key,
-        clock_windows.previous_as_of is null as tenant_is_new,
-        {{ buyer_clock_figures('signals', 'clock_windows.previous_as_of', '_before') }},
-        {{ buyer_clock_figures('signals', 'clock_windows.signals_as_of') }}
-    from signals
+        signals.rowid as signal_row,
+        clock_windows.previous_as_of,
+        clock_windows.signals_as_of
+    from {{ ref('int_buyer_signals') }} as signals
     inner join clock_windows
         on signals.tenant_id = clock_windows.tenant_id
     where clock_windows.previous_as_of is null
@@ -105,6 +105,20 @@ figures_at_both_clocks as (
             signals.first_seen_at <= clock_windows.later_minus_30d
             and signals.last_seen_at > clock_windows.earlier_minus_30d
         )
+
+),
+
+figures_at_both_clocks as (
+
+    select
+        signals.tenant_id,
+        signals.user_key,
+        clock_candidates.previous_as_of is null as tenant_is_new,
+        {{ buyer_clock_figures('signals', 'clock_candidates.previous_as_of', '_before') }},
+        {{ buyer_clock_figures('signals', 'clock_candidates.signals_as_of') }}
+    from {{ ref('int_buyer_signals') }} as signals
+    inner join clock_candidates
+        on signals.rowid = clock_candidates.signal_row
 
 ),
 

@@ -38,8 +38,8 @@
     from (
         select
             tenant_id,
-            min(date_trunc('minute', event_at)) as first_minute,
-            max(date_trunc('minute', event_at)) as last_minute
+            min({{ utc_minute('event_at') }}) as first_minute,
+            max({{ utc_minute('event_at') }}) as last_minute
         from {{ ref('stg_events') }}
         where loaded_at > {{ incremental_watermark() }}
             and event_type in ('page', 'screen', 'track') and event_name is distinct from 'Trigger Fired'

@@ -11,7 +11,7 @@
 
 {%- if is_incremental() %}
 {%- set changed_minutes %}
-    select distinct tenant_id, date_trunc('minute', event_at) as event_minute
+    select distinct tenant_id, {{ utc_minute('event_at') }} as event_minute
     from {{ ref('stg_events') }}
     where loaded_at > {{ incremental_watermark() }}
 {%- endset %}
@@ -34,30 +34,22 @@ changed_minutes as (
     {{ changed_minutes }}
 
 ),
+{%- endif %}
 
-events as (
-
-    select all_events.*
-    from all_events
-    semi join changed_minutes
-        on all_events.tenant_id = changed_minutes.tenant_id
-        and date_trunc('minute', all_events.event_at) = changed_minutes.event_minute
-    where all_events.event_at >= {{ scan_from }}
-
-),
-{%- else -%}
 events as (
 
     select * from all_events
+    {%- if is_incremental() %}
+    where event_at >= {{ scan_from }}
+    {%- endif %}
 
 ),
-{%- endif %}
 
 per_minute as (
 
     select
         tenant_id,
-        date_trunc('minute', event_at) as event_minute,
+        {{ utc_minute('event_at') }} as event_minute,
         event_type,
         event_name,
         count(*) as events,
@@ -68,6 +60,20 @@ per_minute as (
     from events
     group by all
 
+),
+
+final as (
+
+    select per_minute.*
+    from per_minute
+    {%- if is_incremental() %}
+    -- every minute from the earliest changed one is counted (a filter of the scan), then only
+    -- the changed ones kept: the join runs on the counts, not on every event read
+    semi join changed_minutes
+        on per_minute.tenant_id = changed_minutes.tenant_id
+        and per_minute.event_minute = changed_minutes.event_minute
+    {%- endif %}
+
 )
 
-select * from per_minute
+select * from final

@@ -14,7 +14,7 @@ per_minute as (
 
     select
         tenant_id,
-        date_trunc('minute', rejected_at) as rejected_minute,
+        {{ utc_minute('rejected_at') }} as rejected_minute,
         reason,
         count(*) as rejected_events,
         max(loaded_at) as last_loaded_at

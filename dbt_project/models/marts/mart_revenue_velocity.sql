@@ -87,7 +87,7 @@ last_minute as (
     select
         greatest(
             (select max(last_minute) from kept),
-            (select date_trunc('minute', max(session_end_at)) from changed_sessions)
+            (select {{ utc_minute('max(session_end_at)') }} from changed_sessions)
         ) as last_minute
 
 ),
@@ -101,12 +101,12 @@ bounds as (
         kept.launched_at as kept_launched_at,
         case
             when kept.launched_at is distinct from all_campaigns.launched_at
-                then date_trunc('minute', all_campaigns.launched_at)
+                then {{ utc_minute('all_campaigns.launched_at') }}
             else greatest(
-                date_trunc('minute', all_campaigns.launched_at),
+                {{ utc_minute('all_campaigns.launched_at') }},
                 least(
                     kept.last_minute + interval 1 minute,
-                    date_trunc('minute', changed_campaigns.since)
+                    {{ utc_minute('changed_campaigns.since') }}
                 )
             )
         end as recompute_from
@@ -138,7 +138,7 @@ carried as (
 {%- else -%}
 last_minute as (
 
-    select date_trunc('minute', max(session_end_at)) as last_minute from sessions
+    select {{ utc_minute('max(session_end_at)') }} as last_minute from sessions
 
 ),
 
@@ -148,7 +148,7 @@ bounds as (
         tenant_id,
         campaign,
         launched_at,
-        date_trunc('minute', launched_at) as recompute_from
+        {{ utc_minute('launched_at') }} as recompute_from
     from all_campaigns
 
 ),
@@ -202,7 +202,7 @@ orders as (
         events.tenant_id,
         sessions.utm_campaign,
         sessions.last_loaded_at,
-        date_trunc('minute', events.event_at) as minute_at,
+        {{ utc_minute('events.event_at') }} as minute_at,
         count(distinct events.order_id) as orders,
         sum(events.revenue) as revenue
     from recomputed_completions as events
@@ -274,7 +274,7 @@ select
     per_minute.campaign,
     per_minute.launched_at,
     per_minute.minute_at,
-    cast(date_diff('minute', date_trunc('minute', per_minute.launched_at), per_minute.minute_at)
+    cast(date_diff('minute', {{ utc_minute('per_minute.launched_at') }}, per_minute.minute_at)
         as integer) as minutes_since_launch,
     cast(per_minute.orders as bigint) as orders,
     cast(per_minute.revenue as decimal(38, 2)) as revenue,
@@ -297,7 +297,7 @@ left join carried
 -- a campaign whose launch moved: its rows from the earlier launch go too
 union all by name
 
-select tenant_id, campaign, date_trunc('minute', kept_launched_at) as minute_at
+select tenant_id, campaign, {{ utc_minute('kept_launched_at') }} as minute_at
 from bounds
 where kept_launched_at < launched_at
 {%- endif %}

@@ -85,7 +85,7 @@ windows as (
         and start.minute_number
             = now_.minute_number - definitions.current_minutes - definitions.baseline_minutes
     where now_.minute_number >= definitions.current_minutes + definitions.baseline_minutes
-        and now_.minute_at < date_trunc('minute', clocks.judged_at)
+        and now_.minute_at < {{ utc_minute('clocks.judged_at') }}
         and now_.minute_at >= clocks.judged_at - interval 1 hour
 
 ),

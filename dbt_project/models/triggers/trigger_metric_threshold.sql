@@ -55,7 +55,7 @@ measured as (
         on {{ trigger_applies('definitions', 'recent_windows.tenant_id') }}
         and recent_windows.window_minutes = definitions.window_minutes
     where (
-            recent_windows.window_end_at < date_trunc('minute', clocks.judged_at)
+            recent_windows.window_end_at < {{ utc_minute('clocks.judged_at') }}
             -- the filling minute too, where the condition can only stay true as it fills: a
             -- count or a sum `above` a value (an alert then waits for no minute to end)
             or (
