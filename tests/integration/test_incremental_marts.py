@@ -249,6 +249,43 @@ VELOCITY_MINUTE = (
     "and minute_at = '2026-11-20 10:05:00+00'"
 )
 
+# Sliding windows count a converting visitor once, whatever they do between orders: w1 orders
+# at 10:00, browses at 10:02 and orders again at 10:03 (a later increment); w2 only browses.
+# The 5-minute window ending at 10:03 holds both visitors, w1 converting (once), two orders.
+WINDOWS = "windows"
+WINDOWS_EVENTS = [
+    [
+        event("w1", "w1", "page", "Home", at("10:00:00")),
+        event(
+            "w2",
+            "w1",
+            "track",
+            "Order Completed",
+            at("10:00:30"),
+            properties={"order_id": "wo1", "revenue": 15},
+        ),
+        event("w3", "w2", "page", "Home", at("10:01:00")),
+    ],
+    [],
+    [
+        event("w4", "w1", "page", "Home", at("10:02:00")),
+        event(
+            "w5",
+            "w1",
+            "track",
+            "Order Completed",
+            at("10:03:00"),
+            properties={"order_id": "wo2", "revenue": 5},
+        ),
+    ],
+]
+WINDOWS_AT_1003 = (
+    "select window_minutes, visitors, converting_visitors, orders "
+    "from marts.mart_conversion_windows "
+    "where tenant_id = 'windows' and window_end_at = '2026-11-20 10:03:00+00' "
+    "order by window_minutes"
+)
+
 CLOCK = "clock"
 
 # Hand-built users of tenant "clock", whose clock-relative signals change while they send
@@ -348,7 +385,8 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
             + [(ATTR, message) for message in ATTRIBUTION[i]]
             + [(CLOCK, message) for message in CLOCK_EVENTS[i]]
             + [(SCOPE, message) for message in SCOPE_EVENTS[i]]
-            + [(VELOCITY, message) for message in VELOCITY_EVENTS[i]],
+            + [(VELOCITY, message) for message in VELOCITY_EVENTS[i]]
+            + [(WINDOWS, message) for message in WINDOWS_EVENTS[i]],
             # an hour apart, so the loader's 30-minute window does not span two increments
             received=datetime.now(UTC) - timedelta(hours=increments - i),
         )
@@ -437,6 +475,8 @@ def test_increments_equal_a_full_refresh_and_golden_answers(settings, workspace)
     ) == [("d2", "20 09:00")]
 
     assert workspace.warehouse_sql(VELOCITY_MINUTE) == [(1, Decimal("10.00"), Decimal("10.00"))]
+    # 1 minute (10:03): w1's second order; 5 and 60 minutes: w1 (converting once) and w2
+    assert workspace.warehouse_sql(WINDOWS_AT_1003) == [(1, 1, 1, 1), (5, 2, 1, 2), (60, 2, 1, 2)]
     assert_attribution(workspace)
     assert (
         workspace.warehouse_sql(

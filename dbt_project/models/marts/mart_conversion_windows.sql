@@ -110,8 +110,10 @@ with_next as (
         lead(minute_at) over (
             partition by tenant_id, visitor_id order by minute_at
         ) as next_active_at,
-        lead(minute_at) over (
-            partition by tenant_id, visitor_id, converted order by minute_at
+        -- the next converting minute, read on a converting one: in the same window as the
+        -- line above (one sort, not two)
+        lead(case when converted then minute_at end ignore nulls) over (
+            partition by tenant_id, visitor_id order by minute_at
         ) as next_converted_at
     from activity
 
