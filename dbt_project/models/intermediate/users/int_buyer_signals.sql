@@ -34,10 +34,7 @@ signal_events as (
         event_at,
         product_id,
         utm_source,
-        json_extract_string(properties, '$.partner_id') as partner_id,
-        coalesce(try_cast(json_extract(properties, '$.price') as decimal(18, 2)), 0)
-            * coalesce(try_cast(json_extract(properties, '$.quantity') as integer), 1)
-            as line_value
+        properties
     from {{ ref('stg_events') }}
     where (
         event_name in ('Product Viewed', 'Order Completed', {{ cart_events[1:-1] }})
@@ -58,8 +55,13 @@ possible_events as (
 
 stitched_events as (
 
+    -- the properties' fields read here, of the affected users' events only
     select
-        possible_events.*,
+        possible_events.* exclude (properties),
+        json_extract_string(possible_events.properties, '$.partner_id') as partner_id,
+        coalesce(try_cast(json_extract(possible_events.properties, '$.price') as decimal(18, 2)), 0)
+            * coalesce(try_cast(json_extract(possible_events.properties, '$.quantity') as integer), 1)
+            as line_value,
         {{ stitched_user_key('possible_events.user_id', 'possible_events.anonymous_id', 'identity.user_id') }}
             as user_key
     from possible_events
