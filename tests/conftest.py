@@ -114,6 +114,26 @@ def hold_lock(path: Path) -> subprocess.Popen:
     return holder
 
 
+def dbt_in_project_copy(settings: Settings, project: Path, *args: str) -> None:
+    """``dbt <args>`` on the warehouse of ``settings`` with the dbt project at ``project``: a
+    copy of the project an analyst edited (seeds, models), so other tests keep theirs."""
+    from lakepulse.warehouse.dbt import dbt_command
+
+    subprocess.run(
+        [
+            *dbt_command(settings, *args),
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+        ],
+        env=settings.process_env(),
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
+
+
 def landing_rows(path: Path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 

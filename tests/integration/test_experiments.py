@@ -14,8 +14,7 @@ from ingestion.landing import LandingLog
 from lakepulse.core.settings import DBT_PROJECT_DIR
 from lakepulse.demo.simulator import Experiment
 from lakepulse.operations.rebuild import run_build
-from lakepulse.warehouse.dbt import dbt_command
-from tests.conftest import SIM_CLOCK, land_simulated
+from tests.conftest import SIM_CLOCK, dbt_in_project_copy, land_simulated
 
 pytestmark = pytest.mark.integration
 
@@ -164,19 +163,7 @@ def test_an_unregistered_experiment_is_analysed_with_defaults_until_registered(
         seed.write('hero_banner,"Hero photo",plain,conversion,0.1,1000,,2020-01-01 00:00:00+00,\n')
     with (project / "seeds" / "experiment_variations.csv").open("a") as seed:
         seed.write("hero_banner,plain,0.25\nhero_banner,photo,0.75\n")
-    subprocess.run(
-        [
-            *dbt_command(settings, "build", *SELECT),
-            "--project-dir",
-            str(project),
-            "--profiles-dir",
-            str(project),
-        ],
-        env=settings.process_env(),
-        cwd=project,
-        check=True,
-        capture_output=True,
-    )
+    dbt_in_project_copy(settings, project, "build", *SELECT)
     assert workspace.warehouse_sql(
         query.replace("where", "where experiment_id = 'hero_banner' and")
     ) == [("hero_banner", True, "conversion", 0.1, 1000, "plain", [0.25, 0.75], 1)]

@@ -9,13 +9,12 @@ written from the history by hand: the days and steps that no longer exist must g
 from __future__ import annotations
 
 import shutil
-import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from lakepulse.core.settings import DBT_PROJECT_DIR
-from lakepulse.warehouse.dbt import dbt_command
+from tests.conftest import dbt_in_project_copy
 from tests.integration.test_incremental_marts import land
 
 pytestmark = pytest.mark.integration
@@ -61,19 +60,7 @@ def history() -> list[dict]:
 
 
 def build_edited(settings, project, *args: str) -> None:
-    subprocess.run(
-        [
-            *dbt_command(settings, "build", "--select", *FUNNEL_MODELS, *args),
-            "--project-dir",
-            str(project),
-            "--profiles-dir",
-            str(project),
-        ],
-        env=settings.process_env(),
-        cwd=project,
-        check=True,
-        capture_output=True,
-    )
+    dbt_in_project_copy(settings, project, "build", "--select", *FUNNEL_MODELS, *args)
 
 
 def test_an_edited_and_a_removed_funnel_recount_every_day(settings, workspace, tmp_path):

@@ -51,15 +51,39 @@
 ) %}
 {%- endif %}
 
-{#- the events' columns this model keeps -#}
-{%- set columns = [
-    'tenant_id', 'message_id', 'device_id', 'visitor_id', 'user_id', 'anonymous_id',
-    'event_type', 'event_name', 'event_at', 'loaded_at', 'page_path', 'page_url',
-    'page_referrer', 'utm_source', 'utm_medium', 'utm_campaign', 'device_class', 'order_id',
-    'revenue', 'product_id',
-] %}
 
 with
+
+events as (
+
+    select
+        tenant_id,
+        message_id,
+        device_id,
+        visitor_id,
+        user_id,
+        anonymous_id,
+        event_type,
+        event_name,
+        event_at,
+        loaded_at,
+        page_path,
+        page_url,
+        page_referrer,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        device_class,
+        order_id,
+        revenue,
+        product_id
+    from {{ ref('stg_events') }}
+    where {{ visits }}
+    {%- if is_incremental() %}
+        and event_at >= {{ scan_from }}
+    {%- endif %}
+
+),
 
 {% if is_incremental() -%}
 recompute_from as (
@@ -67,31 +91,30 @@ recompute_from as (
     {{ recompute_from }}
 
 ),
-{%- endif %}
 
-event_keys as (
+scoped as (
 
-    -- the visits to sessionize, by their keys alone: the windows below sort all they carry,
-    -- and the events' other columns (URLs, campaign fields) made them three times as slow;
-    -- those are read at the end, of these rows only, by row id
-    select
-        events.rowid as event_row,
-        events.tenant_id,
-        events.device_id,
-        events.message_id,
-        events.event_at
-    from {{ ref('stg_events') }} as events
-    {%- if is_incremental() %}
+    select events.*
+    from events
     inner join recompute_from
         on events.tenant_id = recompute_from.tenant_id
         and events.device_id = recompute_from.device_id
         and events.event_at >= recompute_from.cut_at
-    {%- endif %}
-    where events.event_type in ('page', 'screen', 'track')
-        and events.event_name is distinct from 'Trigger Fired'
-    {%- if is_incremental() %}
-        and events.event_at >= {{ scan_from }}
-    {%- endif %}
+
+),
+{%- else -%}
+scoped as (
+
+    select * from events
+
+),
+{%- endif %}
+
+event_keys as (
+
+    -- the windows below sort all they carry: the keys alone, not the events' other columns
+    -- (URLs, campaign fields), which made them three times as slow
+    select tenant_id, device_id, message_id, event_at from scoped
 
 ),
 
@@ -128,7 +151,8 @@ numbered as (
 session_starts as (
 
     select
-        event_row,
+        tenant_id,
+        message_id,
         min(event_at) over (
             partition by tenant_id, device_id, session_number
         ) as session_start_at
@@ -138,17 +162,12 @@ session_starts as (
 
 sessionized as (
 
-    select
-        {%- for column in columns %}
-        events.{{ column }},
-        {%- endfor %}
-        session_starts.session_start_at
-    from {{ ref('stg_events') }} as events
+    -- a message is one event of its tenant (stg_events keeps its first copy)
+    select scoped.*, session_starts.session_start_at
+    from scoped
     inner join session_starts
-        on events.rowid = session_starts.event_row
-    {%- if is_incremental() %}
-    where events.event_at >= {{ scan_from }}
-    {%- endif %}
+        on scoped.tenant_id = session_starts.tenant_id
+        and scoped.message_id = session_starts.message_id
 
 )
 
