@@ -51,7 +51,6 @@
 ) %}
 {%- endif %}
 
-
 with
 
 events as (
