@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lakepulse.core.settings import DBT_PROJECT_DIR, TELEMETRY_OFF, Settings
+from lakepulse.warehouse.dbt_schedule import remember_node_seconds, schedule_longest_path_first
 
 
 def dbt_executable() -> str:
@@ -209,6 +210,7 @@ class WarmDbt:
         os.environ.update(TELEMETRY_OFF | {"LAKEPULSE_HOME": str(settings.home)})
         settings.ensure_dirs()
         skip_unlogged_events()
+        schedule_longest_path_first()
         self._runner_class = dbtRunner
         self._manifest: Any = None
         self._parsed_at = 0.0
@@ -264,6 +266,7 @@ class WarmDbt:
             raise
         if not self.keep_open or not result.success:
             _close_warehouse()  # a failed build's database is opened afresh
+        remember_node_seconds(getattr(result.result, "results", None) or [])
         if not result.success:
             failed = [
                 f"{r.node.name}: {(r.message or '').strip()[:300]}"
