@@ -61,11 +61,12 @@ HISTORY_ENV = "LAKEPULSE_DEMO_HISTORY"
 BUILD_SELECT = (
     "--select",
     "+int_customer_orders",
-    "+int_tenant_clocks",
+    "+int_session_clocks",
     "+int_session_features",
     "+mart_campaign_forecast",
 )
-"""What the fits read, and the campaign forecasts; the pipeline worker builds the rest."""
+"""What the fits read (the clock with the session tier's copy of it, which the predictions read),
+and the campaign forecasts; the pipeline worker builds the rest."""
 
 
 # --- customers: BG/NBD + Gamma-Gamma ------------------------------------------------------

@@ -75,8 +75,9 @@ class TierPlan:
     served: dict[str, ServedMart]
     """The marts published to PostgreSQL (their YAML's ``meta: publish:``)."""
     reads: dict[str, frozenset[str]] = field(default_factory=dict)
-    """Model name -> what it reads: model names, and ``source:<name>`` for each source (seeds,
-    which no cycle changes, are left out)."""
+    """Model name -> what it reads: model names, and ``source:<name>`` for each source. What no
+    cycle changes is left out: seeds, and the sources whose YAML says ``meta: edited_by_hand:
+    true`` (the trigger definitions, written again only when someone edits triggers.yml)."""
 
     def marts(self, tier: str) -> dict[str, ServedMart]:
         """The published marts built in ``tier``."""
@@ -114,20 +115,26 @@ def _plan(manifest_path: Path, written_ns: int) -> TierPlan:
 def tier_plan_of(manifest: Mapping[str, Any]) -> TierPlan:
     """:func:`tier_plan` of a manifest already parsed."""
     models = [node for node in manifest["nodes"].values() if node["resource_type"] == "model"]
+    by_hand = {
+        unique_id
+        for unique_id, source in manifest.get("sources", {}).items()
+        if source.get("meta", {}).get("edited_by_hand")
+    }
     return TierPlan(
         {node["name"]: node["config"].get("meta", {}).get("tier", "") for node in models},
         served_marts_of(manifest),
-        {node["name"]: _reads(node) for node in models},
+        {node["name"]: _reads(node, by_hand) for node in models},
     )
 
 
-def _reads(node: dict) -> frozenset[str]:
-    """What a model reads (see :attr:`TierPlan.reads`), from its parsed ``depends_on``."""
+def _reads(node: dict, edited_by_hand: set[str]) -> frozenset[str]:
+    """What a model reads (see :attr:`TierPlan.reads`), from its parsed ``depends_on``; the
+    sources in ``edited_by_hand`` (unique ids) are left out."""
     reads = set()
     for upstream in node["depends_on"]["nodes"]:
         kind, _, rest = upstream.partition(".")
         if kind == "model":
             reads.add(rest.split(".")[-1])
-        elif kind == "source":
+        elif kind == "source" and upstream not in edited_by_hand:
             reads.add(f"source:{rest}")
     return frozenset(reads)

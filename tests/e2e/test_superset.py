@@ -157,7 +157,7 @@ def land_prediction_history(settings, workspace) -> None:
     land(settings, messages, tenant=PREDICTING)
     workspace.ingest()
     workspace.build(
-        "--select", "+int_customer_orders", "+int_tenant_clocks", "+int_session_features"
+        "--select", "+int_customer_orders", "+int_session_clocks", "+int_session_features"
     )
     assert [r.error for r in fit_predictions(settings, [PREDICTING])] == [None]
     assert [r.error for r in fit_propensity(settings, [PREDICTING])] == [None]

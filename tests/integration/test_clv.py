@@ -62,7 +62,7 @@ def p_alive(params: dict, x: int, t_x: float, age: float) -> float:
     return 1.0 / (1.0 + (a / (b + x - 1)) * ((alpha + age) / (alpha + t_x)) ** (r + x))
 
 
-SELECT = ("--select", "+int_customer_orders", "+int_tenant_clocks")
+SELECT = ("--select", "+int_customer_orders", "+int_session_clocks")
 MARTS = ("--select", "mart_clv_model", "mart_customer_predictions")
 
 

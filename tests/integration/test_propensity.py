@@ -139,10 +139,10 @@ def test_propensity_is_learnt_from_sessions_and_scores_the_live_ones(settings, w
     # first load, visits cut by it) equal a full rebuild's.
     sent = simulate(settings, hold_from=START + timedelta(days=6, hours=12))
     workspace.ingest()
-    workspace.build("--select", "+int_session_features", "+int_tenant_clocks")
+    workspace.build("--select", "+int_session_features", "+int_session_clocks")
     LandingLog(settings.landing_dir).write("shop", "events", sent["later"])
     workspace.ingest()
-    workspace.build("--select", "+int_session_features", "+int_tenant_clocks")
+    workspace.build("--select", "+int_session_features", "+int_session_clocks")
     query = "select * exclude (last_loaded_at) from intermediate.int_session_features order by 2"
     incremental = workspace.warehouse_sql(query)
     workspace.build("--full-refresh", "--select", "int_session_features")

@@ -126,3 +126,17 @@ def test_every_test_of_a_tier_runs_in_exactly_one_of_its_waves(settings, manifes
         for test in by_wave[0]:  # a first-wave test reads no model of the second wave
             read = {up.split(".")[-1] for up in nodes[test]["depends_on"]["nodes"]}
             assert not read & waves[1], (tier, test)
+
+
+def test_the_session_turn_judges_by_its_own_clock(settings, manifest):
+    """The session tier's trigger kinds and predictions read the clock copied in the turn's
+    first wave (int_session_clocks), so they are built after it, while no session model built
+    after the first wave reads the live tier (whose clock moves between the waves)."""
+    settings.dbt_manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.dbt_manifest_path.write_text(json.dumps(manifest))
+    plan = tier_plan(settings.dbt_manifest_path)
+    first, later = plan.waves("session")
+    assert "int_session_clocks" in first
+    assert {"trigger_inactive", "trigger_abandoned_cart", "mart_customer_predictions"} <= later
+    live = plan.of("live")
+    assert {model: plan.reads[model] & live for model in later if plan.reads[model] & live} == {}

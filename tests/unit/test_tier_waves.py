@@ -3,7 +3,7 @@ inside it, in the first wave; the rest after it."""
 
 from __future__ import annotations
 
-from lakepulse.warehouse.tiers import TierPlan
+from lakepulse.warehouse.tiers import TierPlan, tier_plan_of
 
 MODELS = {
     "stg_events": "live",
@@ -53,3 +53,45 @@ def test_a_tier_that_reads_nothing_outside_is_one_wave():
     plan = TierPlan({"a": "daily", "b": "daily"}, {}, {"a": frozenset(), "b": frozenset({"a"})})
     assert plan.waves("daily") == [{"a", "b"}]
     assert plan.waves("session") == []
+
+
+def _manifest(sources: dict[str, dict], models: dict[str, tuple[str, list[str]]]) -> dict:
+    """A parsed manifest's shape, as tier_plan_of reads it: models (tier, what they read) and
+    sources (their meta)."""
+    return {
+        "sources": {f"source.p.{name}": {"meta": meta} for name, meta in sources.items()},
+        "nodes": {
+            f"model.p.{name}": {
+                "name": name,
+                "resource_type": "model",
+                "fqn": ["p", "intermediate", name],
+                "config": {"meta": {"tier": tier}},
+                "depends_on": {"nodes": reads},
+            }
+            for name, (tier, reads) in models.items()
+        },
+    }
+
+
+def test_a_source_edited_by_hand_is_read_like_a_seed():
+    """The trigger definitions change only when someone edits triggers.yml: a kind that reads
+    them and its tier's own models is built after the first wave; a source the cycles write
+    (the firings) still puts its readers first."""
+    manifest = _manifest(
+        {"triggers.definitions": {"edited_by_hand": True}, "triggers.firings": {}},
+        {
+            "stg_events": ("live", []),
+            "int_sessions": ("session", ["model.p.stg_events"]),
+            "trigger_inactive": (
+                "session",
+                ["model.p.int_sessions", "source.p.triggers.definitions"],
+            ),
+            "fct_trigger_firings": ("session", ["source.p.triggers.firings"]),
+        },
+    )
+    plan = tier_plan_of(manifest)
+    assert plan.reads["trigger_inactive"] == frozenset({"int_sessions"})
+    assert plan.waves("session") == [
+        {"int_sessions", "fct_trigger_firings"},
+        {"trigger_inactive"},
+    ]

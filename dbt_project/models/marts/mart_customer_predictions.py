@@ -37,7 +37,7 @@ def model(dbt, session):
     dbt.config(materialized="table")
     orders = dbt.ref("int_customer_orders").df()
     clocks = (
-        dbt.ref("int_tenant_clocks")
+        dbt.ref("int_session_clocks")
         .project("tenant_id, cast(timezone('UTC', judged_at) as date) as observation_end")
         .df()
     )

@@ -36,7 +36,7 @@ def model(dbt, session):
     dbt.config(materialized="table")
     home = Path(os.environ.get("LAKEPULSE_HOME", "../.lakepulse"))
     models = load_propensity_models(home / "models" / "propensity", propensity.signature())
-    clocks = dbt.ref("int_tenant_clocks").df()
+    clocks = dbt.ref("int_session_clocks").df()
     features = dbt.ref("int_session_features")
     frames = []
     for tenant_id, judged_at in zip(clocks["tenant_id"], clocks["judged_at"], strict=True):

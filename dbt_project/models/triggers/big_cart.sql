@@ -4,7 +4,7 @@
 -- occurred_at and payload (JSON text); a `trigger` column is optional (rows of other names
 -- are ignored). Analytics engineers write SQL; lakepulse fires each occurrence once.
 --
--- Like the built-in kinds, it looks back one day on the tenant's clock (int_tenant_clocks): a
+-- Like the built-in kinds, it looks back one day on the tenant's clock (int_session_clocks): a
 -- trigger added to a shop with months of history fires for the carts of now, not for every big
 -- cart ever left open (at ten million events of history, 13,000 stale alerts at once).
 
@@ -19,7 +19,7 @@ carts as (
 
 clocks as (
 
-    select * from {{ ref('int_tenant_clocks') }}
+    select * from {{ ref('int_session_clocks') }}
 
 ),
 

@@ -8,7 +8,7 @@
     kind='bounced_visit',
     params={'max_seconds': 'double'},
     sessions=ref('int_sessions'),
-    clocks=ref('int_tenant_clocks'),
+    clocks=ref('int_session_clocks'),
     occurred_at='sessions.session_end_at + ' ~ timeout,
     payload_columns=['user_id', 'session_id', 'landing_page', 'channel', 'duration_s'],
     condition="sessions.page_views = 1

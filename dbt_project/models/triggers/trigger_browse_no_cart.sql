@@ -7,7 +7,7 @@
     kind='browse_no_cart',
     params={'min_minutes': 'double'},
     sessions=ref('int_sessions'),
-    clocks=ref('int_tenant_clocks'),
+    clocks=ref('int_session_clocks'),
     occurred_at='sessions.session_start_at + ' ~ minutes_interval('definitions.min_minutes'),
     payload_columns=['user_id', 'session_id', 'landing_page', 'page_views', 'duration_s'],
     condition="sessions.first_product_added_at is null

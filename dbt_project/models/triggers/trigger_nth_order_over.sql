@@ -13,7 +13,7 @@ definitions as (
 
 clocks as not materialized (
 
-    select * from {{ ref('int_tenant_clocks') }}
+    select * from {{ ref('int_session_clocks') }}
 
 ),
 
