@@ -13,8 +13,10 @@ wave it follows, so a wave's length is on the live tier's latency.
 :func:`schedule_longest_path_first` gives dbt's queue another priority: a node's own seconds
 plus the longest chain of seconds after it (the classic list scheduling of a task graph on a
 few workers). A node's seconds are those it took the last time this process ran it
-(:func:`remember_node_seconds`), and a guess by kind before it ever ran. Only the order
-changes: a node still starts only once everything it needs is done."""
+(:func:`remember_node_seconds`), and a guess by kind before it ever ran. And dbt's main
+thread takes a node from the queue only when one of dbt's threads is free, so a node that
+becomes ready late is not queued behind every short node handed over before it. Only the
+order changes: a node still starts only once everything it needs is done."""
 
 from __future__ import annotations
 
@@ -90,9 +92,14 @@ def _children_first(successors: Mapping[str, Iterable[str]]) -> list[str]:
 @functools.cache
 def schedule_longest_path_first() -> None:
     """Make every dbt build of this process take its ready nodes longest path first (see the
-    module docstring). Idempotent. It replaces ``GraphQueue._get_scores`` of the dbt-core
-    pinned in ``requirements.lock``, which a unit test checks is still there and still used."""
+    module docstring). Idempotent. Two methods of the dbt-core pinned in
+    ``requirements.lock`` are replaced, and unit tests check they are still there and used:
+
+    - ``GraphQueue._get_scores``, the queue's priority;
+    - ``GraphRunnableTask.run_queue``, so that a node is taken from the queue only when one of
+      dbt's threads is free (:func:`_take_when_a_thread_is_free`)."""
     from dbt.graph.queue import GraphQueue
+    from dbt.task.runnable import GraphRunnableTask
 
     def _get_scores(self: Any, graph: Any) -> dict[str, float]:
         successors = {node: list(graph.successors(node)) for node in graph.nodes()}
@@ -100,3 +107,40 @@ def schedule_longest_path_first() -> None:
 
     GraphQueue.dbt_get_scores = GraphQueue._get_scores  # dbt's own, kept for comparison
     GraphQueue._get_scores = _get_scores
+    GraphRunnableTask.dbt_run_queue = GraphRunnableTask.run_queue
+    GraphRunnableTask.run_queue = _take_when_a_thread_is_free(GraphRunnableTask.run_queue)
+
+
+def _take_when_a_thread_is_free(run_queue: Any) -> Any:
+    """dbt's ``run_queue``, taking a node from the queue only when one of its threads is free.
+
+    dbt's main thread takes every node from the queue as soon as it is ready and hands it to
+    its thread pool, which runs what it was handed first come, first served: the priority
+    then orders only the nodes that became ready together. In a session wave at ten million
+    events, ``int_funnel_progress``, ready after ``int_funnel_events``, waited a second behind
+    eight trigger models and a dozen tests handed over before it. Holding the main thread
+    until a thread is free makes each free thread take the best node ready at that moment."""
+
+    @functools.wraps(run_queue)
+    def run_queue_when_free(self: Any, pool: Any) -> None:
+        free_threads = threading.Semaphore(max(1, int(self.config.threads or 1)))
+        hand_over = self.handle_job_queue
+
+        def handle_job_queue(pool: Any, callback: Any) -> None:
+            free_threads.acquire()
+
+            def done(result: Any) -> None:
+                try:
+                    callback(result)  # marks the node done: what it unblocks is queued first
+                finally:
+                    free_threads.release()
+
+            hand_over(pool, done)
+
+        self.handle_job_queue = handle_job_queue
+        try:
+            run_queue(self, pool)
+        finally:
+            del self.handle_job_queue
+
+    return run_queue_when_free
