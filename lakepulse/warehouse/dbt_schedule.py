@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Iterable, Mapping
+from graphlib import TopologicalSorter
 from typing import Any
 
 FIRST_GUESS_S = {"model": 0.3, "test": 0.03}
@@ -64,29 +65,11 @@ def longest_path_scores(
     chain that starts at it (its own included). ``successors`` maps every node to the nodes
     that wait for it; the graph has no cycle (dbt refuses one)."""
     remaining: dict[str, float] = {}
-    for node in _children_first(successors):
+    # graphlib orders a node after what the mapping lists for it: here, after its successors
+    for node in TopologicalSorter(successors).static_order():
         after = max((remaining[child] for child in successors[node]), default=0.0)
         remaining[node] = seconds[node] + after
     return {node: -chain for node, chain in remaining.items()}
-
-
-def _children_first(successors: Mapping[str, Iterable[str]]) -> list[str]:
-    """The nodes in an order where each one comes after every node that waits for it."""
-    ordered: list[str] = []
-    done: set[str] = set()
-    for root in successors:
-        stack: list[tuple[str, bool]] = [(root, False)]
-        while stack:
-            node, children_done = stack.pop()
-            if node in done:
-                continue
-            if children_done:
-                done.add(node)
-                ordered.append(node)
-                continue
-            stack.append((node, True))
-            stack.extend((child, False) for child in successors[node] if child not in done)
-    return ordered
 
 
 @functools.cache
